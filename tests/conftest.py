@@ -1,0 +1,38 @@
+"""Shared fixtures. The real vLLM engine is started once per test session (it takes ~40-60 s)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttscale.graders.math import MathGrader
+
+
+@pytest.fixture(scope="session")
+def grader():
+    with MathGrader(workers=2, timeout=10.0) as g:
+        yield g
+
+
+@pytest.fixture(scope="session")
+def smollm2_path():
+    from ttscale.build import build_model_path
+    from ttscale.cli import conf_dir
+    import yaml
+
+    cfg = yaml.safe_load((conf_dir() / "model" / "smollm2-135m.yaml").read_text())
+    cfg.pop("defaults", None)
+    return build_model_path(cfg)
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(smollm2_path):
+    from ttscale.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(
+        smollm2_path,
+        seed=0,
+        engine_args={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048},
+        env={"VLLM_CPU_KVCACHE_SPACE": 2, "VLLM_CPU_OMP_THREADS_BIND": "all"},
+    )
+    yield backend
+    backend.close()

@@ -1,0 +1,83 @@
+"""The real vLLM CPU engine with SmolLM2-135M: one engine for the whole module."""
+
+import asyncio
+
+import pytest
+
+from ttscale import DatasetSpec, PromptTemplate, load_problems, run, self_consistency
+from ttscale.strategies import best_of_n
+from ttscale.types import SamplingParams
+
+pytestmark = pytest.mark.integration
+
+
+def fixture_problems(k):
+    spec = DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k", id_prefix="gsm8k-test", limit=k)
+    template = PromptTemplate(user="{question}", system="Solve step by step. End with: The answer is N.")
+    return template.apply(load_problems(spec))
+
+
+def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
+    msgs = [{"role": "user", "content": "Count: one, two, three, four, five, six."}]
+    params = SamplingParams(n=3, temperature=0.8, max_tokens=40, logprobs=2, stop=(",",), include_stop=True)
+    out = asyncio.run(vllm_backend.generate(msgs, params))
+    assert len(out.completions) == 3
+    assert out.prompt_tokens == len(vllm_backend.encode(msgs)) > 10
+    for c in out.completions:
+        assert c.num_tokens == len(c.token_logprobs) > 0
+        assert c.cumulative_logprob < 0
+        assert all(len(t.top) >= 2 for t in c.token_logprobs)  # top-2 (+ the sampled token)
+        if c.finish_reason == "stop":
+            assert c.text.endswith(",")  # the stop string is kept
+        assert "," not in c.text[:-1]
+
+
+def test_greedy_is_repeatable_and_prefix_cache_hits(vllm_backend):
+    long_system = "You are a careful assistant. " * 40  # several KV blocks of shared prefix
+    msgs = [{"role": "system", "content": long_system}, {"role": "user", "content": "What is 2+3?"}]
+    params = SamplingParams(temperature=0.0, max_tokens=24)
+    first = asyncio.run(vllm_backend.generate(msgs, params))
+    second = asyncio.run(vllm_backend.generate(msgs, params))
+    assert first.completions[0].text == second.completions[0].text
+    assert second.cached_prompt_tokens > 0
+
+
+def test_continue_final_message(vllm_backend):
+    msgs = [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "2 + 3 ="}]
+    ids = vllm_backend.encode(msgs, continue_final_message=True)
+    assert vllm_backend.tokenizer.decode(ids).rstrip().endswith("2 + 3 =")
+    out = asyncio.run(vllm_backend.generate(msgs, SamplingParams(temperature=0.0, max_tokens=8,
+                                                                  continue_final_message=True)))
+    assert out.completions[0].num_tokens > 0
+
+
+def test_cancelling_a_request_aborts_it(vllm_backend):
+    async def scenario():
+        task = asyncio.create_task(vllm_backend.generate("Write a long story.", SamplingParams(max_tokens=2000)))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # the engine keeps serving
+        return await vllm_backend.generate("Hi", SamplingParams(max_tokens=4, temperature=0.0))
+
+    assert asyncio.run(scenario()).completions[0].num_tokens > 0
+
+
+def test_self_consistency_end_to_end(vllm_backend, grader, tmp_path):
+    problems = fixture_problems(3)
+    strategy = self_consistency(n=3, params=SamplingParams(temperature=0.8, top_p=0.95, max_tokens=160))
+    outcome = run(strategy, problems, vllm_backend, output=tmp_path / "r.jsonl", grader=grader, progress=False)
+    assert outcome.summary["problems"] == 3 and outcome.summary["errors"] == 0
+    for result in outcome.results:
+        assert len(result.candidates) == 3
+        assert result.usage.completion_tokens == sum(c.num_tokens for c in result.candidates) > 0
+        assert result.correct in (True, False)
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3
+
+
+def test_best_of_n_end_to_end(vllm_backend, grader):
+    outcome = run(best_of_n(n=2, params=SamplingParams(temperature=0.8, max_tokens=96)), fixture_problems(2),
+                  vllm_backend, grader=grader, progress=False)
+    for result in outcome.results:
+        assert all(c.score is not None and c.score <= 0 for c in result.candidates)

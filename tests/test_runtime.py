@@ -1,0 +1,75 @@
+import asyncio
+import json
+
+from ttscale import run, self_consistency
+from ttscale.backends.scripted import ScriptedBackend
+from ttscale.runtime import arun, load_results
+from ttscale.types import Problem
+
+
+def problems(k=6):
+    return [Problem(id=f"p{i}", question=f"question {i}", answer=str(i)) for i in range(k)]
+
+
+def answer_script(prompt, params, index):
+    """Answers problem i with i, except problem 3 (wrong) and problem 4 (raises)."""
+    i = int(prompt.split()[-1])
+    if i == 4:
+        raise RuntimeError("backend exploded on problem 4")
+    return f"\\boxed{{{i if i != 3 else 99}}}"
+
+
+def test_runs_concurrently_grades_and_isolates_failures(tmp_path, grader):
+    backend = ScriptedBackend(answer_script, delay=0.05)
+    outcome = run(self_consistency(n=2), problems(), backend, output=tmp_path / "r.jsonl", grader=grader,
+                  progress=False, concurrency=4)
+    by_id = {r.problem_id: r for r in outcome.results}
+    assert by_id["p4"].error == "RuntimeError: backend exploded on problem 4"
+    assert by_id["p3"].correct is False and by_id["p0"].correct is True
+    assert outcome.summary["errors"] == 1
+    assert outcome.summary["accuracy"] == 4 / 6
+    assert backend.max_in_flight == 4  # bounded concurrency, really concurrent
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all(json.loads(line)["problem_id"] for line in lines)
+
+
+def test_resume_skips_finished_problems_and_cuts_a_partial_line(tmp_path, grader):
+    out = tmp_path / "r.jsonl"
+    first = ScriptedBackend(answer_script)
+    run(self_consistency(n=1), problems(3), first, output=out, grader=grader, progress=False)
+    with open(out, "a") as handle:
+        handle.write('{"problem_id": "p9", "answ')  # a write killed half-way
+    second = ScriptedBackend(answer_script)
+    outcome = run(self_consistency(n=1), problems(6), second, output=out, grader=grader, progress=False)
+    assert len(second.calls) == 3  # only p3, p4, p5
+    assert outcome.summary["resumed"] == 3
+    assert sorted(load_results(out)) == [f"p{i}" for i in range(6)]
+    assert [r.problem_id for r in outcome.results] == [f"p{i}" for i in range(6)]
+
+
+def test_candidates_are_graded_for_pass_at_n(grader):
+    def script(prompt, params, index):
+        return ["\\boxed{5}", "\\boxed{5}", "\\boxed{1}"][index]
+
+    outcome = run(self_consistency(n=3), [Problem(id="a", question="q 1", answer="1")], ScriptedBackend(script),
+                  grader=grader, progress=False)
+    result = outcome.results[0]
+    assert result.correct is False
+    assert [c.correct for c in result.candidates] == [False, False, True]
+    assert outcome.summary["pass_at_n"] == 1.0
+
+
+def test_run_works_inside_a_running_event_loop(grader):
+    async def notebook_cell():
+        return run(self_consistency(n=1), problems(2), ScriptedBackend(answer_script), grader=grader, progress=False)
+
+    outcome = asyncio.run(notebook_cell())
+    assert outcome.summary["accuracy"] == 1.0
+
+
+def test_arun_and_duplicate_ids(grader):
+    import pytest
+
+    dup = [Problem(id="x", question="q 1"), Problem(id="x", question="q 2")]
+    with pytest.raises(ValueError, match="unique"):
+        asyncio.run(arun(self_consistency(n=1), dup, ScriptedBackend(answer_script), grader=grader, progress=False))

@@ -1,0 +1,16 @@
+"""ttscale: test-time scaling of LLM reasoning. A strategy is async code for one problem; the
+runtime runs many problems at once and the backend batches their requests."""
+
+from ttscale.data import DatasetSpec, PromptTemplate, load_problems
+from ttscale.graders import MathGrader, extract_answer, grade_batch, is_equivalent
+from ttscale.runtime import RunResult, arun, run
+from ttscale.strategies import Strategy, best_of_n, self_consistency
+from ttscale.types import Completion, Problem, Result, SamplingParams, Trajectory, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Completion", "DatasetSpec", "MathGrader", "Problem", "PromptTemplate", "Result", "RunResult",
+    "SamplingParams", "Strategy", "Trajectory", "Usage", "arun", "best_of_n", "extract_answer",
+    "grade_batch", "is_equivalent", "load_problems", "run", "self_consistency",
+]

@@ -1,0 +1,68 @@
+"""A deterministic test double: completions come from a script, not a model."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams
+
+Script = Callable[[str, SamplingParams, int], "str | Completion"]
+
+
+def prompt_text(prompt: Prompt) -> str:
+    """The prompt as plain text: raw text as is, chat messages' contents joined by newlines."""
+    if isinstance(prompt, str):
+        return prompt
+    return "\n".join(m["content"] for m in prompt)
+
+
+def count_tokens(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass
+class ScriptedCall:
+    prompt: str
+    params: SamplingParams
+
+
+class ScriptedBackend:
+    """Calls `script(prompt_text, params, sample_index)` for each of the n samples of a call.
+
+    The script returns the completion text (tokens counted as whitespace words, logprob -0.1 per
+    token) or a full Completion. It may raise, to test failure isolation. Every call is recorded in
+    `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
+    records the most calls that were awaiting at once.
+    """
+
+    def __init__(self, script: Script, delay: float = 0.0):
+        self.script = script
+        self.delay = delay
+        self.calls: list[ScriptedCall] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
+        text = prompt_text(prompt)
+        self.calls.append(ScriptedCall(text, params))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            completions = [self._complete(text, params, i) for i in range(params.n)]
+        finally:
+            self.in_flight -= 1
+        return GenerateOutput(completions=completions, prompt_tokens=count_tokens(text))
+
+    def _complete(self, text: str, params: SamplingParams, index: int) -> Completion:
+        out = self.script(text, params, index)
+        if isinstance(out, Completion):
+            return out
+        tokens = count_tokens(out)
+        return Completion(text=out, num_tokens=tokens, finish_reason="stop", cumulative_logprob=-0.1 * tokens)
+
+    def close(self) -> None:
+        pass

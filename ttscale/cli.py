@@ -1,0 +1,208 @@
+"""The `ttscale` command: a Hydra app over conf/ (groups model, backend, strategy, dataset).
+
+    ttscale                                        # the default run (see conf/config.yaml)
+    ttscale strategy=best_of_n strategy.n=16
+    ttscale -m strategy.n=1,4,16                   # a sweep; one engine serves every job
+
+Each run's folder holds config.yaml (resolved), results.jsonl (one line per problem, appended as
+problems finish) and summary.json. Rerunning into the same folder (hydra.run.dir=...) resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+CONFIG_NAME = "config"
+RUNTIME_KEYS = ("concurrency", "progress", "grader")  # may change when a run resumes
+
+
+def conf_dir() -> Path:
+    """conf/ inside the installed package (wheel), else the repository's top-level conf/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / f"{CONFIG_NAME}.yaml").exists():
+            return candidate
+    raise FileNotFoundError("ttscale's conf/ folder is missing from this installation")
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists to check: every sweep at its first value, then each other sweep value once
+    (not the full product: a bad value shows up in one of them)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = [o for o in OverridesParser.create().parse_overrides(overrides) if not o.is_hydra_override()]
+    values: list[list[str]] = []
+    for override in parsed:
+        if override.is_sweep_override():
+            try:
+                options = [f"{override.get_key_element()}={v}" for v in override.sweep_string_iterator()]
+            except Exception:  # range/interval sweeps: not checked here
+                options = []
+            values.append(options)
+        else:
+            values.append([override.input_line])
+    base = [v[0] for v in values if v]
+    variants = [base]
+    for i, options in enumerate(values):
+        for option in options[1:]:
+            variant = list(base)
+            variant[sum(1 for v in values[:i] if v)] = option
+            variants.append(variant)
+    return variants
+
+
+def _explain(exc: Exception, overrides: list[str]) -> str:
+    """One line from a Hydra/OmegaConf composition error: the key, and the valid keys or choices."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    text = str(exc)
+    if "Could not find '" in text:
+        missing = text.split("Could not find '", 1)[1].split("'", 1)[0]
+        group, _, name = missing.rpartition("/")
+        listing = text.split("Available options", 1)[1].split("Config search path", 1)[0] if "Available options" in text else ""
+        options = [ln.strip() for ln in listing.splitlines()[1:] if ln.strip()]
+        options = [o for o in options if not o.endswith("_schema") and not o.startswith("_")]
+        return f"{group}={name} is not a known choice; choose one of: {', '.join(options) or '(none)'}"
+    cause = exc
+    while cause is not None and not isinstance(cause, OmegaConfBaseException):
+        cause = cause.__cause__
+    if cause is not None:
+        key = getattr(cause, "full_key", None) or ""
+        reason = str(cause).strip().splitlines()[0]
+        if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+            parent = key.rpartition(".")[0]
+            keys = ", ".join(_keys_of(parent, overrides))
+            return f"unknown config key '{key}'; {parent or 'the top level'} has keys: {keys}"
+        return f"bad value for '{key}': {reason}"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _keys_of(parent: str, overrides: list[str]) -> list[str]:
+    from hydra import compose
+    from omegaconf import OmegaConf
+
+    groups = [o for o in overrides if "=" in o and (conf_dir() / o.split("=", 1)[0]).is_dir()]
+    try:
+        cfg = compose(config_name=CONFIG_NAME, overrides=groups)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        return sorted(str(k) for k in node.keys())
+    except Exception:
+        return []
+
+
+def check_overrides(overrides: list[str]) -> str | None:
+    """Compose the config with the overrides (first value of each sweep) and build what can be built
+    without a model. Returns one line describing the first problem, or None when all is well."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ttscale.build import ConfigError, build_strategy
+    from ttscale.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        for variant in _variants(overrides):
+            try:
+                cfg = compose(config_name=CONFIG_NAME, overrides=variant)
+                build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True))
+            except ConfigError as exc:
+                return str(exc)
+            except Exception as exc:
+                return _explain(exc, variant)
+    return None
+
+
+class App:
+    """The Hydra task. Keeps one backend per (model, backend config, seed) across multirun jobs."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, Any] = {}
+
+    def backend(self, cfg) -> Any:
+        from omegaconf import OmegaConf
+
+        from ttscale.build import build_backend, build_model_path
+
+        key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.backend), cfg.seed],
+                         sort_keys=True, default=str)
+        if key not in self._backends:
+            for old in self._backends.values():
+                old.close()
+            self._backends.clear()
+            model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
+            self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed)
+        return self._backends[key]
+
+    def __call__(self, cfg) -> dict[str, Any]:
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+        from ttscale.build import build_problems, build_strategy
+        from ttscale.graders.math import MathGrader
+        from ttscale.runtime import format_summary, run
+
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        _check_resume(out_dir, resolved)
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+        strategy = build_strategy(resolved["strategy"])
+        problems = build_problems(resolved["dataset"])
+        backend = self.backend(cfg)
+        with MathGrader(workers=cfg.grader.workers, timeout=cfg.grader.timeout) as grader:
+            outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
+                          output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
+        summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
+                   "dataset": cfg.dataset.name, **outcome.summary}
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(format_summary(summary))
+        print(f"results: {out_dir}")
+        return summary
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+
+
+def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:
+    """Refuse to resume into a folder whose earlier run had a different config (runtime keys aside)."""
+    import yaml
+
+    old_path = out_dir / "config.yaml"
+    if not (old_path.exists() and (out_dir / "results.jsonl").exists()):
+        return
+    old = yaml.safe_load(old_path.read_text()) or {}
+    diffs = [k for k in sorted(set(old) | set(resolved))
+             if k not in RUNTIME_KEYS and old.get(k) != resolved.get(k)]
+    if diffs:
+        raise SystemExit(f"ttscale: {out_dir} holds a run with a different config (differs in: "
+                         f"{', '.join(diffs)}); choose another hydra.run.dir")
+
+
+def main() -> None:
+    import hydra
+
+    from ttscale.config import register_schemas
+
+    args = sys.argv[1:]
+    passthrough = any(a.startswith("-") and a not in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if not a.startswith("-")]
+    if not passthrough:
+        problem = check_overrides(overrides)
+        if problem:
+            print(f"ttscale: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+    register_schemas()
+    app = App()
+    try:
+        hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=None)(app)()
+    finally:
+        app.close()
+
+
+if __name__ == "__main__":
+    main()

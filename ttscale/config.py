@@ -1,0 +1,96 @@
+"""Typed schemas of the Hydra config groups. A wrong key or type fails at start, naming the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # HF id or local folder (GPU machines, or any converted folder)
+    package: Optional[str] = None  # PyPI distribution shipping a GGUF file
+    file: Optional[str] = None
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+    params: Optional[float] = None  # parameter count, for FLOPs estimates
+
+
+@dataclass
+class BackendConfig:
+    kind: str = "vllm"
+    seed_mode: str = "auto"  # auto | request | engine
+    engine_args: Dict[str, Any] = field(default_factory=dict)
+    cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
+    env: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StrategyConfig:
+    name: str = MISSING
+    search: str = "parallel"
+    select: str = "majority"
+    verifier: Optional[str] = None
+    n: int = 8
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = -1
+    max_tokens: int = 512
+    stop: List[str] = field(default_factory=list)
+    tie_break: str = "first"
+
+
+@dataclass
+class PromptConfig:
+    user: str = "{question}"
+    system: Optional[str] = None
+    few_shot: List[Dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    source: str = MISSING
+    split: str = "test"
+    subset: Optional[str] = None
+    question_key: str = "question"
+    answer_key: str = "answer"
+    id_key: Optional[str] = None
+    id_prefix: str = "row"
+    answer_format: str = "raw"
+    offset: int = 0
+    limit: Optional[int] = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+
+@dataclass
+class GraderConfig:
+    workers: int = 2
+    timeout: float = 10.0
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    backend: BackendConfig = MISSING
+    strategy: StrategyConfig = MISSING
+    dataset: DatasetConfig = MISSING
+    grader: GraderConfig = field(default_factory=GraderConfig)
+    seed: int = 0
+    concurrency: int = 64
+    progress: bool = True
+
+
+def register_schemas() -> None:
+    """Register the schemas with Hydra's ConfigStore (config.yaml lists `ttscale_schema` first)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    store.store(name="ttscale_schema", node=Config)
+    store.store(group="model", name="model_schema", node=ModelConfig)
+    store.store(group="backend", name="backend_schema", node=BackendConfig)
+    store.store(group="strategy", name="strategy_schema", node=StrategyConfig)
+    store.store(group="dataset", name="dataset_schema", node=DatasetConfig)

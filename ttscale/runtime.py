@@ -1,0 +1,172 @@
+"""Run a strategy over many problems at once: bounded concurrency, seeding, progress, resumable
+JSONL results, per-problem failure isolation, grading and usage accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ttscale.backends.base import Backend
+from ttscale.graders.math import MathGrader
+from ttscale.strategies.context import Context
+from ttscale.strategies.strategy import Strategy
+from ttscale.types import Problem, Result
+
+
+@dataclass
+class RunResult:
+    results: list[Result]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def load_results(path: Path) -> dict[str, Result]:
+    """Finished results by problem id. A partial last line (a killed write) is cut off the file."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        raw = raw[: raw.rfind(b"\n") + 1]
+        path.write_bytes(raw)
+    done = {}
+    for number, line in enumerate(raw.decode().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            result = Result.from_dict(json.loads(line))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a ttscale result line ({exc})") from None
+        done[result.problem_id] = result
+    return done
+
+
+def grade_result(result: Result, problem: Problem, grader: MathGrader) -> None:
+    """Mark the chosen answer and every candidate (one check per answer group) against the reference."""
+    result.reference = problem.answer
+    if problem.answer is None:
+        return
+    result.correct = grader.equivalent(problem.answer, result.answer)
+    verdicts: dict[int, bool] = {}
+    for candidate in result.candidates:
+        if candidate.group is None:
+            candidate.correct = False
+            continue
+        if candidate.group not in verdicts:
+            verdicts[candidate.group] = grader.equivalent(problem.answer, candidate.answer)
+        candidate.correct = verdicts[candidate.group]
+
+
+def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
+    graded = [r for r in results if r.correct is not None]
+    n = len(results)
+    completion = sum(r.usage.completion_tokens for r in results)
+    prompt = sum(r.usage.prompt_tokens for r in results)
+    return {
+        "problems": n,
+        "errors": sum(r.error is not None for r in results),
+        "graded": len(graded),
+        "accuracy": (sum(bool(r.correct) for r in graded) / len(graded)) if graded else None,
+        "pass_at_n": (sum(any(c.correct for c in r.candidates) for r in graded) / len(graded)) if graded else None,
+        "completion_tokens_per_problem": completion / n if n else 0.0,
+        "prompt_tokens_per_problem": prompt / n if n else 0.0,
+        "backend_calls": sum(r.usage.backend_calls for r in results),
+        "wall_seconds": wall_seconds,
+        "completion_tokens_per_second": completion / wall_seconds if wall_seconds > 0 else None,
+    }
+
+
+async def arun(
+    strategy: Strategy,
+    problems: Sequence[Problem],
+    backend: Backend,
+    *,
+    seed: int = 0,
+    concurrency: int = 64,
+    output: str | Path | None = None,
+    grader: MathGrader | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Solve every problem concurrently (at most `concurrency` at once) and grade the answers.
+
+    With `output`, each finished problem is appended to that JSONL file at once; problems already in
+    it are skipped, so a killed run resumes where it stopped. A problem that raises is recorded with
+    its error and the run goes on.
+    """
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ValueError(f"problem ids must be unique; repeated: {dupes}")
+    out_path = Path(output) if output is not None else None
+    done = load_results(out_path) if out_path else {}
+    todo = [p for p in problems if p.id not in done]
+    own_grader = grader is None
+    grader = grader or MathGrader()
+    limit = asyncio.Semaphore(max(1, concurrency))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=strategy.name, unit="problem")
+    handle = open(out_path, "a", encoding="utf-8") if out_path else None
+    started = time.perf_counter()
+
+    async def solve_one(problem: Problem) -> Result:
+        async with limit:
+            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
+            t0 = time.perf_counter()
+            try:
+                result = await strategy.solve(problem, ctx)
+            except Exception as exc:  # isolate: record and go on
+                tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb)
+            result.usage.wall_seconds = time.perf_counter() - t0
+            await asyncio.to_thread(grade_result, result, problem, grader)
+            if handle:
+                handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+                handle.flush()
+            if bar:
+                bar.update(1)
+            return result
+
+    try:
+        fresh = await asyncio.gather(*(solve_one(p) for p in todo))
+    finally:
+        if handle:
+            handle.close()
+        if bar:
+            bar.close()
+        if own_grader:
+            grader.close()
+    wall = time.perf_counter() - started
+    by_id = {**done, **{r.problem_id: r for r in fresh}}
+    results = [by_id[p.id] for p in problems]
+    summary = summarize(results, wall)
+    summary["resumed"] = len(problems) - len(todo)
+    return RunResult(results=results, summary=summary)
+
+
+def run(strategy: Strategy, problems: Sequence[Problem], backend: Backend, **kwargs: Any) -> RunResult:
+    """Synchronous `arun`. Works inside a running event loop too (a notebook): it then runs in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun(strategy, problems, backend, **kwargs))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, arun(strategy, problems, backend, **kwargs)).result()
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A small aligned table of the summary for terminals."""
+    rows = []
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        rows.append((key, "-" if value is None else str(value)))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)

@@ -1,0 +1,44 @@
+"""What a strategy sees of the runtime while it solves one problem."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from ttscale.backends.base import Backend
+from ttscale.graders.math import MathGrader
+from ttscale.types import Completion, Problem, Prompt, SamplingParams, Usage
+
+
+def derive_seed(run_seed: int, problem_id: str, call_index: int) -> int:
+    """A 31-bit seed from (run seed, problem id, call index): stable across runs and machines."""
+    digest = hashlib.sha256(f"{run_seed}\x00{problem_id}\x00{call_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Context:
+    """Per-problem handle: seeded, usage-counted backend calls and the run's grader."""
+
+    problem: Problem
+    backend: Backend
+    grader: MathGrader
+    run_seed: int = 0
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+
+    @property
+    def prompt(self) -> Prompt:
+        """The problem's rendered prompt: chat messages, or the question as raw text."""
+        return self.problem.messages if self.problem.messages is not None else self.problem.question
+
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
+        """One backend call, seeded from (run seed, problem id, call index), counted into usage."""
+        seed = derive_seed(self.run_seed, self.problem.id, self.calls)
+        self.calls += 1
+        out = await self.backend.generate(prompt, replace(params, seed=seed))
+        self.usage.backend_calls += 1
+        self.usage.prompt_tokens += out.prompt_tokens
+        self.usage.cached_prompt_tokens += out.cached_prompt_tokens
+        self.usage.completion_tokens += sum(c.num_tokens for c in out.completions)
+        return out.completions

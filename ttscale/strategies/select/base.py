@@ -1,0 +1,25 @@
+"""The selection contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ttscale.types import Trajectory
+
+
+@dataclass
+class Selection:
+    """The chosen trajectory (None when nothing can be chosen) and how the choice was made."""
+
+    index: int | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Selector(Protocol):
+    """groups[i] labels the equivalence class of trajectories[i].answer (None: no answer)."""
+
+    needs_scores: bool
+
+    def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection: ...

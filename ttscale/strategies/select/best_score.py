@@ -1,0 +1,32 @@
+"""Best-of-N: the highest-scoring trajectory wins."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ttscale.strategies.select.base import Selection
+from ttscale.types import Trajectory
+
+
+@dataclass
+class BestScore:
+    """argmax of score; the earliest sample wins a tie. With require_answer, trajectories that
+    gave no extractable answer are passed over unless none has one."""
+
+    require_answer: bool = True
+    needs_scores = True
+
+    def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
+        pool = [i for i, t in enumerate(trajectories) if t.answer is not None] if self.require_answer else []
+        pool = pool or list(range(len(trajectories)))
+        if not pool:
+            return Selection(None, {"reason": "no trajectories"})
+
+        def key(i: int) -> float:
+            s = trajectories[i].score
+            return -math.inf if s is None or math.isnan(s) else s
+
+        best = max(pool, key=lambda i: (key(i), -i))
+        return Selection(best, {"best_score": key(best), "considered": len(pool)})

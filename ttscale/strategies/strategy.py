@@ -1,0 +1,59 @@
+"""A strategy = a search (produces trajectories) + an optional verifier (scores them) + a selector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ttscale.graders.math import extract_answer
+from ttscale.strategies.context import Context
+from ttscale.strategies.search.parallel import ParallelSampling
+from ttscale.strategies.select.base import Selector
+from ttscale.strategies.select.best_score import BestScore
+from ttscale.strategies.select.majority import MajorityVote
+from ttscale.types import Candidate, Problem, Result, SamplingParams
+from ttscale.verifiers.base import Verifier
+from ttscale.verifiers.logprob import MeanLogprob
+
+
+@dataclass
+class Strategy:
+    search: object  # async (problem, ctx) -> list[Trajectory]
+    select: Selector
+    verifier: Verifier | None = None
+    name: str = "strategy"
+
+    async def solve(self, problem: Problem, ctx: Context) -> Result:
+        trajectories = await self.search(problem, ctx)
+        for t in trajectories:
+            if t.answer is None:
+                t.answer = extract_answer(t.text)
+        if self.verifier is not None:
+            scores = await self.verifier.score(problem, trajectories)
+            for t, s in zip(trajectories, scores):
+                t.score = s
+        groups = await ctx.grader.agroup([t.answer for t in trajectories])
+        selection = self.select(trajectories, groups)
+        chosen = None if selection.index is None else trajectories[selection.index]
+        candidates = [
+            Candidate(text=t.text, answer=t.answer, score=t.score, num_tokens=t.num_tokens,
+                      finish_reason=t.finish_reason, group=g)
+            for t, g in zip(trajectories, groups)
+        ]
+        info = {"strategy": self.name, "chosen": selection.index, **selection.info}
+        return Result(problem_id=problem.id, answer=chosen.answer if chosen else None,
+                      candidates=candidates, usage=ctx.usage, info=info)
+
+
+def self_consistency(n: int = 8, params: SamplingParams | None = None, tie_break: str = "first") -> Strategy:
+    """N samples, answers grouped by math equivalence, majority wins."""
+    params = params or SamplingParams(temperature=0.8, top_p=0.95)
+    return Strategy(ParallelSampling(n, params), MajorityVote(tie_break), name="self_consistency")
+
+
+def best_of_n(n: int = 8, params: SamplingParams | None = None, verifier: Verifier | None = None) -> Strategy:
+    """N samples, the highest-scoring wins; by default the score is the mean token logprob."""
+    verifier = verifier or MeanLogprob()
+    params = params or SamplingParams(temperature=0.8, top_p=0.95)
+    if getattr(verifier, "needs_logprobs", False) and params.logprobs is None:
+        params = SamplingParams(**{**params.__dict__, "logprobs": 0})
+    return Strategy(ParallelSampling(n, params), BestScore(), verifier, name="best_of_n")

@@ -1,0 +1,157 @@
+"""Plain data shared by every layer: problems, sampling requests, completions, results, usage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Message = dict[str, str]
+Prompt = str | list[Message]  # raw text, or chat messages rendered with the model's chat template
+
+
+@dataclass
+class Problem:
+    """One question to solve. `messages` is the rendered prompt; `answer` is the reference."""
+
+    id: str
+    question: str
+    answer: str | None = None
+    messages: list[Message] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """What one backend call asks for. Backends translate this into their own parameters.
+
+    stop strings end a completion; with include_stop the matched string is kept in the text
+    (step-wise search needs the delimiter kept). logprobs=k asks for the top-k logprobs of every
+    generated token (0: only the sampled token's). seed is filled in by the runtime.
+    continue_final_message: the last chat message is an unfinished assistant turn to extend.
+    """
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    include_stop: bool = False
+    logprobs: int | None = None
+    seed: int | None = None
+    continue_final_message: bool = False
+
+
+@dataclass
+class TokenLogprob:
+    """The sampled token's logprob and the top-k alternatives (token text -> logprob)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    """One sampled continuation and what it cost."""
+
+    text: str
+    num_tokens: int
+    finish_reason: str | None = None  # "stop" | "length" | "abort" | None
+    cumulative_logprob: float | None = None
+    token_logprobs: list[TokenLogprob] | None = None  # only when logprobs were requested
+
+    @property
+    def mean_logprob(self) -> float | None:
+        if self.cumulative_logprob is None or self.num_tokens == 0:
+            return None
+        return self.cumulative_logprob / self.num_tokens
+
+
+@dataclass
+class GenerateOutput:
+    """The completions of one backend call, with the prompt's token counts."""
+
+    completions: list[Completion]
+    prompt_tokens: int
+    cached_prompt_tokens: int = 0
+
+
+@dataclass
+class Usage:
+    """Compute spent. Prompt tokens count once per backend call (n samples share one prompt)."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    completion_tokens: int = 0
+    verifier_tokens: int = 0
+    verifier_calls: int = 0
+    backend_calls: int = 0
+    wall_seconds: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Trajectory:
+    """A (partial or complete) solution: its text, steps, scores and the answer extracted from it."""
+
+    text: str
+    num_tokens: int = 0
+    finish_reason: str | None = None
+    cumulative_logprob: float | None = None
+    steps: list[str] = field(default_factory=list)
+    answer: str | None = None
+    score: float | None = None
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_completion(cls, completion: Completion) -> Trajectory:
+        return cls(
+            text=completion.text,
+            num_tokens=completion.num_tokens,
+            finish_reason=completion.finish_reason,
+            cumulative_logprob=completion.cumulative_logprob,
+        )
+
+
+@dataclass
+class Candidate:
+    """A trajectory as it appears in a result: its answer, score and whether it was chosen."""
+
+    text: str
+    answer: str | None
+    score: float | None
+    num_tokens: int
+    finish_reason: str | None
+    group: int | None = None  # index of its answer's equivalence group
+    correct: bool | None = None
+
+
+@dataclass
+class Result:
+    """The outcome of a strategy on one problem."""
+
+    problem_id: str
+    answer: str | None
+    candidates: list[Candidate] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    reference: str | None = None
+    correct: bool | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # strategy specifics: vote counts, ties
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        data = dict(data)
+        data["usage"] = Usage(**data.get("usage", {}))
+        data["candidates"] = [Candidate(**c) for c in data.get("candidates", [])]
+        return cls(**data)
