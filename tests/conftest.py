@@ -16,12 +16,9 @@ def grader():
 @pytest.fixture(scope="session")
 def smollm2_path():
     from ttscale.build import build_model_path
-    from ttscale.cli import conf_dir
-    import yaml
+    from ttscale.config import group_config
 
-    cfg = yaml.safe_load((conf_dir() / "model" / "smollm2-135m.yaml").read_text())
-    cfg.pop("defaults", None)
-    return build_model_path(cfg)
+    return build_model_path(group_config("model", "smollm2-135m"))
 
 
 @pytest.fixture(scope="session")

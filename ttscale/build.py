@@ -86,3 +86,11 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str, seed: int):
         engine_args.update(backend_cfg.get("cpu_engine_args") or {})
     return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
                        env=backend_cfg.get("env") or {})
+
+
+def make_backend(model: str = "smollm2-135m", backend: str = "vllm", seed: int = 0):
+    """A backend from the shipped configs by name: `make_backend("smollm2-135m")` on a laptop."""
+    from ttscale.config import group_config
+
+    model_path = build_model_path(group_config("model", model))
+    return build_backend(group_config("backend", backend), model_path, seed)

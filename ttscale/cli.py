@@ -15,17 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONFIG_NAME = "config"
+from ttscale.config import CONFIG_NAME, conf_dir
+
 RUNTIME_KEYS = ("concurrency", "progress", "grader")  # may change when a run resumes
-
-
-def conf_dir() -> Path:
-    """conf/ inside the installed package (wheel), else the repository's top-level conf/."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / f"{CONFIG_NAME}.yaml").exists():
-            return candidate
-    raise FileNotFoundError("ttscale's conf/ folder is missing from this installation")
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:

@@ -3,9 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
+
+
+CONFIG_NAME = "config"
+
+
+def conf_dir() -> Path:
+    """conf/ inside the installed package (wheel), else the repository's top-level conf/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / f"{CONFIG_NAME}.yaml").exists():
+            return candidate
+    raise FileNotFoundError("ttscale's conf/ folder is missing from this installation")
+
+
+def group_config(group: str, name: str) -> dict[str, Any]:
+    """One option of a config group (conf/GROUP/NAME.yaml) merged over its schema, as a plain dict."""
+    from omegaconf import OmegaConf
+
+    schemas = {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig}
+    folder = conf_dir() / group
+    path = folder / f"{name}.yaml"
+    if group not in schemas or not path.exists():
+        options = sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_")) if folder.is_dir() else []
+        raise ValueError(f"{group}={name!r} is not a known choice; choose one of: {', '.join(options)}")
+    node = OmegaConf.load(path)
+    merged = OmegaConf.structured(schemas[group])
+    for parent in node.pop("defaults", []):
+        if isinstance(parent, str) and not parent.endswith("_schema") and parent != "_self_":
+            merged = OmegaConf.merge(merged, group_config(group, parent))
+    return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=True)
 
 
 @dataclass

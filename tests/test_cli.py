@@ -1,0 +1,75 @@
+"""The `ttscale` command: config errors in one line, and a real end-to-end run on the CPU engine."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def ttscale(*args, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "ttscale.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: max_tokens, n, name,"),
+        (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: best_of_n, greedy, self_consistency"),
+        (["strategy.n=abc"], "ttscale: bad value for 'strategy.n': Value 'abc' of type 'str' could not be converted to Integer"),
+        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, majority"),
+        (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
+        (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
+        (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),
+        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; set strategy.verifier to one of: mean_logprob"),
+    ],
+)
+def test_config_errors_are_one_clear_line(args, message):
+    proc = ttscale(*args, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(message), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_every_shipped_config_composes():
+    from ttscale.cli import check_overrides
+    from ttscale.config import conf_dir
+
+    for group in ("model", "strategy", "dataset", "backend"):
+        for path in sorted((conf_dir() / group).glob("*.yaml")):
+            extra = ["model.path=some/model"] if path.stem == "hf" else []
+            assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
+
+
+@pytest.mark.integration
+def test_cli_end_to_end_and_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["dataset.limit=2", "strategy.n=2", "strategy.max_tokens=64", "progress=false",
+            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={run_dir}"]
+    proc = ttscale(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "accuracy" in proc.stdout and "completion_tokens_per_problem" in proc.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["problems"] == 2 and summary["errors"] == 0 and summary["model"] == "smollm2-135m"
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == 2
+    assert "strategy:" in (run_dir / "config.yaml").read_text()
+    # the same folder again with more problems: the first two are resumed, not regenerated
+    proc = ttscale(*[a if not a.startswith("dataset.limit") else "dataset.limit=3" for a in args])
+    assert proc.returncode != 0 and "different config" in proc.stderr  # dataset changed: refused
+    proc = ttscale(*args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["resumed"] == 2
+
+
+@pytest.mark.integration
+def test_cli_multirun_sweep_shares_one_engine(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = ttscale("-m", "strategy.n=1,2", "dataset.limit=1", "strategy.max_tokens=32", "progress=false",
+                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
+    assert [s["n"] for s in summaries] == [1, 2]
+    assert proc.stderr.count("Initializing a V1 LLM engine") == 1
