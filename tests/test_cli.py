@@ -72,4 +72,4 @@ def test_cli_multirun_sweep_shares_one_engine(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
     assert [s["n"] for s in summaries] == [1, 2]
-    assert proc.stderr.count("Initializing a V1 LLM engine") == 1
+    assert proc.stderr.count("ttscale: starting the vllm engine") == 1

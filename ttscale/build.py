@@ -79,8 +79,9 @@ def build_model_path(cfg: Mapping[str, Any]) -> str:
 
 def build_backend(backend_cfg: Mapping[str, Any], model_path: str, seed: int):
     _choice("backend.kind", backend_cfg["kind"], BACKENDS)
-    from ttscale.backends.vllm import VLLMBackend, is_cpu_platform
+    from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform
 
+    apply_env(backend_cfg.get("env"))  # before vLLM is imported: it reads some of them at import
     engine_args = dict(backend_cfg.get("engine_args") or {})
     if is_cpu_platform():
         engine_args.update(backend_cfg.get("cpu_engine_args") or {})

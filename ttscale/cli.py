@@ -125,6 +125,7 @@ class App:
                 old.close()
             self._backends.clear()
             model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
+            print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}", file=sys.stderr)
             self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed)
         return self._backends[key]
 

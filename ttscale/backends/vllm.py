@@ -34,6 +34,12 @@ def is_cpu_platform() -> bool:
     return current_platform.is_cpu()
 
 
+def apply_env(env: Mapping[str, Any] | None) -> None:
+    """Set engine environment variables that the user has not set (before vLLM is first imported)."""
+    for key, value in (env or {}).items():
+        os.environ.setdefault(key, _cpu_list() if value == "all" else str(value))
+
+
 def _cpu_list() -> str:
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return ",".join(str(c) for c in cpus)
@@ -61,9 +67,7 @@ class VLLMBackend:
     ):
         if seed_mode not in ("auto", "request", "engine"):
             raise BackendConfigError(f"seed_mode={seed_mode!r}; choose one of: auto, request, engine")
-        for key, value in (env or {}).items():
-            value = _cpu_list() if value == "all" else str(value)
-            os.environ.setdefault(key, value)
+        apply_env(env)
 
         from vllm import AsyncEngineArgs
 
