@@ -36,6 +36,9 @@ def group_config(group: str, name: str) -> dict[str, Any]:
     for parent in node.pop("defaults", []):
         if isinstance(parent, str) and not parent.endswith("_schema") and parent != "_self_":
             merged = OmegaConf.merge(merged, group_config(group, parent))
+        elif not isinstance(parent, str):  # a nested group, e.g. {prompt: boxed_cot}
+            for sub, option in parent.items():
+                merged = OmegaConf.merge(merged, {sub: OmegaConf.load(folder / sub / f"{option}.yaml")})
     return OmegaConf.to_container(OmegaConf.merge(merged, node), resolve=True)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ttscale.analysis.metrics import bootstrap_ci
 from ttscale.backends.base import Backend
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
@@ -67,12 +68,15 @@ def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
     n = len(results)
     completion = sum(r.usage.completion_tokens for r in results)
     prompt = sum(r.usage.prompt_tokens for r in results)
+    correct = [float(bool(r.correct)) for r in graded]
+    covered = [float(any(c.correct for c in r.candidates)) for r in graded]
     return {
         "problems": n,
         "errors": sum(r.error is not None for r in results),
         "graded": len(graded),
-        "accuracy": (sum(bool(r.correct) for r in graded) / len(graded)) if graded else None,
-        "pass_at_n": (sum(any(c.correct for c in r.candidates) for r in graded) / len(graded)) if graded else None,
+        "accuracy": (sum(correct) / len(graded)) if graded else None,
+        "accuracy_ci95": bootstrap_ci(correct),
+        "pass_at_n": (sum(covered) / len(graded)) if graded else None,
         "completion_tokens_per_problem": completion / n if n else 0.0,
         "prompt_tokens_per_problem": prompt / n if n else 0.0,
         "backend_calls": sum(r.usage.backend_calls for r in results),
@@ -167,6 +171,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key, value in summary.items():
         if isinstance(value, float):
             value = f"{value:.4g}"
+        elif isinstance(value, (tuple, list)):
+            value = "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
         rows.append((key, "-" if value is None else str(value)))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
