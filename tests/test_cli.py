@@ -17,10 +17,11 @@ def ttscale(*args, timeout=600):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: max_tokens, n, name,"),
-        (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: best_of_n, greedy, self_consistency"),
+        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: batch, chains, confidence,"),
+        (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: adaptive_sc, best_of_n, deepconf, greedy, "
+                            "inverse_entropy, rpc, self_consistency, sequential, weighted_vote"),
         (["strategy.n=abc"], "ttscale: bad value for 'strategy.n': Value 'abc' of type 'str' could not be converted to Integer"),
-        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, majority"),
+        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, deepconf, inverse_entropy, majority, rpc, weighted_vote"),
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),

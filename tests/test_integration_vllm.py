@@ -19,7 +19,8 @@ def fixture_problems(k):
 
 def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
     msgs = [{"role": "user", "content": "Count: one, two, three, four, five, six."}]
-    params = SamplingParams(n=3, temperature=0.8, max_tokens=40, logprobs=2, stop=(",",), include_stop=True)
+    params = SamplingParams(n=3, temperature=0.8, max_tokens=40, logprobs=2, stop=(",",), include_stop=True,
+                            keep_token_logprobs=True)
     out = asyncio.run(vllm_backend.generate(msgs, params))
     assert len(out.completions) == 3
     assert out.prompt_tokens == len(vllm_backend.encode(msgs)) > 10
@@ -27,6 +28,9 @@ def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
         assert c.num_tokens == len(c.token_logprobs) > 0
         assert c.cumulative_logprob < 0
         assert all(len(t.top) >= 2 for t in c.token_logprobs)  # top-2 (+ the sampled token)
+        assert c.stats["tokens"] == c.num_tokens
+        assert abs(c.stats["sum_logprob"] - c.cumulative_logprob) < 1e-3
+        assert 0 <= c.stats["mean_entropy"] <= 1.0 + 1e-9  # top-2: at most one bit
         if c.finish_reason == "stop":
             assert c.text.endswith(",")  # the stop string is kept
         assert "," not in c.text[:-1]

@@ -8,9 +8,15 @@ from typing import Any
 from ttscale.data.loaders import DatasetSpec, load_problems
 from ttscale.data.prompts import PromptTemplate
 from ttscale.models.source import ModelSource, resolve_model
+from ttscale.strategies.search.adaptive import AdaptiveSampling
 from ttscale.strategies.search.parallel import ParallelSampling
+from ttscale.strategies.search.sequential import REFINE, SequentialRefinement
+from ttscale.confidence import StatsSpec
 from ttscale.strategies.select.best_score import BestScore
+from ttscale.strategies.select.deepconf import DeepConfVote
 from ttscale.strategies.select.majority import MajorityVote
+from ttscale.strategies.select.rpc import RPCVote
+from ttscale.strategies.select.weighted import WeightedVote
 from ttscale.strategies.strategy import Strategy
 from ttscale.types import Problem, SamplingParams
 from ttscale.verifiers.logprob import MeanLogprob
@@ -20,8 +26,27 @@ class ConfigError(ValueError):
     """A config value that is out of range or not among the choices; the message names both."""
 
 
-SEARCHES = {"parallel": ParallelSampling}
-SELECTORS = {"majority": MajorityVote, "best_score": BestScore}
+def _sequential(c, params):
+    if c["n"] % c["chains"]:
+        raise ValueError(f"n={c['n']} must be a multiple of chains={c['chains']} (rounds = n / chains)")
+    return SequentialRefinement(c["chains"], c["n"] // c["chains"], params, c.get("refine_prompt") or REFINE)
+
+
+SEARCHES = {
+    "parallel": lambda c, params: ParallelSampling(c["n"], params),
+    "adaptive": lambda c, params: AdaptiveSampling(c["n"], params, c["batch"], c["stop_rule"], c["threshold"],
+                                                   c["min_samples"]),
+    "sequential": _sequential,
+}
+SELECTORS = {
+    "majority": lambda c: MajorityVote(c["tie_break"]),
+    "best_score": lambda c: BestScore(),
+    "weighted_vote": lambda c: WeightedVote(c["weight"]),
+    "inverse_entropy": lambda c: WeightedVote("inverse_entropy"),
+    "deepconf": lambda c: DeepConfVote(c["eta"], c["confidence"]),
+    "rpc": lambda c: RPCVote(c["prune"]),
+}
+DEFAULT_TOP_K = 20
 VERIFIERS = {"mean_logprob": MeanLogprob}
 BACKENDS = ("vllm",)
 
@@ -38,8 +63,12 @@ def _positive(key: str, value: float, allow_zero: bool = False) -> None:
 
 
 def build_strategy(cfg: Mapping[str, Any]) -> Strategy:
-    search_cls = _choice("strategy.search", cfg["search"], SEARCHES)
-    select_cls = _choice("strategy.select", cfg["select"], SELECTORS)
+    make_search = _choice("strategy.search", cfg["search"], SEARCHES)
+    make_selector = _choice("strategy.select", cfg["select"], SELECTORS)
+    try:
+        selector = make_selector(cfg)
+    except ValueError as exc:
+        raise ConfigError(f"strategy.{exc}") from None
     verifier = None
     if cfg.get("verifier") is not None:
         verifier = _choice("strategy.verifier", cfg["verifier"], VERIFIERS)()
@@ -48,20 +77,24 @@ def build_strategy(cfg: Mapping[str, Any]) -> Strategy:
     _positive("strategy.max_tokens", cfg["max_tokens"])
     if not 0 < cfg["top_p"] <= 1:
         raise ConfigError(f"strategy.top_p={cfg['top_p']!r} must be in (0, 1]")
-    if select_cls.needs_scores and verifier is None:
+    if selector.needs_scores and verifier is None:
         raise ConfigError(f"strategy.select={cfg['select']!r} needs scores; set strategy.verifier to one of: "
                           + ", ".join(sorted(VERIFIERS)))
+    logprobs = cfg.get("logprobs")
+    if getattr(selector, "needs_stats", False):
+        logprobs = logprobs or DEFAULT_TOP_K
+    elif logprobs is None and getattr(verifier, "needs_logprobs", False):
+        logprobs = 0
+    window = cfg.get("stats_window", 2048)
     params = SamplingParams(
         temperature=cfg["temperature"], top_p=cfg["top_p"], top_k=cfg["top_k"], max_tokens=cfg["max_tokens"],
-        stop=tuple(cfg.get("stop") or ()), logprobs=0 if getattr(verifier, "needs_logprobs", False) else None,
+        stop=tuple(cfg.get("stop") or ()), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
     )
-    if select_cls is MajorityVote:
-        if cfg["tie_break"] not in ("first", "score"):
-            raise ConfigError(f"strategy.tie_break={cfg['tie_break']!r}; choose one of: first, score")
-        selector = MajorityVote(cfg["tie_break"])
-    else:
-        selector = select_cls()
-    return Strategy(search_cls(cfg["n"], params), selector, verifier, name=cfg["name"])
+    try:
+        search = make_search(cfg, params)
+    except ValueError as exc:
+        raise ConfigError(f"strategy.{exc}") from None
+    return Strategy(search, selector, verifier, name=cfg["name"])
 
 
 def build_problems(cfg: Mapping[str, Any]) -> list[Problem]:

@@ -85,7 +85,19 @@ class StrategyConfig:
     top_k: int = -1
     max_tokens: int = 512
     stop: List[str] = field(default_factory=list)
-    tie_break: str = "first"
+    tie_break: str = "first"  # majority: first | score
+    weight: str = "score"  # weighted_vote: score | inverse_entropy | a confidence statistic
+    eta: float = 10.0  # deepconf: percent of traces kept
+    confidence: str = "bottom_group_confidence"  # deepconf: the trace confidence
+    prune: bool = True  # rpc: reasoning pruning
+    logprobs: Optional[int] = None  # top-k logprobs per token; 20 when the selector needs statistics
+    stats_window: int = 2048  # token window of group confidences; also the tail length
+    batch: int = 4  # adaptive: samples per round
+    stop_rule: str = "beta"  # adaptive: beta | supermajority
+    threshold: float = 0.95  # adaptive: posterior probability (beta) or vote share (supermajority)
+    min_samples: int = 4  # adaptive: never stop before this many samples
+    chains: int = 2  # sequential: chains; rounds = n / chains
+    refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
 
 
 @dataclass

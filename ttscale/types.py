@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ttscale.confidence import StatsSpec
+
 Message = dict[str, str]
 Prompt = str | list[Message]  # raw text, or chat messages rendered with the model's chat template
 
@@ -40,6 +42,8 @@ class SamplingParams:
     logprobs: int | None = None
     seed: int | None = None
     continue_final_message: bool = False
+    keep_token_logprobs: bool = False  # keep the per-token lists (large); stats are always computed
+    stats: StatsSpec = StatsSpec()
 
 
 @dataclass
@@ -59,7 +63,8 @@ class Completion:
     num_tokens: int
     finish_reason: str | None = None  # "stop" | "length" | "abort" | None
     cumulative_logprob: float | None = None
-    token_logprobs: list[TokenLogprob] | None = None  # only when logprobs were requested
+    token_logprobs: list[TokenLogprob] | None = None  # only with keep_token_logprobs
+    stats: dict[str, float] = field(default_factory=dict)  # ttscale.confidence, when logprobs >= 1
 
     @property
     def mean_logprob(self) -> float | None:
@@ -117,6 +122,7 @@ class Trajectory:
             num_tokens=completion.num_tokens,
             finish_reason=completion.finish_reason,
             cumulative_logprob=completion.cumulative_logprob,
+            stats=dict(completion.stats),
         )
 
 
@@ -131,6 +137,7 @@ class Candidate:
     finish_reason: str | None
     group: int | None = None  # index of its answer's equivalence group
     correct: bool | None = None
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ttscale.confidence import StatsSpec, sequence_stats
 from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams, TokenLogprob
 
 
@@ -137,22 +138,23 @@ class VLLMBackend:
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
         ids = self.encode(prompt, params.continue_final_message)
-        future = self._submit(self._generate(ids, self._vllm_params(params)))
+        future = self._submit(self._generate(ids, self._vllm_params(params), params.keep_token_logprobs, params.stats))
         # Cancelling this await cancels the engine-side task, which aborts the request in vLLM.
         return await asyncio.wrap_future(future)
 
-    async def _generate(self, ids: list[int], vparams) -> GenerateOutput:
+    async def _generate(self, ids: list[int], vparams, keep: bool = False, spec: StatsSpec = StatsSpec()) -> GenerateOutput:
         final = None
         async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
             final = out
-        want_logprobs = vparams.logprobs is not None and vparams.logprobs > 0
+        top_k = vparams.logprobs or 0
         completions = [
             Completion(
                 text=o.text,
                 num_tokens=len(o.token_ids),
                 finish_reason=o.finish_reason,
                 cumulative_logprob=o.cumulative_logprob,
-                token_logprobs=_token_logprobs(o) if want_logprobs else None,
+                token_logprobs=_token_logprobs(o) if keep and top_k > 0 else None,
+                stats=_stats(o, top_k, spec) if top_k > 0 else {},
             )
             for o in final.outputs
         ]
@@ -193,3 +195,14 @@ def _token_logprobs(output) -> list[TokenLogprob]:
             )
         )
     return result
+
+
+def _stats(output, top_k: int, spec: StatsSpec) -> dict[str, float]:
+    """Summary statistics from vLLM's per-token logprob dicts (top-k by rank, plus the sampled token)."""
+    sampled, tops = [], []
+    for token_id, position in zip(output.token_ids, output.logprobs or []):
+        chosen = position.get(token_id)
+        sampled.append(chosen.logprob if chosen else float("nan"))
+        tops.append([lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= top_k]
+                    or [chosen.logprob])
+    return sequence_stats(sampled, tops, spec)

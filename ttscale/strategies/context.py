@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ttscale.backends.base import Backend
 from ttscale.graders.math import MathGrader
 from ttscale.types import Completion, Problem, Prompt, SamplingParams, Usage
 
 
-def derive_seed(run_seed: int, problem_id: str, call_index: int) -> int:
-    """A 31-bit seed from (run seed, problem id, call index): stable across runs and machines."""
+def derive_seed(run_seed: int, problem_id: str, call_index: int | str) -> int:
+    """A 31-bit seed from (run seed, problem id, call index or key): stable across runs and machines."""
     digest = hashlib.sha256(f"{run_seed}\x00{problem_id}\x00{call_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
@@ -26,15 +27,19 @@ class Context:
     run_seed: int = 0
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
+    info: dict[str, Any] = field(default_factory=dict)  # strategy facts for the result (samples saved, ...)
 
     @property
     def prompt(self) -> Prompt:
         """The problem's rendered prompt: chat messages, or the question as raw text."""
         return self.problem.messages if self.problem.messages is not None else self.problem.question
 
-    async def generate(self, prompt: Prompt, params: SamplingParams) -> list[Completion]:
-        """One backend call, seeded from (run seed, problem id, call index), counted into usage."""
-        seed = derive_seed(self.run_seed, self.problem.id, self.calls)
+    async def generate(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> list[Completion]:
+        """One backend call, seeded from (run seed, problem id, call index), counted into usage.
+
+        Calls whose order depends on timing (concurrent chains) pass a stable `key` instead.
+        """
+        seed = derive_seed(self.run_seed, self.problem.id, self.calls if key is None else key)
         self.calls += 1
         out = await self.backend.generate(prompt, replace(params, seed=seed))
         self.usage.backend_calls += 1

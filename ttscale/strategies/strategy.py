@@ -36,10 +36,10 @@ class Strategy:
         chosen = None if selection.index is None else trajectories[selection.index]
         candidates = [
             Candidate(text=t.text, answer=t.answer, score=t.score, num_tokens=t.num_tokens,
-                      finish_reason=t.finish_reason, group=g)
+                      finish_reason=t.finish_reason, group=g, stats=t.stats)
             for t, g in zip(trajectories, groups)
         ]
-        info = {"strategy": self.name, "chosen": selection.index, **selection.info}
+        info = {"strategy": self.name, "chosen": selection.index, **ctx.info, **selection.info}
         return Result(problem_id=problem.id, answer=chosen.answer if chosen else None,
                       candidates=candidates, usage=ctx.usage, info=info)
 

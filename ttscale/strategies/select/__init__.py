@@ -2,6 +2,9 @@
 
 from ttscale.strategies.select.base import Selection, Selector
 from ttscale.strategies.select.best_score import BestScore
+from ttscale.strategies.select.deepconf import DeepConfVote
 from ttscale.strategies.select.majority import MajorityVote
+from ttscale.strategies.select.rpc import RPCVote
+from ttscale.strategies.select.weighted import WeightedVote
 
-__all__ = ["BestScore", "MajorityVote", "Selection", "Selector"]
+__all__ = ["BestScore", "DeepConfVote", "MajorityVote", "RPCVote", "Selection", "Selector", "WeightedVote"]

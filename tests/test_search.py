@@ -1,0 +1,68 @@
+"""Adaptive self-consistency and sequential refinement on the scripted backend."""
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from ttscale.backends.scripted import ScriptedBackend
+from ttscale.strategies import Context, MajorityVote, Strategy
+from ttscale.strategies.search import AdaptiveSampling, SequentialRefinement
+from ttscale.strategies.search.adaptive import leader_settled
+from ttscale.strategies.select import WeightedVote
+from ttscale.types import Completion, Problem, SamplingParams
+
+
+def solve(strategy, backend, grader):
+    problem = Problem(id="p", question="q", answer="4", messages=[{"role": "user", "content": "q"}])
+    return asyncio.run(strategy.solve(problem, Context(problem=problem, backend=backend, grader=grader)))
+
+
+def test_beta_rule_by_hand():
+    # 4-0: P(Beta(5,1) > 0.5) = 1 - 0.5^5 = 0.969 -> settled at 0.95; 3-1: 0.8125 -> not settled
+    assert leader_settled(Counter({0: 4}), "beta", 0.95)
+    assert not leader_settled(Counter({0: 3, 1: 1}), "beta", 0.95)
+    assert leader_settled(Counter({0: 3, 1: 1}), "supermajority", 0.75)
+    assert not leader_settled(Counter({0: 2, 1: 2}), "supermajority", 0.75)
+    assert not leader_settled(Counter(), "beta", 0.5)
+
+
+def test_adaptive_stops_early_on_a_clear_majority(grader):
+    backend = ScriptedBackend(lambda prompt, params, i: "\\boxed{4}")
+    search = AdaptiveSampling(n=16, params=SamplingParams(), batch=4, rule="beta", threshold=0.95, min_samples=4)
+    result = solve(Strategy(search, MajorityVote()), backend, grader)
+    assert len(backend.calls) == 1 and result.info["samples_saved"] == 12
+    assert result.usage.backend_calls == 1 and result.answer == "4"
+
+
+def test_adaptive_does_not_stop_on_a_split_vote(grader):
+    backend = ScriptedBackend(lambda prompt, params, i: "\\boxed{4}" if i % 2 else "\\boxed{5}")
+    search = AdaptiveSampling(n=12, params=SamplingParams(), batch=4, rule="beta", threshold=0.95)
+    result = solve(Strategy(search, MajorityVote()), backend, grader)
+    assert len(backend.calls) == 3 and result.info["samples_saved"] == 0
+    assert len(result.candidates) == 12
+
+
+def test_adaptive_rejects_unknown_rule():
+    with pytest.raises(ValueError, match="choose one of: supermajority, beta"):
+        AdaptiveSampling(rule="vibes")
+
+
+def test_sequential_refinement_builds_on_the_previous_attempt(grader):
+    def script(prompt, params, i):
+        attempt = prompt.count("previous solution")  # one refine turn per later round
+        return Completion(f"attempt {attempt} \\boxed{{{4 if attempt else 3}}}", 3, "stop", -0.3,
+                          stats={"mean_entropy": 0.5})
+
+    backend = ScriptedBackend(script)
+    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams())
+    result = solve(Strategy(search, WeightedVote("inverse_entropy")), backend, grader)
+    assert len(backend.calls) == 6  # chains x rounds samples, as parallel n=6
+    refine_prompts = [c.prompt for c in backend.calls if "previous solution" in c.prompt]
+    assert len(refine_prompts) == 4
+    # each later round shows only the chain's latest attempt: round 1 sees attempt 0, round 2 attempt 1
+    assert sorted(("attempt 0" in p, "attempt 1" in p) for p in refine_prompts) == [(False, True)] * 2 + [(True, False)] * 2
+    assert [c.answer for c in result.candidates] == ["4", "4"]  # each chain's last attempt
+    assert result.usage.completion_tokens == 18
+    seeds = sorted(c.params.seed for c in backend.calls)
+    assert len(set(seeds)) == 6  # keyed seeds: distinct and independent of timing

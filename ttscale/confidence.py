@@ -1,0 +1,74 @@
+"""Per-trajectory token statistics from top-k logprobs, computed once; only the summary is kept.
+
+Definitions (per generated token t, over its top-k logprobs log p_t1..log p_tk):
+- entropy H_t = -sum_j q_tj log2 q_tj, with q the top-k probabilities renormalised to sum to 1
+  (The Sequential Edge, Sharma et al. 2025); `mean_entropy` is the mean over tokens.
+- token confidence C_t = -(1/k) sum_j log p_tj (DeepConf, Fu et al. 2025); `mean_confidence`.
+- group confidence: the mean of C_t over a sliding window of `window` tokens (one group of all tokens
+  when the text is shorter); `lowest_group_confidence`, `bottom_group_confidence` (mean of the lowest
+  `bottom_frac` of groups; DeepConf's bottom-10%), `tail_confidence` (mean C_t of the last `tail` tokens).
+- `sum_logprob` of the sampled tokens, `mean_logprob`, and `perplexity` = exp(-mean_logprob).
+
+The logprobs are whatever the backend returns: vLLM's are raw (the model's distribution before
+temperature and top-p), which is what DeepConf's and the Sequential Edge's vLLM runs used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class StatsSpec:
+    window: int = 2048
+    tail: int = 2048
+    bottom_frac: float = 0.1
+
+
+def token_entropy_bits(top_logprobs: Sequence[float]) -> float:
+    """Entropy (bits) of the renormalised top-k distribution."""
+    peak = max(top_logprobs)
+    weights = [math.exp(lp - peak) for lp in top_logprobs]
+    total = sum(weights)
+    return -sum((w / total) * (math.log(w / total) / LN2) for w in weights if w > 0)
+
+
+def token_confidence(top_logprobs: Sequence[float]) -> float:
+    """DeepConf's token confidence: the negative mean of the top-k logprobs."""
+    return -sum(top_logprobs) / len(top_logprobs)
+
+
+def sequence_stats(sampled: Sequence[float], tops: Sequence[Sequence[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:
+    """The summary statistics of one completion. `sampled[t]` is the sampled token's logprob and
+    `tops[t]` the top-k logprobs at step t (k >= 1)."""
+    n = len(sampled)
+    if n == 0:
+        return {"tokens": 0}
+    confidences = [token_confidence(top) for top in tops]
+    entropies = [token_entropy_bits(top) for top in tops]
+    window = max(1, min(spec.window, n))
+    groups = []
+    running = sum(confidences[:window])
+    groups.append(running / window)
+    for t in range(window, n):
+        running += confidences[t] - confidences[t - window]
+        groups.append(running / window)
+    groups.sort()
+    bottom = groups[: max(1, int(len(groups) * spec.bottom_frac))]
+    tail = confidences[-min(spec.tail, n):]
+    total = sum(sampled)
+    return {
+        "tokens": n,
+        "mean_entropy": sum(entropies) / n,
+        "mean_confidence": sum(confidences) / n,
+        "lowest_group_confidence": groups[0],
+        "bottom_group_confidence": sum(bottom) / len(bottom),
+        "tail_confidence": sum(tail) / len(tail),
+        "sum_logprob": total,
+        "mean_logprob": total / n,
+        "perplexity": math.exp(-total / n),
+    }

@@ -1,0 +1,75 @@
+"""Weighted votes: each trajectory adds a weight to its answer group; the heaviest group wins.
+
+weight="score": the verifier's score (score-weighted vote). weight="inverse_entropy": 1 / mean token
+entropy (The Sequential Edge, Sharma et al. 2025). Any other name is read from the trajectory's token
+statistics (ttscale.confidence), e.g. "mean_confidence" or "bottom_group_confidence".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ttscale.strategies.select.base import Selection
+from ttscale.types import Trajectory
+
+STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_confidence", "tail_confidence")
+WEIGHTS = ("score", "inverse_entropy") + STAT_WEIGHTS
+
+
+def trajectory_weight(t: Trajectory, weight: str) -> float:
+    """The vote weight of one trajectory; 0 when the needed score or statistic is missing."""
+    if weight == "score":
+        value = t.score
+    elif weight == "inverse_entropy":
+        entropy = t.stats.get("mean_entropy")
+        value = None if entropy is None else 1.0 / max(entropy, 1e-6)
+    else:
+        value = t.stats.get(weight)
+    if value is None or math.isnan(value) or math.isinf(value):
+        return 0.0
+    return float(value)
+
+
+def weighted_winner(trajectories: Sequence[Trajectory], groups: Sequence[int | None],
+                    weights: Sequence[float]) -> Selection:
+    """The group with the largest total weight (ties: the group sampled first); info has the totals."""
+    totals: dict[int, float] = {}
+    first: dict[int, int] = {}
+    for i, (g, w) in enumerate(zip(groups, weights)):
+        if g is None:
+            continue
+        totals[g] = totals.get(g, 0.0) + w
+        first.setdefault(g, i)
+    if not totals:
+        return Selection(None, {"weights": {}, "reason": "no answer extracted"})
+    best = max(totals.values())
+    tied = sorted((g for g, v in totals.items() if v == best), key=first.__getitem__)
+    info = {"weights": {trajectories[first[g]].answer: round(v, 6) for g, v in sorted(totals.items(), key=lambda x: -x[1])}}
+    if len(tied) > 1:
+        info["tie"] = [trajectories[first[g]].answer for g in tied]
+    return Selection(first[tied[0]], info)
+
+
+@dataclass
+class WeightedVote:
+    weight: str = "score"
+
+    def __post_init__(self) -> None:
+        if self.weight not in WEIGHTS:
+            raise ValueError(f"weight={self.weight!r}; choose one of: {', '.join(WEIGHTS)}")
+
+    @property
+    def needs_scores(self) -> bool:
+        return self.weight == "score"
+
+    @property
+    def needs_stats(self) -> bool:
+        return self.weight != "score"
+
+    def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
+        weights = [trajectory_weight(t, self.weight) for t in trajectories]
+        selection = weighted_winner(trajectories, groups, weights)
+        selection.info["weight"] = self.weight
+        return selection
