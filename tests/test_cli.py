@@ -65,12 +65,26 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["resumed"] == 2
 
 
+SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential"]
+
+
 @pytest.mark.integration
-def test_cli_multirun_sweep_shares_one_engine(tmp_path):
+def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = ttscale("-m", "strategy.n=1,2", "dataset.limit=1", "strategy.max_tokens=32", "progress=false",
+    proc = ttscale("-m", "strategy=" + ",".join(SWEPT), "dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24",
+                   "strategy.batch=1", "strategy.min_samples=1", "strategy.chains=1", "progress=false",
                    "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summaries = [json.loads((sweep_dir / str(i) / "summary.json").read_text()) for i in (0, 1)]
-    assert [s["n"] for s in summaries] == [1, 2]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
+    for job, name in enumerate(SWEPT):
+        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        assert summary["strategy"] == name and summary["errors"] == 0, summary
+        (result,) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential"):
+            # top-k logprobs were really requested from vLLM and summarised per candidate
+            assert all(c["stats"]["tokens"] == c["num_tokens"] and c["stats"]["mean_entropy"] >= 0
+                       for c in result["candidates"]), result["candidates"]
+        if name == "adaptive_sc":
+            assert result["info"]["samples_drawn"] + result["info"]["samples_saved"] == 2
+        if name == "sequential":
+            assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 1
