@@ -1,0 +1,69 @@
+"""Every vote on one generation: re-select the answers of a finished run with each selection method.
+
+    python evals/vote_study.py RUN_DIR [RUN_DIR ...]
+
+RUN_DIR is a ttscale run folder whose samples carry token statistics (run it with
+strategy.logprobs=20, e.g. `ttscale strategy=self_consistency strategy.logprobs=20 ...`). Answer
+groups and correctness come from the run's results.jsonl (graded by ttscale's math grader), so each
+method sees exactly the same samples. Prints accuracy with a 95% bootstrap interval per method.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ttscale.analysis import bootstrap_ci
+from ttscale.runtime import load_results
+from ttscale.strategies.select import DeepConfVote, MajorityVote, RPCVote, WeightedVote
+from ttscale.types import Trajectory
+
+METHODS = {
+    "majority": MajorityVote(),
+    "inverse_entropy": WeightedVote("inverse_entropy"),
+    "mean_confidence_weighted": WeightedVote("mean_confidence"),
+    "rpc": RPCVote(prune=True),
+    "rpc_no_pruning": RPCVote(prune=False),
+    "deepconf_eta10": DeepConfVote(eta=10),
+    "deepconf_eta90": DeepConfVote(eta=90),
+}
+
+
+def study(run_dir: Path) -> list[dict]:
+    results = list(load_results(run_dir / "results.jsonl").values())
+    rows = []
+    for name, select in METHODS.items():
+        outcomes = []
+        for result in results:
+            if result.error or result.correct is None:
+                continue
+            trajectories = []
+            for c in result.candidates:
+                t = Trajectory(text=c.text, num_tokens=c.num_tokens, answer=c.answer, score=c.score, stats=c.stats)
+                trajectories.append(t)
+            chosen = select(trajectories, [c.group for c in result.candidates]).index
+            outcomes.append(float(chosen is not None and bool(result.candidates[chosen].correct)))
+        rows.append({"method": name, "problems": len(outcomes), "accuracy": sum(outcomes) / len(outcomes),
+                     "ci95": bootstrap_ci(outcomes)})
+    covered = [float(any(c.correct for c in r.candidates)) for r in results if r.correct is not None]
+    rows.append({"method": "pass@n (oracle)", "problems": len(covered), "accuracy": sum(covered) / len(covered),
+                 "ci95": bootstrap_ci(covered)})
+    return rows
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        raise SystemExit(__doc__)
+    for folder in map(Path, sys.argv[1:]):
+        rows = study(folder)
+        print(f"# {folder}")
+        print("| method | problems | accuracy | 95% CI |\n|---|---|---|---|")
+        for row in rows:
+            low, high = row["ci95"]
+            print(f"| {row['method']} | {row['problems']} | {row['accuracy']:.3f} | [{low:.3f}, {high:.3f}] |")
+        (folder / "vote_study.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
