@@ -25,7 +25,9 @@ def ttscale(*args, timeout=600):
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),
-        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; set strategy.verifier to one of: mean_logprob"),
+        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=oracle, verifier=self_eval"),
+        (["verifier=prm"], "ttscale: verifier=prm is not a known choice; choose one of: mean_logprob, none, oracle, self_eval"),
+        (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
 )
 def test_config_errors_are_one_clear_line(args, message):
@@ -39,7 +41,7 @@ def test_every_shipped_config_composes():
     from ttscale.cli import check_overrides
     from ttscale.config import conf_dir
 
-    for group in ("model", "strategy", "dataset", "backend"):
+    for group in ("model", "strategy", "dataset", "backend", "verifier"):
         for path in sorted((conf_dir() / group).glob("*.yaml")):
             extra = ["model.path=some/model"] if path.stem == "hf" else []
             assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
@@ -48,13 +50,18 @@ def test_every_shipped_config_composes():
 @pytest.mark.integration
 def test_cli_end_to_end_and_resume(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["dataset.limit=2", "strategy.n=2", "strategy.max_tokens=64", "progress=false",
+    args = ["strategy=best_of_n", "verifier=self_eval", "dataset.limit=2", "strategy.n=2", "strategy.max_tokens=64",
+            "progress=false",
             "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={run_dir}"]
     proc = ttscale(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "accuracy" in proc.stdout and "completion_tokens_per_problem" in proc.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["problems"] == 2 and summary["errors"] == 0 and summary["model"] == "smollm2-135m"
+    assert summary["verifier"] == "self_eval"
+    results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert all(0 <= c["score"] <= 1 for r in results for c in r["candidates"])
+    assert all(r["usage"]["verifier_calls"] == 2 for r in results)
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 2
     assert "strategy:" in (run_dir / "config.yaml").read_text()
     # the same folder again with more problems: the first two are resumed, not regenerated

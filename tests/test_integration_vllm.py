@@ -85,3 +85,22 @@ def test_best_of_n_end_to_end(vllm_backend, grader):
                   vllm_backend, grader=grader, progress=False)
     for result in outcome.results:
         assert all(c.score is not None and c.score <= 0 for c in result.candidates)
+
+
+def test_self_evaluation_on_the_real_engine(vllm_backend, grader):
+    from ttscale.strategies import Strategy
+    from ttscale.strategies.search import ParallelSampling
+    from ttscale.strategies.select import WeightedVote
+    from ttscale.verifiers import SelfEvaluation
+
+    verifier = SelfEvaluation(vllm_backend, granularity="step", aggregation="min", max_steps=3)
+    strategy = Strategy(ParallelSampling(2, SamplingParams(temperature=0.8, max_tokens=96)), WeightedVote("score"),
+                        verifier, name="weighted_self_eval")
+    outcome = run(strategy, fixture_problems(2), vllm_backend, grader=grader, progress=False)
+    for result in outcome.results:
+        assert result.error is None
+        assert result.usage.verifier_calls >= 2 and result.usage.verifier_tokens > 0
+        for c in result.candidates:
+            assert 0.0 <= c.score <= 1.0 and 1 <= len(c.step_scores) <= 3
+            assert c.score == pytest.approx(min(c.step_scores))
+            assert any(s != 0.5 for s in c.step_scores)  # Yes/No really read from the logprobs

@@ -19,7 +19,10 @@ from ttscale.strategies.select.rpc import RPCVote
 from ttscale.strategies.select.weighted import WeightedVote
 from ttscale.strategies.strategy import Strategy
 from ttscale.types import Problem, SamplingParams
+from ttscale.verifiers.base import AGGREGATIONS
 from ttscale.verifiers.logprob import MeanLogprob
+from ttscale.verifiers.oracle import GroundTruth
+from ttscale.verifiers.self_eval import SelfEvaluation
 
 
 class ConfigError(ValueError):
@@ -47,7 +50,12 @@ SELECTORS = {
     "rpc": lambda c: RPCVote(c["prune"]),
 }
 DEFAULT_TOP_K = 20
-VERIFIERS = {"mean_logprob": MeanLogprob}
+VERIFIERS = {
+    "mean_logprob": lambda v, backend, grader: MeanLogprob(),
+    "self_eval": lambda v, backend, grader: SelfEvaluation(backend, v["granularity"], v["aggregation"],
+                                                           v["step_delimiter"], v["max_steps"], v["top_k"]),
+    "oracle": lambda v, backend, grader: GroundTruth(grader),
+}
 BACKENDS = ("vllm",)
 
 
@@ -62,24 +70,39 @@ def _positive(key: str, value: float, allow_zero: bool = False) -> None:
         raise ConfigError(f"{key}={value!r} must be {'>= 0' if allow_zero else '> 0'}")
 
 
-def build_strategy(cfg: Mapping[str, Any]) -> Strategy:
+def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None, backend=None, grader=None):
+    """The chosen verifier config, else the strategy's default verifier, else None."""
+    verifier_cfg = dict(verifier_cfg or {})
+    name = verifier_cfg.get("name") or strategy_cfg.get("verifier")
+    if name is None:
+        return None
+    make = _choice("verifier" if verifier_cfg.get("name") else "strategy.verifier", name, VERIFIERS)
+    if verifier_cfg.get("aggregation", "mean") not in AGGREGATIONS:
+        raise ConfigError(f"verifier.aggregation={verifier_cfg['aggregation']!r}; choose one of: {', '.join(AGGREGATIONS)}")
+    defaults = {"granularity": "outcome", "aggregation": "mean", "step_delimiter": "\n\n", "max_steps": 16, "top_k": 20}
+    try:
+        return make({**defaults, **verifier_cfg}, backend, grader)
+    except ValueError as exc:
+        raise ConfigError(f"verifier.{exc}") from None
+
+
+def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None = None, backend=None,
+                   grader=None) -> Strategy:
     make_search = _choice("strategy.search", cfg["search"], SEARCHES)
     make_selector = _choice("strategy.select", cfg["select"], SELECTORS)
     try:
         selector = make_selector(cfg)
     except ValueError as exc:
         raise ConfigError(f"strategy.{exc}") from None
-    verifier = None
-    if cfg.get("verifier") is not None:
-        verifier = _choice("strategy.verifier", cfg["verifier"], VERIFIERS)()
+    verifier = build_verifier(cfg, verifier_cfg, backend, grader)
     _positive("strategy.n", cfg["n"])
     _positive("strategy.temperature", cfg["temperature"], allow_zero=True)
     _positive("strategy.max_tokens", cfg["max_tokens"])
     if not 0 < cfg["top_p"] <= 1:
         raise ConfigError(f"strategy.top_p={cfg['top_p']!r} must be in (0, 1]")
     if selector.needs_scores and verifier is None:
-        raise ConfigError(f"strategy.select={cfg['select']!r} needs scores; set strategy.verifier to one of: "
-                          + ", ".join(sorted(VERIFIERS)))
+        raise ConfigError(f"strategy.select={cfg['select']!r} needs scores; choose a verifier: "
+                          + ", ".join(f"verifier={name}" for name in sorted(VERIFIERS)))
     logprobs = cfg.get("logprobs")
     if getattr(selector, "needs_stats", False):
         logprobs = logprobs or DEFAULT_TOP_K

@@ -99,7 +99,8 @@ def check_overrides(overrides: list[str]) -> str | None:
         for variant in _variants(overrides):
             try:
                 cfg = compose(config_name=CONFIG_NAME, overrides=variant)
-                build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True))
+                build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True),
+                               OmegaConf.to_container(cfg.verifier, resolve=True))
             except ConfigError as exc:
                 return str(exc)
             except Exception as exc:
@@ -142,14 +143,15 @@ class App:
         _check_resume(out_dir, resolved)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-        strategy = build_strategy(resolved["strategy"])
         problems = build_problems(resolved["dataset"])
         backend = self.backend(cfg)
         with MathGrader(workers=cfg.grader.workers, timeout=cfg.grader.timeout) as grader:
+            strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader)
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
-                   "dataset": cfg.dataset.name, **outcome.summary}
+                   "verifier": cfg.verifier.name or cfg.strategy.verifier, "dataset": cfg.dataset.name,
+                   **outcome.summary}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(format_summary(summary))
         print(f"results: {out_dir}")

@@ -25,7 +25,8 @@ def group_config(group: str, name: str) -> dict[str, Any]:
     """One option of a config group (conf/GROUP/NAME.yaml) merged over its schema, as a plain dict."""
     from omegaconf import OmegaConf
 
-    schemas = {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig}
+    schemas = {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig,
+               "verifier": VerifierConfig}
     folder = conf_dir() / group
     path = folder / f"{name}.yaml"
     if group not in schemas or not path.exists():
@@ -78,7 +79,7 @@ class StrategyConfig:
     name: str = MISSING
     search: str = "parallel"
     select: str = "majority"
-    verifier: Optional[str] = None
+    verifier: Optional[str] = None  # the default verifier when no verifier config is chosen
     n: int = 8
     temperature: float = 0.8
     top_p: float = 0.95
@@ -98,6 +99,16 @@ class StrategyConfig:
     min_samples: int = 4  # adaptive: never stop before this many samples
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
+
+
+@dataclass
+class VerifierConfig:
+    name: Optional[str] = None  # mean_logprob | self_eval | oracle; None: the strategy's default
+    granularity: str = "outcome"
+    aggregation: str = "mean"
+    step_delimiter: str = "\n\n"
+    max_steps: int = 16
+    top_k: int = 20
 
 
 @dataclass
@@ -135,6 +146,7 @@ class Config:
     backend: BackendConfig = MISSING
     strategy: StrategyConfig = MISSING
     dataset: DatasetConfig = MISSING
+    verifier: VerifierConfig = field(default_factory=VerifierConfig)
     grader: GraderConfig = field(default_factory=GraderConfig)
     seed: int = 0
     concurrency: int = 64
@@ -151,3 +163,4 @@ def register_schemas() -> None:
     store.store(group="backend", name="backend_schema", node=BackendConfig)
     store.store(group="strategy", name="strategy_schema", node=StrategyConfig)
     store.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    store.store(group="verifier", name="verifier_schema", node=VerifierConfig)

@@ -113,6 +113,7 @@ class Trajectory:
     steps: list[str] = field(default_factory=list)
     answer: str | None = None
     score: float | None = None
+    step_scores: list[float] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -138,6 +139,7 @@ class Candidate:
     group: int | None = None  # index of its answer's equivalence group
     correct: bool | None = None
     stats: dict[str, float] = field(default_factory=dict)
+    step_scores: list[float] = field(default_factory=list)
 
 
 @dataclass

@@ -28,15 +28,16 @@ class Strategy:
             if t.answer is None:
                 t.answer = extract_answer(t.text)
         if self.verifier is not None:
-            scores = await self.verifier.score(problem, trajectories)
+            scores = await self.verifier.score(problem, trajectories, ctx.usage)
             for t, s in zip(trajectories, scores):
-                t.score = s
+                t.score, t.step_scores = s.value, s.steps
         groups = await ctx.grader.agroup([t.answer for t in trajectories])
         selection = self.select(trajectories, groups)
         chosen = None if selection.index is None else trajectories[selection.index]
         candidates = [
             Candidate(text=t.text, answer=t.answer, score=t.score, num_tokens=t.num_tokens,
-                      finish_reason=t.finish_reason, group=g, stats=t.stats)
+                      finish_reason=t.finish_reason, group=g, stats=t.stats,
+                      step_scores=t.step_scores)
             for t, g in zip(trajectories, groups)
         ]
         info = {"strategy": self.name, "chosen": selection.index, **ctx.info, **selection.info}

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ttscale.types import Problem, Trajectory
+from ttscale.types import Problem, Trajectory, Usage
+from ttscale.verifiers.base import Scores
 
 
 class MeanLogprob:
     """score = cumulative logprob / generated tokens (vLLM reports raw logprobs, before temperature).
 
-    Needs completions sampled with logprobs >= 0; a trajectory without a logprob scores -inf.
+    Needs completions sampled with logprobs >= 0; a trajectory without a logprob scores -inf. Costs
+    nothing: the numbers come with the samples.
     """
 
     needs_logprobs = True
 
-    async def score(self, problem: Problem, trajectories: Sequence[Trajectory]) -> list[float]:
-        scores = []
+    async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
+        out = []
         for t in trajectories:
             if t.cumulative_logprob is None or t.num_tokens == 0:
-                scores.append(float("-inf"))
+                out.append(Scores(float("-inf")))
             else:
-                scores.append(t.cumulative_logprob / t.num_tokens)
-        return scores
+                out.append(Scores(t.cumulative_logprob / t.num_tokens))
+        return out
