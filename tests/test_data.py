@@ -68,3 +68,21 @@ def test_prompt_template_keeps_latex_braces_and_few_shot():
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
     assert msgs[-1]["content"] == "2+2?\nPut the answer in \\boxed{}."
     assert msgs[1]["content"].startswith("1+1?")
+
+
+def test_plain_text_prompt_for_base_models():
+    from ttscale.build import build_problems, model_stop
+    from ttscale.config import group_config
+
+    template = PromptTemplate(user="{question}", few_shot=[{"question": "1+1?", "solution": "2.\nThe answer is 2."}])
+    (p,) = template.apply([load_problems(DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k",
+                                                     limit=1))[0]], plain={})
+    assert p.messages is None
+    assert p.text.startswith("Question: 1+1?\nAnswer: 2.\nThe answer is 2.\n\nQuestion: Janet")
+    assert p.text.endswith("\nAnswer:")
+    gemma = group_config("model", "gemma3-270m")
+    problems = build_problems(group_config("dataset", "gsm8k_fixture"), gemma)
+    assert problems[0].messages is None and problems[0].text.count("Question:") == 4  # 3 examples + 1
+    assert model_stop(gemma) == ("\nQuestion:",)
+    assert model_stop(group_config("model", "smollm2-135m")) == ()
+    assert build_problems(group_config("dataset", "gsm8k_fixture"), group_config("model", "smollm2-135m"))[0].messages

@@ -87,7 +87,7 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
 
 
 def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None = None, backend=None,
-                   grader=None) -> Strategy:
+                   grader=None, extra_stop: tuple[str, ...] = ()) -> Strategy:
     make_search = _choice("strategy.search", cfg["search"], SEARCHES)
     make_selector = _choice("strategy.select", cfg["select"], SELECTORS)
     try:
@@ -111,7 +111,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     window = cfg.get("stats_window", 2048)
     params = SamplingParams(
         temperature=cfg["temperature"], top_p=cfg["top_p"], top_k=cfg["top_k"], max_tokens=cfg["max_tokens"],
-        stop=tuple(cfg.get("stop") or ()), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
+        stop=tuple(cfg.get("stop") or ()) + tuple(extra_stop), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
     )
     try:
         search = make_search(cfg, params)
@@ -120,12 +120,25 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     return Strategy(search, selector, verifier, name=cfg["name"])
 
 
-def build_problems(cfg: Mapping[str, Any]) -> list[Problem]:
+def build_problems(cfg: Mapping[str, Any], model_cfg: Mapping[str, Any] | None = None) -> list[Problem]:
+    """Load and render the dataset: chat messages, or plain text for a base model (model.chat=false)."""
     spec = DatasetSpec(**{k: cfg[k] for k in DatasetSpec.__dataclass_fields__ if k in cfg})
     prompt = cfg.get("prompt") or {}
     template = PromptTemplate(user=prompt.get("user", "{question}"), system=prompt.get("system"),
                               few_shot=tuple(dict(e) for e in prompt.get("few_shot") or ()))
-    return template.apply(load_problems(spec))
+    plain = None
+    if model_cfg is not None and not model_cfg.get("chat", True):
+        plain = dict(model_cfg.get("plain_prompt") or {})
+    return template.apply(load_problems(spec), plain)
+
+
+def model_stop(model_cfg: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """Stop strings a base model needs (it would go on to write the next question)."""
+    if model_cfg is None or model_cfg.get("chat", True):
+        return ()
+    from ttscale.data.prompts import PLAIN_DEFAULTS
+
+    return ((model_cfg.get("plain_prompt") or {}).get("stop", PLAIN_DEFAULTS["stop"]),)
 
 
 def build_model_path(cfg: Mapping[str, Any]) -> str:

@@ -134,7 +134,7 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_problems, build_strategy
+        from ttscale.build import build_problems, build_strategy, model_stop
         from ttscale.graders.math import MathGrader
         from ttscale.runtime import format_summary, run
 
@@ -143,10 +143,11 @@ class App:
         _check_resume(out_dir, resolved)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-        problems = build_problems(resolved["dataset"])
+        problems = build_problems(resolved["dataset"], resolved["model"])
         backend = self.backend(cfg)
         with MathGrader(workers=cfg.grader.workers, timeout=cfg.grader.timeout) as grader:
-            strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader)
+            strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
+                                      extra_stop=model_stop(resolved["model"]))
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,

@@ -13,12 +13,14 @@ Prompt = str | list[Message]  # raw text, or chat messages rendered with the mod
 
 @dataclass
 class Problem:
-    """One question to solve. `messages` is the rendered prompt; `answer` is the reference."""
+    """One question to solve. The rendered prompt is `messages` (chat models) or `text` (base models);
+    `answer` is the reference."""
 
     id: str
     question: str
     answer: str | None = None
     messages: list[Message] | None = None
+    text: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -31,8 +31,10 @@ class Context:
 
     @property
     def prompt(self) -> Prompt:
-        """The problem's rendered prompt: chat messages, or the question as raw text."""
-        return self.problem.messages if self.problem.messages is not None else self.problem.question
+        """The problem's rendered prompt: chat messages, plain text for a base model, or the question."""
+        if self.problem.messages is not None:
+            return self.problem.messages
+        return self.problem.text if self.problem.text is not None else self.problem.question
 
     async def generate(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> list[Completion]:
         """One backend call, seeded from (run seed, problem id, call index), counted into usage.

@@ -26,7 +26,7 @@ class SequentialRefinement:
     async def _chain(self, index: int, ctx: Context) -> Trajectory:
         base = ctx.prompt
         if isinstance(base, str):
-            base = [{"role": "user", "content": base}]
+            raise ValueError("sequential refinement needs a chat model (the previous attempt is shown as a turn)")
         last: Trajectory | None = None
         for round_ in range(self.rounds):
             messages = base if last is None else [*base, {"role": "assistant", "content": last.text},
