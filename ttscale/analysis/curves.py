@@ -4,7 +4,7 @@ interval over problems.
 
 pass@k uses the unbiased estimator of Chen et al. 2021: 1 - C(n - c, k) / C(n, k). maj@k and
 best-of-k are expectations over random k-subsets (estimated with `subsets` draws per problem);
-within a subset, vote ties go to the sample drawn first.
+within a subset, vote ties go to the sample drawn first (at k = N, the first sampled, as in the run).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) 
     for k in ks_for(n):
         maj, best, cover = [], [], []
         for r in graded:
-            draws = [rng.sample(r.candidates, k) for _ in range(1 if k == len(r.candidates) else subsets)]
+            # all n samples: in their sampled order, so maj@n is the run's own majority vote
+            draws = [list(r.candidates)] if k == len(r.candidates) else [rng.sample(r.candidates, k) for _ in range(subsets)]
             maj.append(sum(_majority_correct(d) for d in draws) / len(draws))
             if has_scores:
                 best.append(sum(_best_correct(d) for d in draws) / len(draws))
