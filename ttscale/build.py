@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
+from ttscale.config import VerifierConfig
+from ttscale.confidence import StatsSpec
 from ttscale.data.loaders import DatasetSpec, load_problems
 from ttscale.data.prompts import PromptTemplate
 from ttscale.models.source import ModelSource, resolve_model
 from ttscale.strategies.search.adaptive import AdaptiveSampling
 from ttscale.strategies.search.parallel import ParallelSampling
 from ttscale.strategies.search.sequential import REFINE, SequentialRefinement
-from ttscale.confidence import StatsSpec
 from ttscale.strategies.select.best_score import BestScore
 from ttscale.strategies.select.deepconf import DeepConfVote
 from ttscale.strategies.select.majority import MajorityVote
@@ -79,7 +81,7 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
     make = _choice("verifier" if verifier_cfg.get("name") else "strategy.verifier", name, VERIFIERS)
     if verifier_cfg.get("aggregation", "mean") not in AGGREGATIONS:
         raise ConfigError(f"verifier.aggregation={verifier_cfg['aggregation']!r}; choose one of: {', '.join(AGGREGATIONS)}")
-    defaults = {"granularity": "outcome", "aggregation": "mean", "step_delimiter": "\n\n", "max_steps": 16, "top_k": 20}
+    defaults = asdict(VerifierConfig())  # one source of defaults: the schema
     try:
         return make({**defaults, **verifier_cfg}, backend, grader)
     except ValueError as exc:

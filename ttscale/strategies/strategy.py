@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ttscale.graders.math import extract_answer
 from ttscale.strategies.context import Context
@@ -56,5 +56,5 @@ def best_of_n(n: int = 8, params: SamplingParams | None = None, verifier: Verifi
     verifier = verifier or MeanLogprob()
     params = params or SamplingParams(temperature=0.8, top_p=0.95)
     if getattr(verifier, "needs_logprobs", False) and params.logprobs is None:
-        params = SamplingParams(**{**params.__dict__, "logprobs": 0})
+        params = replace(params, logprobs=0)
     return Strategy(ParallelSampling(n, params), BestScore(), verifier, name="best_of_n")
