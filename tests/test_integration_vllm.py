@@ -31,8 +31,9 @@ def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
         assert c.stats["tokens"] == c.num_tokens
         assert abs(c.stats["sum_logprob"] - c.cumulative_logprob) < 1e-3
         assert 0 <= c.stats["mean_entropy"] <= 1.0 + 1e-9  # top-2: at most one bit
-        if c.finish_reason == "stop":
-            assert c.text.endswith(",")  # the stop string is kept
+        assert c.finish_reason in ("stop", "length")
+        if c.stop_reason == ",":  # ended at the stop string (not at end-of-sequence): it is kept
+            assert c.finish_reason == "stop" and c.text.endswith(",")
         assert "," not in c.text[:-1]
 
 
@@ -104,3 +105,18 @@ def test_self_evaluation_on_the_real_engine(vllm_backend, grader):
             assert 0.0 <= c.score <= 1.0 and 1 <= len(c.step_scores) <= 3
             assert c.score == pytest.approx(min(c.step_scores))
             assert any(s != 0.5 for s in c.step_scores)  # Yes/No really read from the logprobs
+
+
+def test_prompt_longer_than_the_context_finishes_with_length(vllm_backend):
+    huge = "word " * (vllm_backend.max_model_len + 50)
+    out = asyncio.run(vllm_backend.generate(huge, SamplingParams(n=2, max_tokens=16)))
+    assert [c.finish_reason for c in out.completions] == ["length", "length"]
+    near = "word " * (vllm_backend.max_model_len - 40)  # room for fewer tokens than asked: capped
+    out = asyncio.run(vllm_backend.generate(near, SamplingParams(max_tokens=400, temperature=0.0)))
+    assert out.prompt_tokens + out.completions[0].num_tokens <= vllm_backend.max_model_len
+
+
+def test_continuation_keeps_the_trailing_step_delimiter(vllm_backend):
+    msgs = [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "Step 1: add.\n\n"}]
+    ids = vllm_backend.encode(msgs, continue_final_message=True)
+    assert vllm_backend.tokenizer.decode(ids).endswith("Step 1: add.\n\n")

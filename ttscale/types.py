@@ -67,6 +67,8 @@ class Completion:
     cumulative_logprob: float | None = None
     token_logprobs: list[TokenLogprob] | None = None  # only with keep_token_logprobs
     stats: dict[str, float] = field(default_factory=dict)  # ttscale.confidence, when logprobs >= 1
+    # with finish_reason "stop": the stop string that ended it, or None for end-of-sequence
+    stop_reason: str | int | None = None
 
     @property
     def mean_logprob(self) -> float | None:

@@ -32,7 +32,8 @@ class ScriptedBackend:
     """Calls `script(prompt_text, params, sample_index)` for each of the n samples of a call.
 
     The script returns the completion text (tokens counted as whitespace words, logprob -0.1 per
-    token) or a full Completion. It may raise, to test failure isolation. Every call is recorded in
+    token) or a full Completion. Text is cut at the first of the call's stop strings, as vLLM
+    would (kept with include_stop, named in stop_reason); stop_reason None means end-of-sequence. It may raise, to test failure isolation. Every call is recorded in
     `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
     records the most calls that were awaiting at once.
     """
@@ -61,8 +62,14 @@ class ScriptedBackend:
         out = self.script(text, params, index)
         if isinstance(out, Completion):
             return out
+        stop_reason = None
+        hits = [(out.find(s), s) for s in params.stop if s and s in out]
+        if hits:
+            at, stop_reason = min(hits)
+            out = out[: at + len(stop_reason)] if params.include_stop else out[:at]
         tokens = count_tokens(out)
-        return Completion(text=out, num_tokens=tokens, finish_reason="stop", cumulative_logprob=-0.1 * tokens)
+        return Completion(text=out, num_tokens=tokens, finish_reason="stop", stop_reason=stop_reason,
+                          cumulative_logprob=-0.1 * tokens)
 
     def close(self) -> None:
         pass

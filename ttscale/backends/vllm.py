@@ -97,6 +97,7 @@ class VLLMBackend:
 
         self._engine = AsyncLLM.from_engine_args(self._engine_args)
         self._tokenizer = self._engine.get_tokenizer()
+        self.max_model_len = self._engine.model_config.max_model_len
 
     def _submit(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -117,7 +118,15 @@ class VLLMBackend:
         )
         if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
             ids = ids["input_ids"]
-        return list(ids)
+        ids = list(ids)
+        if continue_final_message:
+            # Some chat templates strip the final message; a partial solution's trailing step
+            # delimiter ("\n\n") must survive, or the model would write it again as an empty step.
+            content = prompt[-1]["content"]
+            tail = content[len(content.rstrip()):]
+            if tail and not self._tokenizer.decode(ids[-8:]).endswith(tail):
+                ids += self._tokenizer.encode(tail, add_special_tokens=False)
+        return ids
 
     def _vllm_params(self, params: SamplingParams):
         from vllm import SamplingParams as VSamplingParams
@@ -143,6 +152,11 @@ class VLLMBackend:
         return await asyncio.wrap_future(future)
 
     async def _generate(self, ids: list[int], vparams, keep: bool = False, spec: StatsSpec = StatsSpec()) -> GenerateOutput:
+        room = self.max_model_len - len(ids)
+        if room <= 0:  # the prompt fills the context: nothing can be generated
+            return GenerateOutput([Completion("", 0, "length") for _ in range(vparams.n)], len(ids))
+        if vparams.max_tokens is not None and vparams.max_tokens > room:
+            vparams.max_tokens = room  # the context caps the completion, as it would finish anyway
         final = None
         async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
             final = out
@@ -152,6 +166,7 @@ class VLLMBackend:
                 text=o.text,
                 num_tokens=len(o.token_ids),
                 finish_reason=o.finish_reason,
+                stop_reason=o.stop_reason,
                 cumulative_logprob=o.cumulative_logprob,
                 token_logprobs=_token_logprobs(o) if keep and top_k > 0 else None,
                 stats=_stats(o, top_k, spec) if top_k > 0 else {},
