@@ -17,16 +17,23 @@ def ttscale(*args, timeout=600):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: batch, chains, confidence,"),
-        (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: adaptive_sc, best_of_n, deepconf, greedy, "
-                            "inverse_entropy, rpc, self_consistency, sequential, weighted_vote"),
+        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, answer_marker, batch, beam_width,"),
+        (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
+                            "block_search, deepconf, dvts, greedy, inverse_entropy, particle_filtering, particle_gibbs, "
+                            "rebase, rpc, self_consistency, sequential, weighted_vote"),
+        (["strategy=particle_filtering", "strategy.verifier=null"],
+         "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
+        (["strategy=particle_filtering", "strategy.resampling=nope"],
+         "ttscale: strategy.resampling='nope' is not a known choice; choose one of: multinomial, stratified, systematic"),
+        (["strategy.temperature=0"], "ttscale: strategy.temperature=0 is greedy: all 8 samples would be the same"),
+        (["strategy=beam_search", "strategy.n=6"], "ttscale: strategy.n=6 must be a multiple of beam_width=4"),
         (["strategy.n=abc"], "ttscale: bad value for 'strategy.n': Value 'abc' of type 'str' could not be converted to Integer"),
         (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, deepconf, inverse_entropy, majority, rpc, weighted_vote"),
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),
-        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=oracle, verifier=self_eval"),
-        (["verifier=prm"], "ttscale: verifier=prm is not a known choice; choose one of: mean_logprob, none, oracle, self_eval"),
+        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=mean_token_prob, verifier=oracle, verifier=self_eval"),
+        (["verifier=prm"], "ttscale: verifier=prm is not a known choice; choose one of: mean_logprob, mean_token_prob, none, oracle, self_eval"),
         (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
 )
@@ -95,3 +102,29 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
             assert result["info"]["samples_drawn"] + result["info"]["samples_saved"] == 2
         if name == "sequential":
             assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 1
+
+
+STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase"]
+
+
+@pytest.mark.integration
+def test_cli_runs_every_step_search_with_self_evaluation(tmp_path):
+    sweep_dir = tmp_path / "steps"
+    proc = ttscale("-m", "strategy=" + ",".join(STEP_SWEPT), "dataset.limit=1", "strategy.n=2",
+                   "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2", "strategy.max_step_tokens=24",
+                   "strategy.block_tokens=24", "strategy.max_tokens=64", "progress=false",
+                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("ttscale: starting the vllm engine") == 1
+    for job, name in enumerate(STEP_SWEPT):
+        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        assert summary["strategy"] == name and summary["verifier"] == "self_eval" and summary["errors"] == 0, summary
+        (result,) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        usage = result["usage"]
+        assert usage["verifier_calls"] > 0 and usage["verifier_tokens"] > 0 and usage["completion_tokens"] > 0
+        assert result["candidates"], name
+        for c in result["candidates"]:  # every returned solution is finished and scored per step
+            assert c["finish_reason"] in ("stop", "length") and 0 <= c["score"] <= 1
+            assert 1 <= len(c["step_scores"]) <= 2 and c["num_tokens"] <= 64
+        if name == "particle_filtering":
+            assert usage["cached_prompt_tokens"] > 0  # continuations re-send the prompt: the cache serves it

@@ -120,3 +120,23 @@ def test_continuation_keeps_the_trailing_step_delimiter(vllm_backend):
     msgs = [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "Step 1: add.\n\n"}]
     ids = vllm_backend.encode(msgs, continue_final_message=True)
     assert vllm_backend.tokenizer.decode(ids).endswith("Step 1: add.\n\n")
+
+
+def test_step_generation_on_the_engine_continues_the_message_and_hits_the_prefix_cache(vllm_backend):
+    from ttscale.strategies import Context
+    from ttscale.strategies.step import Node, StepGenerator
+    from ttscale.types import Problem
+
+    problem = Problem(id="s1", question="Count to five.", answer="5",
+                      messages=[{"role": "system", "content": "You are a careful assistant. " * 20},
+                                {"role": "user", "content": "Count from one to five. Write each number on its own line."}])
+    ctx = Context(problem=problem, backend=vllm_backend, grader=None)
+    gen = StepGenerator(SamplingParams(temperature=0.0), delimiter="\n", max_step_tokens=24, max_steps=4)
+    partial = Node("0", ["1\n"], step_tokens=[2], step_logprobs=[0.0])  # one step already written
+    (child,) = asyncio.run(gen.expand(ctx, partial, 1, "t"))
+    assert child.steps[0] == "1\n" and child.depth == 2 and child.steps[1].strip()
+    assert child.finished or child.steps[1].endswith("\n")  # stopped at the delimiter, which is kept
+    assert "2" in child.steps[1]  # it continued the assistant's list rather than starting a new answer
+    (again,) = asyncio.run(gen.expand(ctx, partial, 1, "t"))
+    assert again.text == child.text
+    assert ctx.usage.cached_prompt_tokens > 0  # the re-sent prefix came from vLLM's prefix cache

@@ -19,10 +19,13 @@ from ttscale.strategies.select.deepconf import DeepConfVote
 from ttscale.strategies.select.majority import MajorityVote
 from ttscale.strategies.select.rpc import RPCVote
 from ttscale.strategies.select.weighted import WeightedVote
+from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, ParticleFiltering, ParticleGibbs, Rebase,
+                                     StepGenerator, ValueGuidedBlockSearch)
+from ttscale.strategies.step.resampling import SCHEMES
 from ttscale.strategies.strategy import Strategy
 from ttscale.types import Problem, SamplingParams
 from ttscale.verifiers.base import AGGREGATIONS
-from ttscale.verifiers.logprob import MeanLogprob
+from ttscale.verifiers.logprob import MeanLogprob, MeanTokenProbability
 from ttscale.verifiers.oracle import GroundTruth
 from ttscale.verifiers.self_eval import SelfEvaluation
 
@@ -43,6 +46,19 @@ SEARCHES = {
                                                    c["min_samples"]),
     "sequential": _sequential,
 }
+# step-wise searches: (strategy config, step generator, verifier) -> search; they score as they go
+STEP_SEARCHES = {
+    "particle_filtering": lambda c, g, v: ParticleFiltering(v, c["n"], g, c["weight_temperature"], c["resampling"],
+                                                            c["ess_threshold"], c["resample_finished"]),
+    "particle_gibbs": lambda c, g, v: ParticleGibbs(v, c["n"], c["sweeps"], c["references"], g,
+                                                    c["weight_temperature"], c["resampling"]),
+    "beam_search": lambda c, g, v: BeamSearch(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"],
+                                              c["filter_duplicates"]),
+    "dvts": lambda c, g, v: DVTS(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"]),
+    "a_star": lambda c, g, v: AStarDecoding(v, c["n"], c["k"], g, c["g_weight"], c["expand_per_round"]),
+    "block_search": lambda c, g, v: ValueGuidedBlockSearch(v, c["n"], c["beam_width"], c["block_tokens"], g),
+    "rebase": lambda c, g, v: Rebase(v, c["n"], g, c["weight_temperature"], c["aggregation"]),
+}
 SELECTORS = {
     "majority": lambda c: MajorityVote(c["tie_break"]),
     "best_score": lambda c: BestScore(),
@@ -54,6 +70,7 @@ SELECTORS = {
 DEFAULT_TOP_K = 20
 VERIFIERS = {
     "mean_logprob": lambda v, backend, grader: MeanLogprob(),
+    "mean_token_prob": lambda v, backend, grader: MeanTokenProbability(),
     "self_eval": lambda v, backend, grader: SelfEvaluation(backend, v["granularity"], v["aggregation"],
                                                            v["step_delimiter"], v["max_steps"], v["top_k"]),
     "oracle": lambda v, backend, grader: GroundTruth(grader),
@@ -89,8 +106,9 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
 
 
 def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None = None, backend=None,
-                   grader=None, extra_stop: tuple[str, ...] = ()) -> Strategy:
-    make_search = _choice("strategy.search", cfg["search"], SEARCHES)
+                   grader=None, extra_stop: tuple[str, ...] = (), step_delimiter: str = "\n\n") -> Strategy:
+    step_wise = cfg["search"] in STEP_SEARCHES
+    make_search = _choice("strategy.search", cfg["search"], {**SEARCHES, **STEP_SEARCHES})
     make_selector = _choice("strategy.select", cfg["select"], SELECTORS)
     try:
         selector = make_selector(cfg)
@@ -100,10 +118,14 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     _positive("strategy.n", cfg["n"])
     _positive("strategy.temperature", cfg["temperature"], allow_zero=True)
     _positive("strategy.max_tokens", cfg["max_tokens"])
+    if cfg["temperature"] == 0 and (cfg["n"] > 1 or step_wise):
+        raise ConfigError(f"strategy.temperature=0 is greedy: all {cfg['n']} samples would be the same (and vLLM "
+                          "refuses n > 1 greedy); set strategy.temperature > 0, or strategy.n=1 with a sampling search")
     if not 0 < cfg["top_p"] <= 1:
         raise ConfigError(f"strategy.top_p={cfg['top_p']!r} must be in (0, 1]")
-    if selector.needs_scores and verifier is None:
-        raise ConfigError(f"strategy.select={cfg['select']!r} needs scores; choose a verifier: "
+    if (selector.needs_scores or step_wise) and verifier is None:
+        needs = f"strategy.search={cfg['search']!r}" if step_wise else f"strategy.select={cfg['select']!r}"
+        raise ConfigError(f"{needs} needs scores; choose a verifier: "
                           + ", ".join(f"verifier={name}" for name in sorted(VERIFIERS)))
     logprobs = cfg.get("logprobs")
     if getattr(selector, "needs_stats", False):
@@ -116,10 +138,27 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
         stop=tuple(cfg.get("stop") or ()) + tuple(extra_stop), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
     )
     try:
-        search = make_search(cfg, params)
+        if not step_wise:
+            return Strategy(make_search(cfg, params), selector, verifier, name=cfg["name"])
+        generator = _step_generator(cfg, params, step_delimiter)
+        # the search scores partial solutions as it goes: the final candidates arrive scored
+        return Strategy(make_search(cfg, generator, verifier), selector, None, name=cfg["name"])
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"strategy.{exc}") from None
-    return Strategy(search, selector, verifier, name=cfg["name"])
+
+
+def _step_generator(cfg: Mapping[str, Any], params: SamplingParams, step_delimiter: str) -> StepGenerator:
+    for key in ("max_step_tokens", "max_steps", "block_tokens", "beam_width", "k", "sweeps", "references",
+                "expand_per_round"):
+        _positive(f"strategy.{key}", cfg[key])
+    _positive("strategy.weight_temperature", cfg["weight_temperature"])
+    _positive("strategy.lookahead", cfg["lookahead"], allow_zero=True)
+    _choice("strategy.resampling", cfg["resampling"], SCHEMES)
+    _choice("strategy.aggregation", cfg["aggregation"], tuple(a for a in AGGREGATIONS if a != "model"))
+    return StepGenerator(params, cfg.get("step_delimiter") or step_delimiter, cfg["max_step_tokens"],
+                         cfg["max_steps"], cfg["max_tokens"], cfg.get("answer_marker"))
 
 
 def build_problems(cfg: Mapping[str, Any], model_cfg: Mapping[str, Any] | None = None) -> list[Problem]:

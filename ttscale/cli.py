@@ -147,7 +147,8 @@ class App:
         backend = self.backend(cfg)
         with MathGrader(workers=cfg.grader.workers, timeout=cfg.grader.timeout) as grader:
             strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
-                                      extra_stop=model_stop(resolved["model"]))
+                                      extra_stop=model_stop(resolved["model"]),
+                                      step_delimiter=resolved["model"]["step_delimiter"])
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,

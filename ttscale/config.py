@@ -99,6 +99,26 @@ class StrategyConfig:
     min_samples: int = 4  # adaptive: never stop before this many samples
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
+    # step-wise search (particle_filtering, particle_gibbs, beam_search, dvts, a_star, block_search, rebase);
+    # max_tokens caps a whole solution
+    step_delimiter: Optional[str] = None  # None: the model config's step_delimiter
+    max_step_tokens: int = 256
+    max_steps: int = 12  # the last step is generated without the delimiter stop, so it can finish
+    answer_marker: Optional[str] = "\\boxed"  # a step containing it finishes the solution
+    aggregation: str = "last"  # how a partial solution's step scores rank it
+    beam_width: int = 4  # beam_search / dvts: expansions per kept beam; block_search: beams kept
+    lookahead: int = 0  # beam_search / dvts: greedy steps scored ahead, not kept
+    filter_duplicates: bool = False  # beam_search
+    resampling: str = "multinomial"  # particle methods: multinomial | systematic | stratified
+    ess_threshold: Optional[float] = None  # particle_filtering: resample only when ESS < threshold * n
+    resample_finished: bool = True  # particle_filtering: finished particles take part in resampling
+    weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
+    sweeps: int = 2  # particle_gibbs
+    references: int = 1  # particle_gibbs: reference particles kept between sweeps
+    k: int = 4  # a_star: next steps sampled per expansion (n = expansions)
+    g_weight: float = 1.0  # a_star: weight of the path cost g
+    expand_per_round: int = 1  # a_star: states popped and expanded together
+    block_tokens: int = 64  # block_search
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams
 
@@ -26,6 +26,7 @@ def count_tokens(text: str) -> int:
 class ScriptedCall:
     prompt: str
     params: SamplingParams
+    completions: list[Completion] = field(default_factory=list)
 
 
 class ScriptedBackend:
@@ -33,7 +34,8 @@ class ScriptedBackend:
 
     The script returns the completion text (tokens counted as whitespace words, logprob -0.1 per
     token) or a full Completion. Text is cut at the first of the call's stop strings, as vLLM
-    would (kept with include_stop, named in stop_reason); stop_reason None means end-of-sequence. It may raise, to test failure isolation. Every call is recorded in
+    would (kept with include_stop, named in stop_reason); stop_reason None means end-of-sequence.
+    Text longer than max_tokens words is cut there, with finish_reason "length". It may raise, to test failure isolation. Every call is recorded in
     `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
     records the most calls that were awaiting at once.
     """
@@ -47,13 +49,15 @@ class ScriptedBackend:
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
         text = prompt_text(prompt)
-        self.calls.append(ScriptedCall(text, params))
+        call = ScriptedCall(text, params)
+        self.calls.append(call)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
             completions = [self._complete(text, params, i) for i in range(params.n)]
+            call.completions = completions
         finally:
             self.in_flight -= 1
         return GenerateOutput(completions=completions, prompt_tokens=count_tokens(text))
@@ -67,8 +71,11 @@ class ScriptedBackend:
         if hits:
             at, stop_reason = min(hits)
             out = out[: at + len(stop_reason)] if params.include_stop else out[:at]
+        finish = "stop"
+        if params.max_tokens is not None and count_tokens(out) > params.max_tokens:
+            out, finish, stop_reason = " ".join(out.split()[: params.max_tokens]), "length", None
         tokens = count_tokens(out)
-        return Completion(text=out, num_tokens=tokens, finish_reason="stop", stop_reason=stop_reason,
+        return Completion(text=out, num_tokens=tokens, finish_reason=finish, stop_reason=stop_reason,
                           cumulative_logprob=-0.1 * tokens)
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ttscale.types import Problem, Trajectory, Usage
@@ -25,3 +26,18 @@ class MeanLogprob:
             else:
                 out.append(Scores(t.cumulative_logprob / t.num_tokens))
         return out
+
+
+class MeanTokenProbability:
+    """score = exp(mean token logprob): the geometric-mean token probability, in (0, 1].
+
+    The same free signal as MeanLogprob on a probability scale, so that it also serves step-wise
+    search (particle weights take logit(r)) as a verifier that costs no model call. A trajectory
+    without logprobs scores 0.
+    """
+
+    needs_logprobs = True
+
+    async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
+        return [Scores(0.0 if t.cumulative_logprob is None or t.num_tokens == 0
+                       else math.exp(t.cumulative_logprob / t.num_tokens)) for t in trajectories]

@@ -65,5 +65,14 @@ class SelfEvaluation:
         )
         return Scores(aggregate(step_scores, self.aggregation), list(step_scores))
 
+    async def score_last_step(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage) -> list[float]:
+        """Step-wise search: judge only each partial solution's newest step (earlier ones were judged)."""
+
+        async def judge(t: Trajectory) -> float:
+            steps = split_steps(t.text, self.step_delimiter) or [t.text]
+            return await self._judge(problem.question, steps[-self.max_steps:], STEP_PROMPT, usage)
+
+        return list(await asyncio.gather(*(judge(t) for t in trajectories)))
+
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage) -> list[Scores]:
         return list(await asyncio.gather(*(self._score_one(problem, t, usage) for t in trajectories)))

@@ -1,0 +1,77 @@
+"""A*-decoding (Chatziveroglou 2025, "A*-Decoding: Token-Efficient Inference Scaling").
+
+States are partial solutions; a PRM-style verifier gives each newest step a reward r in [0, 1].
+
+    h(s) = 1 - r(s)                                  heuristic: how far from a good solution
+    g(s) = g_weight * mean(1 - r) over s's earlier steps   cost of the path so far
+    f(s) = g(s) + h(s)
+    frontier <- {empty solution}
+    while the expansion budget lasts:
+        pop the state with the smallest f (ties: the earlier one)
+        if it is complete: return it                 (the first complete state popped)
+        sample k next steps from it, score them, push them
+    budget spent: the best complete state on the frontier, else the best partial one
+
+g uses the mean (not the sum) of step costs so that long solutions are not penalised for their
+length alone. `expand_per_round` > 1 pops that many states at once (a batched variant). Tokens and
+verifier passes are reported in usage: the paper's claim is fewer of both than best-of-N or PF.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+
+from ttscale.strategies.context import Context
+from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
+from ttscale.types import Problem, Trajectory
+
+
+def priority(node: Node, g_weight: float = 1.0) -> float:
+    """f = g + h; the empty solution has f = 0 (it is expanded first)."""
+    if not node.step_scores:
+        return 0.0
+    *earlier, last = node.step_scores
+    g = g_weight * (sum(1.0 - r for r in earlier) / len(earlier)) if earlier else 0.0
+    return g + (1.0 - last)
+
+
+@dataclass
+class AStarDecoding:
+    verifier: object
+    n: int = 16  # expansion budget: states expanded at most
+    k: int = 4  # next steps sampled per expansion
+    generator: StepGenerator = field(default_factory=StepGenerator)
+    g_weight: float = 1.0
+    expand_per_round: int = 1
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        order = itertools.count()
+        frontier: list[tuple[float, int, Node]] = [(0.0, next(order), Node("0"))]
+        expansions = 0
+        goal: Node | None = None
+        while frontier and expansions < self.n and goal is None:
+            popped = []
+            while frontier and len(popped) < min(self.expand_per_round, self.n - expansions):
+                _, _, node = heapq.heappop(frontier)
+                if node.finished:
+                    goal = node
+                    break
+                popped.append(node)
+            if goal is not None or not popped:
+                break
+            groups = await self.generator.expand_all(ctx, [(node, self.k) for node in popped], f"astar/{expansions}")
+            expansions += len(popped)
+            children = [c for group in groups for c in group]
+            await score_nodes(self.verifier, problem, children, ctx.usage)
+            for child in children:
+                heapq.heappush(frontier, (priority(child, self.g_weight), next(order), child))
+        if goal is None and frontier:
+            done = [entry for entry in frontier if entry[2].finished]
+            goal = min(done or frontier)[2]
+        ctx.info.update(expansions=expansions, k=self.k, found=goal is not None and goal.finished)
+        if goal is None:
+            return []
+        ctx.info["f"] = priority(goal, self.g_weight)
+        return [goal.trajectory(goal.value("last"))]

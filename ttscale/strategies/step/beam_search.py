@@ -1,0 +1,81 @@
+"""PRM-guided beam search over steps (as in search-and-learn, Beeching et al. 2024; Snell et al. 2024).
+
+    beams <- the empty solution expanded into N first steps
+    repeat (at most max_steps rounds):
+        score each new step (with lookahead k: the score of the beam continued k greedy steps,
+            which are not kept)
+        optionally drop beams whose text duplicates an earlier one
+        finished beams are set aside; stop once N are finished
+        keep the top N / M unfinished beams by aggregated score; expand each into M next steps
+    return the finished beams (never unfinished ones: they would have no answer)
+
+N = n (beams), M = beam_width. Every beam of one round is one batched round of requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from ttscale.strategies.context import Context
+from ttscale.strategies.step.tree import Node, StepGenerator, finished_trajectories, score_nodes
+from ttscale.types import Problem, Trajectory
+
+
+async def score_with_lookahead(gen: StepGenerator, verifier, problem: Problem, ctx: Context,
+                               nodes: list[Node], lookahead: int, key: str) -> None:
+    """Score each node's newest step; with lookahead, by the score of its greedy continuation."""
+    if lookahead <= 0:
+        await score_nodes(verifier, problem, nodes, ctx.usage)
+        return
+    ahead = list(await asyncio.gather(*(gen.lookahead(ctx, n, lookahead, key) for n in nodes)))
+    await score_nodes(verifier, problem, ahead, ctx.usage)
+    for node, seen in zip(nodes, ahead):
+        if seen is not node:  # a finished node has no lookahead: it was scored itself
+            node.step_scores = [*node.step_scores, seen.step_scores[-1]]
+
+
+def unique(nodes: list[Node]) -> list[Node]:
+    seen: set[str] = set()
+    kept = []
+    for node in nodes:
+        if node.text not in seen:
+            seen.add(node.text)
+            kept.append(node)
+    return kept
+
+
+@dataclass
+class BeamSearch:
+    verifier: object
+    n: int = 8  # beams
+    beam_width: int = 4  # expansions of each kept beam; N / M beams are kept
+    generator: StepGenerator = field(default_factory=StepGenerator)
+    aggregation: str = "last"  # how a beam's step scores rank it
+    lookahead: int = 0
+    filter_duplicates: bool = False
+
+    def __post_init__(self) -> None:
+        if self.n % self.beam_width:
+            raise ValueError(f"n={self.n} must be a multiple of beam_width={self.beam_width}")
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        keep = self.n // self.beam_width
+        (beams,) = await self.generator.expand_all(ctx, [(Node("0"), self.n)], "beam/0")
+        finished: list[Node] = []
+        rounds = 1
+        while beams:
+            await score_with_lookahead(self.generator, self.verifier, problem, ctx, beams, self.lookahead,
+                                       f"beam/{rounds}")
+            if self.filter_duplicates:
+                beams = unique(beams)
+            finished += [b for b in beams if b.finished]
+            if len(finished) >= self.n:
+                break
+            active = sorted((b for b in beams if not b.finished), key=lambda b: -b.value(self.aggregation))[:keep]
+            children = await self.generator.expand_all(ctx, [(b, self.beam_width) for b in active], f"beam/{rounds}")
+            beams = [c for group in children for c in group]
+            rounds += 1
+        finished.sort(key=lambda b: -b.value(self.aggregation))
+        ctx.info.update(beams=self.n, beam_width=self.beam_width, rounds=rounds)
+        return finished_trajectories(finished[: self.n], self.aggregation)

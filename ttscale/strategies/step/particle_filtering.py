@@ -1,0 +1,78 @@
+"""Particle filtering (Puri et al. 2025, "A Probabilistic Inference Approach to Inference-Time Scaling
+of LLMs using Particle-Based Monte Carlo Methods").
+
+    particles <- N empty partial solutions
+    repeat until every particle is finished (or max_steps):
+        every unfinished particle takes one step                      (one batched round)
+        r_i <- verifier score of particle i's newest step             (finished: last score kept)
+        w   <- softmax(logit(clip(r)) / T)
+        if ESS(w) < ess_threshold * N (always, when no threshold):
+            particles <- N draws by w (multinomial | systematic | stratified);
+            with resample_finished=False only unfinished particles are redrawn, among themselves
+    return the particles, scored by their last reward (select: best_score | weighted_vote)
+
+Copies of one particle are extended in one backend call with n = copies.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ttscale.strategies.context import Context, derive_seed
+from ttscale.strategies.step.resampling import effective_sample_size, resample, softmax_logit_weights
+from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
+from ttscale.types import Problem, Trajectory
+
+
+async def step_particles(gen: StepGenerator, verifier, problem: Problem, ctx: Context,
+                         particles: list[Node], key: str) -> list[Node]:
+    """Every unfinished particle takes one step; copies of one node share a call; new steps are scored."""
+    copies = Counter(p.id for p in particles if not p.finished)
+    by_id = {p.id: p for p in particles}
+    children = await gen.expand_all(ctx, [(by_id[i], k) for i, k in copies.items()], key)
+    fresh = {i: iter(kids) for i, kids in zip(copies, children)}
+    stepped = [p if p.finished else next(fresh[p.id]) for p in particles]
+    await score_nodes(verifier, problem, [p for p in stepped if p.id not in by_id], ctx.usage)
+    return stepped
+
+
+def resample_particles(particles: list[Node], weights: np.ndarray, scheme: str, finished_too: bool,
+                       rng: np.random.Generator) -> list[Node]:
+    """N particles drawn by weight; finished particles stay put unless they take part."""
+    pool = [i for i, p in enumerate(particles) if finished_too or not p.finished]
+    if not pool:
+        return particles
+    w = weights[pool]
+    drawn = iter(pool[j] for j in resample(w / w.sum(), len(pool), scheme, rng))
+    return [particles[next(drawn)] if (finished_too or not p.finished) else p for p in particles]
+
+
+@dataclass
+class ParticleFiltering:
+    verifier: object
+    n: int = 8  # particles
+    generator: StepGenerator = field(default_factory=StepGenerator)
+    temperature: float = 1.0  # of the softmax over logit rewards
+    resampling: str = "multinomial"
+    ess_threshold: float | None = None  # resample only when ESS < threshold * N
+    resample_finished: bool = True
+
+    def weights(self, particles: list[Node]) -> np.ndarray:
+        return softmax_logit_weights([p.value("last") for p in particles], self.temperature)
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "particle_filtering"))
+        particles = [Node("0")] * self.n
+        rounds = resamplings = 0
+        while not all(p.finished for p in particles):
+            particles = await step_particles(self.generator, self.verifier, problem, ctx, particles, f"pf/{rounds}")
+            rounds += 1
+            weights = self.weights(particles)
+            if self.ess_threshold is None or effective_sample_size(weights) < self.ess_threshold * self.n:
+                particles = resample_particles(particles, weights, self.resampling, self.resample_finished, rng)
+                resamplings += 1
+        ctx.info.update(particles=self.n, rounds=rounds, resamplings=resamplings)
+        return [p.trajectory(p.value("last")) for p in particles]

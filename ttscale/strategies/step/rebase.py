@@ -1,0 +1,50 @@
+"""REBASE, reward-balanced search (Wu et al. 2024, "An Empirical Analysis of Compute-Optimal
+Inference for Problem-Solving with Language Models").
+
+    frontier <- the empty solution; budget N
+    repeat (one depth at a time):
+        W <- N - (solutions finished so far)          the expansions still to give out
+        share W among the frontier in proportion to softmax(reward / T)   (rounded, summing to W)
+        expand each frontier node into its share of next steps; score them
+        finished children are collected; the unfinished ones are the next frontier
+    until N solutions are finished or the frontier is empty
+    final answer: weighted majority vote over the finished solutions
+
+Shares are rounded by largest remainders so that exactly W expansions are made each depth (the
+paper's Round() can give out more or fewer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ttscale.strategies.context import Context
+from ttscale.strategies.step.resampling import softmax_weights, split_budget
+from ttscale.strategies.step.tree import Node, StepGenerator, finished_trajectories, score_nodes
+from ttscale.types import Problem, Trajectory
+
+
+@dataclass
+class Rebase:
+    verifier: object
+    n: int = 8  # solutions to finish (the sampling budget)
+    generator: StepGenerator = field(default_factory=StepGenerator)
+    temperature: float = 0.2  # of the balancing softmax (the paper tunes it per task)
+    aggregation: str = "last"
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        frontier = [Node("0")]
+        finished: list[Node] = []
+        depth = 0
+        while frontier and len(finished) < self.n:
+            budget = self.n - len(finished)
+            values = [n.value(self.aggregation) if n.step_scores else 0.0 for n in frontier]
+            shares = split_budget(budget, softmax_weights(values, self.temperature))
+            groups = await self.generator.expand_all(ctx, list(zip(frontier, shares)), f"rebase/{depth}")
+            children = [c for group in groups for c in group]
+            await score_nodes(self.verifier, problem, children, ctx.usage)
+            finished += [c for c in children if c.finished]
+            frontier = [c for c in children if not c.finished]
+            depth += 1
+        ctx.info.update(depth=depth, budget=self.n)
+        return finished_trajectories(finished, self.aggregation)

@@ -1,0 +1,69 @@
+"""Resampling schemes for particle methods, and the weights they resample by.
+
+All three draw N indices whose expected copy counts are N * w_i; systematic and stratified do it
+with less variance than multinomial (Douc & Cappé 2005).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+SCHEMES = ("multinomial", "systematic", "stratified")
+
+
+def softmax_logit_weights(rewards: Sequence[float], temperature: float = 1.0, eps: float = 1e-4) -> np.ndarray:
+    """softmax(logit(r) / T) with r clipped to [eps, 1 - eps] (Puri et al. 2025); nan rewards count as 0.5."""
+    r = np.array([0.5 if (x is None or math.isnan(x)) else x for x in rewards], dtype=float)
+    r = np.clip(r, eps, 1.0 - eps)
+    z = np.log(r) - np.log1p(-r)
+    z = z / temperature
+    z -= z.max()
+    w = np.exp(z)
+    return w / w.sum()
+
+
+def softmax_weights(values: Sequence[float], temperature: float = 1.0) -> np.ndarray:
+    """softmax(v / T) (REBASE's balancing weights)."""
+    z = np.asarray(values, dtype=float) / temperature
+    z -= z.max()
+    w = np.exp(z)
+    return w / w.sum()
+
+
+def effective_sample_size(weights: Sequence[float]) -> float:
+    """1 / sum(w^2) of normalised weights: N when uniform, 1 when one particle has all the weight."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    return float(1.0 / np.sum(w * w))
+
+
+def resample(weights: Sequence[float], n: int, scheme: str, rng: np.random.Generator) -> list[int]:
+    """n indices drawn according to the weights."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"resampling={scheme!r}; choose one of: {', '.join(SCHEMES)}")
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    if scheme == "multinomial":
+        return rng.choice(len(w), size=n, p=w).tolist()
+    if scheme == "systematic":
+        positions = (rng.random() + np.arange(n)) / n
+    else:  # stratified: one uniform draw in each of n equal strata
+        positions = (rng.random(n) + np.arange(n)) / n
+    cumulative = np.cumsum(w)
+    cumulative[-1] = 1.0  # guard against rounding
+    return np.searchsorted(cumulative, positions, side="right").tolist()
+
+
+def split_budget(total: int, weights: Sequence[float]) -> list[int]:
+    """Integer shares of `total` proportional to the weights, summing to `total` (largest remainders)."""
+    w = np.asarray(weights, dtype=float)
+    exact = total * w / w.sum()
+    shares = np.floor(exact).astype(int)
+    remainder = total - int(shares.sum())
+    order = sorted(range(len(w)), key=lambda i: (-(exact[i] - shares[i]), i))
+    for i in order[:remainder]:
+        shares[i] += 1
+    return shares.tolist()

@@ -1,0 +1,159 @@
+"""Shared machinery of step-wise search: partial solutions (nodes), one-step expansion, scoring.
+
+A node is a partial solution: the steps generated so far after the problem's prompt. Expanding it
+asks the backend for k continuations of ONE step: the assistant message is continued (not a new
+turn), generation stops at the step delimiter (kept in the text), and the step is capped in tokens.
+A child is finished on end-of-sequence (or another stop string), when its step contains the answer
+marker (`\\boxed`), when the solution's token budget is spent, or at the last allowed step — which is
+generated without the delimiter stop, so that it can finish. With `block_tokens` set, steps are
+fixed blocks of that many tokens instead (value-guided block search: no notion of step needed).
+
+The prompt prefix is re-sent at each step; vLLM's prefix cache makes that cheap (the search reports
+the cached share of prompt tokens in usage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from ttscale.strategies.context import Context
+from ttscale.types import Completion, Problem, Prompt, SamplingParams, Trajectory, Usage
+from ttscale.verifiers.base import aggregate
+
+
+@dataclass
+class Node:
+    """A partial (or finished) solution. `id` is its path in the search tree ("0.2.1"): a stable
+    seed key that does not depend on the order in which concurrent requests complete."""
+
+    id: str = "0"
+    steps: list[str] = field(default_factory=list)
+    step_scores: list[float] = field(default_factory=list)
+    finished: bool = False
+    finish_reason: str | None = None
+    step_tokens: list[int] = field(default_factory=list)
+    step_logprobs: list[float | None] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.steps)
+
+    @property
+    def depth(self) -> int:
+        return len(self.steps)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.step_tokens)
+
+    @property
+    def cumulative_logprob(self) -> float | None:
+        return None if None in self.step_logprobs else sum(self.step_logprobs)
+
+    def prefix(self, depth: int, id: str) -> Node:
+        """Its first `depth` steps with their scores (particle Gibbs compares a reference there)."""
+        if depth >= self.depth:
+            return replace(self, id=id)
+        return Node(id, self.steps[:depth], self.step_scores[:depth], False, None,
+                    self.step_tokens[:depth], self.step_logprobs[:depth])
+
+    def value(self, aggregation: str = "last") -> float:
+        """The node's score: its step scores aggregated (nan before it is scored)."""
+        return aggregate(self.step_scores, "last" if aggregation == "model" else aggregation)
+
+    def trajectory(self, score: float | None = None) -> Trajectory:
+        return Trajectory(text=self.text, num_tokens=self.num_tokens, finish_reason=self.finish_reason,
+                          cumulative_logprob=self.cumulative_logprob, steps=list(self.steps),
+                          score=score, step_scores=list(self.step_scores))
+
+
+@dataclass
+class StepGenerator:
+    """How one step is generated. params carry temperature/top_p/top_k; n, stop and max_tokens are set here."""
+
+    params: SamplingParams = SamplingParams()
+    delimiter: str = "\n\n"
+    max_step_tokens: int = 256
+    max_steps: int = 12
+    max_tokens: int = 2048  # the whole solution
+    answer_marker: str | None = "\\boxed"
+    block_tokens: int | None = None  # fixed-size blocks instead of delimiter steps
+
+    def prompt(self, base: Prompt, node: Node) -> tuple[Prompt, bool]:
+        """The prompt that continues `node`: the assistant message continued, or plain text appended."""
+        if not node.steps:
+            return base, False
+        if isinstance(base, str):
+            return base + node.text, False
+        return [*base, {"role": "assistant", "content": node.text}], True
+
+    def _params(self, node: Node, k: int, last: bool) -> SamplingParams:
+        room = self.max_tokens - node.num_tokens
+        if self.block_tokens:
+            return replace(self.params, n=k, max_tokens=min(self.block_tokens, room))
+        stop = tuple(self.params.stop) + (() if last else (self.delimiter,))
+        return replace(self.params, n=k, stop=stop, include_stop=True,
+                       max_tokens=room if last else min(self.max_step_tokens, room))
+
+    def child(self, node: Node, index: int, c: Completion) -> Node:
+        steps = [*node.steps, c.text]
+        tokens = node.num_tokens + c.num_tokens
+        at_delimiter = c.finish_reason == "stop" and c.stop_reason == self.delimiter and not self.block_tokens
+        ended = c.finish_reason == "stop" and not at_delimiter  # end-of-sequence or another stop string
+        marker = self.answer_marker is not None and self.answer_marker in c.text
+        out_of_budget = tokens >= self.max_tokens or len(steps) >= self.max_steps or c.num_tokens == 0
+        finished = ended or marker or out_of_budget
+        reason = "stop" if ended or marker else ("length" if finished else None)
+        return Node(f"{node.id}.{index}", steps, list(node.step_scores), finished, reason,
+                    [*node.step_tokens, c.num_tokens], [*node.step_logprobs, c.cumulative_logprob])
+
+    async def expand(self, ctx: Context, node: Node, k: int, key: str) -> list[Node]:
+        """k one-step continuations of `node` in one backend call (they share its prefix)."""
+        if node.finished or k <= 0:
+            return []
+        prompt, cont = self.prompt(ctx.prompt, node)
+        last = node.depth + 1 >= self.max_steps
+        params = replace(self._params(node, k, last), continue_final_message=cont)
+        completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
+        return [self.child(node, i, c) for i, c in enumerate(completions)]
+
+    async def expand_all(self, ctx: Context, requests: Sequence[tuple[Node, int]], key: str) -> list[list[Node]]:
+        """Many expansions at once: the backend batches them with every other problem's."""
+        return list(await asyncio.gather(*(self.expand(ctx, node, k, key) for node, k in requests)))
+
+    async def lookahead(self, ctx: Context, node: Node, steps: int, key: str) -> Node:
+        """`node` continued greedily by up to `steps` more steps (scored, not kept, by beam search)."""
+        greedy = replace(self, params=replace(self.params, temperature=0.0))
+        for _ in range(steps):
+            if node.finished:
+                break
+            (node,) = await greedy.expand(ctx, node, 1, f"{key}/lookahead")
+        return node
+
+
+async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: Usage) -> None:
+    """Give each node the score of its newest step.
+
+    A verifier with `score_last_step` (self-evaluation) judges only the new step; any other verifier
+    scores the whole partial solution and its per-step scores replace the node's (a PRM reads every
+    step in one pass anyway).
+    """
+    if not nodes:
+        return
+    trajectories = [n.trajectory() for n in nodes]
+    if hasattr(verifier, "score_last_step"):
+        values = await verifier.score_last_step(problem, trajectories, usage)
+        for node, v in zip(nodes, values):
+            node.step_scores = [*node.step_scores, float(v)]
+        return
+    scores = await verifier.score(problem, trajectories, usage)
+    for node, s in zip(nodes, scores):
+        steps = list(s.steps)
+        node.step_scores = steps[-node.depth:] if len(steps) >= node.depth else [*node.step_scores[: node.depth - 1], s.value]
+
+
+def finished_trajectories(nodes: Sequence[Node], aggregation: str) -> list[Trajectory]:
+    """Trajectories of the finished nodes, scored by their aggregated step scores."""
+    return [n.trajectory(n.value(aggregation)) for n in nodes if n.finished]
