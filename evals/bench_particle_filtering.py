@@ -92,13 +92,16 @@ def main() -> None:
     verifier_tokens = sum(u.verifier_tokens for u in usage)
     errors = sum(r.error is not None for r in outcome.results)
 
+    step_params = strategy.search.generator.params
     from vllm import SamplingParams as VSamplingParams
     from vllm.sampling_params import RequestOutputKind
 
     async def raw_one(problem, tokens: int) -> int:
         per = max(1, math.ceil(tokens / args.particles))
+        # the same per-token outputs as particle filtering's step requests (logprobs when its verifier needs them)
         params = VSamplingParams(n=args.particles, temperature=0.8, top_p=0.95, max_tokens=per, min_tokens=per,
-                                 ignore_eos=True, output_kind=RequestOutputKind.FINAL_ONLY)
+                                 ignore_eos=True, logprobs=step_params.logprobs,
+                                 output_kind=RequestOutputKind.FINAL_ONLY)
         final = None
         async for out in engine.generate({"prompt_token_ids": backend.encode(backend_prompt(problem))}, params,
                                          uuid.uuid4().hex):
@@ -120,6 +123,7 @@ def main() -> None:
     backend.close()
 
     pf_rate, raw_rate = pf_tokens / pf_secs, raw_tokens / raw_secs
+    print(f"# step requests' logprobs={step_params.logprobs} (raw asks the same)")
     print(f"# particle filtering, {args.particles} particles, {args.problems} problems ({args.dataset}), "
           f"max_step_tokens={args.max_step_tokens}, max_steps={args.max_steps}, verifier={args.verifier}; "
           f"{platform.node()} {os.cpu_count()} cpus")

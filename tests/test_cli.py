@@ -32,8 +32,13 @@ def ttscale(*args, timeout=600):
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),
-        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=mean_token_prob, verifier=oracle, verifier=self_eval"),
-        (["verifier=prm"], "ttscale: verifier=prm is not a known choice; choose one of: mean_logprob, mean_token_prob, none, oracle, self_eval"),
+        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=mean_token_prob, verifier=oracle, verifier=prm, verifier=self_eval"),
+        (["verifier=nope"], "ttscale: verifier=nope is not a known choice; choose one of: mean_logprob, mean_token_prob, none, oracle, prm, qwen_math_prm, self_eval"),
+        (["verifier=prm"], "ttscale: verifier.path is required for a PRM (a Hugging Face id or a local folder)"),
+        (["verifier=prm", "verifier.path=x", "verifier.format=nope"],
+         "ttscale: verifier.format='nope' is not a known choice; choose one of: math_shepherd, qwen_math_prm, rlhflow,"),
+        (["verifier=prm", "verifier.path=x", "verifier.format=math_shepherd", "verifier.runner=vllm"],
+         "ttscale: verifier.format='math_shepherd' cannot be pooled by vLLM; pooled formats: qwen_math_prm"),
         (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
 )
@@ -50,7 +55,8 @@ def test_every_shipped_config_composes():
 
     for group in ("model", "strategy", "dataset", "backend", "verifier"):
         for path in sorted((conf_dir() / group).glob("*.yaml")):
-            extra = ["model.path=some/model"] if path.stem == "hf" else []
+            extra = {"hf": ["model.path=some/model"],
+                     "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd"]}.get(path.stem, [])
             assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
 
 

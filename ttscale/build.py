@@ -74,7 +74,23 @@ VERIFIERS = {
     "self_eval": lambda v, backend, grader: SelfEvaluation(backend, v["granularity"], v["aggregation"],
                                                            v["step_delimiter"], v["max_steps"], v["top_k"]),
     "oracle": lambda v, backend, grader: GroundTruth(grader),
+    "prm": lambda v, backend, grader: _prm(v),
 }
+
+
+def _prm(v: Mapping[str, Any]):
+    from ttscale.verifiers.prm import FORMATS, TransformersPRM, VLLMPoolingPRM
+
+    if not v.get("path"):
+        raise ValueError("path is required for a PRM (a Hugging Face id or a local folder)")
+    _choice("verifier.format", v.get("format"), FORMATS)
+    _choice("verifier.runner", v["runner"], ("transformers", "vllm"))
+    options = {k: v[k] for k in ("step_token", "system") if v.get(k) is not None}
+    if v["runner"] == "vllm":
+        return VLLMPoolingPRM(v["path"], v["format"], v["aggregation"], v["step_delimiter"],
+                              dict(v.get("engine_args") or {}), options)
+    return TransformersPRM(v["path"], v["format"], v["aggregation"], v["step_delimiter"], v["batch_size"],
+                           v["dtype"], v["device"], options)
 BACKENDS = ("vllm",)
 
 
@@ -101,6 +117,8 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
     defaults = asdict(VerifierConfig())  # one source of defaults: the schema
     try:
         return make({**defaults, **verifier_cfg}, backend, grader)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"verifier.{exc}") from None
 

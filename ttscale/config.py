@@ -129,6 +129,16 @@ class VerifierConfig:
     step_delimiter: str = "\n\n"
     max_steps: int = 16
     top_k: int = 20
+    # process reward models (name: prm): weights, input format, how they are run
+    path: Optional[str] = None  # HF id or local folder
+    format: Optional[str] = None  # qwen_math_prm | math_shepherd | rlhflow | value_head | token_classification
+    runner: str = "transformers"  # | vllm (pooling runner; qwen_math_prm)
+    engine_args: Dict[str, Any] = field(default_factory=dict)  # runner=vllm: vllm.AsyncEngineArgs
+    batch_size: int = 16
+    dtype: str = "float32"
+    device: str = "cpu"
+    step_token: Optional[str] = None  # the format's step tag / separator, when not the model card's
+    system: Optional[str] = None  # qwen_math_prm: the system prompt
 
 
 @dataclass

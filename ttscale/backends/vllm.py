@@ -80,7 +80,8 @@ class VLLMBackend:
                 f"unknown vLLM engine_args {unknown}; valid keys are vllm.AsyncEngineArgs fields, e.g. "
                 + ", ".join(sorted(k for k in valid if not k.startswith("_"))[:40])
             )
-        args.setdefault("enable_prefix_caching", True)
+        if args.get("runner") != "pooling":
+            args.setdefault("enable_prefix_caching", True)
         self.model = model
         self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
@@ -178,6 +179,20 @@ class VLLMBackend:
             prompt_tokens=len(ids),
             cached_prompt_tokens=final.num_cached_tokens or 0,
         )
+
+    async def pool(self, ids: list[int], step_tag_id: int | None = None):
+        """Token-wise outputs of a pooling model (engine_args runner="pooling"), e.g. a PRM's class
+        probabilities: one row per prompt token, or one per `step_tag_id` token when given."""
+        from vllm import PoolingParams
+
+        params = PoolingParams(task="token_classify", step_tag_id=step_tag_id)
+        return await asyncio.wrap_future(self._submit(self._pool(list(ids), params)))
+
+    async def _pool(self, ids: list[int], params):
+        final = None
+        async for out in self._engine.encode({"prompt_token_ids": ids}, params, uuid.uuid4().hex):
+            final = out
+        return final.outputs.data
 
     async def _shutdown(self) -> None:
         if self._engine is not None:
