@@ -20,7 +20,7 @@ def ttscale(*args, timeout=600):
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, answer_marker, batch, beam_width,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
                             "block_search, deepconf, dvts, greedy, inverse_entropy, particle_filtering, particle_gibbs, "
-                            "rebase, rpc, self_consistency, sequential, weighted_vote"),
+                            "rebase, rpc, self_consistency, sequential, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
          "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
         (["strategy=particle_filtering", "strategy.resampling=nope"],
@@ -110,11 +110,12 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
             assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 1
 
 
-STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase"]
+STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase",
+              "verifier_vote"]
 
 
 @pytest.mark.integration
-def test_cli_runs_every_step_search_with_self_evaluation(tmp_path):
+def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(tmp_path):
     sweep_dir = tmp_path / "steps"
     proc = ttscale("-m", "strategy=" + ",".join(STEP_SWEPT), "dataset.limit=1", "strategy.n=2",
                    "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2", "strategy.max_step_tokens=24",
@@ -132,5 +133,7 @@ def test_cli_runs_every_step_search_with_self_evaluation(tmp_path):
         for c in result["candidates"]:  # every returned solution is finished and scored per step
             assert c["finish_reason"] in ("stop", "length") and 0 <= c["score"] <= 1
             assert 1 <= len(c["step_scores"]) <= 2 and c["num_tokens"] <= 64
+        if name == "verifier_vote":  # parallel samples judged whole, votes weighted by the judgement
+            assert len(result["candidates"]) == 2 and result["info"]["weight"] == "score"
         if name == "particle_filtering":
             assert usage["cached_prompt_tokens"] > 0  # continuations re-send the prompt: the cache serves it
