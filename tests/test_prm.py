@@ -168,6 +168,8 @@ def test_wrong_format_for_a_checkpoint_is_a_clear_error(checkpoint):
         prm_scores(TransformersPRM(str(tmp_path), "qwen_math_prm"))
     with pytest.raises(ValueError, match="format='nope'; choose one of"):
         TransformersPRM(str(tmp_path), "nope")
+    with pytest.raises(ValueError, match="aggregation='model' needs a verifier that gives its own final score"):
+        TransformersPRM(str(tmp_path), "math_shepherd", aggregation="model")
 
 
 @pytest.mark.integration

@@ -104,15 +104,7 @@ def encode(fmt: str, tokenizer, question: str, steps: Sequence[str], options: di
     raise ValueError(f"format={fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
-class _TwoClassHead:
-    """Qwen2.5-Math-PRM's head: Linear(h, h) -> ReLU -> Linear(h, 2), on the base model's states."""
-
-    @staticmethod
-    def build(torch, hidden: int, labels: int = 2):
-        return torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, labels))
-
-
-def _load_head(torch, path: Path, prefix: str, module) -> None:
+def _load_head(path: Path, prefix: str, module) -> None:
     from safetensors.torch import load_file
 
     state = {}
@@ -140,7 +132,7 @@ class TransformersPRM:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format={self.format!r}; choose one of: {', '.join(FORMATS)}")
-        aggregate([0.5], self.aggregation if self.aggregation != "model" else "last")
+        aggregate([0.5], self.aggregation)  # "model" is refused: no format gives its own final score
         self._model = None
         self._load_lock = threading.Lock()
         self._pending: list[tuple[Encoded, asyncio.Future]] = []
@@ -175,11 +167,13 @@ class TransformersPRM:
             self._model = AutoModel.from_pretrained(self.path, dtype=dtype)
             hidden = self._model.config.hidden_size
             if self.format == "qwen_math_prm":
-                self._head = _TwoClassHead.build(torch, hidden)
-                _load_head(torch, path, "score.", self._head)
+                # Qwen2.5-Math-PRM's head on the base model's states: Linear(h, h) -> ReLU -> Linear(h, 2)
+                self._head = torch.nn.Sequential(torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                                 torch.nn.Linear(hidden, 2))
+                _load_head(path, "score.", self._head)
             else:
                 self._head = torch.nn.Linear(hidden, 1)
-                _load_head(torch, path, "v_head.summary.", self._head)
+                _load_head(path, "v_head.summary.", self._head)
             self._head.to(dtype)
         self._model.to(self.device).eval()
         if self._head is not None:
@@ -263,8 +257,7 @@ class TransformersPRM:
         step_scores = await self._submit(items)
         usage.verifier_calls += len(items)
         usage.verifier_tokens += sum(len(e.ids) for e in items)
-        how = "last" if self.aggregation == "model" else self.aggregation
-        return [Scores(aggregate(s, how) if s else float("nan"), s) for s in step_scores]
+        return [Scores(aggregate(s, self.aggregation) if s else float("nan"), s) for s in step_scores]
 
 
 POOLED_FORMATS = ("qwen_math_prm",)
@@ -287,6 +280,7 @@ class VLLMPoolingPRM:
         if self.format not in POOLED_FORMATS:
             raise ValueError(f"format={self.format!r} cannot be pooled by vLLM; pooled formats: "
                              f"{', '.join(POOLED_FORMATS)} (use runner=transformers for the others)")
+        aggregate([0.5], self.aggregation)  # "model" is refused: no format gives its own final score
         self._backend = None
 
     def load(self):
@@ -305,11 +299,10 @@ class VLLMPoolingPRM:
         rows = await asyncio.gather(*(self._backend.pool(e.ids, step_tag_id=self._tag) for e in items))
         usage.verifier_calls += len(items)
         usage.verifier_tokens += sum(len(e.ids) for e in items)
-        how = "last" if self.aggregation == "model" else self.aggregation
         out = []
         for data in rows:
             steps = [float(x) for x in data[:, 1]]
-            out.append(Scores(aggregate(steps, how) if steps else float("nan"), steps))
+            out.append(Scores(aggregate(steps, self.aggregation) if steps else float("nan"), steps))
         return out
 
     def close(self) -> None:

@@ -50,26 +50,20 @@ class AStarDecoding:
         order = itertools.count()
         frontier: list[tuple[float, int, Node]] = [(0.0, next(order), Node("0"))]
         expansions = 0
-        goal: Node | None = None
-        while frontier and expansions < self.n and goal is None:
+        while frontier and expansions < self.n and not frontier[0][2].finished:
             popped = []
-            while frontier and len(popped) < min(self.expand_per_round, self.n - expansions):
-                _, _, node = heapq.heappop(frontier)
-                if node.finished:
-                    goal = node
-                    break
-                popped.append(node)
-            if goal is not None or not popped:
-                break
+            while frontier and not frontier[0][2].finished and len(popped) < min(self.expand_per_round,
+                                                                                 self.n - expansions):
+                popped.append(heapq.heappop(frontier)[2])
             groups = await self.generator.expand_all(ctx, [(node, self.k) for node in popped], f"astar/{expansions}")
             expansions += len(popped)
             children = [c for group in groups for c in group]
             await score_nodes(self.verifier, problem, children, ctx.usage)
             for child in children:
                 heapq.heappush(frontier, (priority(child, self.g_weight), next(order), child))
-        if goal is None and frontier:
-            done = [entry for entry in frontier if entry[2].finished]
-            goal = min(done or frontier)[2]
+        # the complete state on top of the frontier; budget spent: the best complete one, else the best partial
+        done = [entry for entry in frontier if entry[2].finished]
+        goal = min(done or frontier)[2] if frontier else None
         ctx.info.update(expansions=expansions, k=self.k, found=goal is not None and goal.finished)
         if goal is None:
             return []

@@ -61,7 +61,7 @@ class BeamSearch:
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         keep = self.n // self.beam_width
-        (beams,) = await self.generator.expand_all(ctx, [(Node("0"), self.n)], "beam/0")
+        beams = await self.generator.expand(ctx, Node("0"), self.n, "beam/0")
         finished: list[Node] = []
         rounds = 1
         while beams:

@@ -38,7 +38,7 @@ class DVTS:
         node = Node(f"t{index}")
         rounds = 0
         while not node.finished:
-            (children,) = await self.generator.expand_all(ctx, [(node, self.beam_width)], f"dvts/{rounds}")
+            children = await self.generator.expand(ctx, node, self.beam_width, f"dvts/{rounds}")
             await score_with_lookahead(self.generator, self.verifier, problem, ctx, children, self.lookahead,
                                        f"dvts/{rounds}")
             node = max(children, key=lambda c: c.value(self.aggregation))  # first of equals

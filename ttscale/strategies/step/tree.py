@@ -61,7 +61,7 @@ class Node:
 
     def value(self, aggregation: str = "last") -> float:
         """The node's score: its step scores aggregated (nan before it is scored)."""
-        return aggregate(self.step_scores, "last" if aggregation == "model" else aggregation)
+        return aggregate(self.step_scores, aggregation)
 
     def trajectory(self, score: float | None = None) -> Trajectory:
         return Trajectory(text=self.text, num_tokens=self.num_tokens, finish_reason=self.finish_reason,
