@@ -31,14 +31,19 @@ def ttscale(*args, timeout=600):
         (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, deepconf, inverse_entropy, majority, rpc, weighted_vote"),
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
-        (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, math500"),
-        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=mean_token_prob, verifier=oracle, verifier=prm, verifier=self_eval"),
-        (["verifier=nope"], "ttscale: verifier=nope is not a known choice; choose one of: mean_logprob, mean_token_prob, none, oracle, prm, qwen_math_prm, self_eval"),
+        (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, humaneval, math500, mbpp"),
+        (["strategy=best_of_n", "strategy.verifier=null"], "ttscale: strategy.select='best_score' needs scores; choose a verifier: verifier=mean_logprob, verifier=mean_token_prob, verifier=oracle, verifier=prm, verifier=self_eval, verifier=unit_tests"),
+        (["verifier=nope"], "ttscale: verifier=nope is not a known choice; choose one of: mean_logprob, mean_token_prob, none, oracle, prm, qwen_math_prm, self_eval, unit_tests"),
         (["verifier=prm"], "ttscale: verifier.path is required for a PRM (a Hugging Face id or a local folder)"),
         (["verifier=prm", "verifier.path=x", "verifier.format=nope"],
          "ttscale: verifier.format='nope' is not a known choice; choose one of: math_shepherd, qwen_math_prm, rlhflow,"),
         (["verifier=prm", "verifier.path=x", "verifier.format=math_shepherd", "verifier.runner=vllm"],
          "ttscale: verifier.format='math_shepherd' cannot be pooled by vLLM; pooled formats: qwen_math_prm"),
+        (["dataset=humaneval", "grader.isolation=docker"],
+         "ttscale: grader.isolation='docker' is not a known choice; choose one of: auto, bwrap, none"),
+        (["dataset=humaneval", "grader.code_grouping=nope"],
+         "ttscale: grader.code_grouping='nope' is not a known choice; choose one of: outputs, program"),
+        (["dataset.format=nope"], "ttscale: dataset.format='nope' is not a known choice; choose one of: humaneval, mbpp, qa"),
         (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
 )
@@ -137,3 +142,32 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
             assert len(result["candidates"]) == 2 and result["info"]["weight"] == "score"
         if name == "particle_filtering":
             assert usage["cached_prompt_tokens"] > 0  # continuations re-send the prompt: the cache serves it
+
+
+@pytest.mark.integration
+def test_cli_humaneval_end_to_end_in_the_sandbox(tmp_path):
+    """HumanEval on the real engine: code extracted, run against every test in the sandbox, pass@k
+    printed; best-of-n selecting with the visible tests, and execution-based voting. SmolLM2 solves
+    next to nothing, so this checks the pipeline, not accuracy."""
+    sweep_dir = tmp_path / "humaneval"
+    proc = ttscale("-m", "dataset=humaneval", "dataset.limit=2", "strategy=best_of_n", "verifier=none,unit_tests",
+                   "grader.code_grouping=outputs", "strategy.n=2", "strategy.max_tokens=160", "progress=false",
+                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pass_at_k" in proc.stdout
+    for job, verifier in enumerate(["mean_logprob", "unit_tests"]):
+        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        assert summary["dataset"] == "humaneval" and summary["errors"] == 0 and summary["problems"] == 2
+        assert summary["verifier"] == verifier and set(summary["pass_at_k"]) == {"1", "2"}
+        results = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        assert [r["problem_id"] for r in results] == ["HumanEval/0", "HumanEval/1"]
+        for r in results:
+            assert r["correct"] in (True, False)
+            for c in r["candidates"]:
+                assert c["verdict"]["status"] in ("pass", "fail", "timeout", "error")
+                assert c["correct"] == (c["verdict"]["status"] == "pass")
+                if c["answer"] is not None:  # a program: the prompt, then the model's code
+                    assert c["answer"].startswith("from typing import List")
+                    assert len(c["verdict"]["tests"]) >= 3
+            if verifier == "unit_tests":
+                assert all(0 <= c["score"] <= 1 for c in r["candidates"])

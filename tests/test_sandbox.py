@@ -9,6 +9,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -181,11 +182,14 @@ def test_busy_children_are_killed(sandbox):
                "def f():\n    return 1\n")
     verdict = sandbox.run(program, ["assert f() == 1"])
     assert verdict.status == "pass", verdict  # leaving children is not cheating; they just must not survive
-    if sandbox.isolation == "bwrap" or sandbox.drop_uid:
-        assert processes_with(marker) == []
-    else:  # limits only, same user: the process group is killed; a child in its own session survives it
-        survivors = processes_with(marker)
-        assert len(survivors) <= 1
+    allowed = 0 if sandbox.isolation == "bwrap" or sandbox.drop_uid else 1
+    deadline = time.monotonic() + 3  # SIGKILL is delivered asynchronously
+    while len(processes_with(marker)) > allowed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = processes_with(marker)
+    # limits only, same user: the process group is killed; a child in its own session survives it
+    assert len(survivors) <= allowed
+    if survivors:
         for pid in survivors:
             os.kill(pid, 9)
     still_works(sandbox)

@@ -75,7 +75,15 @@ VERIFIERS = {
                                                            v["step_delimiter"], v["max_steps"], v["top_k"]),
     "oracle": lambda v, backend, grader: GroundTruth(grader),
     "prm": lambda v, backend, grader: _prm(v),
+    "unit_tests": lambda v, backend, grader: _unit_tests(v, grader),
 }
+
+
+def _unit_tests(v: Mapping[str, Any], grader):
+    from ttscale.verifiers.unit_tests import UnitTests
+
+    _choice("verifier.tests", v["tests"], ("visible", "all"))
+    return UnitTests(grader, v["tests"])
 
 
 def _prm(v: Mapping[str, Any]):
@@ -198,6 +206,33 @@ def model_stop(model_cfg: Mapping[str, Any] | None) -> tuple[str, ...]:
     from ttscale.data.prompts import PLAIN_DEFAULTS
 
     return ((model_cfg.get("plain_prompt") or {}).get("stop", PLAIN_DEFAULTS["stop"]),)
+
+
+GROUPINGS = ("program", "outputs")
+
+
+def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]) -> None:
+    """The grader's choices, checked without starting anything."""
+    _choice("dataset.format", dataset_cfg.get("format", "qa"), ("qa", "humaneval", "mbpp"))
+    _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ("auto", "bwrap", "none"))
+    _choice("grader.code_grouping", grader_cfg.get("code_grouping", "program"), GROUPINGS)
+    _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))
+
+
+def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
+    """Math datasets are graded by answer equivalence, code datasets by running their tests."""
+    from ttscale.graders.math import MathGrader
+
+    check_grader(dataset_cfg, grader_cfg)
+    if dataset_cfg.get("format", "qa") == "qa":
+        return MathGrader(workers=grader_cfg.get("workers", 2), timeout=grader_cfg.get("timeout", 10.0))
+    from ttscale.graders.code.grader import code_grader
+
+    try:
+        return code_grader(grader_cfg["isolation"], grader_cfg["code_timeout"], grader_cfg["code_memory_mb"],
+                           grader_cfg.get("code_parallel"), grader_cfg["code_grouping"])
+    except RuntimeError as exc:  # isolation=bwrap where it cannot work
+        raise ConfigError(f"grader.{exc}") from None
 
 
 def build_model_path(cfg: Mapping[str, Any]) -> str:

@@ -91,7 +91,7 @@ def check_overrides(overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ttscale.build import ConfigError, build_strategy
+    from ttscale.build import ConfigError, build_strategy, check_grader
     from ttscale.config import register_schemas
 
     register_schemas()
@@ -101,6 +101,8 @@ def check_overrides(overrides: list[str]) -> str | None:
                 cfg = compose(config_name=CONFIG_NAME, overrides=variant)
                 build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True),
                                OmegaConf.to_container(cfg.verifier, resolve=True))
+                check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
+                             OmegaConf.to_container(cfg.grader, resolve=True))
             except ConfigError as exc:
                 return str(exc)
             except Exception as exc:
@@ -134,8 +136,7 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_problems, build_strategy, model_stop
-        from ttscale.graders.math import MathGrader
+        from ttscale.build import build_grader, build_problems, build_strategy, model_stop
         from ttscale.runtime import format_summary, run
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -145,7 +146,7 @@ class App:
 
         problems = build_problems(resolved["dataset"], resolved["model"])
         backend = self.backend(cfg)
-        with MathGrader(workers=cfg.grader.workers, timeout=cfg.grader.timeout) as grader:
+        with build_grader(resolved["dataset"], resolved["grader"]) as grader:
             strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
                                       extra_stop=model_stop(resolved["model"]),
                                       step_delimiter=resolved["model"]["step_delimiter"])
@@ -166,7 +167,9 @@ class App:
 
 
 def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:
-    """Refuse to resume into a folder whose earlier run had a different config (runtime keys aside)."""
+    """Refuse to resume into a folder whose earlier run had a different config (runtime keys aside).
+    A key the earlier run did not have yet (added to ttscale since) counts as the same when it holds
+    its schema default."""
     import yaml
 
     old_path = out_dir / "config.yaml"
@@ -174,10 +177,37 @@ def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:
         return
     old = yaml.safe_load(old_path.read_text()) or {}
     diffs = [k for k in sorted(set(old) | set(resolved))
-             if k not in RUNTIME_KEYS and old.get(k) != resolved.get(k)]
+             if k not in RUNTIME_KEYS and not _same(old.get(k), resolved.get(k), _schema_defaults(k))]
     if diffs:
         raise SystemExit(f"ttscale: {out_dir} holds a run with a different config (differs in: "
                          f"{', '.join(diffs)}); choose another hydra.run.dir")
+
+
+def _schema_defaults(group: str) -> dict[str, Any]:
+    from dataclasses import MISSING, fields
+
+    from ttscale import config
+
+    schema = {"strategy": config.StrategyConfig, "verifier": config.VerifierConfig, "dataset": config.DatasetConfig,
+              "model": config.ModelConfig, "backend": config.BackendConfig}.get(group)
+    if schema is None:
+        return {}
+    out = {}
+    for f in fields(schema):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def _same(old: Any, new: Any, defaults: dict[str, Any]) -> bool:
+    if old is None and isinstance(new, dict):  # a whole group added since
+        old = {}
+    if isinstance(old, dict) and isinstance(new, dict):
+        return all(old[k] == new.get(k) if k in old else (k in defaults and new[k] == defaults[k])
+                   for k in set(old) | set(new)) and all(k in new for k in old)
+    return old == new
 
 
 def main() -> None:

@@ -139,6 +139,7 @@ class VerifierConfig:
     device: str = "cpu"
     step_token: Optional[str] = None  # the format's step tag / separator, when not the model card's
     system: Optional[str] = None  # qwen_math_prm: the system prompt
+    tests: str = "visible"  # unit_tests: visible (a real verifier) | all (an oracle, for coverage studies)
 
 
 @dataclass
@@ -161,13 +162,20 @@ class DatasetConfig:
     answer_format: str = "raw"
     offset: int = 0
     limit: Optional[int] = None
+    format: str = "qa"  # qa (math, graded by equivalence) | humaneval | mbpp (code, graded by running tests)
+    visible_tests: int = 1  # code: tests shown in the prompt and usable for selection (all tests grade)
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
 @dataclass
 class GraderConfig:
-    workers: int = 2
-    timeout: float = 10.0
+    workers: int = 2  # math: math-verify worker processes
+    timeout: float = 10.0  # math: seconds per equivalence check
+    isolation: str = "auto"  # code: bwrap | none | auto (bwrap when it works here)
+    code_timeout: float = 10.0  # code: wall-clock seconds per program (and CPU seconds)
+    code_memory_mb: int = 1024  # code: address space per program
+    code_parallel: Optional[int] = None  # code: programs at once (None: the CPU count)
+    code_grouping: str = "program"  # code votes: program (same code) | outputs (same values on visible inputs)
 
 
 @dataclass

@@ -47,22 +47,6 @@ def load_results(path: Path) -> dict[str, Result]:
     return done
 
 
-def grade_result(result: Result, problem: Problem, grader: MathGrader) -> None:
-    """Mark the chosen answer and every candidate (one check per answer group) against the reference."""
-    result.reference = problem.answer
-    if problem.answer is None:
-        return
-    result.correct = grader.equivalent(problem.answer, result.answer)
-    verdicts: dict[int, bool] = {}
-    for candidate in result.candidates:
-        if candidate.group is None:
-            candidate.correct = False
-            continue
-        if candidate.group not in verdicts:
-            verdicts[candidate.group] = grader.equivalent(problem.answer, candidate.answer)
-        candidate.correct = verdicts[candidate.group]
-
-
 def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
     graded = [r for r in results if r.correct is not None]
     n = len(results)
@@ -77,12 +61,25 @@ def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
         "accuracy": (sum(correct) / len(graded)) if graded else None,
         "accuracy_ci95": bootstrap_ci(correct),
         "pass_at_n": (sum(covered) / len(graded)) if graded else None,
+        "pass_at_k": _pass_at_k(graded),
         "completion_tokens_per_problem": completion / n if n else 0.0,
         "prompt_tokens_per_problem": prompt / n if n else 0.0,
         "backend_calls": sum(r.usage.backend_calls for r in results),
         "wall_seconds": wall_seconds,
         "completion_tokens_per_second": completion / wall_seconds if wall_seconds > 0 else None,
     }
+
+
+def _pass_at_k(graded: Sequence[Result]) -> dict[int, float] | None:
+    """Unbiased pass@k (Chen et al. 2021) for k = 1, 2, 4, ... n over problems with n candidates."""
+    from ttscale.analysis.curves import ks_for, pass_at_k
+
+    sized = [r for r in graded if r.candidates]
+    if not sized:
+        return None
+    n = min(len(r.candidates) for r in sized)
+    return {k: sum(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k) for r in sized) / len(sized)
+            for k in ks_for(n)}
 
 
 async def arun(
@@ -93,7 +90,7 @@ async def arun(
     seed: int = 0,
     concurrency: int = 64,
     output: str | Path | None = None,
-    grader: MathGrader | None = None,
+    grader: MathGrader | Any | None = None,
     progress: bool = True,
 ) -> RunResult:
     """Solve every problem concurrently (at most `concurrency` at once) and grade the answers.
@@ -130,7 +127,10 @@ async def arun(
                 tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb)
             result.usage.wall_seconds = time.perf_counter() - t0
-            await asyncio.to_thread(grade_result, result, problem, grader)
+            try:
+                await grader.agrade(result, problem)
+            except Exception as exc:  # a grading failure is recorded like a strategy failure
+                result.error = result.error or f"grading failed: {type(exc).__name__}: {exc}"
             if handle:
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
@@ -171,6 +171,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     for key, value in summary.items():
         if isinstance(value, float):
             value = f"{value:.4g}"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
         elif isinstance(value, (tuple, list)):
             value = "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
         rows.append((key, "-" if value is None else str(value)))

@@ -144,6 +144,7 @@ class Candidate:
     correct: bool | None = None
     stats: dict[str, float] = field(default_factory=dict)
     step_scores: list[float] = field(default_factory=list)
+    verdict: dict[str, Any] | None = None  # code: the sandbox's verdict on all tests (status, per test)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import importlib.resources
 import json
 from collections.abc import Iterable, Mapping
@@ -12,6 +13,7 @@ from typing import Any
 from ttscale.types import Problem
 
 ANSWER_FORMATS = ("raw", "gsm8k", "boxed")
+FORMATS = ("qa", "humaneval", "mbpp")  # how a row becomes a problem
 
 
 class DatasetError(ValueError):
@@ -25,6 +27,9 @@ class DatasetSpec:
     source: "fixture:NAME" (shipped in ttscale/data/fixtures), a local .jsonl path, or an HF name.
     id_key: a field holding a unique id; without one, ids are `{id_prefix}-{row index}`.
     answer_format: how the reference is stored: raw, gsm8k (`... #### N`), boxed (last \\boxed{}).
+    format: "qa" (a question and a reference answer), or a code benchmark's row layout: "humaneval"
+    (task_id, prompt, entry_point, test) or "mbpp" (task_id, text, test_list, test_setup_code).
+    visible_tests: code problems: how many tests are shown in the prompt and usable for selection.
     """
 
     source: str
@@ -37,6 +42,8 @@ class DatasetSpec:
     answer_format: str = "raw"
     offset: int = 0
     limit: int | None = None
+    format: str = "qa"
+    visible_tests: int = 1
 
 
 def gold_answer(value: Any, answer_format: str) -> str:
@@ -57,7 +64,8 @@ def gold_answer(value: Any, answer_format: str) -> str:
 
 
 def _rows_from_jsonl(path: Path) -> Iterable[tuple[str, Any]]:
-    with open(path, encoding="utf-8") as handle:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -87,8 +95,19 @@ def _rows(spec: DatasetSpec) -> Iterable[tuple[str, Any]]:
         with importlib.resources.as_file(resource) as path:
             yield from _rows_from_jsonl(path)
         return
+    if spec.source.startswith("package:"):  # data shipped inside an installed Python package
+        package, _, inner = spec.source.removeprefix("package:").partition("/")
+        try:
+            resource = importlib.resources.files(package) / inner
+        except ModuleNotFoundError:
+            raise DatasetError(f"dataset source {spec.source!r}: the package {package!r} is not installed") from None
+        if not resource.is_file():
+            raise DatasetError(f"dataset source {spec.source!r}: no file {inner!r} in {package}")
+        with importlib.resources.as_file(resource) as path:
+            yield from _rows_from_jsonl(path)
+        return
     path = Path(spec.source).expanduser()
-    if path.suffix in (".jsonl", ".json") or path.exists():
+    if path.suffixes[-2:] == [".jsonl", ".gz"] or path.suffix in (".jsonl", ".json") or path.exists():
         if not path.is_file():
             raise DatasetError(f"dataset file {spec.source!r} does not exist")
         yield from _rows_from_jsonl(path)
@@ -96,9 +115,37 @@ def _rows(spec: DatasetSpec) -> Iterable[tuple[str, Any]]:
     yield from _rows_from_hub(spec)
 
 
+def _code_problem(where: str, index: int, row: Mapping[str, Any], spec: DatasetSpec) -> Problem:
+    from ttscale.graders.code.tasks import humaneval_task, mbpp_task
+
+    needed = {"humaneval": ("task_id", "prompt", "entry_point", "test"), "mbpp": ("task_id", "test_list")}[spec.format]
+    for key in needed:
+        if key not in row:
+            raise DatasetError(f"{where}: missing field {key!r} for format={spec.format} (fields: {sorted(row)})")
+    try:
+        if spec.format == "humaneval":
+            task = humaneval_task(row["prompt"], row["test"], row["entry_point"], spec.visible_tests)
+            question = row["prompt"]
+            answer = row["prompt"] + row["canonical_solution"] if row.get("canonical_solution") else None
+        else:
+            text = row.get("text") or row.get("prompt")
+            if not text:
+                raise ValueError("no problem statement ('text' or 'prompt')")
+            task = mbpp_task(list(row["test_list"]), row.get("test_setup_code") or "", row.get("entry_point"),
+                             spec.visible_tests)
+            shown = "\n".join(task.tests[i] for i in task.visible)
+            question = f"{text}\nYour code should pass these tests:\n\n{shown}" if shown else text
+            answer = row.get("code")
+    except (SyntaxError, ValueError) as exc:
+        raise DatasetError(f"{where}: {spec.format} row cannot be turned into tests: {exc}") from None
+    return Problem(id=str(row["task_id"]), question=question, answer=answer, metadata=task.to_metadata())
+
+
 def _problem(where: str, index: int, row: Any, spec: DatasetSpec) -> Problem:
     if not isinstance(row, Mapping):
         raise DatasetError(f"{where}: expected an object, got {type(row).__name__}")
+    if spec.format != "qa":
+        return _code_problem(where, index, row, spec)
     for key in (spec.question_key, spec.answer_key) + ((spec.id_key,) if spec.id_key else ()):
         if key not in row:
             raise DatasetError(f"{where}: missing field {key!r} (fields: {sorted(row)})")
@@ -113,6 +160,8 @@ def _problem(where: str, index: int, row: Any, spec: DatasetSpec) -> Problem:
 
 def load_problems(spec: DatasetSpec) -> list[Problem]:
     """Problems `offset .. offset+limit` of a dataset. A malformed row raises DatasetError naming it."""
+    if spec.format not in FORMATS:
+        raise DatasetError(f"format={spec.format!r}; choose one of: {', '.join(FORMATS)}")
     if spec.answer_format not in ANSWER_FORMATS:
         raise DatasetError(f"answer_format={spec.answer_format!r}; choose one of: {', '.join(ANSWER_FORMATS)}")
     problems = []

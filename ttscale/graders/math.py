@@ -244,8 +244,16 @@ class MathGrader:
         labels = self.pool.call(group_answers, list(answers), default=None)
         return labels if labels is not None else _group_by_normalized(answers)
 
-    async def agroup(self, answers: Sequence[str | None]) -> list[int | None]:
+    def extract(self, text: str | None, problem=None) -> str | None:
+        """The final answer of a completion (the grader contract shared with CodeGrader)."""
+        return extract_answer(text)
+
+    async def agroup(self, answers: Sequence[str | None], problem=None) -> list[int | None]:
         return await asyncio.to_thread(self.group, answers)
+
+    async def agrade(self, result, problem) -> None:
+        """Mark the chosen answer and every candidate (one check per answer group) against the reference."""
+        await asyncio.to_thread(grade_math_result, self, result, problem)
 
     async def aequivalent(self, gold: str | None, pred: str | None) -> bool:
         return await asyncio.to_thread(self.equivalent, gold, pred)
@@ -258,6 +266,21 @@ class MathGrader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def grade_math_result(grader: MathGrader, result, problem) -> None:
+    result.reference = problem.answer
+    if problem.answer is None:
+        return
+    result.correct = grader.equivalent(problem.answer, result.answer)
+    verdicts: dict[int, bool] = {}
+    for candidate in result.candidates:
+        if candidate.group is None:
+            candidate.correct = False
+            continue
+        if candidate.group not in verdicts:
+            verdicts[candidate.group] = grader.equivalent(problem.answer, candidate.answer)
+        candidate.correct = verdicts[candidate.group]
 
 
 def is_equivalent(gold: str | None, pred: str | None, timeout: float = 10.0) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ttscale.graders.math import extract_answer
 from ttscale.strategies.context import Context
 from ttscale.strategies.search.parallel import ParallelSampling
 from ttscale.strategies.select.base import Selector
@@ -26,12 +25,12 @@ class Strategy:
         trajectories = await self.search(problem, ctx)
         for t in trajectories:
             if t.answer is None:
-                t.answer = extract_answer(t.text)
+                t.answer = ctx.grader.extract(t.text, problem)
         if self.verifier is not None:
             scores = await self.verifier.score(problem, trajectories, ctx.usage)
             for t, s in zip(trajectories, scores):
                 t.score, t.step_scores = s.value, s.steps
-        groups = await ctx.grader.agroup([t.answer for t in trajectories])
+        groups = await ctx.grader.agroup([t.answer for t in trajectories], problem)
         selection = self.select(trajectories, groups)
         chosen = None if selection.index is None else trajectories[selection.index]
         candidates = [

@@ -3,8 +3,9 @@
 Standalone on purpose (no ttscale import): it is the only code the sandbox needs besides Python.
 
 Protocol. The job arrives as JSON on stdin, which is then closed: {nonce, report_fd, limits,
-program, setup, tests}. Every event goes to the report fd as one line "<nonce> <json>": the program
-loaded (or not), each test's outcome, and last "done" once every test has run. The parent counts a
+program, setup, probes, tests}. Every event goes to the report fd as one line "<nonce> <json>": the
+program loaded (or not), each probe's value, each test's outcome, and last "done" once every test
+has run. The parent counts a
 pass only from these lines, so a program that exits early (`os._exit(0)`, `sys.exit`), prints a
 success marker, or redefines `exit`/builtins cannot pass: it does not know the nonce, and the
 harness keeps its own references to what it needs. An audit hook blocks the usual ways of reading
@@ -88,6 +89,7 @@ def main():
     _limit("RLIMIT_NPROC", limits.get("processes"))
     _limit("RLIMIT_NOFILE", limits.get("open_files"))
     program, setup, tests = job["program"], job.get("setup") or "", list(job.get("tests") or ())
+    probes = list(job.get("probes") or ())
     del job
     sys.addaudithook(_audit)
 
@@ -100,6 +102,12 @@ def main():
         report(event="program", status="error", error=describe(exc))
         finish()
     report(event="program", status="ok")
+    for index, expression in enumerate(probes):  # values on given inputs, for execution-based voting
+        try:
+            value = repr(eval(compile(expression, f"<probe {index}>", "eval", dont_inherit=True), namespace))[:1000]
+            report(event="probe", index=index, value=value)
+        except base_exception as exc:
+            report(event="probe", index=index, error=type(exc).__name__)
     for index, test in enumerate(tests):
         try:
             exec(compile(test, f"<test {index}>", "exec", dont_inherit=True), namespace)

@@ -67,6 +67,7 @@ class Verdict:
     status: str
     tests: list[TestVerdict] = field(default_factory=list)
     reason: str | None = None
+    probes: list[str | None] = field(default_factory=list)  # repr of each probe's value ("!Error" if it raised)
     stdout: str = ""
     stderr: str = ""
     returncode: int | None = None
@@ -181,16 +182,18 @@ class Sandbox:
             self._slots.put(slot)
 
     # -- one run ---------------------------------------------------------------------------------
-    def run(self, program: str, tests: Sequence[str] = (), setup: str = "", limits: Limits | None = None) -> Verdict:
-        """Run `program`, then `setup`, then each test snippet in the same namespace."""
+    def run(self, program: str, tests: Sequence[str] = (), setup: str = "", limits: Limits | None = None,
+            probes: Sequence[str] = ()) -> Verdict:
+        """Run `program`, then `setup`, then evaluate each probe expression, then each test snippet,
+        all in one namespace."""
         limits = limits or self.limits
         slot = self._slots.get()
         try:
-            return self._run(slot, program, list(tests), setup, limits)
+            return self._run(slot, program, list(tests), setup, limits, list(probes))
         finally:
             self._slots.put(slot)
 
-    def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits) -> Verdict:
+    def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits, probes: list[str]) -> Verdict:
         uid = SLOT_UID_BASE + slot if self.drop_uid else os.getuid()
         gid = SLOT_UID_BASE + slot if self.drop_uid else os.getgid()
         private = tempfile.mkdtemp(prefix="ttscale-sbx-io-")  # ours: the program never sees this folder
@@ -204,13 +207,14 @@ class Sandbox:
             nonce = secrets.token_hex(16)  # the harness's report lines carry it; the program never sees it
             # the process limit counts every process of the user id (outside a user namespace)
             processes = limits.processes + (0 if self.drop_uid or self.isolation == "bwrap" else len(_processes_of(uid)))
-            job = {"nonce": nonce, "program": program, "setup": setup, "tests": tests,
+            job = {"nonce": nonce, "program": program, "setup": setup, "tests": tests, "probes": probes,
                    "limits": {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": limits.cpu_seconds,
                               "file_size_bytes": limits.file_size_mb << 20, "processes": processes,
                               "open_files": limits.open_files}}
             with open(out_path, "wb") as out, open(err_path, "wb") as err, open(rep_path, "wb") as rep:
                 timed_out, returncode = self._spawn(job, workdir, uid, gid, out, err, rep, limits)
             verdict = self._verdict(rep_path.read_bytes(), nonce, len(tests), timed_out, returncode)
+            verdict.probes = self._probes(rep_path.read_bytes(), nonce, len(probes))
             verdict.stdout = _tail(out_path, limits.output_tail)
             verdict.stderr = _tail(err_path, limits.output_tail)
             if verdict.status == "error" and verdict.reason is None:
@@ -301,7 +305,7 @@ class Sandbox:
                     pass
 
     @staticmethod
-    def _verdict(report: bytes, nonce: str, n_tests: int, timed_out: bool, returncode: int | None) -> Verdict:
+    def _events(report: bytes, nonce: str) -> list[dict]:
         prefix = nonce.encode() + b" "
         events = []
         for line in report.splitlines():
@@ -310,6 +314,19 @@ class Sandbox:
                     events.append(json.loads(line[len(prefix):]))
                 except json.JSONDecodeError:
                     continue
+        return events
+
+    @classmethod
+    def _probes(cls, report: bytes, nonce: str, n: int) -> list[str | None]:
+        values: list[str | None] = [None] * n
+        for event in cls._events(report, nonce):
+            if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
+                values[event["index"]] = event["value"] if "value" in event else "!" + str(event.get("error"))
+        return values
+
+    @classmethod
+    def _verdict(cls, report: bytes, nonce: str, n_tests: int, timed_out: bool, returncode: int | None) -> Verdict:
+        events = cls._events(report, nonce)
         cpu_killed = returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)  # bwrap reports a signal as 128 + n
         tests = [TestVerdict("timeout" if timed_out or cpu_killed else "error") for _ in range(n_tests)]
         program = next((e for e in events if e.get("event") == "program"), None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from ttscale.graders.math import extract_answer
 from ttscale.strategies.context import Context
 from ttscale.types import Problem, SamplingParams, Trajectory
 
@@ -55,11 +54,11 @@ class AdaptiveSampling:
             k = min(self.batch, self.n - len(trajectories))
             for completion in await ctx.generate(ctx.prompt, replace(self.params, n=k)):
                 t = Trajectory.from_completion(completion)
-                t.answer = extract_answer(t.text)
+                t.answer = ctx.grader.extract(t.text, problem)
                 trajectories.append(t)
             if len(trajectories) < self.min_samples:
                 continue
-            groups = await ctx.grader.agroup([t.answer for t in trajectories])
+            groups = await ctx.grader.agroup([t.answer for t in trajectories], problem)
             if leader_settled(Counter(g for g in groups if g is not None), self.rule, self.threshold):
                 break
         ctx.info["samples_drawn"] = len(trajectories)
