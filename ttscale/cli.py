@@ -137,6 +137,7 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
+        from ttscale.analysis.compute import Prices, compute_summary
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
         from ttscale.runtime import format_summary, run
 
@@ -155,7 +156,9 @@ class App:
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
                    "verifier": cfg.verifier.name or cfg.strategy.verifier, "dataset": cfg.dataset.name,
-                   **outcome.summary}
+                   **outcome.summary,
+                   **compute_summary(outcome.results, resolved["model"].get("params"),
+                                     resolved["verifier"].get("params"), Prices.from_config(resolved["model"].get("prices")))}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(format_summary(summary))
         print(f"results: {out_dir}")
@@ -214,9 +217,14 @@ def _same(old: Any, new: Any, defaults: dict[str, Any]) -> bool:
 def main() -> None:
     import hydra
 
-    from ttscale.config import register_schemas
+    from ttscale.config import expand_recipe, register_schemas
 
-    args = sys.argv[1:]
+    try:
+        args = expand_recipe(sys.argv[1:])
+    except ValueError as exc:
+        print(f"ttscale: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    sys.argv = [sys.argv[0], *args]  # Hydra reads the expanded command line
     passthrough = any(a.startswith("-") and a not in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if not a.startswith("-")]
     if not passthrough:

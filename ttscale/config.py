@@ -21,6 +21,51 @@ def conf_dir() -> Path:
     raise FileNotFoundError("ttscale's conf/ folder is missing from this installation")
 
 
+def recipes_dir() -> Path:
+    """recipes/ inside the installed package (wheel), else the repository's top-level recipes/."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "recipes", here.parent / "recipes"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("ttscale's recipes/ folder is missing from this installation")
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """A recipe: description, paper, reported result, sweep flag and Hydra overrides."""
+    import yaml
+
+    folder = recipes_dir()
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ValueError(f"recipe={name} is not a known choice; choose one of: {', '.join(options)}")
+    recipe = yaml.safe_load(path.read_text()) or {}
+    unknown = set(recipe) - {"description", "paper", "reported", "where", "sweep", "overrides"}
+    if unknown or not isinstance(recipe.get("overrides"), list):
+        raise ValueError(f"recipe {path}: needs a list of overrides; unknown keys: {sorted(unknown)}")
+    recipe["overrides"] = [str(o).split(" #")[0].strip() for o in recipe["overrides"]]
+    return recipe
+
+
+def expand_recipe(args: list[str]) -> list[str]:
+    """`recipe=NAME` on the command line becomes the recipe's overrides (and -m for a sweep); the
+    other arguments follow, so they override the recipe's."""
+    names = [a.split("=", 1)[1] for a in args if a.startswith("recipe=")]
+    if not names:
+        return args
+    if len(names) > 1:
+        raise ValueError("give one recipe=NAME")
+    recipe = load_recipe(names[0])
+    rest = [a for a in args if not a.startswith("recipe=")]
+    multirun = recipe.get("sweep") and not any(a in ("-m", "--multirun") for a in rest)
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    mine = [o for o in recipe["overrides"] if key(o) not in {key(a) for a in rest if "=" in a}]
+    return (["-m"] if multirun else []) + mine + rest
+
+
 def group_config(group: str, name: str) -> dict[str, Any]:
     """One option of a config group (conf/GROUP/NAME.yaml) merged over its schema, as a plain dict."""
     from omegaconf import OmegaConf
@@ -63,6 +108,8 @@ class ModelConfig:
     plain_prompt: Dict[str, str] = field(default_factory=dict)  # role -> format for base models
     step_delimiter: str = "\n\n"
     notes: Optional[str] = None
+    # US dollars per million tokens (prompt, cached_prompt, completion, verifier) for cost-of-pass
+    prices: Dict[str, Optional[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,6 +186,7 @@ class VerifierConfig:
     device: str = "cpu"
     step_token: Optional[str] = None  # the format's step tag / separator, when not the model card's
     system: Optional[str] = None  # qwen_math_prm: the system prompt
+    params: Optional[float] = None  # parameter count for FLOPs (None: the policy's when it runs on the policy model)
     tests: str = "visible"  # unit_tests: visible (a real verifier) | all (an oracle, for coverage studies)
 
 

@@ -1,5 +1,22 @@
-"""Analysis of results: metrics with confidence intervals."""
+"""Analysis of results: metrics with confidence intervals, scaling curves, compute and cost-of-pass,
+leaderboards and plots. `load_run(RUN_DIR)` gives a run's problems as a pandas DataFrame."""
 
+from ttscale.analysis.compute import Prices, compute_summary, cost_of_pass, flops
 from ttscale.analysis.metrics import bootstrap_ci
 
-__all__ = ["bootstrap_ci"]
+
+def load_run(run):
+    """A run folder's problems as a pandas DataFrame (one row per problem)."""
+    from ttscale.analysis.report import load_run as _load_run
+
+    return _load_run(run)
+
+
+def leaderboard(runs):
+    """One row per run folder (sweep folders expand to their jobs): accuracy with CI and compute."""
+    from ttscale.analysis.report import leaderboard as _leaderboard
+
+    return _leaderboard(runs)
+
+
+__all__ = ["Prices", "bootstrap_ci", "compute_summary", "cost_of_pass", "flops", "leaderboard", "load_run"]

@@ -1,13 +1,21 @@
-"""`python -m ttscale.analysis RUN_DIR [...]`: the scaling curve of each finished run (maj@k, best-of-k,
-pass@k for k = 1, 2, 4, ... N with 95% bootstrap intervals), printed and written to RUN_DIR/curve.csv."""
+"""`python -m ttscale.analysis RUN_DIR [RUN_DIR ...] [--out DIR]`
+
+For each run (a multirun sweep folder stands for all its jobs): the scaling curve (maj@k, best-of-k,
+pass@k for k = 1, 2, 4, ... N, by subsampling, with 95% bootstrap intervals), printed and written to
+RUN_DIR/curve.csv and RUN_DIR/curve.png. Over all the runs: leaderboard.csv / leaderboard.md
+(accuracy with CI, tokens, FLOPs, wall time, cost-of-pass) and accuracy-against-compute plots with
+the Pareto frontier (compute_tokens.png, compute_flops.png, compute_wall.png), in --out (default:
+the single folder given).
+"""
 
 from __future__ import annotations
 
+import argparse
 import csv
-import sys
 from pathlib import Path
 
 from ttscale.analysis.curves import scaling_curve
+from ttscale.analysis.report import COMPUTE_AXES, leaderboard, plot_compute, plot_curve, run_dirs, write_leaderboard
 from ttscale.runtime import load_results
 
 
@@ -15,26 +23,42 @@ def _fmt(value, ci) -> str:
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def main(argv: list[str] | None = None) -> None:
-    folders = [Path(a) for a in (argv if argv is not None else sys.argv[1:])]
-    if not folders:
-        raise SystemExit(__doc__)
-    for folder in folders:
-        results_file = folder / "results.jsonl"
-        if not results_file.exists():
-            raise SystemExit(f"{folder}: no results.jsonl (is it a ttscale run folder?)")
-        rows = scaling_curve(list(load_results(results_file).values()))
-        print(f"# {folder}")
-        metrics = [m for m in ("maj_at_k", "best_of_k", "pass_at_k") if rows and m in rows[0]]
-        print("| k | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics))
+def curve(folder: Path) -> list[dict]:
+    rows = scaling_curve(list(load_results(folder / "results.jsonl").values()))
+    print(f"# {folder}")
+    metrics = [m for m in ("maj_at_k", "best_of_k", "pass_at_k") if rows and m in rows[0]]
+    print("| k | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics))
+    for row in rows:
+        print(f"| {row['k']} | " + " | ".join(_fmt(row[m], row[m + '_ci95']) for m in metrics) + " |")
+    with open(folder / "curve.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["k", "problems"] + [c for m in metrics for c in (m, m + "_low", m + "_high")])
         for row in rows:
-            print(f"| {row['k']} | " + " | ".join(_fmt(row[m], row[m + '_ci95']) for m in metrics) + " |")
-        with open(folder / "curve.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["k", "problems"] + [c for m in metrics for c in (m, m + "_low", m + "_high")])
-            for row in rows:
-                writer.writerow([row["k"], row["problems"]] + [v for m in metrics
-                                                              for v in (row[m], *row[m + "_ci95"])])
+            writer.writerow([row["k"], row["problems"]] + [v for m in metrics for v in (row[m], *row[m + "_ci95"])])
+    if len(rows) > 1:
+        plot_curve(rows, folder / "curve.png", title=str(folder))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ttscale.analysis", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders or multirun sweep folders")
+    parser.add_argument("--out", help="where the leaderboard and compute plots go")
+    args = parser.parse_args(argv)
+    try:
+        folders = run_dirs(args.runs)
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
+    for folder in folders:
+        curve(folder)
+    out = Path(args.out) if args.out else Path(args.runs[0])
+    rows = leaderboard(folders)
+    csv_path, md_path = write_leaderboard(rows, out)
+    print(f"\n# leaderboard ({len(rows)} runs)\n" + md_path.read_text())
+    for axis in COMPUTE_AXES:
+        plot_compute(rows, axis, out / f"compute_{axis}.png", title=f"{len(rows)} runs")
+    print(f"written: {csv_path}, {md_path}, {out}/compute_{{tokens,flops,wall}}.png")
 
 
 if __name__ == "__main__":
