@@ -78,7 +78,9 @@ def test_every_readme_command_line_is_a_valid_config():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     lines = [ln.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
              for ln in block.splitlines()]
-    commands = [shlex.split(ln)[1:] for ln in lines if ln.startswith("ttscale ")]
+    from ttscale.config import expand_recipe
+
+    commands = [expand_recipe(shlex.split(ln)[1:]) for ln in lines if ln.startswith("ttscale ")]
     assert len(commands) >= 8
     for args in commands:
         overrides = [a for a in args if not a.startswith("-") and "$" not in a]

@@ -99,7 +99,7 @@ def _prm(v: Mapping[str, Any]):
                               dict(v.get("engine_args") or {}), options)
     return TransformersPRM(v["path"], v["format"], v["aggregation"], v["step_delimiter"], v["batch_size"],
                            v["dtype"], v["device"], options)
-BACKENDS = ("vllm",)
+BACKENDS = ("vllm", "scripted")
 
 
 def _choice(key: str, value: Any, choices: Mapping | tuple) -> Any:
@@ -242,8 +242,12 @@ def build_model_path(cfg: Mapping[str, Any]) -> str:
     return resolve_model(ModelSource.from_config(cfg), cfg["name"])
 
 
-def build_backend(backend_cfg: Mapping[str, Any], model_path: str, seed: int):
+def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: int):
     _choice("backend.kind", backend_cfg["kind"], BACKENDS)
+    if backend_cfg["kind"] == "scripted":  # a stand-in model for pipeline tests: no weights, no engine
+        from ttscale.backends.scripted import SCRIPTS, ScriptedBackend
+
+        return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS))
     from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform
 
     apply_env(backend_cfg.get("env"))  # before vLLM is imported: it reads some of them at import

@@ -17,7 +17,7 @@ from typing import Any
 
 from ttscale.config import CONFIG_NAME, conf_dir
 
-RUNTIME_KEYS = ("concurrency", "progress", "grader")  # may change when a run resumes
+RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger")  # may change when a run resumes
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
@@ -85,6 +85,18 @@ def _keys_of(parent: str, overrides: list[str]) -> list[str]:
         return []
 
 
+def check_logger(name: str) -> None:
+    import importlib.util
+
+    from ttscale.build import ConfigError
+    from ttscale.loggers import LOGGERS
+
+    if name not in LOGGERS:
+        raise ConfigError(f"logger.name={name!r} is not a known choice; choose one of: {', '.join(LOGGERS)}")
+    if name == "wandb" and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logger=wandb needs the wandb package: pip install wandb (or the [launchers] extra)")
+
+
 def check_overrides(overrides: list[str]) -> str | None:
     """Compose the config with the overrides (first value of each sweep) and build what can be built
     without a model. Returns one line describing the first problem, or None when all is well."""
@@ -101,6 +113,7 @@ def check_overrides(overrides: list[str]) -> str | None:
                 cfg = compose(config_name=CONFIG_NAME, overrides=variant)
                 build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True),
                                OmegaConf.to_container(cfg.verifier, resolve=True))
+                check_logger(cfg.logger.name)
                 check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
                              OmegaConf.to_container(cfg.grader, resolve=True),
                              OmegaConf.to_container(cfg.verifier, resolve=True))
@@ -128,7 +141,8 @@ class App:
             for old in self._backends.values():
                 old.close()
             self._backends.clear()
-            model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
+            scripted = cfg.backend.kind == "scripted"  # a stand-in model: no weights to resolve
+            model_path = None if scripted else build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
             print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}", file=sys.stderr)
             self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed)
         return self._backends[key]
@@ -138,6 +152,7 @@ class App:
         from omegaconf import OmegaConf
 
         from ttscale.analysis.compute import Prices, compute_summary
+        from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
         from ttscale.runtime import format_summary, run
 
@@ -160,8 +175,14 @@ class App:
                    **compute_summary(outcome.results, resolved["model"].get("params"),
                                      resolved["verifier"].get("params"), Prices.from_config(resolved["model"].get("prices")))}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        tracked = log_run(resolved["logger"], resolved, summary, outcome.results, out_dir,
+                          group=str(out_dir.parent) if HydraConfig.get().mode.name == "MULTIRUN" else None)
+        if tracked:
+            summary_line = f"logged: {tracked}"
         print(format_summary(summary))
         print(f"results: {out_dir}")
+        if tracked:
+            print(summary_line)
         return summary
 
     def close(self) -> None:

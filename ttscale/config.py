@@ -71,7 +71,7 @@ def group_config(group: str, name: str) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     schemas = {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig,
-               "verifier": VerifierConfig}
+               "verifier": VerifierConfig, "logger": LoggerConfig}
     folder = conf_dir() / group
     path = folder / f"{name}.yaml"
     if group not in schemas or not path.exists():
@@ -119,6 +119,18 @@ class BackendConfig:
     engine_args: Dict[str, Any] = field(default_factory=dict)
     cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
     env: Dict[str, Any] = field(default_factory=dict)
+    script: Optional[str] = None  # kind=scripted: a stand-in model for pipeline tests (guess)
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "none"  # none | wandb
+    project: str = "ttscale"
+    entity: Optional[str] = None
+    mode: Optional[str] = None  # wandb: online | offline | disabled (None: WANDB_MODE, else online)
+    group: Optional[str] = None  # wandb: runs of one sweep share a group (None: the sweep folder)
+    tags: List[str] = field(default_factory=list)
+    dir: Optional[str] = None  # None: the run folder
 
 
 @dataclass
@@ -234,6 +246,7 @@ class Config:
     dataset: DatasetConfig = MISSING
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     grader: GraderConfig = field(default_factory=GraderConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     concurrency: int = 64
     progress: bool = True
@@ -250,3 +263,4 @@ def register_schemas() -> None:
     store.store(group="strategy", name="strategy_schema", node=StrategyConfig)
     store.store(group="dataset", name="dataset_schema", node=DatasetConfig)
     store.store(group="verifier", name="verifier_schema", node=VerifierConfig)
+    store.store(group="logger", name="logger_schema", node=LoggerConfig)

@@ -80,3 +80,19 @@ class ScriptedBackend:
 
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> ScriptedBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def guess_script(text: str, params: SamplingParams, index: int) -> str:
+    """A stand-in model for pipeline tests (launchers, loggers): a short 'solution' whose answer is a
+    number from the request's seed and the sample index, so samples differ and reruns repeat."""
+    seed = params.seed or 0
+    return f"Let me think step by step.\n\nThe answer is {(seed + 7 * index) % 20}."
+
+
+SCRIPTS = {"guess": guess_script}  # backend=scripted: backend.script names one of these
