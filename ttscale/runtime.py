@@ -47,7 +47,9 @@ def load_results(path: Path) -> dict[str, Result]:
     return done
 
 
-def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
+def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Result] | None = None) -> dict[str, Any]:
+    """Accuracy with its CI, coverage, pass@k, tokens per problem and throughput. `fresh`: the results
+    generated in this run (the rest were resumed), for the tokens per second of this run's wall time."""
     graded = [r for r in results if r.correct is not None]
     n = len(results)
     completion = sum(r.usage.completion_tokens for r in results)
@@ -66,7 +68,8 @@ def summarize(results: Sequence[Result], wall_seconds: float) -> dict[str, Any]:
         "prompt_tokens_per_problem": prompt / n if n else 0.0,
         "backend_calls": sum(r.usage.backend_calls for r in results),
         "wall_seconds": wall_seconds,
-        "completion_tokens_per_second": completion / wall_seconds if wall_seconds > 0 else None,
+        "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
+                                         / wall_seconds if wall_seconds > 0 else None),
     }
 
 
@@ -150,7 +153,7 @@ async def arun(
     wall = time.perf_counter() - started
     by_id = {**done, **{r.problem_id: r for r in fresh}}
     results = [by_id[p.id] for p in problems]
-    summary = summarize(results, wall)
+    summary = summarize(results, wall, fresh)
     summary["resumed"] = len(problems) - len(todo)
     return RunResult(results=results, summary=summary)
 

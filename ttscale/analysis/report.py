@@ -191,7 +191,8 @@ def plot_compute(rows: Sequence[dict[str, Any]], axis: str, path: Path, title: s
     frontier = pareto_frontier([(r[key], r["accuracy"]) for r in points])
     ax.plot([points[i][key] for i in frontier], [points[i]["accuracy"] for i in frontier], "k--", lw=1,
             label="Pareto frontier")
-    ax.set_xscale("log")
+    if all(r[key] > 0 for r in points):
+        ax.set_xscale("log")
     ax.set_xlabel({"tokens": "generated tokens per problem", "flops": "FLOPs per problem (estimated)",
                    "wall": "run wall seconds / problems"}[axis])
     ax.set_ylabel("accuracy (95% CI)")
