@@ -162,6 +162,10 @@ def test_best_of_n_with_visible_tests_selects_and_hidden_tests_grade(humaneval, 
     assert result.candidates[0].verdict["tests"][0] == "pass" and result.candidates[0].verdict["status"] == "fail"
     assert result.usage.verifier_calls == 3
     assert outcome.summary["pass_at_k"] == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3), 3: 1.0}
+    # two candidates pass the visible test; one of them fails the rest: a false-positive rate of 1/2
+    assert [c.verdict["visible"] for c in result.candidates] == [True, True, False]
+    assert outcome.summary["visible_tests_accepted"] == 2
+    assert outcome.summary["visible_tests_false_positive_rate"] == 0.5
 
 
 def test_execution_based_voting_and_failures_recorded(humaneval):

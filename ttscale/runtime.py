@@ -56,7 +56,7 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
     prompt = sum(r.usage.prompt_tokens for r in results)
     correct = [float(bool(r.correct)) for r in graded]
     covered = [float(any(c.correct for c in r.candidates)) for r in graded]
-    return {
+    summary = {
         "problems": n,
         "errors": sum(r.error is not None for r in results),
         "graded": len(graded),
@@ -71,6 +71,11 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
                                          / wall_seconds if wall_seconds > 0 else None),
     }
+    accepted = [c for r in graded for c in r.candidates if c.verdict and c.verdict.get("visible")]
+    if accepted:  # code: how often passing the visible tests meant passing all of them
+        summary["visible_tests_accepted"] = len(accepted)
+        summary["visible_tests_false_positive_rate"] = sum(not c.correct for c in accepted) / len(accepted)
+    return summary
 
 
 def _pass_at_k(graded: Sequence[Result]) -> dict[int, float] | None:

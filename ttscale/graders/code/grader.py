@@ -69,10 +69,14 @@ class CodeGrader:
                                       + ([result.answer] if result.answer is not None else [])))
         verdicts = await asyncio.gather(*(self.run_tests(p, problem) for p in programs))
         by_program = dict(zip(programs, verdicts))
+        visible = task_of(problem).visible
         for candidate in result.candidates:
             verdict = by_program.get(candidate.answer)
             candidate.correct = bool(verdict and verdict.passed)
             candidate.verdict = _summary(verdict)
+            # the visible tests are a subset of all tests: whether they alone would have accepted it
+            candidate.verdict["visible"] = bool(verdict and visible and all(verdict.tests[i].status == "pass"
+                                                                            for i in visible))
         chosen = by_program.get(result.answer)
         result.correct = bool(chosen and chosen.passed)
 
