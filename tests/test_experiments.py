@@ -50,6 +50,18 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
     assert sorted(j["n"] for j in summaries(sweep)) == [1, 2]
 
 
+def test_ray_launcher_on_a_local_cluster(tmp_path):
+    """Not installed by CI (hydra-ray-launcher pins cloudpickle < 3, beside vLLM's 3.x): runs where
+    it is installed (`pip install -e ".[ray]"` in an environment for it)."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    sweep = tmp_path / "ray"
+    proc = ttscale("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+                   "+hydra.launcher.ray.init.include_dashboard=false", "backend=scripted", "strategy.n=1,2",
+                   "dataset.limit=3", "progress=false", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(j["n"] for j in summaries(sweep)) == [1, 2]
+
+
 def test_slurm_launcher_config_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     from hydra import compose, initialize_config_dir
