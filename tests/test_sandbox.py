@@ -83,6 +83,18 @@ def test_infinite_loop_times_out(sandbox):
     still_works(sandbox)
 
 
+@needs_bwrap
+def test_a_python_under_tmp_is_mounted_over_the_private_tmp(tmp_path):
+    """A checkout (and its venv) under /tmp must stay visible inside, above the sandbox's own /tmp."""
+    import subprocess
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    sandbox = Sandbox("bwrap", Limits(timeout=10), python=str(venv / "bin" / "python"))
+    verdict = sandbox.run("import sys\ndef f():\n    return sys.prefix\n", [f"assert f() == {str(venv)!r}"])
+    assert verdict.status == "pass", verdict
+
+
 def test_unknown_isolation_and_missing_bwrap_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="choose one of: auto, bwrap, none"):
         Sandbox("docker")

@@ -236,7 +236,10 @@ class Sandbox:
                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if not self.drop_uid:
             cmd += ["--unshare-user", "--cap-drop", "ALL"]
-        made: set[str] = set()
+        # the private /tmp first: a Python (or venv) under /tmp is mounted on top of it, not hidden by it
+        cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
+        made: set[str] = {"/tmp"}  # folders that exist inside
+        bound: set[str] = set()  # host folders mounted inside
 
         def mount(kind: str, source: str, target: str) -> None:
             for parent in reversed(Path(target).parents[:-1] if len(Path(target).parents) > 1 else []):
@@ -245,6 +248,7 @@ class Sandbox:
                     cmd.extend(["--perms", "0755", "--dir", str(parent)])
             cmd.extend([kind, source, target])
             made.add(target)
+            bound.add(target)
 
         for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/alternatives",
                     "/etc/ld.so.cache", "/etc/ssl"):
@@ -255,9 +259,9 @@ class Sandbox:
         prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(os.path.realpath(self.python)).parents[1]),
                     str(Path(self.python).parents[1])}
         for prefix in sorted(prefixes):
-            if not any(prefix == m or prefix.startswith(m + "/") for m in made):
+            if not any(prefix == m or prefix.startswith(m + "/") for m in bound):
                 mount("--ro-bind", prefix, prefix)
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp", "--bind", workdir, inside,
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--bind", workdir, inside,
                 "--ro-bind", str(HARNESS), "/tmp/.harness.py", "--chdir", inside]
         for key, value in self._env(inside).items():
             cmd += ["--setenv", key, value]
