@@ -99,6 +99,8 @@ def _prm(v: Mapping[str, Any]):
                               dict(v.get("engine_args") or {}), options)
     return TransformersPRM(v["path"], v["format"], v["aggregation"], v["step_delimiter"], v["batch_size"],
                            v["dtype"], v["device"], options)
+
+
 BACKENDS = ("vllm", "scripted")
 
 
@@ -208,16 +210,17 @@ def model_stop(model_cfg: Mapping[str, Any] | None) -> tuple[str, ...]:
     return ((model_cfg.get("plain_prompt") or {}).get("stop", PLAIN_DEFAULTS["stop"]),)
 
 
-GROUPINGS = ("program", "outputs")
-
-
 def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
                  verifier_cfg: Mapping[str, Any] | None = None) -> None:
     """The grader's choices, checked without starting anything."""
-    _choice("dataset.format", dataset_cfg.get("format", "qa"), ("qa", "humaneval", "mbpp"))
+    from ttscale.data.loaders import FORMATS
+    from ttscale.graders.code.grader import GROUPINGS
+    from ttscale.graders.code.sandbox import ISOLATIONS
+
+    _choice("dataset.format", dataset_cfg.get("format", "qa"), FORMATS)
     if (verifier_cfg or {}).get("name") == "unit_tests" and dataset_cfg.get("format", "qa") == "qa":
         raise ConfigError("verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)")
-    _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ("auto", "bwrap", "none"))
+    _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ISOLATIONS)
     _choice("grader.code_grouping", grader_cfg.get("code_grouping", "program"), GROUPINGS)
     _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))
 
@@ -230,11 +233,12 @@ def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
     if dataset_cfg.get("format", "qa") == "qa":
         return MathGrader(workers=grader_cfg.get("workers", 2), timeout=grader_cfg.get("timeout", 10.0))
     from ttscale.graders.code.grader import code_grader
+    from ttscale.graders.code.sandbox import SandboxError
 
     try:
         return code_grader(grader_cfg["isolation"], grader_cfg["code_timeout"], grader_cfg["code_memory_mb"],
                            grader_cfg.get("code_parallel"), grader_cfg["code_grouping"])
-    except RuntimeError as exc:  # isolation=bwrap where it cannot work
+    except SandboxError as exc:  # isolation=bwrap where it cannot work
         raise ConfigError(f"grader.{exc}") from None
 
 

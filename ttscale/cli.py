@@ -177,12 +177,10 @@ class App:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         tracked = log_run(resolved["logger"], resolved, summary, outcome.results, out_dir,
                           group=str(out_dir.parent) if HydraConfig.get().mode.name == "MULTIRUN" else None)
-        if tracked:
-            summary_line = f"logged: {tracked}"
         print(format_summary(summary))
         print(f"results: {out_dir}")
         if tracked:
-            print(summary_line)
+            print(f"logged: {tracked}")
         return summary
 
     def close(self) -> None:
@@ -211,10 +209,9 @@ def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:
 def _schema_defaults(group: str) -> dict[str, Any]:
     from dataclasses import MISSING, fields
 
-    from ttscale import config
+    from ttscale.config import group_schemas
 
-    schema = {"strategy": config.StrategyConfig, "verifier": config.VerifierConfig, "dataset": config.DatasetConfig,
-              "model": config.ModelConfig, "backend": config.BackendConfig}.get(group)
+    schema = group_schemas().get(group)
     if schema is None:
         return {}
     out = {}

@@ -43,7 +43,7 @@ def load_recipe(name: str) -> dict[str, Any]:
     unknown = set(recipe) - {"description", "paper", "reported", "where", "sweep", "overrides"}
     if unknown or not isinstance(recipe.get("overrides"), list):
         raise ValueError(f"recipe {path}: needs a list of overrides; unknown keys: {sorted(unknown)}")
-    recipe["overrides"] = [str(o).split(" #")[0].strip() for o in recipe["overrides"]]
+    recipe["overrides"] = [str(o) for o in recipe["overrides"]]
     return recipe
 
 
@@ -70,8 +70,7 @@ def group_config(group: str, name: str) -> dict[str, Any]:
     """One option of a config group (conf/GROUP/NAME.yaml) merged over its schema, as a plain dict."""
     from omegaconf import OmegaConf
 
-    schemas = {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig,
-               "verifier": VerifierConfig, "logger": LoggerConfig}
+    schemas = group_schemas()
     folder = conf_dir() / group
     path = folder / f"{name}.yaml"
     if group not in schemas or not path.exists():
@@ -250,6 +249,12 @@ class Config:
     seed: int = 0
     concurrency: int = 64
     progress: bool = True
+
+
+def group_schemas() -> dict[str, type]:
+    """The typed schema of each config group."""
+    return {"model": ModelConfig, "backend": BackendConfig, "strategy": StrategyConfig, "dataset": DatasetConfig,
+            "verifier": VerifierConfig, "logger": LoggerConfig}
 
 
 def register_schemas() -> None:

@@ -5,6 +5,7 @@ from ttscale.analysis.compute import Prices, compute_summary, cost_of_pass, flop
 from ttscale.analysis.metrics import bootstrap_ci
 
 
+# report.py imports the runtime, which imports this package's metrics: import it on call, not here
 def load_run(run):
     """A run folder's problems as a pandas DataFrame (one row per problem)."""
     from ttscale.analysis.report import load_run as _load_run

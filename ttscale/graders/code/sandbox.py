@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,6 @@ class Verdict:
     @property
     def passed(self) -> bool:
         return self.status == "pass"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class SandboxError(RuntimeError):
@@ -213,8 +210,9 @@ class Sandbox:
                               "open_files": limits.open_files}}
             with open(out_path, "wb") as out, open(err_path, "wb") as err, open(rep_path, "wb") as rep:
                 timed_out, returncode = self._spawn(job, workdir, uid, gid, out, err, rep, limits)
-            verdict = self._verdict(rep_path.read_bytes(), nonce, len(tests), timed_out, returncode)
-            verdict.probes = self._probes(rep_path.read_bytes(), nonce, len(probes))
+            events = self._events(rep_path.read_bytes(), nonce)
+            verdict = self._verdict(events, len(tests), timed_out, returncode)
+            verdict.probes = self._probes(events, len(probes))
             verdict.stdout = _tail(out_path, limits.output_tail)
             verdict.stderr = _tail(err_path, limits.output_tail)
             if verdict.status == "error" and verdict.reason is None:
@@ -301,7 +299,8 @@ class Sandbox:
         except ProcessLookupError:
             pass
         proc.wait()
-        if self.drop_uid:  # without namespaces, a child that started its own session is found by its uid
+        if self.drop_uid and self.isolation == "none":  # a child in its own session is found by its uid
+            # (with bwrap the PID namespace has already taken every process with it)
             for pid in _processes_of(uid):
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -320,17 +319,16 @@ class Sandbox:
                     continue
         return events
 
-    @classmethod
-    def _probes(cls, report: bytes, nonce: str, n: int) -> list[str | None]:
+    @staticmethod
+    def _probes(events: list[dict], n: int) -> list[str | None]:
         values: list[str | None] = [None] * n
-        for event in cls._events(report, nonce):
+        for event in events:
             if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
                 values[event["index"]] = event["value"] if "value" in event else "!" + str(event.get("error"))
         return values
 
-    @classmethod
-    def _verdict(cls, report: bytes, nonce: str, n_tests: int, timed_out: bool, returncode: int | None) -> Verdict:
-        events = cls._events(report, nonce)
+    @staticmethod
+    def _verdict(events: list[dict], n_tests: int, timed_out: bool, returncode: int | None) -> Verdict:
         cpu_killed = returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)  # bwrap reports a signal as 128 + n
         tests = [TestVerdict("timeout" if timed_out or cpu_killed else "error") for _ in range(n_tests)]
         program = next((e for e in events if e.get("event") == "program"), None)
