@@ -1,35 +1,57 @@
 """Sandboxed executions per second for trivial programs, with and without the isolation layer.
 
-    python evals/bench_sandbox.py [--programs 200] [--parallel 2]
+    python evals/bench_sandbox.py [--programs 200] [--rounds 3] [--parallel 2] [--baseline DIR]
 
 The same trivial program (a function and one passing test) runs through Sandbox("bwrap")
-(namespaces + limits) and Sandbox("none") (limits only), in alternating rounds so both see the same
-machine load, plus a bare `python -I -c pass` spawn for the floor. Prints programs/s for each and
-the ratio bwrap / none.
+(namespaces + limits) and Sandbox("none") (limits only), in alternating rounds so every mode sees the
+same machine load, plus a bare `python -I -c pass` spawn for the floor. Each measurement runs in a
+child process; with `--baseline DIR` (a checkout of an older ttscale, e.g. before the program/tests
+process split) its sandbox is measured in the same rounds. Prints programs/s and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import json
+import os
 import platform
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from ttscale.graders.code.sandbox import Limits, Sandbox, bwrap_problem
+CHILD = """
+import concurrent.futures, json, sys, time
+from ttscale.graders.code.sandbox import Limits, Sandbox
+mode, count, parallel = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+try:
+    sandbox = Sandbox(mode, Limits(timeout=10), parallel, allow_root=True)
+except TypeError:  # versions before allow_root
+    sandbox = Sandbox(mode, Limits(timeout=10), parallel)
+program, tests = "def add(a, b):\\n    return a + b\\n", ["assert add(2, 3) == 5"]
+sandbox.run(program, tests)
+t0 = time.perf_counter()
+with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+    ok = all(pool.map(lambda _: sandbox.run(program, tests).passed, range(count)))
+print(json.dumps({"rate": count / (time.perf_counter() - t0), "ok": ok}))
+"""
 
-PROGRAM = "def add(a, b):\n    return a + b\n"
-TESTS = ["assert add(2, 3) == 5"]
+
+def sandbox_rate(pythonpath: str, mode: str, count: int, parallel: int) -> float:
+    proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(count), str(parallel)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": pythonpath}, check=True)
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome["ok"], "a trivial program did not pass"
+    return outcome["rate"]
 
 
-def rate(run_one, count: int, parallel: int) -> float:
-    started = time.perf_counter()
+def spawn_rate(count: int, parallel: int) -> float:
+    import concurrent.futures
+
+    t0 = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
-        outcomes = list(pool.map(lambda _: run_one(), range(count)))
-    elapsed = time.perf_counter() - started
-    assert all(outcomes), "a trivial program did not pass"
-    return count / elapsed
+        list(pool.map(lambda _: subprocess.run([sys.executable, "-I", "-c", "pass"]), range(count)))
+    return count / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -37,29 +59,35 @@ def main() -> None:
     parser.add_argument("--programs", type=int, default=200, help="programs per mode per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--baseline", help="a checkout of another ttscale version to compare with")
     args = parser.parse_args()
+    from ttscale.graders.code.sandbox import bwrap_problem
+
     problem = bwrap_problem()
     if problem:
         raise SystemExit(f"bench_sandbox: {problem}")
-    limits = Limits(timeout=10)
-    modes = {
-        "bwrap": Sandbox("bwrap", limits, args.parallel),
-        "none": Sandbox("none", limits, args.parallel),
-    }
-    runners = {name: (lambda sb=sb: sb.run(PROGRAM, TESTS).passed) for name, sb in modes.items()}
-    runners["bare python spawn"] = lambda: subprocess.run([sys.executable, "-I", "-c", "pass"]).returncode == 0
+    versions = {"current": str(Path(__file__).resolve().parents[1])}
+    if args.baseline:
+        versions["baseline"] = str(Path(args.baseline).resolve())
+    runners = {f"{version} {mode}": (lambda p=path, m=mode: sandbox_rate(p, m, args.programs, args.parallel))
+               for version, path in versions.items() for mode in ("bwrap", "none")}
+    runners["bare python spawn"] = lambda: spawn_rate(args.programs, args.parallel)
     rates: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(args.rounds):
-        for name, run_one in runners.items():
-            rates[name].append(rate(run_one, args.programs, args.parallel))
-    print(f"machine: {platform.machine()}, {__import__('os').cpu_count()} CPUs; parallel={args.parallel}; "
-          f"{args.programs} programs x {args.rounds} rounds per mode")
+        for name, run in runners.items():
+            rates[name].append(run())
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; parallel={args.parallel}; "
+          f"{args.programs} programs x {args.rounds} rounds per mode; root={os.geteuid() == 0}")
     means = {name: sum(r) / len(r) for name, r in rates.items()}
     for name, values in rates.items():
-        print(f"{name:>18}: {means[name]:7.1f} programs/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
-    print(f"ratio bwrap / none: {means['bwrap'] / means['none']:.3f}; "
-          f"per program: bwrap {1000 / means['bwrap'] * args.parallel:.0f} ms, none {1000 / means['none'] * args.parallel:.0f} ms")
-    print(f"isolation as root: slot uids via setpriv = {modes['bwrap'].drop_uid}")
+        per = 1000 / means[name] * args.parallel
+        print(f"{name:>18}: {means[name]:7.1f} programs/s, {per:5.0f} ms per program  "
+              f"(rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    for version in versions:
+        print(f"{version}: ratio bwrap / none {means[f'{version} bwrap'] / means[f'{version} none']:.3f}")
+    if args.baseline:
+        for mode in ("bwrap", "none"):
+            print(f"{mode}: ratio current / baseline {means[f'current {mode}'] / means[f'baseline {mode}']:.3f}")
 
 
 if __name__ == "__main__":

@@ -195,3 +195,20 @@ def test_grader_config_errors():
         build_grader({"format": "humaneval"}, {"isolation": "docker"})
     with pytest.raises(ValueError, match="unit_tests needs a code dataset"):
         UnitTests(object())
+
+
+def test_a_forged_pass_through_the_grader_is_graded_wrong(humaneval, grader):
+    """HumanEval/4's tests compare with `abs(...) < 1e-6`: a wrong program that sets `builtins.abs` to
+    always return 0 passed end to end when tests shared its interpreter. Now the tests have their own."""
+    import asyncio
+
+    from ttscale.types import Candidate, Result
+
+    problem = humaneval[4]
+    wrong = (problem.metadata["prompt"] + "    import builtins\n    return 0.0\n\nimport builtins\n"
+             "builtins.abs = lambda x: 0\n")
+    right = problem.metadata["prompt"] + "    m = sum(numbers) / len(numbers)\n    return sum(abs(x - m) for x in numbers) / len(numbers)\n"
+    result = Result(problem.id, answer=wrong, candidates=[Candidate("", wrong, None, 1, "stop"),
+                                                         Candidate("", right, None, 1, "stop")])
+    asyncio.run(grader.agrade(result, problem))
+    assert result.correct is False and [c.correct for c in result.candidates] == [False, True]

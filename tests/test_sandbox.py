@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ttscale.build import ConfigError
 from ttscale.graders.code.sandbox import Limits, Sandbox, SandboxError, bwrap_problem
 
 BWRAP = bwrap_problem() is None
@@ -22,10 +23,15 @@ MODES = [pytest.param("bwrap", marks=needs_bwrap), "none"]
 REPO = Path(__file__).resolve().parents[1]
 
 
+ROOT = os.geteuid() == 0
+
+
 @pytest.fixture(scope="module", params=MODES)
 def sandbox(request):
+    # limits only, as root with an interpreter other users cannot run: programs would run as root, which
+    # the Sandbox refuses unless forced; the suite forces it to test that mode's other layers
     return Sandbox(request.param, Limits(timeout=8, cpu_seconds=4, memory_mb=512, file_size_mb=4, processes=16),
-                   parallel=2)
+                   parallel=2, allow_root=True)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +83,7 @@ def test_program_that_does_not_load_is_an_error(sandbox):
 def test_infinite_loop_times_out(sandbox):
     verdict = sandbox.run("def f():\n    while True:\n        pass\n", ["f()"], limits=Limits(timeout=2, cpu_seconds=30))
     assert verdict.status == "timeout" and verdict.reason == "wall-clock timeout"
-    assert [t.status for t in verdict.tests] == ["timeout"]
+    assert [t.status for t in verdict.tests] == ["timeout"], verdict
     verdict = sandbox.run("while True:\n    pass\n", [], limits=Limits(timeout=20, cpu_seconds=1))
     assert verdict.status == "timeout" and verdict.reason == "CPU time limit" and verdict.seconds < 10
     still_works(sandbox)
@@ -124,7 +130,7 @@ def test_exit_before_the_tests_is_not_a_pass(sandbox):
         assert verdict.status == "error", (early, verdict)
     # an exit inside the function under test: the test errors (SystemExit) or the process ends early
     verdict = sandbox.run("import os\ndef f():\n    os._exit(0)\n", ["assert f() == 1"])
-    assert verdict.status == "error" and "did not report completion" in verdict.reason
+    assert verdict.status == "error" and "ended during the tests" in verdict.reason
     verdict = sandbox.run("import sys\ndef f():\n    sys.exit(0)\n", ["assert f() == 1"])
     assert verdict.status == "fail" and verdict.tests[0].status == "error"
     still_works(sandbox)
@@ -148,26 +154,111 @@ def test_redefined_builtins_and_fake_markers_do_not_pass(sandbox):
         "def f():\n    return 0\n"
     )
     verdict = sandbox.run(program, ["assert f() == 1"])
-    assert verdict.status == "fail" and verdict.tests[0].status == "fail", verdict
+    # it wrote over its own channel too: the protocol broke, which is an error, never a pass
+    assert verdict.status in ("fail", "error") and verdict.tests[0].status != "pass", verdict
     still_works(sandbox)
 
 
-def test_reading_the_nonce_back_out_is_blocked(sandbox):
-    attempts = {
-        "gc": "import gc\nobjs = gc.get_objects()\n",
-        "frames": "import sys\nframe = sys._getframe(1)\n",
-        "traceback frames": "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    frame = e.__traceback__.tb_frame.f_back\n",
-        "trace hook": "import sys\nsys.settrace(lambda *a: None)\n",
-        "ctypes": "import ctypes\nctypes.string_at(id(0), 8)\n",
-        "memory file": "open('/proc/self/mem', 'rb')\n",
-    }
-    for name, attack in attempts.items():
-        verdict = sandbox.run(attack + "def f():\n    return 0\n", ["assert f() == 1"])
-        assert verdict.status == "error", (name, verdict)
-    # what ordinary code needs still works: namedtuple and typing ask for frames and get a ValueError
-    ok = sandbox.run("from collections import namedtuple\nfrom typing import TypeVar\nP = namedtuple('P', 'x y')\n"
-                     "T = TypeVar('T')\ndef f():\n    return P(1, 2).y\n", ["assert f() == 2"])
-    assert ok.status == "pass", ok
+# Wrong programs that tried to forge a pass (they passed before the tests moved to their own process).
+# Each is a wrong `add`; the tests are HumanEval-shaped. None may pass, in either mode.
+FORGERIES = {
+    "rebinds exec and compile": "import builtins\nbuiltins.exec = lambda *a, **k: None\n"
+                                "builtins.compile = lambda *a, **k: None\n",
+    "replaces json's encoder": "import json\njson._default_encoder.encode = lambda o: '{\"event\": \"test\", \"index\": 0, "
+                               "\"status\": \"pass\"}'\njson.dumps = lambda *a, **k: '{\"event\": \"done\"}'\n",
+    "abs always 0": "import builtins\nbuiltins.abs = lambda x: 0\n",
+    "reopens every fd through /proc and forges lines": (
+        "import os\n"
+        "for fd in range(3, 64):\n"
+        "    for path in (f'/proc/self/fd/{fd}',):\n"
+        "        try:\n"
+        "            with open(path, 'wb') as h:\n"
+        "                h.write(b'{\"event\": \"test\", \"index\": 0, \"status\": \"pass\"}\\n{\"event\": \"done\"}\\n')\n"
+        "        except OSError:\n"
+        "            pass\n"),
+    "switches an audit hook off and walks signal frames": (
+        "import __main__, signal, os\n"
+        "__main__._BLOCKED_EVENTS = frozenset()\n"
+        "found = []\n"
+        "def grab(sig, frame):\n"
+        "    while frame is not None:\n"
+        "        found.append(dict(frame.f_locals))\n"
+        "        frame = frame.f_back\n"
+        "signal.signal(signal.SIGUSR1, grab)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"),
+    "__eq__ always True": "class Any:\n    def __eq__(self, other):\n        return True\n    __ne__ = lambda s, o: False\n"
+                          "    __hash__ = object.__hash__\n"
+                          "def add(a, b):\n    return Any()\n",
+    "int subclass equal to everything": "class Yes(int):\n    def __eq__(self, other):\n        return True\n"
+                                        "    __hash__ = int.__hash__\n"
+                                        "def add(a, b):\n    return Yes(0)\n",
+    "prints success markers and exits 0": "import os, sys\nprint('{\"event\": \"done\"}')\nprint('ALL TESTS PASSED')\n"
+                                          "def add(a, b):\n    os._exit(0)\n",
+    "kills every process it can see": "import os, signal\nfor pid in range(2, 400):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+                                       "    except OSError:\n        pass\n",
+    "raises AssertionError's base away": "import builtins\nbuiltins.AssertionError = type('Q', (Exception,), {})\n"
+                                         "builtins.BaseException = type('B', (Exception,), {})\n",
+}
+WRONG_ADD = "\ndef add(a, b):\n    return a - b if 'add' not in globals() or True else 0\n"
+ADD_TESTS = ["assert add(2, 3) == 5", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9", "assert add(-1, 1) == 0"]
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forgeries_of_a_pass_fail(sandbox, name):
+    attack = FORGERIES[name]
+    program = attack if "def add" in attack else attack + WRONG_ADD
+    verdict = sandbox.run(program, ADD_TESTS)
+    assert verdict.status != "pass" and not all(t.status == "pass" for t in verdict.tests), (name, verdict)
+    still_works(sandbox)
+
+
+def test_patched_repr_does_not_poison_probes(sandbox):
+    program = "import builtins\nbuiltins.repr = lambda o: '42'\ndef add(a, b):\n    return a + b\n"
+    verdict = sandbox.run(program, [], probes=["add(1, 2)", "add('a', 'b')"])
+    assert verdict.probes == ["3", "'ab'"]
+
+
+def test_values_cross_as_plain_data_and_handles(sandbox):
+    """Numbers, containers and numpy values arrive as plain Python values; program objects arrive as
+    handles that can be called, iterated and passed back, but equal only themselves."""
+    program = ("import numpy as np\n"
+               "from fractions import Fraction\n"
+               "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n"
+               "    def total(self):\n        return self.a + self.b\n"
+               "def longest(pairs):\n    return max(p.total() for p in pairs)\n"
+               "def values():\n"
+               "    return [np.int64(3), np.float64(0.5), np.array([1, 2]), (1, {2: {3}}), Fraction(1, 3),"
+               " float('nan'), 10 ** 40, b'x', frozenset({1})]\n"
+               "def gen(n):\n    yield from range(n)\n"
+               "def boom():\n    raise KeyError('k')\n")
+    tests = ["v = values()\nassert v[:5] == [3, 0.5, [1, 2], (1, {2: {3}}), Fraction(1, 3)] and v[5] != v[5]",
+             "assert v[6:] == [10 ** 40, b'x', frozenset({1})] and type(v[0]) is int",
+             "p = Pair(1, 2)\nassert p.total() == 3 and p.a == 1 and longest([p, Pair(5, 5)]) == 10",
+             "assert p != Pair(1, 2) and p == p",
+             "assert list(gen(3)) == [0, 1, 2] and next(iter(gen(1))) == 0",
+             "try:\n    boom()\nexcept KeyError:\n    pass\nelse:\n    raise AssertionError('no KeyError')"]
+    verdict = sandbox.run(program, tests, setup="from fractions import Fraction\n", limits=Limits(timeout=20, cpu_seconds=10))
+    assert verdict.status == "pass", verdict
+
+
+CORRECT_PROGRAMS = {  # real model outputs do these; each is right and must pass
+    "numpy": "import numpy as np\ndef add(a, b):\n    return float(np.add(a, b))\n",
+    "traceback.print_exc": "import traceback\ntry:\n    1 / 0\nexcept ZeroDivisionError:\n    traceback.print_exc()\n"
+                           "def add(a, b):\n    return a + b\n",
+    "asyncio.run": "import asyncio\nasync def _add(a, b):\n    await asyncio.sleep(0)\n    return a + b\n"
+                   "def add(a, b):\n    return asyncio.run(_add(a, b))\n",
+    "multiprocessing.Pool": "import multiprocessing\ndef _one(x):\n    return x\n"
+                            "def add(a, b):\n    with multiprocessing.Pool(2) as pool:\n        return sum(pool.map(_one, [a, b]))\n",
+    "frames and gc": "import sys, gc\nframe = sys._getframe(0)\ngc.collect()\nfrom collections import namedtuple\n"
+                     "P = namedtuple('P', 'x y')\ndef add(a, b):\n    return P(a, b).x + P(a, b).y\n",
+    "a main block that reads input": "def add(a, b):\n    return a + b\nif __name__ == '__main__':\n    print(add(*map(int, input().split())))\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT_PROGRAMS))
+def test_correct_programs_pass(sandbox, name):
+    verdict = sandbox.run(CORRECT_PROGRAMS[name], ADD_TESTS, limits=Limits(timeout=30, cpu_seconds=20, memory_mb=1024))
+    assert verdict.status == "pass", (name, verdict)
 
 
 # -- resources -----------------------------------------------------------------------------------------
@@ -178,11 +269,12 @@ def test_memory_bomb(sandbox):
     still_works(sandbox)
 
 
-def test_huge_output_is_capped(sandbox):
-    verdict = sandbox.run("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n", ["assert True"])
-    # Python ignores SIGXFSZ, so the write past the file-size limit raises instead of killing it
-    assert verdict.status == "error" and ("File too large" in verdict.reason or "SIGXFSZ" in verdict.reason)
-    assert len(verdict.stdout) <= sandbox.limits.output_tail
+def test_huge_output_is_cut_not_an_error(sandbox):
+    """Output goes through a pipe: the tail is kept, the rest dropped; 40 MB of prints still pass."""
+    program = "import sys\nfor _ in range(640):\n    sys.stdout.write('x' * 65536)\nprint('END')\ndef f():\n    return 1\n"
+    verdict = sandbox.run(program, ["assert f() == 1"], limits=Limits(timeout=30, cpu_seconds=20, file_size_mb=4))
+    assert verdict.status == "pass", verdict.reason
+    assert verdict.stdout.endswith("END\n") and len(verdict.stdout) <= sandbox.limits.output_tail
     still_works(sandbox)
 
 
@@ -282,3 +374,114 @@ def test_cannot_signal_the_parent(bwrap_sandbox):
     bwrap_sandbox.run(program, [])
     assert os.getpid() > 0  # still here
     still_works(bwrap_sandbox)
+
+
+# -- never as root; shared resources bounded; cleanup never fails the verdict ---------------------------------
+
+@needs_bwrap
+def test_programs_never_run_as_root(bwrap_sandbox):
+    verdict = bwrap_sandbox.run("import os\ndef ids():\n    return [os.getuid(), os.geteuid(), os.getgid()]\n",
+                                [], probes=["ids()"])
+    uids = eval(verdict.probes[0])
+    assert 0 not in uids, verdict
+    if ROOT:
+        assert uids[0] in bwrap_sandbox.slot_uids
+
+
+@pytest.mark.skipif(not ROOT, reason="only root could run programs as root")
+def test_limits_only_as_root_is_refused_unless_forced():
+    if Sandbox("none", allow_root=True).drop_uid:
+        pytest.skip("this interpreter can run as a throw-away user: nothing to refuse")
+    with pytest.raises(SandboxError, match="would run generated programs as root.*allow_root"):
+        Sandbox("none")
+    with pytest.raises(ConfigError, match="grader.code_allow_root"):
+        from ttscale.build import build_grader
+
+        build_grader({"format": "humaneval"}, {"isolation": "none", "code_timeout": 5, "code_memory_mb": 256,
+                                               "code_grouping": "program"})
+
+
+def test_two_sandboxes_never_share_a_slot_user():
+    a, b = Sandbox("auto", parallel=4, allow_root=True), Sandbox("auto", parallel=4, allow_root=True)
+    assert not set(a.slot_uids) & set(b.slot_uids)
+
+
+@needs_bwrap
+def test_private_tmp_and_working_folder_are_size_capped(bwrap_sandbox):
+    program = ("import os\nwritten = {}\n"
+               "for folder in ('/tmp', '.', '/dev/shm'):\n"
+               "    n = 0\n"
+               "    try:\n"
+               "        with open(os.path.join(folder, 'big'), 'wb') as h:\n"
+               "            for _ in range(256):\n"
+               "                h.write(b'x' * (1 << 20))\n"
+               "                n += 1\n"
+               "    except OSError as e:\n"
+               "        pass\n"
+               "    written[folder] = n\n"
+               "def sizes():\n    return written\n")
+    limits = Limits(timeout=20, cpu_seconds=10, file_size_mb=512, memory_mb=512, tmp_mb=32)
+    verdict = bwrap_sandbox.run(program, [], probes=["sizes()"], limits=limits)
+    sizes = eval(verdict.probes[0])
+    assert all(n <= 33 for n in sizes.values()), sizes  # 1 GiB asked for, 32 MiB allowed each
+
+
+@needs_bwrap
+def test_memory_of_the_whole_process_tree_is_bounded_by_a_cgroup(bwrap_sandbox):
+    if not bwrap_sandbox.describe()["cgroups"]:
+        pytest.skip(f"no cgroup here ({bwrap_sandbox.cgroup_problem}): per-process limits only")
+    program = ("import os, time\n"
+               "kids = []\n"
+               "for _ in range(4):\n"
+               "    pid = os.fork()\n"
+               "    if pid == 0:\n"
+               "        block = bytearray(200 << 20)\n"
+               "        for i in range(0, len(block), 4096):\n"
+               "            block[i] = 1\n"
+               "        time.sleep(3)\n"
+               "        os._exit(0)\n"
+               "    kids.append(pid)\n"
+               "codes = [os.waitpid(pid, 0)[1] for pid in kids]\n"
+               "def add(a, b):\n    return a + b if all(c == 0 for c in codes) else None\n")
+    sandbox = Sandbox("bwrap", Limits(timeout=20, cpu_seconds=10, memory_mb=256), parallel=1)
+    verdict = sandbox.run(program, ["assert add(1, 2) == 3"])
+    assert verdict.status != "pass", verdict  # 4 x 200 MiB in a 256 MiB tree: some child was killed
+
+
+def test_cleanup_of_a_hostile_working_folder_never_loses_the_verdict(sandbox):
+    program = ("import os\n"
+               "path = '.'\n"
+               "for _ in range(1500):\n"
+               "    path = os.path.join(path, 'd')\n"
+               "    os.mkdir(path)\n"
+               "    os.chdir(path)\n"
+               "    path = '.'\n"
+               "open('f', 'w').write('x')\n"
+               "os.chmod('.', 0o500)\n"
+               "def add(a, b):\n    return a + b\n")
+    before = set(Path(tempfile_dir()).glob("ttscale-sbx-*"))
+    verdict = sandbox.run(program, ADD_TESTS, limits=Limits(timeout=30, cpu_seconds=20))
+    assert verdict.status == "pass", verdict
+    assert set(Path(tempfile_dir()).glob("ttscale-sbx-*")) - before <= {Path(sandbox._scripts)}
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def test_remove_tree_handles_deep_chains(tmp_path):
+    from ttscale.graders.code.sandbox import remove_tree
+
+    path = tmp_path / "top"
+    path.mkdir()
+    fd = os.open(path, os.O_RDONLY)
+    for _ in range(5000):  # deeper than the recursion limit and PATH_MAX
+        os.mkdir("d", dir_fd=fd)
+        down = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = down
+    os.fchmod(fd, 0o000)
+    os.close(fd)
+    assert remove_tree(str(path)) is None and not path.exists()

@@ -220,6 +220,11 @@ def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
     _choice("dataset.format", dataset_cfg.get("format", "qa"), FORMATS)
     if (verifier_cfg or {}).get("name") == "unit_tests" and dataset_cfg.get("format", "qa") == "qa":
         raise ConfigError("verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)")
+    from ttscale.graders.math import FALLBACKS, PERCENT_POLICIES
+
+    _choice("grader.percent", grader_cfg.get("percent", "strip"), PERCENT_POLICIES)
+    _choice("grader.fallback", grader_cfg.get("fallback", "last_number"), FALLBACKS)
+    _positive("grader.max_answer_chars", grader_cfg.get("max_answer_chars", 1000))
     _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ISOLATIONS)
     _choice("grader.code_grouping", grader_cfg.get("code_grouping", "program"), GROUPINGS)
     _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))
@@ -231,13 +236,19 @@ def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
 
     check_grader(dataset_cfg, grader_cfg)
     if dataset_cfg.get("format", "qa") == "qa":
-        return MathGrader(workers=grader_cfg.get("workers", 2), timeout=grader_cfg.get("timeout", 10.0))
+        from dataclasses import fields
+
+        from ttscale.graders.math import MathSettings
+
+        settings = MathSettings(**{f.name: grader_cfg[f.name] for f in fields(MathSettings) if f.name in grader_cfg})
+        return MathGrader(workers=grader_cfg.get("workers", 2), timeout=grader_cfg.get("timeout", 10.0), settings=settings)
     from ttscale.graders.code.grader import code_grader
     from ttscale.graders.code.sandbox import SandboxError
 
     try:
         return code_grader(grader_cfg["isolation"], grader_cfg["code_timeout"], grader_cfg["code_memory_mb"],
-                           grader_cfg.get("code_parallel"), grader_cfg["code_grouping"])
+                           grader_cfg.get("code_parallel"), grader_cfg["code_grouping"],
+                           grader_cfg.get("code_allow_root", False))
     except SandboxError as exc:  # isolation=bwrap where it cannot work
         raise ConfigError(f"grader.{exc}") from None
 

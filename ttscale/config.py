@@ -229,12 +229,21 @@ class DatasetConfig:
 @dataclass
 class GraderConfig:
     workers: int = 2  # math: math-verify worker processes
-    timeout: float = 10.0  # math: seconds per equivalence check
+    timeout: float = 10.0  # math: seconds per equivalence check; one that runs out is "undecided", never "wrong"
+    # math: how answers compare (ttscale.graders.math.MathSettings; the first four are math-verify's own defaults)
+    float_rounding: int = 6  # decimals compared after rounding to this many places (math-verify decides them)
+    numeric_precision: int = 15
+    strict: bool = True  # math-verify strict: variables and relations must match exactly
+    allow_set_relation: bool = False  # `x \le 3` equals `(-\infty, 3]` both ways (math-verify: one way)
+    percent: str = "strip"  # strip: 50% = 50 | ratio: 50% = 0.5 | either
+    max_answer_chars: int = 1000  # longer answers: exact digit/string rules only, else undecided
+    fallback: str = "last_number"  # no answer marker: last_number (unambiguous, finished outputs only) | none
     isolation: str = "auto"  # code: bwrap | none | auto (bwrap when it works here)
     code_timeout: float = 10.0  # code: wall-clock seconds per program (and CPU seconds)
     code_memory_mb: int = 1024  # code: address space per program
     code_parallel: Optional[int] = None  # code: programs at once (None: the CPU count)
     code_grouping: str = "program"  # code votes: program (same code) | outputs (same values on visible inputs)
+    code_allow_root: bool = False  # code: let programs run as root when nothing else is possible (never by default)
 
 
 @dataclass

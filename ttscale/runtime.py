@@ -51,6 +51,7 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
     """Accuracy with its CI, coverage, pass@k, tokens per problem and throughput. `fresh`: the results
     generated in this run (the rest were resumed), for the tokens per second of this run's wall time."""
     graded = [r for r in results if r.correct is not None]
+    undecided = [r for r in results if r.correct is None and r.undecided]
     n = len(results)
     completion = sum(r.usage.completion_tokens for r in results)
     prompt = sum(r.usage.prompt_tokens for r in results)
@@ -60,10 +61,14 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         "problems": n,
         "errors": sum(r.error is not None for r in results),
         "graded": len(graded),
+        # problems whose verdict the grader could not decide: not in accuracy's denominator, never "wrong"
+        "undecided": len(undecided),
         "accuracy": (sum(correct) / len(graded)) if graded else None,
         "accuracy_ci95": bootstrap_ci(correct),
         "pass_at_n": (sum(covered) / len(graded)) if graded else None,
         "pass_at_k": _pass_at_k(graded),
+        # graded problems without a candidate (errored, or no finished solution): 0 in pass@k and curves
+        "no_candidates": sum(not r.candidates for r in graded),
         "completion_tokens_per_problem": completion / n if n else 0.0,
         "prompt_tokens_per_problem": prompt / n if n else 0.0,
         "backend_calls": sum(r.usage.backend_calls for r in results),
@@ -71,6 +76,12 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
                                          / wall_seconds if wall_seconds > 0 else None),
     }
+    if undecided:  # what accuracy would be with every undecided problem wrong / right
+        total = len(graded) + len(undecided)
+        summary["accuracy_bounds"] = [sum(correct) / total, (sum(correct) + len(undecided)) / total]
+    undecided_candidates = sum(c.correct is None and c.answer is not None for r in results for c in r.candidates)
+    if undecided_candidates:
+        summary["undecided_candidates"] = undecided_candidates
     accepted = [c for r in graded for c in r.candidates if c.verdict and c.verdict.get("visible")]
     if accepted:  # code: how often passing the visible tests meant passing all of them
         summary["visible_tests_accepted"] = len(accepted)
@@ -79,14 +90,15 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
 
 
 def _pass_at_k(graded: Sequence[Result]) -> dict[int, float] | None:
-    """Unbiased pass@k (Chen et al. 2021) for k = 1, 2, 4, ... n over problems with n candidates."""
+    """Unbiased pass@k (Chen et al. 2021) for k = 1, 2, 4, ... n (n: the fewest candidates of a problem
+    that has any); a graded problem without candidates counts 0."""
     from ttscale.analysis.curves import ks_for, pass_at_k
 
     sized = [r for r in graded if r.candidates]
     if not sized:
         return None
     n = min(len(r.candidates) for r in sized)
-    return {k: sum(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k) for r in sized) / len(sized)
+    return {k: sum(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k) for r in graded) / len(graded)
             for k in ks_for(n)}
 
 
@@ -160,6 +172,7 @@ async def arun(
     results = [by_id[p.id] for p in problems]
     summary = summarize(results, wall, fresh)
     summary["resumed"] = len(problems) - len(todo)
+    summary["grader"] = grader.stats()  # undecided checks, worker timeouts, sandbox mode: part of the contract
     return RunResult(results=results, summary=summary)
 
 

@@ -159,6 +159,7 @@ class Result:
     correct: bool | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)  # strategy specifics: vote counts, ties
+    undecided: str | None = None  # why the grader could not decide `correct` (then None), if it could not
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,9 +1,15 @@
-"""Math answers: extraction from model output, and equivalence that never hangs.
+"""Math answers: extraction from model output, and equivalence that never hangs and never guesses.
 
-extract_answer finds the final answer in a completion. Equivalence first tries exact cheap rules in
-this process (normalised strings, exact rational numbers: `1/2`, `0.5`, `\\frac{1}{2}`, `50\\%`,
-`2,125`); everything else goes to math-verify in a worker process whose timeout is enforced from
-outside (ttscale.graders.pool), so a pathological expression costs at most `timeout` seconds.
+A verdict is True, False, or None: *undecided* — the check could not run (its worker timed out, died
+or could not start; an answer was too long to check; the reference could not be read). Undecided
+verdicts are counted and reported, never read as "not equal".
+
+extract_answer finds the final answer in a completion in time linear in its length. Equivalence
+first tries exact cheap rules in this process (normalised strings, exact rationals: `1/2`, `\\frac{1}{2}`,
+`2,125`, `025`); everything else goes to math-verify in worker processes whose timeout is enforced from
+outside (ttscale.graders.pool). Numbers written as decimal approximations (`0.0833333`, `1.41421356`)
+are always compared by math-verify, so one numeric-tolerance policy (its `float_rounding`) applies to
+rationals and irrationals alike.
 """
 
 from __future__ import annotations
@@ -11,83 +17,154 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ttscale.graders.pool import WorkerPool
+from ttscale.graders.pool import WorkerError, WorkerPool
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
+PERCENT_POLICIES = ("strip", "ratio", "either")
+FALLBACKS = ("last_number", "none")
+
+
+@dataclass(frozen=True)
+class MathSettings:
+    """How answers are compared (every field is a `grader.*` config key; defaults in brackets).
+
+    float_rounding [6], numeric_precision [15], strict [True], allow_set_relation [False]: passed to
+      math-verify's `verify` (its own defaults); allow_set_relation=True makes `x \\le 3` equal `(-\\infty, 3]`.
+    percent ["strip"]: `50%` equals `50` (strip, the GSM8K/MATH convention), `0.5` (ratio), or both (either).
+    max_answer_chars [1000]: longer answers are compared by exact digit/string rules only, else undecided.
+    fallback ["last_number"]: with no answer marker, the last number of a finished output when it is
+      unambiguous (not inside LaTeX, not one of a list); "none": no answer.
+    """
+
+    float_rounding: int = 6
+    numeric_precision: int = 15
+    strict: bool = True
+    allow_set_relation: bool = False
+    percent: str = "strip"
+    max_answer_chars: int = 1000
+    fallback: str = "last_number"
+
+    def __post_init__(self):
+        if self.percent not in PERCENT_POLICIES:
+            raise ValueError(f"percent={self.percent!r}; choose one of: {', '.join(PERCENT_POLICIES)}")
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback={self.fallback!r}; choose one of: {', '.join(FALLBACKS)}")
+
+
+# ---- extraction ------------------------------------------------------------------------------------
+
+_BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
+_BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_GSM8K = re.compile(r"####\s*([^\n]+)")
-_FINAL = re.compile(r"final answer\s*(?:is)?\s*[:：]?\s*([^\n]+)", re.IGNORECASE)
-_ANSWER_IS = re.compile(r"the answer is\s*[:：]?\s*([^\n]+)", re.IGNORECASE)
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_NUMBER_WITH_UNIT = re.compile(r"(-?[\d,]*\.?\d+)\s*[a-zA-Z][a-zA-Z .]*")
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_FRAC = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
+_MARKERS = (re.compile(r"####\s*"), re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
+            re.compile(r"the answer is\s*[:：]?\s*", re.IGNORECASE),
+            re.compile(r"^[ \t*]*answer\s*[:：]\s*", re.IGNORECASE | re.MULTILINE))
+_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
+_SENTENCE_END = re.compile(r"[.;](?:\s|$)")
+_LATEX_BEFORE = re.compile(r"(?:\\[a-zA-Z]+|[{}^_\\])\s*$")
+_LATEX_AFTER = re.compile(r"^\s*(?:\\[a-zA-Z]|[{^_])")
+_LIST_BEFORE = re.compile(r"\d\s*,\s*$")
+_LIST_AFTER = re.compile(r"^\s*,\s*-?\d")
 
 
-def _match_braces(text: str, open_at: int) -> int | None:
-    """Index of the `}` closing the `{` at open_at, or None when unbalanced."""
-    depth = 0
-    for i in range(open_at, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each `{` -> index of its `}` (one linear pass; unbalanced ones are absent)."""
+    stack: list[int] = []
+    pairs: dict[int, int] = {}
+    for m in _BRACE.finditer(text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            pairs[stack.pop()] = m.start()
+    return pairs
+
+
+def _boxes(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every balanced \\boxed{...} / \\fbox{...} / \\framebox{...} and `\\boxed 5`."""
+    starts = [m for m in _BOX.finditer(text)]
+    if not starts:
+        return []
+    pairs = _closing_braces(text)
+    found = []
+    for m in starts:
+        i = m.end()
+        j = i
+        while j < len(text) and text[j] == " ":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            end = pairs.get(j)
+            if end is not None:
+                found.append((m.start(), text[j + 1: end].strip()))
+        elif j > i:  # `\boxed 5`: up to the next space or `$`
+            word = re.match(r"[^\s$]+", text[j: j + 200])
+            if word:
+                found.append((m.start(), word.group(0)))
+    return found
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last balanced \\boxed{...} / \\fbox{...} / \\framebox{...} (or `\\boxed 5`)."""
-    starts = sorted(
-        (m.start(), cmd) for cmd in _BOX_COMMANDS for m in re.finditer(re.escape(cmd) + r"(?![a-zA-Z])", text)
-    )
-    for start, cmd in reversed(starts):
-        i = start + len(cmd)
-        while i < len(text) and text[i] == " ":
-            i += 1
-        if i < len(text) and text[i] == "{":
-            end = _match_braces(text, i)
-            if end is not None:
-                return text[i + 1 : end].strip()
-        elif i > start + len(cmd):  # `\boxed 5`: up to the next space or `$`
-            m = re.match(r"[^\s$]+", text[i:])
-            if m:
-                return m.group(0)
-    return None
+    boxes = _boxes(text)
+    return boxes[-1][1] if boxes else None
 
 
 def _clean_phrase(tail: str) -> str:
-    tail = tail.strip()
+    """The answer at the start of the text after a marker: a `$...$` span, else up to the sentence end."""
+    tail = tail.split("\n", 1)[0].strip()
     boxed = last_boxed(tail)
     if boxed is not None:
         return boxed
-    tail = tail.strip().strip("$").strip()
-    return _strip_thousands(re.sub(r"[.;]+$", "", tail).strip())
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if tail.startswith(left):
+            end = tail.find(right, len(left))
+            if end > len(left):
+                return tail[len(left): end].strip()
+    end = _SENTENCE_END.search(tail)
+    if end:
+        tail = tail[: end.start()]
+    return _strip_thousands(tail.strip().strip("$").strip().rstrip(".;").strip())
 
 
-def extract_answer(text: str | None) -> str | None:
+def _last_number(text: str) -> str | None:
+    """The last number, when it is unambiguous: not part of a LaTeX construct (`\\frac12`, `2\\frac{1}{2}`)
+    and not one of a list or tuple (`(7, 6)`, `2, 3`)."""
+    last = None
+    for last in _NUMBER.finditer(text):
+        pass
+    if last is None:
+        return None
+    number = last.group().rstrip(",")
+    before, after = text[max(0, last.start() - 40): last.start()], text[last.end(): last.end() + 40]
+    if _LATEX_BEFORE.search(before) or _LATEX_AFTER.search(after):
+        return None
+    if _LIST_BEFORE.search(before) or _LIST_AFTER.search(after) or ("," in number and not _THOUSANDS.fullmatch(number)):
+        return None
+    return _strip_thousands(number)
+
+
+def extract_answer(text: str | None, fallback: str = "last_number", finished: bool = True) -> str | None:
     """The final answer in a completion, or None.
 
-    Priority: the last \\boxed{} / \\fbox{} (nested braces), GSM8K's `#### N`, "Final Answer: ...",
-    "The answer is ...", and last the last number in the text.
+    The last answer marker in the text wins — a \\boxed{} / \\fbox{}, GSM8K's `#### N`, "Final Answer:"
+    / "The final answer is" (Minerva's format), "The answer is", a line starting "Answer:" — so an intermediate box does not beat a
+    later final-answer line. Without a marker, `fallback="last_number"` takes the last number, but only
+    from a finished output (`finished=False`: truncated, it never answered) and only when unambiguous.
     """
     if not text:
         return None
-    boxed = last_boxed(text)
-    if boxed:
-        return boxed
-    for pattern in (_GSM8K, _FINAL, _ANSWER_IS):
-        matches = pattern.findall(text)
-        if matches:
-            answer = _clean_phrase(matches[-1])
+    found: list[tuple[int, str]] = list(_boxes(text))
+    for pattern in _MARKERS:
+        for m in pattern.finditer(text):
+            answer = _clean_phrase(text[m.end(): m.end() + 2000])
             if answer:
-                return answer
-    numbers = _NUMBER.findall(text)
-    if numbers:
-        return _strip_thousands(numbers[-1].rstrip(","))
+                found.append((m.start(), answer))
+    if found:
+        return max(found, key=lambda item: item[0])[1] or None
+    if fallback == "last_number" and finished:
+        return _last_number(text)
     return None
 
 
@@ -95,20 +172,35 @@ def _strip_thousands(s: str) -> str:
     return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s
 
 
-def normalize_answer(answer: str) -> str:
-    """A canonical string: no spaces, `$`, `\\text{}` wrappers, `\\left`, degrees, percent, or units
-    after a plain number."""
+# ---- normalisation and exact rules ---------------------------------------------------------------------
+
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_FRAC = re.compile(r"-?\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
+_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
+_WITH_WORDS = re.compile(r"(-?(?:\d+(?:\.\d+)?|\.\d+))((?:\s+[a-zA-Z]{2,}\.?)+)")
+# words that are mathematics, not units: `2 pi` is not 2
+_MATH_WORDS = frozenset({"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod",
+                         "and", "or", "to", "times", "cdot", "over", "infty", "inf", "sinh", "cosh", "tanh"})
+
+
+def normalize_answer(answer: str, percent: str = "strip") -> str:
+    """A canonical string: no spaces, `$`, `\\text{}` wrappers, `\\left`, degrees, thousands separators;
+    unit words (two letters or more, after a space) dropped after a plain number; percent per policy
+    ("ratio" writes `50%` as `50/100`)."""
     s = answer.strip()
-    s = _TEXT_CMD.sub(r"\1", s)
+    s = _TEXT_CMD.sub(r" \1", s)
     for old, new in (("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\left", ""), ("\\right", ""),
-                     ("^\\circ", ""), ("^{\\circ}", ""), ("\\%", ""), ("%", ""), ("\\$", ""),
-                     ("$", ""), ("dfrac", "frac"), ("tfrac", "frac")):
+                     ("^\\circ", ""), ("^{\\circ}", ""), ("\\$", ""), ("$", ""), ("dfrac", "frac"), ("tfrac", "frac")):
         s = s.replace(old, new)
     s = s.strip().rstrip(".").strip()
-    m = _NUMBER_WITH_UNIT.fullmatch(s)
-    if m:
+    is_percent = s.endswith("%") or s.endswith("percent")
+    s = s.replace("\\%", "").replace("%", "").strip()
+    m = _WITH_WORDS.fullmatch(s)
+    if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
         s = m.group(1)
     s = _strip_thousands(s.replace(" ", ""))
+    if is_percent and percent == "ratio" and _PLAIN_NUMBER.fullmatch(s):
+        s = f"{s}/100"
     return s
 
 
@@ -116,34 +208,60 @@ def as_rational(s: str) -> Fraction | None:
     """An exact rational for plain numbers, decimals, a/b and \\frac{a}{b}; None otherwise."""
     m = _FRAC.fullmatch(s)
     if m:
-        s = f"{m.group(1)}/{m.group(2)}"
-    if s.startswith("-\\frac"):
-        m = _FRAC.fullmatch(s[1:])
-        if m:
-            s = f"-{m.group(1)}/{m.group(2)}"
-    if not re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)(/-?\d+)?", s):
+        s = ("-" if s.startswith("-") else "") + f"{m.group(1)}/{m.group(2)}"
+        s = s.replace("--", "")
+    if not re.fullmatch(r"-?(\d+(\.\d*)?|\.\d+)(/-?\d+(\.\d*)?)?", s) or len(s) > 400:
         return None
     try:
-        return Fraction(s)
+        return Fraction(s) if "/" not in s or "." not in s else Fraction(*(Fraction(p) for p in s.split("/")))
     except (ValueError, ZeroDivisionError):
         return None
 
 
-def quick_equivalent(gold: str, pred: str) -> bool | None:
-    """True/False when cheap exact rules decide; None when a symbolic check is needed."""
-    a, b = normalize_answer(gold), normalize_answer(pred)
+def _variants(answer: str, settings: MathSettings) -> list[str]:
+    if settings.percent == "either":
+        return list(dict.fromkeys([normalize_answer(answer, "strip"), normalize_answer(answer, "ratio")]))
+    return [normalize_answer(answer, settings.percent)]
+
+
+def quick_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
+    """True/False when exact cheap rules decide; None when math-verify must decide. Inputs longer than
+    settings.max_answer_chars are not for this function (see `long_equivalent`)."""
+    settings = settings or MathSettings()
+    undecided = False
+    for a in _variants(gold, settings):
+        for b in _variants(pred, settings):
+            if a == b:
+                return True
+            ra, rb = as_rational(a), as_rational(b)
+            if ra is not None and rb is not None:
+                if ra == rb:
+                    return True
+                if "." in a or "." in b:  # a decimal approximation: math-verify's tolerance decides
+                    undecided = True
+            else:
+                undecided = True
+    return None if undecided else False
+
+
+_DIGITS = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def long_equivalent(gold: str, pred: str) -> bool | None:
+    """Answers over the length cap: plain numbers compare exactly, identical strings are equal; anything
+    else is undecided. Linear time."""
+    a, b = "".join(gold.split()), "".join(pred.split())
     if a == b:
         return True
-    ra, rb = as_rational(a), as_rational(b)
-    if ra is not None and rb is not None:
-        return ra == rb
-    if ra is not None or rb is not None:
-        # A number against an expression: only symbolic work can tell (e.g. `\sqrt{4}`).
-        return None
+    if _DIGITS.fullmatch(a) and _DIGITS.fullmatch(b):
+        try:
+            return Decimal(a) == Decimal(b)
+        except InvalidOperation:
+            return None
     return None
 
 
-# ---- symbolic work, run inside worker processes -------------------------------------------------
+# ---- symbolic work, run inside worker processes ----------------------------------------------------------
 
 def _init_worker() -> None:
     import math_verify  # noqa: F401  (import once per worker, not per call)
@@ -152,101 +270,175 @@ def _init_worker() -> None:
 def _parse(answer: str):
     from math_verify import parse
 
-    return parse(f"\\boxed{{{answer}}}", parsing_timeout=5)
+    try:
+        return parse(f"\\boxed{{{answer}}}", parsing_timeout=5)
+    except Exception:
+        return []
 
 
-def symbolic_equivalent(gold: str, pred: str) -> bool:
-    """math-verify on two extracted answers (runs in a worker)."""
+def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool | None:
     from math_verify import verify
 
-    decided = quick_equivalent(gold, pred)
+    try:
+        return bool(verify(gold_parsed, pred_parsed, float_rounding=settings.float_rounding,
+                           numeric_precision=settings.numeric_precision, strict=settings.strict,
+                           allow_set_relation_comp=settings.allow_set_relation, timeout_seconds=5,
+                           raise_on_error=True))
+    except Exception:
+        return None
+
+
+def symbolic_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
+    """math-verify on two extracted answers (runs in a worker). None: undecided (the reference cannot be
+    read, or math-verify failed); an answer it cannot read is wrong unless it is the reference's string."""
+    settings = settings or MathSettings()
+    decided = quick_equivalent(gold, pred, settings)
     if decided is not None:
         return decided
-    g, p = _parse(gold), _parse(pred)
-    if not g or not p:
+    g = _parse(gold)
+    if not g:
+        return None
+    p = _parse(pred)
+    if not p:
         return False
-    return bool(verify(g, p, timeout_seconds=5))
+    return _verify(g, p, settings)
 
 
-def group_answers(answers: Sequence[str | None]) -> list[int | None]:
-    """Group labels: answers that are equivalent share a label (first-seen order); None stays None."""
-    from math_verify import verify
+def symbolic_equivalent_many(pairs: Sequence[tuple[str, str]], settings: MathSettings) -> list[bool | None]:
+    """A worker's share of a batch, in one round trip."""
+    return [symbolic_equivalent(g, p, settings) for g, p in pairs]
 
+
+def group_answers(answers: Sequence[str | None], settings: MathSettings | None = None) -> list[int | None]:
+    """Group labels (first-seen order); None stays None. Order-free: the distinct answers are grouped
+    in a canonical order, and two answers group when math-verify accepts either direction."""
+    settings = settings or MathSettings()
+    distinct = sorted({a for a in answers if a is not None},
+                      key=lambda a: (normalize_answer(a[: settings.max_answer_chars]), a))
     reps: list[tuple[str, object]] = []
-    labels: list[int | None] = []
     parsed: dict[str, object] = {}
-    for answer in answers:
-        if answer is None:
-            labels.append(None)
-            continue
+    label_of: dict[str, int] = {}
+    for answer in distinct:
         label = None
         for index, (rep, rep_parsed) in enumerate(reps):
-            decided = quick_equivalent(rep, answer)
-            if decided is None:
-                if answer not in parsed:
-                    parsed[answer] = _parse(answer)
-                mine = parsed[answer]
-                decided = bool(rep_parsed and mine and verify(rep_parsed, mine, timeout_seconds=5))
+            if max(len(rep), len(answer)) > settings.max_answer_chars:
+                decided = long_equivalent(rep, answer)
+            else:
+                decided = quick_equivalent(rep, answer, settings)
+                if decided is None:
+                    if answer not in parsed:
+                        parsed[answer] = _parse(answer)
+                    mine = parsed[answer]
+                    decided = bool(rep_parsed and mine and (_verify(rep_parsed, mine, settings)
+                                                            or _verify(mine, rep_parsed, settings)))
             if decided:
                 label = index
                 break
         if label is None:
             label = len(reps)
-            reps.append((answer, parsed.get(answer) or _parse(answer)))
-        labels.append(label)
-    return labels
+            if len(answer) <= settings.max_answer_chars and answer not in parsed:
+                parsed[answer] = _parse(answer)
+            reps.append((answer, parsed.get(answer)))
+        label_of[answer] = label
+    return _first_seen([None if a is None else label_of[a] for a in answers])
 
 
-def _group_by_normalized(answers: Sequence[str | None]) -> list[int | None]:
+def _first_seen(labels: Sequence[int | None]) -> list[int | None]:
+    renumber: dict[int, int] = {}
+    return [None if x is None else renumber.setdefault(x, len(renumber)) for x in labels]
+
+
+def _group_by_normalized(answers: Sequence[str | None], percent: str) -> list[int | None]:
     seen: dict[str, int] = {}
-    return [None if a is None else seen.setdefault(normalize_answer(a), len(seen)) for a in answers]
+    return [None if a is None else seen.setdefault(normalize_answer(a, percent), len(seen)) for a in answers]
 
 
 class MathGrader:
     """Equivalence checks on a pool of worker processes, each call bounded by `timeout` seconds.
 
-    Use one per run (the runtime makes one) and close it, or use it as a context manager.
+    Use one per run (the runtime makes one) and close it, or use it as a context manager. `stats`
+    counts undecided checks, worker timeouts and failures, and groupings that fell back to strings.
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 10.0):
-        self.pool = WorkerPool(size=workers, timeout=timeout, initializer=_init_worker)
+    def __init__(self, workers: int = 2, timeout: float = 10.0, settings: MathSettings | None = None, **options):
+        self.settings = settings or MathSettings(**options)
+        self.pool = WorkerPool(size=workers, timeout=timeout, initializer="ttscale.graders.math:_init_worker")
+        self.undecided = 0
+        self.grouping_fallbacks = 0
+        self.last_reason: str | None = None
 
-    def equivalent(self, gold: str | None, pred: str | None) -> bool:
+    # -- equivalence -------------------------------------------------------------------------------
+    def _undecided(self, reason: str) -> None:
+        self.undecided += 1
+        self.last_reason = reason
+
+    def equivalent(self, gold: str | None, pred: str | None) -> bool | None:
+        """True, False, or None when the check could not be decided (counted in `stats`)."""
+        return self.grade_batch([(gold, pred)])[0]
+
+    def _local(self, gold: str | None, pred: str | None) -> tuple[bool | None, bool]:
+        """(verdict, needs a worker)."""
         if gold is None or pred is None:
-            return False
-        decided = quick_equivalent(gold, pred)
-        if decided is not None:
-            return decided
-        return bool(self.pool.call(symbolic_equivalent, gold, pred, default=False))
+            return False, False
+        if max(len(gold), len(pred)) > self.settings.max_answer_chars:
+            verdict = long_equivalent(gold, pred)
+            if verdict is None:
+                self._undecided(f"an answer is over grader.max_answer_chars={self.settings.max_answer_chars}")
+            return verdict, False
+        decided = quick_equivalent(gold, pred, self.settings)
+        return decided, decided is None
 
-    def grade_batch(self, pairs: Sequence[tuple[str | None, str | None]]) -> list[bool]:
-        """Equivalence of many (gold, pred) pairs, the symbolic ones in parallel."""
+    def grade_batch(self, pairs: Sequence[tuple[str | None, str | None]]) -> list[bool | None]:
+        """Equivalence of many (gold, pred) pairs: the cheap rules here, the rest in one round trip per
+        worker (a chunk that fails is retried pair by pair, so one pathological pair costs only itself)."""
         results: list[bool | None] = []
         pending: list[int] = []
         for i, (gold, pred) in enumerate(pairs):
-            if gold is None or pred is None:
-                results.append(False)
-                continue
-            decided = quick_equivalent(gold, pred)
-            results.append(decided)
-            if decided is None:
+            verdict, needs_worker = self._local(gold, pred)
+            results.append(verdict)
+            if needs_worker:
                 pending.append(i)
-        symbolic = self.pool.map(symbolic_equivalent, [pairs[i] for i in pending], default=False)
-        for i, value in zip(pending, symbolic):
-            results[i] = bool(value)
-        return [bool(r) for r in results]
+        if pending:
+            chunks = [pending[k:: self.pool.size] for k in range(min(self.pool.size, len(pending)))]
+            outcomes = self.pool.map(symbolic_equivalent_many,
+                                     [([pairs[i] for i in chunk], self.settings) for chunk in chunks],
+                                     on_error=lambda exc: exc)
+            for chunk, outcome in zip(chunks, outcomes):
+                if isinstance(outcome, WorkerError):
+                    outcome = [self._one(pairs[i]) for i in chunk] if len(chunk) > 1 else [self._failed(outcome)]
+                for i, verdict in zip(chunk, outcome):
+                    if verdict is None and not isinstance(results[i], bool):
+                        self._undecided(self.last_reason or "math-verify could not decide")
+                    results[i] = verdict
+        return results
 
+    def _one(self, pair: tuple[str, str]) -> bool | None:
+        try:
+            return self.pool.call(symbolic_equivalent, pair[0], pair[1], self.settings)
+        except WorkerError as exc:
+            return self._failed(exc)
+
+    def _failed(self, exc: WorkerError) -> None:
+        self.last_reason = f"the check did not run: {exc}"
+        return None
+
+    # -- grouping ---------------------------------------------------------------------------------
     def group(self, answers: Sequence[str | None]) -> list[int | None]:
-        """Equivalence-group labels; falls back to normalised strings if the worker times out."""
+        """Equivalence-group labels, independent of the answers' order. If the symbolic grouping cannot
+        run, answers are grouped by normalised strings and the fallback is counted in `stats`."""
         present = [a for a in answers if a is not None]
-        if len({normalize_answer(a) for a in present}) <= 1:
-            return _group_by_normalized(answers)
-        labels = self.pool.call(group_answers, list(answers), default=None)
-        return labels if labels is not None else _group_by_normalized(answers)
+        if len({normalize_answer(a, self.settings.percent) for a in present}) <= 1:
+            return _group_by_normalized(answers, self.settings.percent)
+        try:
+            return self.pool.call(group_answers, list(answers), self.settings)
+        except WorkerError:
+            self.grouping_fallbacks += 1
+            return _group_by_normalized(answers, self.settings.percent)
 
-    def extract(self, text: str | None, problem=None) -> str | None:
-        """The final answer of a completion (the grader contract shared with CodeGrader)."""
-        return extract_answer(text)
+    # -- the grader contract shared with CodeGrader -------------------------------------------------
+    def extract(self, text: str | None, problem=None, finished: bool = True) -> str | None:
+        """The final answer of a completion; `finished=False` (truncated) disables the number fallback."""
+        return extract_answer(text, self.settings.fallback, finished)
 
     async def agroup(self, answers: Sequence[str | None], problem=None) -> list[int | None]:
         return await asyncio.to_thread(self.group, answers)
@@ -255,8 +447,15 @@ class MathGrader:
         """Mark the chosen answer and every candidate (one check per answer group) against the reference."""
         await asyncio.to_thread(grade_math_result, self, result, problem)
 
-    async def aequivalent(self, gold: str | None, pred: str | None) -> bool:
+    async def aequivalent(self, gold: str | None, pred: str | None) -> bool | None:
         return await asyncio.to_thread(self.equivalent, gold, pred)
+
+    def stats(self) -> dict[str, int]:
+        return {"undecided_checks": self.undecided, "worker_timeouts": self.pool.timeouts,
+                "worker_failures": self.pool.failures, "grouping_fallbacks": self.grouping_fallbacks}
+
+    def options(self) -> dict:
+        return asdict(self.settings)
 
     def close(self) -> None:
         self.pool.close()
@@ -269,32 +468,37 @@ class MathGrader:
 
 
 def grade_math_result(grader: MathGrader, result, problem) -> None:
+    """result.correct / candidate.correct: True, False, or None with result.undecided saying why."""
     result.reference = problem.answer
     if problem.answer is None:
         return
-    result.correct = grader.equivalent(problem.answer, result.answer)
-    verdicts: dict[int, bool] = {}
+    answers = list(dict.fromkeys([c.answer for c in result.candidates if c.answer is not None]
+                                 + ([result.answer] if result.answer is not None else [])))
+    verdicts = dict(zip(answers, grader.grade_batch([(problem.answer, a) for a in answers])))
+    result.correct = False if result.answer is None else verdicts[result.answer]
     for candidate in result.candidates:
-        if candidate.group is None:
-            candidate.correct = False
-            continue
-        if candidate.group not in verdicts:
-            verdicts[candidate.group] = grader.equivalent(problem.answer, candidate.answer)
-        candidate.correct = verdicts[candidate.group]
+        candidate.correct = False if candidate.answer is None else verdicts[candidate.answer]
+    if result.correct is None:
+        result.undecided = grader.last_reason or "the equivalence check could not decide"
 
 
-def is_equivalent(gold: str | None, pred: str | None, timeout: float = 10.0) -> bool:
-    """Whether two answers are mathematically equivalent (bounded by `timeout` seconds)."""
+def is_equivalent(gold: str | None, pred: str | None, timeout: float = 10.0, **options) -> bool | None:
+    """Whether two answers are mathematically equivalent: True, False, or None (undecided), bounded by
+    `timeout` seconds. Works from scripts without a `__main__` guard and from `python -`."""
+    settings = MathSettings(**options)
     if gold is None or pred is None:
         return False
-    decided = quick_equivalent(gold, pred)
+    if max(len(gold), len(pred)) > settings.max_answer_chars:
+        return long_equivalent(gold, pred)
+    decided = quick_equivalent(gold, pred, settings)
     if decided is not None:
         return decided
-    with MathGrader(workers=1, timeout=timeout) as grader:
+    with MathGrader(workers=1, timeout=timeout, settings=settings) as grader:
         return grader.equivalent(gold, pred)
 
 
-def grade_batch(pairs: Sequence[tuple[str | None, str | None]], workers: int = 2, timeout: float = 10.0) -> list[bool]:
-    """Equivalence of many (gold, pred) pairs in parallel worker processes."""
-    with MathGrader(workers=workers, timeout=timeout) as grader:
+def grade_batch(pairs: Sequence[tuple[str | None, str | None]], workers: int = 2, timeout: float = 10.0,
+                **options) -> list[bool | None]:
+    """Equivalence of many (gold, pred) pairs in parallel worker processes (None: undecided)."""
+    with MathGrader(workers=workers, timeout=timeout, **options) as grader:
         return grader.grade_batch(pairs)

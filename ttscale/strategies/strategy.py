@@ -25,7 +25,7 @@ class Strategy:
         trajectories = await self.search(problem, ctx)
         for t in trajectories:
             if t.answer is None:
-                t.answer = ctx.grader.extract(t.text, problem)
+                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason != "length")
         if self.verifier is not None:
             scores = await self.verifier.score(problem, trajectories, ctx.usage)
             for t, s in zip(trajectories, scores):

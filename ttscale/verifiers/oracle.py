@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from ttscale.graders.math import MathGrader, extract_answer
+from ttscale.graders.math import MathGrader
 from ttscale.types import Problem, Trajectory, Usage
 from ttscale.verifiers.base import Scores
 
@@ -21,7 +21,11 @@ class GroundTruth:
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
         if problem.answer is None:
             raise ValueError(f"problem {problem.id!r} has no reference answer for the ground-truth verifier")
-        answers = [t.answer if t.answer is not None else extract_answer(t.text) for t in trajectories]
+        answers = [t.answer if t.answer is not None else self.grader.extract(t.text, problem, t.finish_reason != "length")
+                   for t in trajectories]
         pairs = [(problem.answer, a) for a in answers]
         verdicts = await asyncio.to_thread(self.grader.grade_batch, pairs)
+        if any(v is None for v in verdicts):  # an undecided check is not a score of 0
+            raise ValueError(f"problem {problem.id!r}: the ground-truth check could not decide "
+                             f"({self.grader.last_reason})")
         return [Scores(1.0 if ok else 0.0) for ok in verdicts]

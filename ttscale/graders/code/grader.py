@@ -33,7 +33,7 @@ class CodeGrader:
         self.grouping = grouping
 
     # -- the grader contract (see ttscale.graders.math.MathGrader) ----------------------------------
-    def extract(self, text: str | None, problem: Problem | None = None) -> str | None:
+    def extract(self, text: str | None, problem: Problem | None = None, finished: bool = True) -> str | None:
         task = task_of(problem) if problem is not None else None
         return extract_code(text, task.prompt if task else "", task.entry_point if task else None)
 
@@ -48,7 +48,8 @@ class CodeGrader:
     async def _behaviour(self, program: str | None, task: CodeTask) -> tuple | None:
         if program is None:
             return None
-        verdict = await asyncio.to_thread(self.sandbox.run, program, (), task.setup, None, task.probes)
+        verdict = await asyncio.to_thread(self.sandbox.run, program, (), task.setup, None, task.probes,
+                                          task.program_setup)
         if all(value is None for value in verdict.probes):
             return None  # did not load, or ran out of time before any value: no vote
         return tuple(verdict.probes)
@@ -59,7 +60,7 @@ class CodeGrader:
             return None
         task = task_of(problem)
         tests = task.tests if which == "all" else tuple(task.tests[i] for i in task.visible)
-        return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup)
+        return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup, None, (), task.program_setup)
 
     async def agrade(self, result: Result, problem: Problem) -> None:
         """Every distinct candidate program runs against all tests once; the chosen answer is correct
@@ -79,6 +80,10 @@ class CodeGrader:
                                                                             for i in visible))
         chosen = by_program.get(result.answer)
         result.correct = bool(chosen and chosen.passed)
+
+    def stats(self) -> dict:
+        """How programs ran (for summaries): isolation, whether as root, cgroups."""
+        return {"sandbox": self.sandbox.describe()}
 
     def close(self) -> None:
         pass
@@ -106,6 +111,6 @@ def _summary(verdict: Verdict | None) -> dict | None:
 
 
 def code_grader(isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 1024, parallel: int | None = None,
-                grouping: str = "program") -> CodeGrader:
+                grouping: str = "program", allow_root: bool = False) -> CodeGrader:
     limits = Limits(timeout=timeout, cpu_seconds=max(1, int(timeout)), memory_mb=memory_mb)
-    return CodeGrader(Sandbox(isolation, limits, parallel), grouping)
+    return CodeGrader(Sandbox(isolation, limits, parallel, allow_root=allow_root), grouping)

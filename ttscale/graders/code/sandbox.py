@@ -1,18 +1,26 @@
-"""Run untrusted programs: a separate process per program, resource limits, and real isolation
-(Linux namespaces through bubblewrap) where the machine has it.
+"""Run untrusted programs against their tests: the program in one process, the tests in another.
 
-Layers, outermost first:
-- bubblewrap (`isolation="bwrap"`): new user, PID, network, IPC, UTS and mount namespaces; only the
-  system's and Python's folders are mounted, read-only; a private /tmp; the run's working directory is
-  the one writable place; no network (a fresh loopback); the environment is cleared; everything the
-  program started dies with the namespace.
-- a throw-away user id per parallel slot when ttscale runs as root, so the program owns no file
-  outside its working directory and the process limit counts only its own processes.
-- limits set by the harness before the program runs: address space, CPU seconds, file size (stdout
-  and stderr are files too, so output is capped), processes, open files, no core dumps.
-- a wall-clock timeout, then SIGKILL to the whole process group (and, without bubblewrap, to every
-  process of the slot's user id).
-- a fresh temporary working directory, removed afterwards, and a scrubbed environment.
+The program's process (program_server.py) loads the program and answers calls; the tests' process
+(test_runner.py) runs the problem's setup, probes and tests and calls the program through a pipe that
+carries plain data only (wire.py). Nothing the program does to its own interpreter — rebinding
+builtins, patching `json`, reading its own file descriptors or frames, exiting early — reaches the
+tests' code, their expected values or the report: a pass means the tests' process saw every test pass
+on plain values it compared itself, and the program's process then exited cleanly (code 0) in time.
+
+Layers around the program's process, outermost first:
+- bubblewrap (`isolation="bwrap"`): new PID, network, IPC, UTS, mount (and user) namespaces; only the
+  system's and Python's folders, read-only; a private size-capped /tmp, /dev/shm and working folder
+  (tmpfs: nothing the program writes lands on the host); no network (a fresh loopback); the
+  environment cleared; everything the program started dies with the namespace.
+- never root: as root, each parallel slot runs under its own throw-away uid, random per Sandbox (so two
+  sandboxes never share one); where that is impossible (no bubblewrap and an interpreter other users
+  cannot run, e.g. under /root), the Sandbox refuses to start unless `allow_root=True`.
+- a cgroup per slot where this machine lets us make one (v2, or v1 memory + pids): memory and process
+  count for the program's whole process tree. Otherwise per-process limits only (a warning says so).
+- limits set before the program runs: address space, CPU seconds, file size, processes, open files,
+  no core dumps. Output goes through pipes: the last `output_tail` characters are kept, the rest is cut
+  (a program that prints 100 MB is not an error for it).
+- a wall-clock timeout, then SIGKILL to both process groups (and to every process of the slot's uid).
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ import logging
 import os
 import queue
 import secrets
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +46,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ISOLATIONS = ("auto", "bwrap", "none")
-HARNESS = Path(__file__).with_name("harness.py")
-SLOT_UID_BASE = 61000  # root only: slot i runs as uid/gid SLOT_UID_BASE + i
+HERE = Path(__file__).parent
+SCRIPTS = ("program_server.py", "test_runner.py", "wire.py")
+UID_RANGE = (200_000, 2_000_000_000)  # throw-away uids are drawn from here (root only)
 
 
 @dataclass(frozen=True)
@@ -45,11 +57,12 @@ class Limits:
 
     timeout: float = 10.0
     cpu_seconds: int = 10
-    memory_mb: int = 1024
+    memory_mb: int = 1024  # per process (address space), and for the whole tree where a cgroup exists
     file_size_mb: int = 16
     processes: int = 32  # beyond those its user id already runs
     open_files: int = 64
     output_tail: int = 2000  # characters of stdout / stderr kept in the verdict
+    tmp_mb: int = 64  # bubblewrap: size of each private tmpfs (/tmp, the working folder, /dev/shm)
 
 
 @dataclass
@@ -60,9 +73,9 @@ class TestVerdict:
 
 @dataclass
 class Verdict:
-    """pass: the harness reported that every test ran and passed. fail: it reported a failed test.
-    timeout: killed by the wall clock or CPU limit. error: the program did not load, or the process
-    ended without the harness's report (a crash, a limit, or an early exit)."""
+    """pass: the tests' process reported that every test ran and passed, and the program's process
+    exited cleanly in time. fail: a test failed. timeout: killed by the wall clock or the CPU limit.
+    error: the program did not load, the tests' setup failed, or a process ended without a verdict."""
 
     status: str
     tests: list[TestVerdict] = field(default_factory=list)
@@ -98,18 +111,6 @@ def bwrap_problem(bwrap: str | None = None) -> str | None:
     return None
 
 
-def _tail(path: Path, chars: int) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 4 * chars))
-            text = handle.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return text[-chars:]
-
-
 def _processes_of(uid: int) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
@@ -134,27 +135,193 @@ def _world_executable(path: str) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in parts) and bool(os.stat(real).st_mode & 0o005)
 
 
-def _remove_tree(path: str) -> None:
-    def unlock(func, target, _exc):
-        try:
-            os.chmod(os.path.dirname(target), 0o700)
-            os.chmod(target, 0o700)
-            func(target)
-        except OSError:
-            pass
+def remove_tree(path: str) -> str | None:
+    """Remove a folder whatever the program left in it (chains deeper than PATH_MAX or the recursion
+    limit, folders without permissions, links); never raises. Returns what was left behind, if anything.
+    Walks with one open folder at a time (relative to its descriptor), so depth costs no descriptors."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"could not open {path}: {exc}"
+    names: list[str] = []
+    try:
+        while True:
+            try:
+                os.fchmod(fd, 0o700)
+            except OSError:
+                pass
+            child = None
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        child = entry.name
+                        break
+                    os.unlink(entry.name, dir_fd=fd)
+            if child is not None:
+                down = os.open(child, flags, dir_fd=fd)
+                os.close(fd)
+                fd, _ = down, names.append(child)
+                continue
+            if not names:
+                os.close(fd)
+                fd = -1
+                os.rmdir(path)
+                return None
+            up = os.open("..", flags, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            os.rmdir(names.pop(), dir_fd=fd)
+    except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+        subprocess.run(["rm", "-rf", "--", path], capture_output=True, timeout=120)
+        return None if not os.path.lexists(path) else f"could not remove {path}: {exc}"
 
-    shutil.rmtree(path, onerror=unlock)
+
+class _Cgroups:
+    """One cgroup per slot (memory and process count for the program's whole tree), where the machine
+    lets us make them: cgroup v2 with the memory and pids controllers, or v1 memory + pids hierarchies."""
+
+    def __init__(self, slots: int, memory_mb: int, processes: int):
+        self.paths: list[list[str]] = []
+        self.problem: str | None = None
+        name = f"ttscale-{os.getpid()}-{secrets.token_hex(4)}"
+        roots = self._roots()
+        if not roots:
+            self.problem = self.problem or "no writable cgroup with memory and pids controllers"
+            return
+        try:
+            for slot in range(slots):
+                made = []
+                for kind, root in roots:
+                    path = os.path.join(root, f"{name}-{slot}")
+                    os.mkdir(path)
+                    made.append(path)
+                    if kind in ("v2", "memory"):
+                        limit = str(memory_mb << 20)
+                        self._write(path, "memory.max" if kind == "v2" else "memory.limit_in_bytes", limit)
+                        if kind == "v2":
+                            self._write(path, "memory.swap.max", "0", optional=True)
+                    if kind in ("v2", "pids"):
+                        self._write(path, "pids.max", str(processes + 4))
+                self.paths.append(made)
+        except OSError as exc:
+            self.problem = f"could not set up a cgroup: {exc}"
+            self.close()
+            self.paths = []
+
+    @staticmethod
+    def _write(path: str, name: str, value: str, optional: bool = False) -> None:
+        try:
+            with open(os.path.join(path, name), "w") as handle:
+                handle.write(value)
+        except OSError:
+            if not optional:
+                raise
+
+    def _roots(self) -> list[tuple[str, str]]:
+        base = "/sys/fs/cgroup"
+        try:
+            own = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return []
+        v2 = next((line.split(":", 2)[2] for line in own if line.startswith("0::")), None)
+        if v2 is not None and os.path.exists(os.path.join(base, "cgroup.controllers")):
+            root = os.path.join(base, v2.lstrip("/"))
+            try:
+                controllers = Path(root, "cgroup.subtree_control").read_text().split()
+            except OSError:
+                controllers = []
+            if {"memory", "pids"} <= set(controllers) and os.access(root, os.W_OK):
+                return [("v2", root)]
+        found = []
+        for kind in ("memory", "pids"):
+            mine = next((line.split(":", 2)[2] for line in own if line.split(":")[1:2] == [kind]), None)
+            root = os.path.join(base, kind, (mine or "/").lstrip("/"))
+            if mine is None or not os.access(root, os.W_OK):
+                return []
+            found.append((kind, root))
+        return found
+
+    def enter_command(self, slot: int) -> list[str]:
+        """A prefix that moves the command into the slot's cgroups before it runs (children inherit)."""
+        if not self.paths:
+            return []
+        procs = " ".join(f"'{os.path.join(p, 'cgroup.procs')}'" for p in self.paths[slot])
+        return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh"]
+
+    def kill(self, slot: int) -> None:
+        """SIGKILL whatever is left in the slot's cgroups."""
+        for path in self.paths[slot] if self.paths else ():
+            try:
+                pids = Path(path, "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+
+    def oom_count(self, slot: int) -> int:
+        total = 0
+        for path in self.paths[slot] if self.paths else ():
+            for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
+                try:
+                    text = Path(path, name).read_text()
+                except OSError:
+                    continue
+                if key is None:
+                    total += int(text.strip() or 0)
+                else:
+                    total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(key + " "))
+        return total
+
+    def close(self) -> None:
+        for made in self.paths:
+            for path in made:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+
+
+@dataclass
+class _Streams:
+    """Output of both processes, drained as it comes: a capped tail each, the report in full (capped)."""
+
+    tail_bytes: int
+    buffers: dict[str, bytearray] = field(default_factory=dict)
+    report: bytearray = field(default_factory=bytearray)
+
+    def add(self, name: str, data: bytes) -> None:
+        if name == "report":
+            if len(self.report) < (16 << 20):
+                self.report += data
+            return
+        buf = self.buffers.setdefault(name, bytearray())
+        buf += data
+        if len(buf) > 2 * self.tail_bytes:
+            del buf[: len(buf) - self.tail_bytes]
+
+    def text(self, name: str, chars: int) -> str:
+        return bytes(self.buffers.get(name, b"")[-self.tail_bytes:]).decode(errors="replace")[-chars:]
 
 
 class Sandbox:
     """Runs programs with their tests. Thread-safe; at most `parallel` programs at once.
 
     isolation: "bwrap" (refuse to run without it), "none" (limits only), or "auto" (bwrap when it
-    works here, else limits only, with a warning). `python` is the interpreter inside the sandbox.
+    works here, else limits only, with a warning). `python` is the interpreter of both processes.
+    allow_root: run programs as root where no throw-away user is possible (never by default).
     """
 
     def __init__(self, isolation: str = "auto", limits: Limits | None = None, parallel: int | None = None,
-                 python: str | None = None, bwrap: str | None = None):
+                 python: str | None = None, bwrap: str | None = None, allow_root: bool = False,
+                 cgroups: bool = True):
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation={isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
         self.limits = limits or Limits()
@@ -174,16 +341,48 @@ class Sandbox:
         # namespace; without it only when other users can run the interpreter (one under /root cannot)
         self.setpriv = shutil.which("setpriv")
         self.drop_uid = self.as_root and (bool(self.setpriv) if isolation == "bwrap" else _world_executable(self.python))
+        self.runs_as_root = self.as_root and not self.drop_uid
+        if self.runs_as_root and not allow_root:
+            raise SandboxError(
+                f"isolation={isolation} as root would run generated programs as root ({self.python} cannot be run "
+                "by another user" + ("" if isolation == "none" else ", and setpriv is missing") + "): install "
+                "bubblewrap (apt-get install bubblewrap), or use a Python other users can run, or pass "
+                "allow_root=True (grader.code_allow_root=true) to accept the risk")
+        if self.runs_as_root:
+            log.warning("code sandbox: programs run AS ROOT (allow_root=True): a program can change this machine")
+        base = UID_RANGE[0] + secrets.randbelow((UID_RANGE[1] - UID_RANGE[0]) // 64) * 64
+        self.slot_uids = [base + slot for slot in range(self.parallel)]
+        self._cgroups = _Cgroups(self.parallel, self.limits.memory_mb, self.limits.processes) if (
+            cgroups and self.as_root) else None
+        self.cgroup_problem = ("not root" if self._cgroups is None else self._cgroups.problem)
+        if self._cgroups is not None and self._cgroups.problem:
+            log.info("code sandbox without cgroups (per-process limits only): %s", self._cgroups.problem)
+        if self._cgroups is not None:
+            weakref.finalize(self, self._cgroups.close)
+        self._scripts = tempfile.mkdtemp(prefix="ttscale-sbx-scripts-")  # a copy other users can read
+        for name in SCRIPTS:
+            shutil.copy(HERE / name, os.path.join(self._scripts, name))
+        os.chmod(self._scripts, 0o755)
+        weakref.finalize(self, shutil.rmtree, self._scripts, True)
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.parallel):
             self._slots.put(slot)
 
+    def describe(self) -> dict:
+        """What protects a run, for summaries: isolation, user, cgroups."""
+        return {"isolation": self.isolation, "runs_as_root": self.runs_as_root,
+                "slot_user": "throw-away uid" if self.drop_uid else ("root" if self.as_root else "your user"),
+                "cgroups": self._cgroups is not None and not self._cgroups.problem}
+
     # -- one run ---------------------------------------------------------------------------------
     def run(self, program: str, tests: Sequence[str] = (), setup: str = "", limits: Limits | None = None,
-            probes: Sequence[str] = ()) -> Verdict:
-        """Run `program`, then `setup`, then evaluate each probe expression, then each test snippet,
-        all in one namespace."""
+            probes: Sequence[str] = (), program_setup: str = "") -> Verdict:
+        """Run `program` (then `program_setup`) in its process, and `setup`, each probe expression and
+        each test snippet in the tests' process, where the program's top-level functions and classes are
+        proxies."""
         limits = limits or self.limits
+        if program_setup:
+            program = f"{program}\n\n{program_setup}\n"
         slot = self._slots.get()
         try:
             return self._run(slot, program, list(tests), setup, limits, list(probes))
@@ -191,51 +390,51 @@ class Sandbox:
             self._slots.put(slot)
 
     def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits, probes: list[str]) -> Verdict:
-        uid = SLOT_UID_BASE + slot if self.drop_uid else os.getuid()
-        gid = SLOT_UID_BASE + slot if self.drop_uid else os.getgid()
-        private = tempfile.mkdtemp(prefix="ttscale-sbx-io-")  # ours: the program never sees this folder
-        workdir = tempfile.mkdtemp(prefix="ttscale-sbx-")
+        uid = self.slot_uids[slot] if self.drop_uid else os.getuid()
+        workdir = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="ttscale-sbx-")
         started = time.perf_counter()
+        nonce = secrets.token_hex(16)
         try:
-            if self.drop_uid:
-                os.chown(workdir, uid, gid)
-            os.chmod(workdir, 0o700)
-            out_path, err_path, rep_path = (Path(private) / name for name in ("stdout", "stderr", "report"))
-            nonce = secrets.token_hex(16)  # the harness's report lines carry it; the program never sees it
-            # the process limit counts every process of the user id (outside a user namespace)
+            if workdir and self.drop_uid:
+                os.chown(workdir, uid, uid)
+            if workdir:
+                os.chmod(workdir, 0o700)
             processes = limits.processes + (0 if self.drop_uid or self.isolation == "bwrap" else len(_processes_of(uid)))
-            job = {"nonce": nonce, "program": program, "setup": setup, "tests": tests, "probes": probes,
-                   "limits": {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": limits.cpu_seconds,
+            program_limits = {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": limits.cpu_seconds,
                               "file_size_bytes": limits.file_size_mb << 20, "processes": processes,
-                              "open_files": limits.open_files}}
-            with open(out_path, "wb") as out, open(err_path, "wb") as err, open(rep_path, "wb") as rep:
-                timed_out, returncode = self._spawn(job, workdir, uid, gid, out, err, rep, limits)
-            events = self._events(rep_path.read_bytes(), nonce)
-            verdict = self._verdict(events, len(tests), timed_out, returncode)
-            verdict.probes = self._probes(events, len(probes))
-            verdict.stdout = _tail(out_path, limits.output_tail)
-            verdict.stderr = _tail(err_path, limits.output_tail)
-            if verdict.status == "error" and verdict.reason is None:
-                verdict.reason = self._why(returncode, verdict.stderr, limits)
+                              "open_files": limits.open_files}
+            job = {"nonce": nonce, "setup": setup, "tests": tests, "probes": probes,
+                   "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": limits.cpu_seconds}}
+            streams, timed_out, codes, oom = self._spawn(slot, uid, workdir, program, program_limits, job, limits)
         finally:
-            _remove_tree(workdir)
-            _remove_tree(private)
-        verdict.returncode = returncode
+            cleanup = remove_tree(workdir) if workdir else None
+        if cleanup:
+            log.warning("code sandbox: %s", cleanup)
+        events = self._events(bytes(streams.report), nonce)
+        verdict = self._verdict(events, len(tests), timed_out, codes, oom, limits)
+        verdict.probes = self._probes(events, len(probes))
+        verdict.stdout = streams.text("program_out", limits.output_tail)
+        verdict.stderr = streams.text("program_err", limits.output_tail)
+        if verdict.status == "error" and not verdict.reason:
+            verdict.reason = "the tests' process ended without a verdict: " + (streams.text("tests_err", 300) or "no output")
+        verdict.returncode = codes[0]
         verdict.seconds = time.perf_counter() - started
         verdict.isolation = self.isolation
         return verdict
 
-    def _command(self, workdir: str, uid: int) -> list[str]:
-        harness_args = ["-I", "-B"]
+    def _program_command(self, workdir: str | None, uid: int, request_fd: int, response_fd: int, limits: dict,
+                         tmp_mb: int) -> list[str]:
+        script_args = [str(request_fd), str(response_fd), json.dumps(limits)]
         if self.isolation == "none":
-            return [self.python, *harness_args, str(HARNESS)]
+            return [self.python, "-I", "-B", os.path.join(self._scripts, "program_server.py"), *script_args]
+        size = str(tmp_mb << 20)
         inside = "/tmp/work"
         cmd = [self.bwrap, "--die-with-parent", "--new-session", "--clearenv", "--unshare-pid", "--unshare-net",
                "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
         if not self.drop_uid:
-            cmd += ["--unshare-user", "--cap-drop", "ALL"]
+            cmd += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL"]
         # the private /tmp first: a Python (or venv) under /tmp is mounted on top of it, not hidden by it
-        cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
+        cmd += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
         made: set[str] = {"/tmp"}  # folders that exist inside
         bound: set[str] = set()  # host folders mounted inside
 
@@ -259,8 +458,9 @@ class Sandbox:
         for prefix in sorted(prefixes):
             if not any(prefix == m or prefix.startswith(m + "/") for m in bound):
                 mount("--ro-bind", prefix, prefix)
-        cmd += ["--proc", "/proc", "--dev", "/dev", "--bind", workdir, inside,
-                "--ro-bind", str(HARNESS), "/tmp/.harness.py", "--chdir", inside]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--perms", "1777", "--tmpfs", "/dev/shm",
+                "--size", size, "--perms", "1777", "--tmpfs", inside,
+                "--ro-bind", self._scripts, "/tmp/.ttscale", "--chdir", inside]
         for key, value in self._env(inside).items():
             cmd += ["--setenv", key, value]
         if self.drop_uid:  # root started bwrap (it can mount /root's Python); the program runs as the slot user
@@ -268,37 +468,117 @@ class Sandbox:
                     "--bounding-set=-all"]
         else:
             cmd += ["--"]
-        return cmd + [self.python, *harness_args, "/tmp/.harness.py"]
+        return cmd + [self.python, "-I", "-B", "/tmp/.ttscale/program_server.py", *script_args]
 
     @staticmethod
     def _env(home: str) -> dict[str, str]:
         return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
                 "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-    def _spawn(self, job, workdir, uid, gid, out, err, rep, limits) -> tuple[bool, int | None]:
-        cmd = self._command(workdir, uid)
-        job = {**job, "report_fd": rep.fileno()}  # pass_fds keeps the number; bwrap passes it on
-        switch = self.drop_uid and self.isolation == "none"  # with bwrap, setpriv switches inside
-        extra = {"user": uid, "group": gid, "extra_groups": []} if switch else {}
-        proc = subprocess.Popen(cmd, cwd=workdir, stdin=subprocess.PIPE, stdout=out, stderr=err, env=self._env(workdir),
-                                start_new_session=True, pass_fds=(rep.fileno(),), **extra)
-        timed_out = False
+    def _spawn(self, slot, uid, workdir, program, program_limits, job, limits):
+        request_r, request_w = os.pipe()  # tests -> program
+        response_r, response_w = os.pipe()  # program -> tests
+        report_r, report_w = os.pipe()  # tests -> us
+        opened = [request_r, request_w, response_r, response_w, report_r, report_w]
+        procs: list[subprocess.Popen] = []
+        streams = _Streams(tail_bytes=4 * limits.output_tail)
+        oom_before = self._cgroups.oom_count(slot) if self._cgroups else 0
         try:
-            proc.communicate(json.dumps(job).encode(), timeout=limits.timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        except BrokenPipeError:  # it died before reading the job
-            pass
+            cmd = self._program_command(workdir, uid, request_r, response_w, program_limits, limits.tmp_mb)
+            extra = {}
+            if self.drop_uid and self.isolation == "none":  # with bwrap, setpriv switches inside the namespace
+                if self.setpriv:  # after the cgroup move below, which needs root
+                    cmd = [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                           "--bounding-set=-all", *cmd]
+                else:
+                    extra = {"user": uid, "group": uid, "extra_groups": []}
+            if self._cgroups is not None and not extra:
+                cmd = self._cgroups.enter_command(slot) + cmd
+            program_proc = subprocess.Popen(
+                cmd, cwd=workdir or "/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self._env(workdir or "/tmp"), start_new_session=True, pass_fds=(request_r, response_w), **extra)
+            procs.append(program_proc)
+            tests_proc = subprocess.Popen(
+                [self.python, "-I", "-B", os.path.join(self._scripts, "test_runner.py"), str(request_w),
+                 str(response_r), str(report_w)],
+                cwd=self._scripts, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self._env(self._scripts), start_new_session=True, pass_fds=(request_w, response_r, report_w))
+            procs.append(tests_proc)
+        except BaseException:
+            for proc in procs:
+                self._kill(proc, uid, slot)
+            raise
         finally:
-            self._kill(proc, uid)
-        return timed_out, proc.returncode
+            for fd in (request_r, request_w, response_r, response_w, report_w):
+                os.close(fd)
+            opened = [report_r]
+        for proc, data in ((program_proc, program.encode("utf-8", errors="replace")), (tests_proc, json.dumps(job).encode())):
+            threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
+        deadline = time.monotonic() + limits.timeout
+        timed_out = False
+        selector = selectors.DefaultSelector()
+        try:
+            for name, fd in (("program_out", program_proc.stdout.fileno()), ("program_err", program_proc.stderr.fileno()),
+                             ("tests_out", tests_proc.stdout.fileno()), ("tests_err", tests_proc.stderr.fileno()),
+                             ("report", report_r)):
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ, name)
+            while True:
+                if tests_proc.poll() is not None and program_proc.poll() is not None:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                self._drain(selector, streams, min(left, 0.25))
+            self._drain(selector, streams, 0)
+        finally:
+            for proc in reversed(procs):  # the tests first: they must not report the program's death as theirs
+                self._kill(proc, uid, slot)
+            self._drain(selector, streams, 0)
+            selector.close()
+            for fd in opened:
+                os.close(fd)
+            for proc in procs:
+                for stream in (proc.stdout, proc.stderr):
+                    stream.close()
+        oom = (self._cgroups.oom_count(slot) - oom_before) if self._cgroups else 0
+        return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom
 
-    def _kill(self, proc: subprocess.Popen, uid: int) -> None:
+    @staticmethod
+    def _feed(stream, data: bytes) -> None:
+        try:
+            stream.write(data)
+            stream.close()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    @staticmethod
+    def _drain(selector, streams: _Streams, wait: float) -> None:
+        for key, _ in selector.select(wait):
+            try:
+                data = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:
+                streams.add(key.data, data)
+            else:
+                selector.unregister(key.fd)
+
+    def _kill(self, proc: subprocess.Popen, uid: int, slot: int) -> None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the process group: children left behind too
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
-        proc.wait()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self._cgroups is not None:
+            self._cgroups.kill(slot)
         if self.drop_uid and self.isolation == "none":  # a child in its own session is found by its uid
             # (with bwrap the PID namespace has already taken every process with it)
             for pid in _processes_of(uid):
@@ -328,34 +608,49 @@ class Sandbox:
         return values
 
     @staticmethod
-    def _verdict(events: list[dict], n_tests: int, timed_out: bool, returncode: int | None) -> Verdict:
-        cpu_killed = returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)  # bwrap reports a signal as 128 + n
+    def _verdict(events: list[dict], n_tests: int, timed_out: bool, codes: tuple, oom: int, limits: Limits) -> Verdict:
+        program_code = codes[0]
+        if program_code is not None and program_code > 128 and program_code - 128 in signal.Signals._value2member_map_:
+            program_code = -(program_code - 128)  # bwrap reports a signal as 128 + n
+        cpu_killed = program_code == -signal.SIGXCPU or codes[1] == -signal.SIGXCPU
         tests = [TestVerdict("timeout" if timed_out or cpu_killed else "error") for _ in range(n_tests)]
-        program = next((e for e in events if e.get("event") == "program"), None)
-        done = any(e.get("event") == "done" for e in events)
+        by_kind = {e.get("event"): e for e in events}
         for event in events:
             if event.get("event") == "test" and 0 <= event.get("index", -1) < n_tests:
                 tests[event["index"]] = TestVerdict(event["status"], event.get("error"))
+        program = by_kind.get("program")
         if program is not None and program.get("status") == "error":
             return Verdict("error", tests, reason=f"the program raised {program.get('error')}")
-        if done:
+        if program is not None and program.get("status") == "gone" and not (timed_out or cpu_killed or oom):
+            return Verdict("error", tests, reason=f"the program's process ended before it loaded ({_code(program_code)}; "
+                                                  f"{program.get('error')})")
+        if "setup" in by_kind:
+            return Verdict("error", tests, reason=f"the tests' setup raised {by_kind['setup'].get('error')}")
+        gone = by_kind.get("gone") or (program if program is not None and program.get("status") == "gone" else None)
+        if "done" in by_kind and gone is None:
             failed = [t for t in tests if t.status != "pass"]
-            return Verdict("fail" if failed else "pass", tests)
+            if failed:
+                return Verdict("fail", tests)
+            if program_code == 0:
+                return Verdict("pass", tests)
+            if timed_out:
+                return Verdict("timeout", tests, reason="the program's process did not exit in time after the tests")
+            return Verdict("error", tests, reason=f"the program's process did not exit cleanly ({_code(program_code)})")
         if timed_out:
             return Verdict("timeout", tests, reason="wall-clock timeout")
         if cpu_killed:
             return Verdict("timeout", tests, reason="CPU time limit")
+        if oom:
+            return Verdict("error", tests, reason=f"out of memory (the slot's cgroup limit, {limits.memory_mb} MB)")
+        if gone is not None:
+            return Verdict("error", tests, reason=f"the program's process ended during the tests ({_code(program_code)})")
         return Verdict("error", tests)
 
-    @staticmethod
-    def _why(returncode: int | None, stderr: str, limits: Limits) -> str:
-        if returncode is not None and returncode > 128 and returncode - 128 in signal.Signals._value2member_map_:
-            returncode = -(returncode - 128)  # bwrap reports a signal as 128 + n
-        if returncode is not None and returncode < 0:
-            name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
-            if -returncode == signal.SIGXFSZ:
-                return f"killed by SIGXFSZ: output or a file exceeded {limits.file_size_mb} MB"
-            return f"killed by {name}"
-        if "MemoryError" in stderr:
-            return f"out of memory ({limits.memory_mb} MB)"
-        return f"the harness did not report completion (exit code {returncode}): the program ended the process early"
+
+def _code(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return f"killed by {name}"
+    return f"exit code {code}"

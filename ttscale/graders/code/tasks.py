@@ -23,10 +23,14 @@ class CodeTask:
     tests: tuple[str, ...] = ()
     visible: tuple[int, ...] = ()
     probes: tuple[str, ...] = field(default=())  # expressions calling the function on visible inputs
+    # code run in the program's process after the program (MBPP's test_setup_code defines names the
+    # reference solutions use, e.g. `VOWELS`); `setup` runs in the tests' process
+    program_setup: str = ""
 
     def to_metadata(self) -> dict[str, Any]:
         return {"entry_point": self.entry_point, "prompt": self.prompt, "setup": self.setup,
-                "tests": list(self.tests), "visible": list(self.visible), "probes": list(self.probes)}
+                "tests": list(self.tests), "visible": list(self.visible), "probes": list(self.probes),
+                "program_setup": self.program_setup}
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> CodeTask:
@@ -34,7 +38,7 @@ class CodeTask:
             raise ValueError("not a code problem (no tests / entry_point in its metadata): "
                              "is dataset.format humaneval or mbpp?")
         return cls(meta["entry_point"], meta.get("prompt", ""), meta.get("setup", ""), tuple(meta["tests"]),
-                   tuple(meta.get("visible", ())), tuple(meta.get("probes", ())))
+                   tuple(meta.get("visible", ())), tuple(meta.get("probes", ())), meta.get("program_setup", ""))
 
 
 def _has_assert(node: ast.AST) -> bool:
@@ -110,4 +114,4 @@ def mbpp_task(tests: Sequence[str], setup: str = "", entry_point: str | None = N
         entry_point = called[0]
     shown = list(range(min(visible, len(tests))))
     probes = [p for i in shown for p in _calls(ast.parse(tests[i]), (entry_point,))]
-    return CodeTask(entry_point, "", setup or "", tuple(tests), tuple(shown), tuple(probes))
+    return CodeTask(entry_point, "", setup or "", tuple(tests), tuple(shown), tuple(probes), program_setup=setup or "")
