@@ -1,13 +1,21 @@
-"""A leaderboard: a grid of strategies x budgets on one benchmark, run as ONE Hydra sweep (one engine
-serves every cell), then ranked with confidence intervals, compute and cost-of-pass, and plotted at
-matched compute.
+"""A leaderboard: a grid of strategies x budgets on one benchmark, ranked with confidence intervals,
+compute and cost-of-pass, and plotted at matched compute.
 
     python evals/leaderboard.py --out leaderboards/gsm8k-cpu                      # the CPU default grid
     python evals/leaderboard.py --out lb --strategies self_consistency,best_of_n,weighted_vote \\
         --budgets 1,2,4,8 -- dataset=gsm8k dataset.source=../shared/data/gsm8k_test.jsonl dataset.limit=50
+    python evals/leaderboard.py --out lb --token-budget 800 \\
+        --strategies self_consistency,particle_filtering,beam_search -- verifier=self_eval
+
+`--budgets` runs every strategy at the same n values as ONE Hydra sweep (one engine serves every
+cell). But n counts unlike things (samples, particles, beams, expansions...), so `--token-budget T`
+instead matches compute, as the seed papers compare: each strategy's own knob (its n, in the
+multiples it accepts) is calibrated to generate about T tokens per problem — a pilot run at
+`--pilot-n`, then n scaled by the measured tokens, up to `--calibration-runs` runs, keeping the run
+closest to T. `matched_budget.md` lists each strategy's n, what n counts, and the tokens it reached.
 
 Rerunning the same command resumes: finished cells and finished problems inside a cell are kept.
-Writes OUT/runs/<job>/ (each cell's run folder), OUT/leaderboard.md, OUT/leaderboard.csv and
+Writes OUT/runs/<cell>/ (each cell's run folder), OUT/leaderboard.md, OUT/leaderboard.csv and
 OUT/compute_{tokens,flops,wall}.png (accuracy against compute with the Pareto frontier).
 Everything after `--` is passed to ttscale (model, dataset, verifier, ...).
 """
@@ -15,26 +23,97 @@ Everything after `--` is passed to ttscale (model, dataset, verifier, ...).
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+
+def run_cell(strategy: str, n: int, run_dir: Path, extra: list[str]) -> dict:
+    command = [sys.executable, "-m", "ttscale.cli", f"strategy={strategy}", f"strategy.n={n}", "progress=false",
+               f"hydra.run.dir={run_dir}", *extra]
+    print("running:", " ".join(command[2:]), flush=True)
+    proc = subprocess.run(command)
+    if proc.returncode != 0:
+        raise SystemExit(f"leaderboard: {strategy} n={n} failed (exit {proc.returncode}); rerun to resume")
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def strategy_config(strategy: str, extra: list[str]) -> dict:
+    """The strategy's config with the command line's strategy.* overrides applied (for its n step)."""
+    from ttscale.config import group_config
+
+    cfg = group_config("strategy", strategy)
+    for override in extra:
+        key, _, value = override.partition("=")
+        if key.startswith("strategy.") and "." not in key[len("strategy."):]:
+            cfg[key[len("strategy."):]] = json.loads(value) if value.replace(".", "", 1).isdigit() else value
+    return cfg
+
+
+def aligned(n: float, step: int) -> int:
+    return max(step, int(round(n / step)) * step)
+
+
+def matched_budget(strategies: list[str], budget: float, pilot_n: int, runs: int, out: Path, extra: list[str]) -> list[dict]:
+    """Calibrate each strategy's n to generate about `budget` tokens per problem; the chosen run of
+    each goes to OUT/runs/<strategy>."""
+    from ttscale.strategies.budget import budget_knob, budget_step
+
+    rows = []
+    for strategy in strategies:
+        cfg = strategy_config(strategy, extra)
+        step = budget_step(cfg)
+        n, tried = aligned(pilot_n, step), {}
+        for _ in range(max(1, runs)):
+            run_dir = out / "calibration" / f"{strategy}-n{n}"
+            tried[n] = (run_cell(strategy, n, run_dir, extra)["completion_tokens_per_problem"], run_dir)
+            tokens = tried[n][0]
+            if tokens <= 0 or abs(tokens - budget) <= 0.1 * budget:
+                break
+            nxt = aligned(n * budget / tokens, step)
+            if nxt in tried:
+                break
+            n = nxt
+        best = min(tried, key=lambda k: (abs(tried[k][0] - budget), k))
+        tokens, run_dir = tried[best]
+        target = out / "runs" / strategy
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(run_dir, target)
+        rows.append({"strategy": strategy, "n": best, "n_counts": budget_knob(cfg), "tokens_per_problem": tokens,
+                     "budget": budget, "off_by": (tokens - budget) / budget, "calibration_runs": len(tried)})
+    lines = ["| strategy | n | n counts | generated tokens / problem | budget | off by |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['strategy']} | {r['n']} | {r['n_counts']} | {r['tokens_per_problem']:.1f} | {r['budget']:g} | "
+              f"{100 * r['off_by']:+.0f}% |" for r in rows]
+    (out / "matched_budget.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the leaderboard's folder")
     parser.add_argument("--strategies", default="self_consistency,best_of_n,weighted_vote")
-    parser.add_argument("--budgets", default="1,2,4,8", help="strategy.n values")
+    parser.add_argument("--budgets", default="1,2,4,8", help="strategy.n values (without --token-budget)")
+    parser.add_argument("--token-budget", type=float, help="match compute: generated tokens per problem for every strategy")
+    parser.add_argument("--pilot-n", type=int, default=2, help="--token-budget: n of each strategy's first run")
+    parser.add_argument("--calibration-runs", type=int, default=3, help="--token-budget: runs per strategy at most")
     parser.add_argument("ttscale_args", nargs="*", help="more ttscale overrides (after --)")
     args = parser.parse_args()
     out = Path(args.out)
     runs = out / "runs"
-    command = [sys.executable, "-m", "ttscale.cli", "-m", f"strategy={args.strategies}", f"strategy.n={args.budgets}",
-               "progress=false", f"hydra.sweep.dir={runs}", *args.ttscale_args]
-    print("running:", " ".join(command[2:]), flush=True)
-    proc = subprocess.run(command)
-    if proc.returncode != 0:
-        raise SystemExit(f"leaderboard: the sweep failed (exit {proc.returncode}); rerun to resume")
+    if args.token_budget:
+        matched_budget(args.strategies.split(","), args.token_budget, args.pilot_n, args.calibration_runs, out,
+                       args.ttscale_args)
+    else:
+        command = [sys.executable, "-m", "ttscale.cli", "-m", f"strategy={args.strategies}",
+                   f"strategy.n={args.budgets}", "progress=false", f"hydra.sweep.dir={runs}", *args.ttscale_args]
+        print("running:", " ".join(command[2:]), flush=True)
+        proc = subprocess.run(command)
+        if proc.returncode != 0:
+            raise SystemExit(f"leaderboard: the sweep failed (exit {proc.returncode}); rerun to resume")
     analysis = subprocess.run([sys.executable, "-m", "ttscale.analysis", str(runs), "--out", str(out)])
     raise SystemExit(analysis.returncode)
 

@@ -62,7 +62,7 @@ def test_every_shipped_config_composes():
     for group in ("model", "strategy", "dataset", "backend", "verifier"):
         for path in sorted((conf_dir() / group).glob("*.yaml")):
             extra = {"hf": ["model.path=some/model"],
-                     "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd"],
+                     "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd", "verifier.params=7e9"],
                      "unit_tests": ["dataset=humaneval"]}.get(path.stem, [])
             assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
 

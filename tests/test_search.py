@@ -55,14 +55,23 @@ def test_sequential_refinement_builds_on_the_previous_attempt(grader):
                           stats={"mean_entropy": 0.5})
 
     backend = ScriptedBackend(script)
-    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams())
+    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams())  # the paper's: accumulate, all rounds
     result = solve(Strategy(search, WeightedVote("inverse_entropy")), backend, grader)
     assert len(backend.calls) == 6  # chains x rounds samples, as parallel n=6
     refine_prompts = [c.prompt for c in backend.calls if "previous solution" in c.prompt]
     assert len(refine_prompts) == 4
-    # each later round shows only the chain's latest attempt: round 1 sees attempt 0, round 2 attempt 1
+    # context accumulates: round 1 sees attempt 0; round 2 sees attempts 0 AND 1
+    assert sorted(("attempt 0" in p, "attempt 1" in p) for p in refine_prompts) == [(True, False)] * 2 + [(True, True)] * 2
+    assert sorted(c.answer for c in result.candidates) == ["3", "3", "4", "4", "4", "4"]  # every round votes
+    assert result.answer == "4" and result.usage.completion_tokens == 18
+    # the alternatives: only the previous attempt in context; only each chain's final answer votes
+    backend = ScriptedBackend(script)
+    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams(), context="previous", vote="final")
+    result = solve(Strategy(search, WeightedVote("inverse_entropy")), backend, grader)
+    refine_prompts = [c.prompt for c in backend.calls if "previous solution" in c.prompt]
     assert sorted(("attempt 0" in p, "attempt 1" in p) for p in refine_prompts) == [(False, True)] * 2 + [(True, False)] * 2
-    assert [c.answer for c in result.candidates] == ["4", "4"]  # each chain's last attempt
-    assert result.usage.completion_tokens == 18
+    assert [c.answer for c in result.candidates] == ["4", "4"]
+    with pytest.raises(ValueError, match="context='all'; choose one of: accumulate, previous"):
+        SequentialRefinement(context="all")
     seeds = sorted(c.params.seed for c in backend.calls)
     assert len(set(seeds)) == 6  # keyed seeds: distinct and independent of timing

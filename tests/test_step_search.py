@@ -129,7 +129,10 @@ def test_weights_ess_and_budget_split():
     assert np.allclose(w, [0.5, 0.5])
     w = softmax_logit_weights([0.8, 0.2])  # logit 0.8 = ln 4, logit 0.2 = -ln 4: odds 16:1
     assert np.isclose(w[0] / w[1], 16.0)
-    assert np.isfinite(softmax_logit_weights([1.0, 0.0, float("nan")])).all()  # clipped; nan counts as 0.5
+    assert np.isfinite(softmax_logit_weights([1.0, 0.0])).all()  # clipped to [eps, 1 - eps]
+    for bad in (float("nan"), -0.3, 1.5):  # a missing reward or one that is not a probability: an error
+        with pytest.raises(ValueError, match="rewards in \\[0, 1\\]"):
+            softmax_logit_weights([0.5, bad])
     assert effective_sample_size([1, 1, 1, 1]) == pytest.approx(4.0)
     assert effective_sample_size([1, 0, 0, 0]) == pytest.approx(1.0)
     assert split_budget(8, [0.5, 0.3, 0.2]) == [4, 2, 2]
@@ -206,7 +209,8 @@ def test_particle_gibbs_compares_the_reference_at_the_same_step():
         return f"<{i + 1}> step\n\n" if not path else f"<{path.split('/')[-1]}.{i}> \\boxed{{2}}"
     verifier = label_scores({}, default=0.6)
     backend = ScriptedBackend(script)
-    pg = ParticleGibbs(verifier, n=4, sweeps=2, references=1, generator=gen(), resampling="systematic")
+    pg = ParticleGibbs(verifier, n=8, sweeps=2, references=1, generator=gen(), resampling="systematic")
+    assert pg.per_sweep == 4  # n is the total budget over the sweeps (its_hub's)
     ref = Node("r", ["<0> step\n\n", "<0.0> \\boxed{2}"], [0.01, 0.99], True, "stop", [2, 2], [-1.0, -1.0])
     ctx = Context(problem=PROBLEM, backend=backend, grader=None)
     particles = asyncio.run(pg.sweep(PROBLEM, ctx, [ref], 1, np.random.default_rng(0)))
@@ -217,12 +221,15 @@ def test_particle_gibbs_compares_the_reference_at_the_same_step():
 
 def test_particle_gibbs_runs_its_sweeps():
     backend = ScriptedBackend(tree_script(final_depth=3))
-    pg = ParticleGibbs(label_scores({"1": 0.9}), n=4, sweeps=3, references=2, generator=gen())
+    pg = ParticleGibbs(label_scores({"1": 0.9}), n=12, sweeps=3, references=2, generator=gen())
     trajectories, ctx = run_search(pg, backend)
     assert len(trajectories) == 4 and all(t.finish_reason == "stop" for t in trajectories)
-    assert ctx.info["sweeps"] == 3
+    assert ctx.info["sweeps"] == 3 and ctx.info["budget"] == 12 and ctx.info["particles_per_sweep"] == 4
+    # first sweep 4 free particles, later sweeps 2 free + 2 references: about n particles in all
     with pytest.raises(ValueError, match="references"):
-        ParticleGibbs(verifier=None, n=2, references=2)
+        ParticleGibbs(verifier=None, n=4, references=2)
+    with pytest.raises(ValueError, match="multiple of sweeps"):
+        ParticleGibbs(verifier=None, n=5, sweeps=2)
 
 
 # ---- beam search and DVTS ----------------------------------------------------------------------
@@ -244,12 +251,48 @@ def test_beam_search_lookahead_scores_ahead_but_keeps_one_step():
     backend = ScriptedBackend(tree_script(final_depth=3))
     # <0> looks poor, but its greedy continuation <0.0> is excellent: with lookahead 1 it is kept
     verifier = label_scores({"0": 0.1, "1": 0.5, "0.0": 0.99, "1.0": 0.2})
-    beam = BeamSearch(verifier, n=2, beam_width=2, generator=gen(), lookahead=1)
+    beam = BeamSearch(verifier, n=2, beam_width=2, generator=gen(), lookahead=1, lookahead_scoring="lookahead")
     run_search(beam, backend)
     lookahead_calls = [c for c in backend.calls if c.params.temperature == 0.0]
     assert lookahead_calls and all(c.params.n == 1 for c in lookahead_calls)
     expansions = [path_of(c.prompt) for c in backend.calls if c.params.temperature != 0.0]
     assert expansions[:2] == ["", "0"]
+
+
+def test_beam_search_by_default_generates_lookahead_but_scores_the_current_text():
+    """search-and-learn's beam search: lookahead steps are generated (and cost tokens) but the beam's
+    current text is what the PRM scores, so <1> (0.5) beats <0> (0.1) whatever <0.0> would score."""
+    backend = ScriptedBackend(tree_script(final_depth=3))
+    verifier = label_scores({"0": 0.1, "1": 0.5, "0.0": 0.99, "1.0": 0.2})
+    beam = BeamSearch(verifier, n=2, beam_width=2, generator=gen(), lookahead=1)
+    _, ctx = run_search(beam, backend)
+    assert [c for c in backend.calls if c.params.temperature == 0.0]  # generated and counted
+    expansions = [path_of(c.prompt) for c in backend.calls if c.params.temperature != 0.0]
+    assert expansions[:2] == ["", "1"]
+    assert all("0.0" not in t for t in verifier.seen)  # the lookahead text is never scored
+
+
+def test_beam_search_refills_to_n_beams_as_beams_finish():
+    """Reference: each round expands n beams, the kept ones copied round-robin, however many finished.
+    <0> finishes at once; the one unfinished survivor <1> then gets all n = 4 expansions."""
+    def script(prompt, params, i):
+        path = path_of(prompt)
+        if not path:
+            return ["<0> \\boxed{1}", "<1> step\n\nx", "<2> step\n\nx", "<3> step\n\nx"][i]
+        return f"<{path.split('/')[-1]}.{i}> " + ("\\boxed{2}" if path.count("/") >= 1 else "step\n\nx")
+    verifier = label_scores({"1": 0.9, "2": 0.2, "3": 0.1})
+    refill = BeamSearch(verifier, n=4, beam_width=4, generator=gen())
+    backend = ScriptedBackend(script)
+    run_search(refill, backend)
+    assert [(path_of(c.prompt), c.params.n) for c in backend.calls[:2]] == [("", 4), ("1", 4)]
+    fixed = BeamSearch(verifier, n=4, beam_width=2, generator=gen(), refill=False)
+    backend = ScriptedBackend(script)
+    run_search(fixed, backend)  # keeps n / M = 2 beams (<1>, <2>) and expands each M = 2 times
+    assert [(path_of(c.prompt), c.params.n) for c in backend.calls[1:3]] == [("1", 2), ("2", 2)]
+    refill = BeamSearch(verifier, n=4, beam_width=2, generator=gen())
+    backend = ScriptedBackend(script)
+    run_search(refill, backend)  # the same 2 kept beams, copied back to 4: 2 copies each
+    assert [(path_of(c.prompt), c.params.n) for c in backend.calls[1:3]] == [("1", 2), ("2", 2)]
 
 
 def test_beam_search_filters_duplicates():
@@ -259,15 +302,21 @@ def test_beam_search_filters_duplicates():
     assert len(trajectories) == 1
 
 
-def test_dvts_subtrees_follow_their_best_child_and_return_only_finished():
+def test_dvts_subtrees_follow_their_best_child_and_return_their_final_siblings():
+    """search-and-learn: n / M subtrees, each returning its last round's M siblings: n candidates."""
     backend = ScriptedBackend(tree_script(final_depth=3))
-    verifier = label_scores({"0": 0.9, "1": 0.1, "0.1": 0.8, "0.0": 0.3})
+    verifier = label_scores({"0": 0.9, "1": 0.1, "0.1": 0.8, "0.0": 0.3, "0.1.0": 0.6, "0.1.1": 0.7})
     dvts = DVTS(verifier, n=4, beam_width=2, generator=gen())
     trajectories, ctx = run_search(dvts, backend)
-    assert len(trajectories) == 2 and all(t.finish_reason == "stop" for t in trajectories)
+    assert len(trajectories) == 4 and all(t.finish_reason == "stop" for t in trajectories)
     assert ctx.info["subtrees"] == 2
     continued = sorted(path_of(c.prompt) for c in backend.calls if path_of(c.prompt))
     assert continued == ["0", "0", "0/0.1", "0/0.1"]  # both subtrees pick <0>, then <0.1>
+    assert sorted(STEP.findall(t.steps[-1])[0] for t in trajectories) == ["0.1.0", "0.1.0", "0.1.1", "0.1.1"]
+    assert sorted(t.score for t in trajectories) == pytest.approx([0.6, 0.6, 0.7, 0.7])  # last step scores
+    chosen_only = DVTS(verifier, n=4, beam_width=2, generator=gen(), return_siblings=False)
+    trajectories, _ = run_search(chosen_only, ScriptedBackend(tree_script(final_depth=3)))
+    assert len(trajectories) == 2
 
 
 # ---- A* ----------------------------------------------------------------------------------------
@@ -292,28 +341,43 @@ def test_a_star_priority():
     assert priority(node, g_weight=0.0) == pytest.approx(0.1)
 
 
-def test_a_star_out_of_budget_returns_the_best_finished_or_partial():
+def test_a_star_out_of_budget_without_a_complete_solution_returns_none(grader):
+    """No complete state when the budget runs out: no solution (its own outcome), never the partial
+    one passed off as an answer."""
     backend = ScriptedBackend(tree_script(final_depth=9))
     astar = AStarDecoding(label_scores({}), n=2, k=2, generator=gen())
     trajectories, ctx = run_search(astar, backend)
-    assert len(trajectories) == 1 and ctx.info["expansions"] == 2 and not ctx.info["found"]
+    assert trajectories == [] and ctx.info["expansions"] == 2 and not ctx.info["found"] and ctx.info["partial"]
+    import ttscale
+
+    outcome = ttscale.run(Strategy(astar, BestScore()), [PROBLEM], ScriptedBackend(tree_script(final_depth=9)),
+                          grader=grader, progress=False)
+    (result,) = outcome.results
+    assert result.info["no_finished_solution"] and result.answer is None and result.correct is False
+    assert outcome.summary["no_finished_solution"] == 1 and outcome.summary["no_candidates"] == 1
 
 
 # ---- value-guided block search and REBASE ------------------------------------------------------
 
-def test_block_search_keeps_k_beams_of_blocks():
+def test_block_search_keeps_n_over_beam_width_beams_chosen_over_all_children():
+    """value-guided-search: n=4, beam_width=2 keeps 2 beams with 2 children each; the best children over
+    ALL parents fill the slots (both may come from one parent); only kept beams form the final pool."""
     def script(prompt, params, i):  # 7 words: cut to a 4-token block; the fourth block finishes
         depth = len(STEP.findall(prompt))
         return f"<{depth}.{i}> w w w w w w " if depth < 3 else f"<{depth}.{i}> \\boxed{{{i % 2}}}"
+    values = {"0.1": 0.9, "0.3": 0.8, "0.1/1.0": 0.9, "0.1/1.1": 0.85, "0.3/1.0": 0.2, "0.3/1.1": 0.3}
+    value = ScriptedVerifier(lambda q, steps: values.get("/".join(STEP.findall(" ".join(steps))), 0.1))
     backend = ScriptedBackend(script)
-    vgs = ValueGuidedBlockSearch(ScriptedVerifier(lambda q, steps: 0.5), n=4, beam_width=2, block_tokens=4,
-                                 generator=gen())
+    vgs = ValueGuidedBlockSearch(value, n=4, beam_width=2, block_tokens=4, generator=gen())
     trajectories, ctx = run_search(vgs, backend)
-    # 4 blocks sampled per round: the first from the empty solution, then 2 kept beams x 2 each
+    # round 1: 4 blocks from the empty solution (the 2 beams are one node); then 2 kept beams x 2 each
     assert [c.params.n for c in backend.calls] == [4, 2, 2, 2, 2, 2, 2]
     assert all(c.params.max_tokens == 4 and c.params.stop == () for c in backend.calls)
-    assert len(trajectories) == 4 and all(t.finish_reason == "stop" for t in trajectories)
-    assert ctx.info["beam_width"] == 2 and ctx.info["block_tokens"] == 4
+    assert sorted(path_of(c.prompt) for c in backend.calls[1:3]) == ["0.1", "0.3"]
+    # round 3 continues only <0.1>'s children: the best 2 of all 4 were both its own
+    assert sorted(path_of(c.prompt) for c in backend.calls[3:5]) == ["0.1/1.0", "0.1/1.1"]
+    assert len(trajectories) == 2 and all(t.finish_reason == "stop" for t in trajectories)
+    assert ctx.info["beam_width"] == 2 and ctx.info["block_tokens"] == 4 and ctx.info["beams"] == 2
 
 
 def test_rebase_splits_the_remaining_budget_by_softmax_of_rewards():

@@ -22,9 +22,10 @@ from ttscale.strategies.select.weighted import WeightedVote
 from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, ParticleFiltering, ParticleGibbs, Rebase,
                                      StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.step.resampling import SCHEMES
+from ttscale.strategies.budget import BUDGET_KNOBS, budget_knob, budget_step  # noqa: F401  (re-exported)
 from ttscale.strategies.strategy import Strategy
 from ttscale.types import Problem, SamplingParams
-from ttscale.verifiers.base import AGGREGATIONS
+from ttscale.verifiers.base import AGGREGATIONS, traits_of
 from ttscale.verifiers.logprob import MeanLogprob, MeanTokenProbability
 from ttscale.verifiers.oracle import GroundTruth
 from ttscale.verifiers.self_eval import SelfEvaluation
@@ -37,7 +38,8 @@ class ConfigError(ValueError):
 def _sequential(c, params):
     if c["n"] % c["chains"]:
         raise ValueError(f"n={c['n']} must be a multiple of chains={c['chains']} (rounds = n / chains)")
-    return SequentialRefinement(c["chains"], c["n"] // c["chains"], params, c.get("refine_prompt") or REFINE)
+    return SequentialRefinement(c["chains"], c["n"] // c["chains"], params, c.get("refine_prompt") or REFINE,
+                                c["context"], c["vote"])
 
 
 SEARCHES = {
@@ -49,12 +51,14 @@ SEARCHES = {
 # step-wise searches: (strategy config, step generator, verifier) -> search; they score as they go
 STEP_SEARCHES = {
     "particle_filtering": lambda c, g, v: ParticleFiltering(v, c["n"], g, c["weight_temperature"], c["resampling"],
-                                                            c["ess_threshold"], c["resample_finished"]),
+                                                            c["ess_threshold"], c["resample_finished"],
+                                                            c["aggregation"]),
     "particle_gibbs": lambda c, g, v: ParticleGibbs(v, c["n"], c["sweeps"], c["references"], g,
-                                                    c["weight_temperature"], c["resampling"]),
+                                                    c["weight_temperature"], c["resampling"], c["aggregation"]),
     "beam_search": lambda c, g, v: BeamSearch(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"],
-                                              c["filter_duplicates"]),
-    "dvts": lambda c, g, v: DVTS(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"]),
+                                              c["filter_duplicates"], c["refill"], c["lookahead_scoring"]),
+    "dvts": lambda c, g, v: DVTS(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"],
+                                 c["return_siblings"]),
     "a_star": lambda c, g, v: AStarDecoding(v, c["n"], c["k"], g, c["g_weight"], c["expand_per_round"]),
     "block_search": lambda c, g, v: ValueGuidedBlockSearch(v, c["n"], c["beam_width"], c["block_tokens"], g),
     "rebase": lambda c, g, v: Rebase(v, c["n"], g, c["weight_temperature"], c["aggregation"]),
@@ -68,6 +72,8 @@ SELECTORS = {
     "rpc": lambda c: RPCVote(c["prune"]),
 }
 DEFAULT_TOP_K = 20
+# searches whose arithmetic needs rewards in [0, 1]: logit(r) particle weights, A*'s h = 1 - r
+PROBABILITY_SEARCHES = ("particle_filtering", "particle_gibbs", "a_star")
 VERIFIERS = {
     "mean_logprob": lambda v, backend, grader: MeanLogprob(),
     "mean_token_prob": lambda v, backend, grader: MeanTokenProbability(),
@@ -125,12 +131,21 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
     if verifier_cfg.get("aggregation", "mean") not in AGGREGATIONS:
         raise ConfigError(f"verifier.aggregation={verifier_cfg['aggregation']!r}; choose one of: {', '.join(AGGREGATIONS)}")
     defaults = asdict(VerifierConfig())  # one source of defaults: the schema
+    merged = {**defaults, **verifier_cfg}
     try:
-        return make({**defaults, **verifier_cfg}, backend, grader)
+        verifier = make(merged, backend, grader)
     except ConfigError:
         raise
     except ValueError as exc:
         raise ConfigError(f"verifier.{exc}") from None
+    traits = traits_of(verifier)
+    if traits.separate_model and not merged.get("params"):
+        raise ConfigError(f"verifier.params is required for verifier={name}: it is a model of its own, and its FLOPs "
+                          "would otherwise be priced at the policy's size (give its parameter count, e.g. 7.1e9)")
+    if traits.needs_top_logprobs and backend is not None and not backend.top_logprobs:
+        raise ConfigError(f"verifier={name} reads top-k logprobs, and this backend returns none: every score would "
+                          "be a guess and the search would run unguided (use backend=vllm, or another verifier)")
+    return verifier
 
 
 def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None = None, backend=None,
@@ -155,10 +170,19 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
         needs = f"strategy.search={cfg['search']!r}" if step_wise else f"strategy.select={cfg['select']!r}"
         raise ConfigError(f"{needs} needs scores; choose a verifier: "
                           + ", ".join(f"verifier={name}" for name in sorted(VERIFIERS)))
+    traits = traits_of(verifier)
+    weights_from_scores = [f"strategy.select={cfg['select']!r}"] if selector.needs_probability_scores else []
+    if cfg["search"] in PROBABILITY_SEARCHES:
+        weights_from_scores.append(f"strategy.search={cfg['search']!r}")
+    if verifier is not None and weights_from_scores and not traits.probability:
+        low, high = traits.score_range
+        raise ConfigError(f"{' and '.join(weights_from_scores)} use scores as weights in [0, 1], and the verifier's "
+                          f"scores lie in [{low}, {high}]: use a probability-valued verifier such as "
+                          "verifier=mean_token_prob or verifier=self_eval")
     logprobs = cfg.get("logprobs")
-    if getattr(selector, "needs_stats", False):
+    if selector.needs_stats:
         logprobs = logprobs or DEFAULT_TOP_K
-    elif logprobs is None and getattr(verifier, "needs_logprobs", False):
+    elif logprobs is None and traits.needs_logprobs:
         logprobs = 0
     window = cfg.get("stats_window", 2048)
     params = SamplingParams(
@@ -184,7 +208,10 @@ def _step_generator(cfg: Mapping[str, Any], params: SamplingParams, step_delimit
     _positive("strategy.weight_temperature", cfg["weight_temperature"])
     _positive("strategy.lookahead", cfg["lookahead"], allow_zero=True)
     _choice("strategy.resampling", cfg["resampling"], SCHEMES)
-    _choice("strategy.aggregation", cfg["aggregation"], tuple(a for a in AGGREGATIONS if a != "model"))
+    # "model" (the whole partial solution judged as one step) is the particle methods' reference reward
+    model_ok = cfg["search"] in ("particle_filtering", "particle_gibbs")
+    _choice("strategy.aggregation", cfg["aggregation"], tuple(a for a in AGGREGATIONS if a != "model" or model_ok))
+    _choice("strategy.lookahead_scoring", cfg["lookahead_scoring"], ("current", "lookahead"))
     return StepGenerator(params, cfg.get("step_delimiter") or step_delimiter, cfg["max_step_tokens"],
                          cfg["max_steps"], cfg["max_tokens"], cfg.get("answer_marker"))
 

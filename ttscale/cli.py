@@ -155,6 +155,7 @@ class App:
         from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
         from ttscale.runtime import format_summary, run
+        from ttscale.strategies.budget import budget_knob
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -170,6 +171,7 @@ class App:
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
+                   "n_counts": budget_knob(resolved["strategy"]),
                    "verifier": cfg.verifier.name or cfg.strategy.verifier, "dataset": cfg.dataset.name,
                    **outcome.summary,
                    **compute_summary(outcome.results, resolved["model"].get("params"),

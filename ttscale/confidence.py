@@ -42,14 +42,30 @@ def token_confidence(top_logprobs: Sequence[float]) -> float:
     return -sum(top_logprobs) / len(top_logprobs)
 
 
+def token_series(sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> dict[str, list[float]]:
+    """Per-token values the statistics are made of: the sampled logprob, the token confidence and the
+    entropy. Series of consecutive pieces (the steps of a partial solution) concatenate into the
+    series of the whole, so statistics over several steps are exact."""
+    return {"sampled": [float(x) for x in sampled], "confidence": [token_confidence(top) for top in tops],
+            "entropy": [token_entropy_bits(top) for top in tops]}
+
+
+def concat_series(parts: Sequence[dict[str, list[float]]]) -> dict[str, list[float]]:
+    return {key: [x for part in parts for x in part[key]] for key in ("sampled", "confidence", "entropy")}
+
+
 def sequence_stats(sampled: Sequence[float], tops: Sequence[Sequence[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:
     """The summary statistics of one completion. `sampled[t]` is the sampled token's logprob and
     `tops[t]` the top-k logprobs at step t (k >= 1)."""
+    return series_stats(token_series(sampled, tops), spec)
+
+
+def series_stats(series: dict[str, list[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:
+    """The summary statistics of a token series (see token_series)."""
+    sampled, confidences, entropies = series["sampled"], series["confidence"], series["entropy"]
     n = len(sampled)
     if n == 0:
         return {"tokens": 0}
-    confidences = [token_confidence(top) for top in tops]
-    entropies = [token_entropy_bits(top) for top in tops]
     window = max(1, min(spec.window, n))
     groups = []
     running = sum(confidences[:window])

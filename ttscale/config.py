@@ -157,21 +157,28 @@ class StrategyConfig:
     min_samples: int = 4  # adaptive: never stop before this many samples
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
+    context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous
+    vote: str = "all_rounds"  # sequential: all_rounds (every attempt votes) | final (each chain's last)
     # step-wise search (particle_filtering, particle_gibbs, beam_search, dvts, a_star, block_search, rebase);
     # max_tokens caps a whole solution
     step_delimiter: Optional[str] = None  # None: the model config's step_delimiter
     max_step_tokens: int = 256
     max_steps: int = 12  # the last step is generated without the delimiter stop, so it can finish
     answer_marker: Optional[str] = "\\boxed"  # a step containing it finishes the solution
-    aggregation: str = "last"  # how a partial solution's step scores rank it
-    beam_width: int = 4  # beam_search / dvts: expansions per kept beam; block_search: beams kept
-    lookahead: int = 0  # beam_search / dvts: greedy steps scored ahead, not kept
+    # how a partial solution's step scores rank it: last | min | prod | mean; particle methods also
+    # "model" (their reference default, set in their yaml): the whole partial solution judged as one step
+    aggregation: str = "last"
+    beam_width: int = 4  # beam_search / dvts / block_search: children of each kept beam (n / beam_width kept)
+    lookahead: int = 0  # beam_search / dvts: greedy steps generated ahead, not kept
+    lookahead_scoring: str = "current"  # beam_search: current (reference: lookahead unused) | lookahead (scored)
     filter_duplicates: bool = False  # beam_search
+    refill: bool = True  # beam_search: expand n beams every round, as the reference (false: n/M x M, fewer as beams finish)
+    return_siblings: bool = True  # dvts: each subtree's final M siblings vote (reference; false: n/M chosen leaves)
     resampling: str = "multinomial"  # particle methods: multinomial | systematic | stratified
     ess_threshold: Optional[float] = None  # particle_filtering: resample only when ESS < threshold * n
     resample_finished: bool = True  # particle_filtering: finished particles take part in resampling
     weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
-    sweeps: int = 2  # particle_gibbs
+    sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
     k: int = 4  # a_star: next steps sampled per expansion (n = expansions)
     g_weight: float = 1.0  # a_star: weight of the path cost g

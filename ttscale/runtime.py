@@ -69,6 +69,7 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         "pass_at_k": _pass_at_k(graded),
         # graded problems without a candidate (errored, or no finished solution): 0 in pass@k and curves
         "no_candidates": sum(not r.candidates for r in graded),
+        "no_finished_solution": sum(bool(r.info.get("no_finished_solution")) for r in results),
         "completion_tokens_per_problem": completion / n if n else 0.0,
         "prompt_tokens_per_problem": prompt / n if n else 0.0,
         "backend_calls": sum(r.usage.backend_calls for r in results),

@@ -45,6 +45,7 @@ class SamplingParams:
     seed: int | None = None
     continue_final_message: bool = False
     keep_token_logprobs: bool = False  # keep the per-token lists (large); stats are always computed
+    keep_series: bool = False  # keep the per-token statistic series (3 floats a token), for step-wise search
     stats: StatsSpec = StatsSpec()
 
 
@@ -69,6 +70,9 @@ class Completion:
     stats: dict[str, float] = field(default_factory=dict)  # ttscale.confidence, when logprobs >= 1
     # with finish_reason "stop": the stop string that ended it, or None for end-of-sequence
     stop_reason: str | int | None = None
+    # per-token sampled logprob / confidence / entropy (ttscale.confidence.token_series), with
+    # keep_series: step-wise search joins its steps' series to give a whole solution's exact stats
+    series: dict[str, list[float]] | None = None
 
     @property
     def mean_logprob(self) -> float | None:

@@ -37,12 +37,14 @@ class ScriptedBackend:
     would (kept with include_stop, named in stop_reason); stop_reason None means end-of-sequence.
     Text longer than max_tokens words is cut there, with finish_reason "length". It may raise, to test failure isolation. Every call is recorded in
     `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
-    records the most calls that were awaiting at once.
+    records the most calls that were awaiting at once. `top_logprobs` declares whether the script's
+    completions carry top-k logprobs (text scripts do not).
     """
 
-    def __init__(self, script: Script, delay: float = 0.0):
+    def __init__(self, script: Script, delay: float = 0.0, top_logprobs: bool = False):
         self.script = script
         self.delay = delay
+        self.top_logprobs = top_logprobs  # True when the script returns Completions with token_logprobs
         self.calls: list[ScriptedCall] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -89,10 +91,14 @@ class ScriptedBackend:
 
 
 def guess_script(text: str, params: SamplingParams, index: int) -> str:
-    """A stand-in model for pipeline tests (launchers, loggers): a short 'solution' whose answer is a
-    number from the request's seed and the sample index, so samples differ and reruns repeat."""
+    """A stand-in model for pipeline tests (launchers, loggers): a short two-step 'solution' (10 tokens)
+    whose answer is a number from the request's seed and the sample index, so samples differ and
+    reruns repeat. A continued solution gets only its second step."""
     seed = params.seed or 0
-    return f"Let me think step by step.\n\nThe answer is {(seed + 7 * index) % 20}."
+    answer = f"The answer is {(seed + 7 * index) % 20}."
+    if "Let me think step by step." in text:  # step-wise search continues the solution: finish it
+        return answer
+    return f"Let me think step by step.\n\n{answer}"
 
 
 SCRIPTS = {"guess": guess_script}  # backend=scripted: backend.script names one of these

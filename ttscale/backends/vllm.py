@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from ttscale.confidence import StatsSpec, sequence_stats
+from ttscale.confidence import StatsSpec, series_stats, token_series
 from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams, TokenLogprob
 
 
@@ -56,6 +56,8 @@ class VLLMBackend:
     env:          environment for the engine, set before it starts unless already set by the user
                   (VLLM_CPU_KVCACHE_SPACE, VLLM_CPU_OMP_THREADS_BIND; "all" binds every allowed core).
     """
+
+    top_logprobs = True  # completions carry vLLM's top-k logprobs when asked
 
     def __init__(
         self,
@@ -148,11 +150,13 @@ class VLLMBackend:
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
         ids = self.encode(prompt, params.continue_final_message)
-        future = self._submit(self._generate(ids, self._vllm_params(params), params.keep_token_logprobs, params.stats))
+        future = self._submit(self._generate(ids, self._vllm_params(params), params.keep_token_logprobs, params.stats,
+                                             params.keep_series))
         # Cancelling this await cancels the engine-side task, which aborts the request in vLLM.
         return await asyncio.wrap_future(future)
 
-    async def _generate(self, ids: list[int], vparams, keep: bool = False, spec: StatsSpec = StatsSpec()) -> GenerateOutput:
+    async def _generate(self, ids: list[int], vparams, keep: bool = False, spec: StatsSpec = StatsSpec(),
+                        keep_series: bool = False) -> GenerateOutput:
         room = self.max_model_len - len(ids)
         if room <= 0:  # the prompt fills the context: nothing can be generated
             return GenerateOutput([Completion("", 0, "length") for _ in range(vparams.n)], len(ids))
@@ -162,18 +166,19 @@ class VLLMBackend:
         async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
             final = out
         top_k = vparams.logprobs or 0
-        completions = [
-            Completion(
+        completions = []
+        for o in final.outputs:
+            series = _series(o, top_k) if top_k > 0 else None
+            completions.append(Completion(
                 text=o.text,
                 num_tokens=len(o.token_ids),
                 finish_reason=o.finish_reason,
                 stop_reason=o.stop_reason,
                 cumulative_logprob=o.cumulative_logprob,
                 token_logprobs=_token_logprobs(o) if keep and top_k > 0 else None,
-                stats=_stats(o, top_k, spec) if top_k > 0 else {},
-            )
-            for o in final.outputs
-        ]
+                stats=series_stats(series, spec) if series is not None else {},
+                series=series if keep_series else None,
+            ))
         return GenerateOutput(
             completions=completions,
             prompt_tokens=len(ids),
@@ -227,12 +232,12 @@ def _token_logprobs(output) -> list[TokenLogprob]:
     return result
 
 
-def _stats(output, top_k: int, spec: StatsSpec) -> dict[str, float]:
-    """Summary statistics from vLLM's per-token logprob dicts (top-k by rank, plus the sampled token)."""
+def _series(output, top_k: int) -> dict[str, list[float]]:
+    """Per-token statistic series from vLLM's per-token logprob dicts (top-k by rank, plus the sampled token)."""
     sampled, tops = [], []
     for token_id, position in zip(output.token_ids, output.logprobs or []):
         chosen = position.get(token_id)
         sampled.append(chosen.logprob if chosen else float("nan"))
         tops.append([lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= top_k]
                     or [chosen.logprob])
-    return sequence_stats(sampled, tops, spec)
+    return token_series(sampled, tops)

@@ -10,7 +10,7 @@ from ttscale.strategies.select.base import Selector
 from ttscale.strategies.select.best_score import BestScore
 from ttscale.strategies.select.majority import MajorityVote
 from ttscale.types import Candidate, Problem, Result, SamplingParams
-from ttscale.verifiers.base import Verifier
+from ttscale.verifiers.base import Verifier, traits_of
 from ttscale.verifiers.logprob import MeanLogprob
 
 
@@ -25,7 +25,7 @@ class Strategy:
         trajectories = await self.search(problem, ctx)
         for t in trajectories:
             if t.answer is None:
-                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason != "length")
+                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
         if self.verifier is not None:
             scores = await self.verifier.score(problem, trajectories, ctx.usage)
             for t, s in zip(trajectories, scores):
@@ -40,6 +40,8 @@ class Strategy:
             for t, g in zip(trajectories, groups)
         ]
         info = {"strategy": self.name, "chosen": selection.index, **ctx.info, **selection.info}
+        if not trajectories:  # its own outcome, counted in summaries: not just a wrong answer
+            info["no_finished_solution"] = True
         return Result(problem_id=problem.id, answer=chosen.answer if chosen else None,
                       candidates=candidates, usage=ctx.usage, info=info)
 
@@ -54,6 +56,6 @@ def best_of_n(n: int = 8, params: SamplingParams | None = None, verifier: Verifi
     """N samples, the highest-scoring wins; by default the score is the mean token logprob."""
     verifier = verifier or MeanLogprob()
     params = params or SamplingParams(temperature=0.8, top_p=0.95)
-    if getattr(verifier, "needs_logprobs", False) and params.logprobs is None:
+    if traits_of(verifier).needs_logprobs and params.logprobs is None:
         params = replace(params, logprobs=0)
     return Strategy(ParallelSampling(n, params), BestScore(), verifier, name="best_of_n")

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from ttscale.types import Problem, Trajectory, Usage
-from ttscale.verifiers.base import Scores
+from ttscale.verifiers.base import Scores, Traits
 
 
 class MeanLogprob:
@@ -16,7 +16,7 @@ class MeanLogprob:
     nothing: the numbers come with the samples.
     """
 
-    needs_logprobs = True
+    traits = Traits(needs_logprobs=True, score_range=(float("-inf"), 0.0))
 
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
         out = []
@@ -36,7 +36,7 @@ class MeanTokenProbability:
     without logprobs scores 0.
     """
 
-    needs_logprobs = True
+    traits = Traits(needs_logprobs=True, score_range=(0.0, 1.0))
 
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
         return [Scores(0.0 if t.cumulative_logprob is None or t.num_tokens == 0

@@ -11,17 +11,19 @@ from collections.abc import Sequence
 
 from ttscale.graders.math import MathGrader
 from ttscale.types import Problem, Trajectory, Usage
-from ttscale.verifiers.base import Scores
+from ttscale.verifiers.base import Scores, Traits
 
 
 class GroundTruth:
+    traits = Traits()  # scores in [0, 1]
+
     def __init__(self, grader: MathGrader):
         self.grader = grader
 
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage | None = None) -> list[Scores]:
         if problem.answer is None:
             raise ValueError(f"problem {problem.id!r} has no reference answer for the ground-truth verifier")
-        answers = [t.answer if t.answer is not None else self.grader.extract(t.text, problem, t.finish_reason != "length")
+        answers = [t.answer if t.answer is not None else self.grader.extract(t.text, problem, t.finish_reason not in ("length", "abort", None))
                    for t in trajectories]
         pairs = [(problem.answer, a) for a in answers]
         verdicts = await asyncio.to_thread(self.grader.grade_batch, pairs)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ttscale.types import Problem, Trajectory, Usage
-from ttscale.verifiers.base import Scores, aggregate, split_steps
+from ttscale.verifiers.base import Scores, Traits, aggregate, steps_of
 
 FORMATS = ("qwen_math_prm", "math_shepherd", "rlhflow", "value_head", "token_classification")
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -117,6 +117,7 @@ def _load_head(path: Path, prefix: str, module) -> None:
 
 @dataclass
 class TransformersPRM:
+    traits = Traits(separate_model=True)
     """A PRM run with transformers, batched across concurrent calls. `options` may set step_token,
     system (qwen_math_prm), good_token / bad_token (math_shepherd, rlhflow)."""
 
@@ -252,7 +253,7 @@ class TransformersPRM:
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage) -> list[Scores]:
         if self._model is None:
             await asyncio.to_thread(self.load)
-        steps = [split_steps(t.text, self.step_delimiter) or [t.text] for t in trajectories]
+        steps = [steps_of(t, self.step_delimiter) or [t.text] for t in trajectories]
         items = [self.encode(problem.question, s) for s in steps]  # fast; keeps concurrent calls in one tick
         step_scores = await self._submit(items)
         usage.verifier_calls += len(items)
@@ -265,6 +266,7 @@ POOLED_FORMATS = ("qwen_math_prm",)
 
 @dataclass
 class VLLMPoolingPRM:
+    traits = Traits(separate_model=True)
     """The fast path: the PRM served by vLLM's pooling runner (as its_hub / reward_hub serve
     Qwen2.5-Math-PRM). Each trajectory is one request; vLLM batches them with every other problem's.
     Formats vLLM can pool: qwen_math_prm (Qwen2ForProcessRewardModel, step-tag pooling)."""
@@ -295,7 +297,7 @@ class VLLMPoolingPRM:
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage) -> list[Scores]:
         self.load()
         items = [encode(self.format, self.tokenizer, problem.question,
-                        split_steps(t.text, self.step_delimiter) or [t.text], self.options) for t in trajectories]
+                        steps_of(t, self.step_delimiter) or [t.text], self.options) for t in trajectories]
         rows = await asyncio.gather(*(self._backend.pool(e.ids, step_tag_id=self._tag) for e in items))
         usage.verifier_calls += len(items)
         usage.verifier_tokens += sum(len(e.ids) for e in items)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ttscale.types import Problem, Trajectory, Usage
-from ttscale.verifiers.base import Scores, aggregate, split_steps
+from ttscale.verifiers.base import Scores, Traits, aggregate, steps_of
 
 
 @dataclass
@@ -18,6 +18,7 @@ class ScriptedVerifier:
     """
 
     step_score: Callable[[str, list[str]], float]
+    traits = Traits()
     aggregation: str = "last"
     step_delimiter: str = "\n\n"
     seen: list[str] = field(default_factory=list)
@@ -27,7 +28,7 @@ class ScriptedVerifier:
         for t in trajectories:
             self.seen.append(t.text)
             usage.verifier_calls += 1
-            steps = split_steps(t.text, self.step_delimiter)
+            steps = steps_of(t, self.step_delimiter)
             values = [float(self.step_score(problem.question, steps[: i + 1])) for i in range(len(steps))]
             out.append(Scores(aggregate(values, self.aggregation) if values else 0.0, values))
         return out

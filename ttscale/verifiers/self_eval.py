@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ttscale.backends.base import Backend
 from ttscale.types import Problem, SamplingParams, Trajectory, Usage
-from ttscale.verifiers.base import Scores, aggregate, split_steps
+from ttscale.verifiers.base import Scores, Traits, aggregate, steps_of
 
 STEP_PROMPT = ("Question:\n{question}\n\nSolution so far:\n{steps}\n\n"
                "Is the last step of this solution correct? Answer Yes or No.")
@@ -32,6 +32,7 @@ def yes_probability(top: dict[str, float]) -> float:
 
 @dataclass
 class SelfEvaluation:
+    traits = Traits(needs_top_logprobs=True, judges_last_step=True)
     backend: Backend
     granularity: str = "outcome"  # outcome: one judgement per solution; step: one per step
     aggregation: str = "mean"
@@ -51,10 +52,13 @@ class SelfEvaluation:
         usage.verifier_calls += 1
         usage.verifier_tokens += out.prompt_tokens + sum(c.num_tokens for c in out.completions)
         tokens = out.completions[0].token_logprobs or []
-        return yes_probability(tokens[0].top) if tokens else 0.5
+        if not tokens or not tokens[0].top:  # never a silent 0.5: the search would run unguided
+            raise RuntimeError("self-evaluation got no top-k logprobs from the backend; it needs a backend "
+                               "that returns them (vLLM does)")
+        return yes_probability(tokens[0].top)
 
     async def _score_one(self, problem: Problem, t: Trajectory, usage: Usage) -> Scores:
-        steps = split_steps(t.text, self.step_delimiter)
+        steps = steps_of(t, self.step_delimiter)
         if self.granularity == "outcome" or not steps:
             value = await self._judge(problem.question, steps or [t.text], OUTCOME_PROMPT, usage)
             return Scores(value, [value])
@@ -69,7 +73,7 @@ class SelfEvaluation:
         """Step-wise search: judge only each partial solution's newest step (earlier ones were judged)."""
 
         async def judge(t: Trajectory) -> float:
-            steps = split_steps(t.text, self.step_delimiter) or [t.text]
+            steps = steps_of(t, self.step_delimiter) or [t.text]
             return await self._judge(problem.question, steps[-self.max_steps:], STEP_PROMPT, usage)
 
         return list(await asyncio.gather(*(judge(t) for t in trajectories)))

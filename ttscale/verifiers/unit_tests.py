@@ -9,10 +9,12 @@ import asyncio
 from collections.abc import Sequence
 
 from ttscale.types import Problem, Trajectory, Usage
-from ttscale.verifiers.base import Scores
+from ttscale.verifiers.base import Scores, Traits
 
 
 class UnitTests:
+    traits = Traits()  # scores in [0, 1]
+
     def __init__(self, grader, tests: str = "visible"):
         """grader: the run's CodeGrader (None only to check a config without running it)."""
         if grader is not None and not hasattr(grader, "run_tests"):

@@ -54,7 +54,7 @@ class AdaptiveSampling:
             k = min(self.batch, self.n - len(trajectories))
             for completion in await ctx.generate(ctx.prompt, replace(self.params, n=k)):
                 t = Trajectory.from_completion(completion)
-                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason != "length")
+                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
                 trajectories.append(t)
             if len(trajectories) < self.min_samples:
                 continue

@@ -18,8 +18,13 @@ class Selection:
 
 
 class Selector(Protocol):
-    """groups[i] labels the equivalence class of trajectories[i].answer (None: no answer)."""
+    """groups[i] labels the equivalence class of trajectories[i].answer (None: no answer).
+
+    Declared needs: scores (a verifier must score the samples), stats (token statistics: the
+    samples need top-k logprobs), probability scores (scores are vote weights: they must lie in [0, 1])."""
 
     needs_scores: bool
+    needs_stats: bool
+    needs_probability_scores: bool
 
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection: ...

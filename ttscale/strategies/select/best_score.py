@@ -17,6 +17,8 @@ class BestScore:
 
     require_answer: bool = True
     needs_scores = True
+    needs_stats = False
+    needs_probability_scores = False
 
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
         pool = [i for i, t in enumerate(trajectories) if t.answer is not None] if self.require_answer else []

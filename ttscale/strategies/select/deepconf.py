@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ttscale.strategies.select.base import Selection
-from ttscale.strategies.select.weighted import STAT_WEIGHTS, trajectory_weight, weighted_winner
+from ttscale.strategies.select.weighted import STAT_WEIGHTS, answered_weights, weighted_winner
 from ttscale.types import Trajectory
 
 
@@ -22,6 +22,7 @@ class DeepConfVote:
     confidence: str = "bottom_group_confidence"
     needs_scores = False
     needs_stats = True
+    needs_probability_scores = False
 
     def __post_init__(self) -> None:
         if not 0 < self.eta <= 100:
@@ -30,7 +31,7 @@ class DeepConfVote:
             raise ValueError(f"confidence={self.confidence!r}; choose one of: {', '.join(STAT_WEIGHTS)}")
 
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
-        conf = [trajectory_weight(t, self.confidence) for t in trajectories]
+        conf = answered_weights(trajectories, groups, self.confidence)
         answered = [i for i, g in enumerate(groups) if g is not None]
         keep_n = max(1, math.ceil(len(answered) * self.eta / 100.0)) if answered else 0
         # the most confident first; equal confidence: the earlier sample

@@ -20,6 +20,8 @@ class MajorityVote:
 
     tie_break: str = "first"
     needs_scores = False
+    needs_stats = False
+    needs_probability_scores = False
 
     def __post_init__(self) -> None:
         if self.tie_break not in ("first", "score"):

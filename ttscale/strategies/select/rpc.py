@@ -25,7 +25,12 @@ def path_probability(t: Trajectory) -> float:
     mean = t.stats.get("mean_logprob")
     if mean is None and t.cumulative_logprob is not None and t.num_tokens:
         mean = t.cumulative_logprob / t.num_tokens
-    return 0.0 if mean is None or math.isnan(mean) else math.exp(mean)
+    if mean is None or math.isnan(mean):
+        if t.num_tokens == 0:
+            return 0.0  # an empty sample: probability of nothing generated is not a statistic
+        raise ValueError("rpc needs each sample's mean logprob (its token statistics): this sample has none; "
+                         "the search or backend did not return logprobs")
+    return math.exp(mean)
 
 
 def _weibull_pdf(x, k, lam):
@@ -61,6 +66,7 @@ def low_component_members(probs: Sequence[float]) -> list[bool]:
 class RPCVote:
     prune: bool = True
     needs_scores = False
+    needs_probability_scores = False
     needs_stats = True
 
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:

@@ -18,18 +18,35 @@ STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_conf
 WEIGHTS = ("score", "inverse_entropy") + STAT_WEIGHTS
 
 
+class MissingStatistic(ValueError):
+    """A vote weight that cannot be computed: never silently a weight of 0."""
+
+
 def trajectory_weight(t: Trajectory, weight: str) -> float:
-    """The vote weight of one trajectory; 0 when the needed score or statistic is missing."""
+    """The vote weight of one trajectory. A missing score or statistic, or a negative or non-finite
+    weight, is an error: weighting it 0 would silently change the vote."""
     if weight == "score":
         value = t.score
+        what = "a verifier score"
     elif weight == "inverse_entropy":
         entropy = t.stats.get("mean_entropy")
         value = None if entropy is None else 1.0 / max(entropy, 1e-6)
+        what = "the mean_entropy statistic (top-k logprobs)"
     else:
         value = t.stats.get(weight)
-    if value is None or math.isnan(value) or math.isinf(value):
-        return 0.0
+        what = f"the {weight} statistic (top-k logprobs)"
+    if value is None or math.isnan(value):
+        raise MissingStatistic(f"weight={weight!r} needs {what}, and a sample has none: the search or backend "
+                               "did not return it")
+    if value < 0 or math.isinf(value):
+        raise MissingStatistic(f"weight={weight!r}: a sample's weight is {value!r}; vote weights must be finite and "
+                               ">= 0 (use a verifier whose scores are probabilities, e.g. verifier=mean_token_prob)")
     return float(value)
+
+
+def answered_weights(trajectories: Sequence[Trajectory], groups: Sequence[int | None], weight: str) -> list[float]:
+    """Weights of the samples that have an answer (the others do not vote: 0)."""
+    return [trajectory_weight(t, weight) if g is not None else 0.0 for t, g in zip(trajectories, groups)]
 
 
 def weighted_winner(trajectories: Sequence[Trajectory], groups: Sequence[int | None],
@@ -68,8 +85,12 @@ class WeightedVote:
     def needs_stats(self) -> bool:
         return self.weight != "score"
 
+    @property
+    def needs_probability_scores(self) -> bool:
+        return self.weight == "score"
+
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
-        weights = [trajectory_weight(t, self.weight) for t in trajectories]
+        weights = answered_weights(trajectories, groups, self.weight)
         selection = weighted_winner(trajectories, groups, weights)
         selection.info["weight"] = self.weight
         return selection

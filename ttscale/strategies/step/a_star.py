@@ -10,7 +10,8 @@ States are partial solutions; a PRM-style verifier gives each newest step a rewa
         pop the state with the smallest f (ties: the earlier one)
         if it is complete: return it                 (the first complete state popped)
         sample k next steps from it, score them, push them
-    budget spent: the best complete state on the frontier, else the best partial one
+    budget spent: the best complete state on the frontier; if none is complete, NO solution (the
+        result records "no finished solution"; the best partial state is kept in info["partial"])
 
 g uses the mean (not the sum) of step costs so that long solutions are not penalised for their
 length alone. `expand_per_round` > 1 pops that many states at once (a batched variant). Tokens and
@@ -61,11 +62,13 @@ class AStarDecoding:
             await score_nodes(self.verifier, problem, children, ctx.usage)
             for child in children:
                 heapq.heappush(frontier, (priority(child, self.g_weight), next(order), child))
-        # the complete state on top of the frontier; budget spent: the best complete one, else the best partial
+        # the complete state on top of the frontier; budget spent: the best complete one, else none
         done = [entry for entry in frontier if entry[2].finished]
-        goal = min(done or frontier)[2] if frontier else None
-        ctx.info.update(expansions=expansions, k=self.k, found=goal is not None and goal.finished)
+        goal = min(done)[2] if done else None
+        ctx.info.update(expansions=expansions, k=self.k, found=goal is not None)
         if goal is None:
+            if frontier:
+                ctx.info["partial"] = min(frontier)[2].text[-2000:]
             return []
         ctx.info["f"] = priority(goal, self.g_weight)
         return [goal.trajectory(goal.value("last"))]

@@ -2,11 +2,16 @@
 
     beams <- the empty solution expanded into N first steps
     repeat (at most max_steps rounds):
-        score each new step (with lookahead k: the score of the beam continued k greedy steps,
-            which are not kept)
+        with lookahead k: each new beam is also continued k greedy steps (not kept); the reference
+            (search-and-learn's beam search) generates them but scores the beam's current text
+            (lookahead_scoring="current"); "lookahead" scores the continuation instead
+        score each new step
         optionally drop beams whose text duplicates an earlier one
         finished beams are set aside; stop once N are finished
-        keep the top N / M unfinished beams by aggregated score; expand each into M next steps
+        keep the top N / M unfinished beams by aggregated score
+        refill (reference): copy the kept beams round-robin back to N active beams and extend each
+            copy by one step, so every round expands N beams however many have finished;
+            refill=False expands each kept beam into M next steps (fewer as beams finish)
     return the finished beams (never unfinished ones: they would have no answer)
 
 N = n (beams), M = beam_width. Every beam of one round is one batched round of requests.
@@ -23,12 +28,16 @@ from ttscale.types import Problem, Trajectory
 
 
 async def score_with_lookahead(gen: StepGenerator, verifier, problem: Problem, ctx: Context,
-                               nodes: list[Node], lookahead: int, key: str) -> None:
-    """Score each node's newest step; with lookahead, by the score of its greedy continuation."""
+                               nodes: list[Node], lookahead: int, key: str, scoring: str = "lookahead") -> None:
+    """Score each node's newest step; with lookahead, by the score of its greedy continuation
+    (scoring="lookahead"), or generate the continuation and score the node itself ("current")."""
     if lookahead <= 0:
         await score_nodes(verifier, problem, nodes, ctx.usage)
         return
     ahead = list(await asyncio.gather(*(gen.lookahead(ctx, n, lookahead, key) for n in nodes)))
+    if scoring == "current":
+        await score_nodes(verifier, problem, nodes, ctx.usage)
+        return
     await score_nodes(verifier, problem, ahead, ctx.usage)
     for node, seen in zip(nodes, ahead):
         if seen is not node:  # a finished node has no lookahead: it was scored itself
@@ -54,10 +63,21 @@ class BeamSearch:
     aggregation: str = "last"  # how a beam's step scores rank it
     lookahead: int = 0
     filter_duplicates: bool = False
+    refill: bool = True  # reference: N beams are expanded every round, however many have finished
+    lookahead_scoring: str = "current"  # reference: lookahead is generated, the current text is scored
 
     def __post_init__(self) -> None:
         if self.n % self.beam_width:
             raise ValueError(f"n={self.n} must be a multiple of beam_width={self.beam_width}")
+        if self.lookahead_scoring not in ("current", "lookahead"):
+            raise ValueError(f"lookahead_scoring={self.lookahead_scoring!r}; choose one of: current, lookahead")
+
+    def expansions(self, kept: list[Node]) -> list[tuple[Node, int]]:
+        """How many next steps each kept beam gets: M each, or (refill) N shared round-robin."""
+        if not self.refill:
+            return [(b, self.beam_width) for b in kept]
+        copies = [kept[i % len(kept)] for i in range(self.n)] if kept else []
+        return [(b, sum(c is b for c in copies)) for b in kept]
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         keep = self.n // self.beam_width
@@ -66,14 +86,14 @@ class BeamSearch:
         rounds = 1
         while beams:
             await score_with_lookahead(self.generator, self.verifier, problem, ctx, beams, self.lookahead,
-                                       f"beam/{rounds}")
+                                       f"beam/{rounds}", self.lookahead_scoring)
             if self.filter_duplicates:
                 beams = unique(beams)
             finished += [b for b in beams if b.finished]
             if len(finished) >= self.n:
                 break
             active = sorted((b for b in beams if not b.finished), key=lambda b: -b.value(self.aggregation))[:keep]
-            children = await self.generator.expand_all(ctx, [(b, self.beam_width) for b in active], f"beam/{rounds}")
+            children = await self.generator.expand_all(ctx, self.expansions(active), f"beam/{rounds}")
             beams = [c for group in children for c in group]
             rounds += 1
         finished.sort(key=lambda b: -b.value(self.aggregation))

@@ -4,7 +4,9 @@ of LLMs using Particle-Based Monte Carlo Methods").
     particles <- N empty partial solutions
     repeat until every particle is finished (or max_steps):
         every unfinished particle takes one step                      (one batched round)
-        r_i <- verifier score of particle i's newest step             (finished: last score kept)
+        r_i <- the verifier's reward of particle i                    (finished: last reward kept)
+               aggregation="model" (default, the paper's and its_hub's): the whole partial solution
+               judged as one step; last | min | prod | mean: its per-step scores aggregated
         w   <- softmax(logit(clip(r)) / T)
         if ESS(w) < ess_threshold * N (always, when no threshold):
             particles <- N draws by w (multinomial | systematic | stratified);
@@ -28,14 +30,14 @@ from ttscale.types import Problem, Trajectory
 
 
 async def step_particles(gen: StepGenerator, verifier, problem: Problem, ctx: Context,
-                         particles: list[Node], key: str) -> list[Node]:
+                         particles: list[Node], key: str, whole: bool = False) -> list[Node]:
     """Every unfinished particle takes one step; copies of one node share a call; new steps are scored."""
     copies = Counter(p.id for p in particles if not p.finished)
     by_id = {p.id: p for p in particles}
     children = await gen.expand_all(ctx, [(by_id[i], k) for i, k in copies.items()], key)
     fresh = {i: iter(kids) for i, kids in zip(copies, children)}
     stepped = [p if p.finished else next(fresh[p.id]) for p in particles]
-    await score_nodes(verifier, problem, [p for p in stepped if p.id not in by_id], ctx.usage)
+    await score_nodes(verifier, problem, [p for p in stepped if p.id not in by_id], ctx.usage, whole)
     return stepped
 
 
@@ -59,20 +61,22 @@ class ParticleFiltering:
     resampling: str = "multinomial"
     ess_threshold: float | None = None  # resample only when ESS < threshold * N
     resample_finished: bool = True
+    aggregation: str = "model"  # the reward: "model" = whole partial solution as one step (reference)
 
     def weights(self, particles: list[Node]) -> np.ndarray:
-        return softmax_logit_weights([p.value("last") for p in particles], self.temperature)
+        return softmax_logit_weights([p.value(self.aggregation) for p in particles], self.temperature)
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "particle_filtering"))
         particles = [Node("0")] * self.n
         rounds = resamplings = 0
         while not all(p.finished for p in particles):
-            particles = await step_particles(self.generator, self.verifier, problem, ctx, particles, f"pf/{rounds}")
+            particles = await step_particles(self.generator, self.verifier, problem, ctx, particles, f"pf/{rounds}",
+                                             whole=self.aggregation == "model")
             rounds += 1
             weights = self.weights(particles)
             if self.ess_threshold is None or effective_sample_size(weights) < self.ess_threshold * self.n:
                 particles = resample_particles(particles, weights, self.resampling, self.resample_finished, rng)
                 resamplings += 1
         ctx.info.update(particles=self.n, rounds=rounds, resamplings=resamplings)
-        return [p.trajectory(p.value("last")) for p in particles]
+        return [p.trajectory(p.value(self.aggregation)) for p in particles]

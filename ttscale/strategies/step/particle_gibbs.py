@@ -1,6 +1,7 @@
 """Particle Gibbs (Puri et al. 2025, section on iterative particle filtering): several particle-
 filtering sweeps; each later sweep is conditioned on reference particle(s) from the sweep before.
 
+    N = n / sweeps particles per sweep: n is the TOTAL budget over all sweeps (as its_hub's budget)
     references <- none
     for sweep in 1..sweeps:
         particles <- (N - R) empty partial solutions
@@ -32,26 +33,31 @@ from ttscale.types import Problem, Trajectory
 @dataclass
 class ParticleGibbs:
     verifier: object
-    n: int = 8  # particles per sweep, references included
+    n: int = 8  # particles over ALL sweeps (its_hub's budget); n / sweeps per sweep, references included
     sweeps: int = 2
     references: int = 1
     generator: StepGenerator = field(default_factory=StepGenerator)
     temperature: float = 1.0
     resampling: str = "multinomial"
+    aggregation: str = "model"  # the reward, as particle filtering's (reference: the whole prefix as one step)
 
     def __post_init__(self) -> None:
-        if not 0 < self.references < self.n:
-            raise ValueError(f"references={self.references} must be in [1, n={self.n})")
+        if self.n % self.sweeps:
+            raise ValueError(f"n={self.n} (the total particle budget) must be a multiple of sweeps={self.sweeps}")
+        self.per_sweep = self.n // self.sweeps
+        if not 0 < self.references < self.per_sweep:
+            raise ValueError(f"references={self.references} must be in [1, n / sweeps = {self.per_sweep})")
 
     def weights(self, nodes: list[Node]) -> np.ndarray:
-        return softmax_logit_weights([p.value("last") for p in nodes], self.temperature)
+        return softmax_logit_weights([p.value(self.aggregation) for p in nodes], self.temperature)
 
     async def sweep(self, problem: Problem, ctx: Context, refs: list[Node], index: int,
                     rng: np.random.Generator) -> list[Node]:
-        free = [Node(f"s{index}")] * (self.n - len(refs))
+        free = [Node(f"s{index}")] * (self.per_sweep - len(refs))
         t = 0
         while not all(p.finished for p in free) or any(t < r.depth for r in refs):
-            free = await step_particles(self.generator, self.verifier, problem, ctx, free, f"pg{index}/{t}")
+            free = await step_particles(self.generator, self.verifier, problem, ctx, free, f"pg{index}/{t}",
+                                        whole=self.aggregation == "model")
             t += 1
             cut = [r.prefix(t, f"s{index}r{j}@{t}") for j, r in enumerate(refs)]
             population = free + cut
@@ -66,5 +72,6 @@ class ParticleGibbs:
             particles = await self.sweep(problem, ctx, refs, index, rng)
             chosen = resample(self.weights(particles), self.references, self.resampling, rng)
             refs = [particles[i] for i in chosen]
-        ctx.info.update(particles=self.n, sweeps=self.sweeps, references=self.references)
-        return [p.trajectory(p.value("last")) for p in particles]
+        ctx.info.update(budget=self.n, particles_per_sweep=self.per_sweep, sweeps=self.sweeps,
+                        references=self.references)
+        return [p.trajectory(p.value(self.aggregation)) for p in particles]

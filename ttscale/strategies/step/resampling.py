@@ -15,8 +15,13 @@ SCHEMES = ("multinomial", "systematic", "stratified")
 
 
 def softmax_logit_weights(rewards: Sequence[float], temperature: float = 1.0, eps: float = 1e-4) -> np.ndarray:
-    """softmax(logit(r) / T) with r clipped to [eps, 1 - eps] (Puri et al. 2025); nan rewards count as 0.5."""
-    r = np.array([0.5 if (x is None or math.isnan(x)) else x for x in rewards], dtype=float)
+    """softmax(logit(r) / T) with r clipped to [eps, 1 - eps] (Puri et al. 2025). A reward that is
+    missing or outside [0, 1] is an error: it would silently flatten or distort every weight."""
+    for x in rewards:
+        if x is None or math.isnan(x) or not 0.0 <= x <= 1.0:
+            raise ValueError(f"particle weights need rewards in [0, 1]; got {x!r} (a verifier whose scores are "
+                             "not probabilities, or a particle that was never scored)")
+    r = np.array(rewards, dtype=float)
     r = np.clip(r, eps, 1.0 - eps)
     z = np.log(r) - np.log1p(-r)
     z = z / temperature

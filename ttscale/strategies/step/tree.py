@@ -18,9 +18,10 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from ttscale.confidence import StatsSpec, concat_series, series_stats
 from ttscale.strategies.context import Context
 from ttscale.types import Completion, Problem, Prompt, SamplingParams, Trajectory, Usage
-from ttscale.verifiers.base import aggregate
+from ttscale.verifiers.base import aggregate, traits_of
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Node:
     finish_reason: str | None = None
     step_tokens: list[int] = field(default_factory=list)
     step_logprobs: list[float | None] = field(default_factory=list)
+    # per-step token statistic series (with logprobs): joined, they give the solution's exact stats
+    step_series: list[dict | None] = field(default_factory=list)
+    stats_spec: StatsSpec | None = None
 
     @property
     def text(self) -> str:
@@ -57,16 +61,24 @@ class Node:
         if depth >= self.depth:
             return replace(self, id=id)
         return Node(id, self.steps[:depth], self.step_scores[:depth], False, None,
-                    self.step_tokens[:depth], self.step_logprobs[:depth])
+                    self.step_tokens[:depth], self.step_logprobs[:depth], self.step_series[:depth], self.stats_spec)
 
     def value(self, aggregation: str = "last") -> float:
-        """The node's score: its step scores aggregated (nan before it is scored)."""
-        return aggregate(self.step_scores, aggregation)
+        """The node's score: its step scores aggregated (nan before it is scored). "model": the score
+        of the whole partial solution judged as one step, which scoring stores as its newest score."""
+        return aggregate(self.step_scores, "last" if aggregation == "model" else aggregation)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """Token statistics of the whole partial solution (empty when its steps carry no logprobs)."""
+        if not self.step_series or any(s is None for s in self.step_series):
+            return {}
+        return series_stats(concat_series(self.step_series), self.stats_spec or StatsSpec())
 
     def trajectory(self, score: float | None = None) -> Trajectory:
         return Trajectory(text=self.text, num_tokens=self.num_tokens, finish_reason=self.finish_reason,
                           cumulative_logprob=self.cumulative_logprob, steps=list(self.steps),
-                          score=score, step_scores=list(self.step_scores))
+                          score=score, step_scores=list(self.step_scores), stats=self.stats)
 
 
 @dataclass
@@ -94,20 +106,40 @@ class StepGenerator:
         if self.block_tokens:
             return replace(self.params, n=k, max_tokens=min(self.block_tokens, room))
         stop = tuple(self.params.stop) + (() if last else (self.delimiter,))
-        return replace(self.params, n=k, stop=stop, include_stop=True,
+        series = bool(self.params.logprobs)  # statistics over several steps need the per-token series
+        if self.block_tokens:
+            return replace(self.params, n=k, max_tokens=min(self.block_tokens, room), keep_series=series)
+        return replace(self.params, n=k, stop=stop, include_stop=True, keep_series=series,
                        max_tokens=room if last else min(self.max_step_tokens, room))
+
+    def _stop_at(self, before: str, step: str) -> int | None:
+        """Where a stop string (other than the delimiter) starts in before + step, if it ends inside
+        `step`: the backend sees one step at a time, so a stop split over two steps ("\n" + "Question:")
+        is found here."""
+        joined, found = before + step, None
+        for stop in self.params.stop:
+            if not stop:
+                continue
+            at = joined.find(stop, max(0, len(before) - len(stop) + 1))
+            if at >= 0 and (found is None or at < found):
+                found = at
+        return found
 
     def child(self, node: Node, index: int, c: Completion) -> Node:
         steps = [*node.steps, c.text]
+        cut = self._stop_at(node.text, c.text)
+        if cut is not None:  # the solution ends before the stop string (tokens after it were still spent)
+            steps = _cut_steps(steps, cut)
         tokens = node.num_tokens + c.num_tokens
         at_delimiter = c.finish_reason == "stop" and c.stop_reason == self.delimiter and not self.block_tokens
-        ended = c.finish_reason == "stop" and not at_delimiter  # end-of-sequence or another stop string
-        marker = self.answer_marker is not None and self.answer_marker in c.text
+        ended = cut is not None or (c.finish_reason == "stop" and not at_delimiter)  # end-of-sequence, a stop string
+        marker = self.answer_marker is not None and self.answer_marker in steps[-1]
         out_of_budget = tokens >= self.max_tokens or len(steps) >= self.max_steps or c.num_tokens == 0
         finished = ended or marker or out_of_budget
         reason = "stop" if ended or marker else ("length" if finished else None)
         return Node(f"{node.id}.{index}", steps, list(node.step_scores), finished, reason,
-                    [*node.step_tokens, c.num_tokens], [*node.step_logprobs, c.cumulative_logprob])
+                    [*node.step_tokens, c.num_tokens], [*node.step_logprobs, c.cumulative_logprob],
+                    [*node.step_series, c.series], self.params.stats)
 
     async def expand(self, ctx: Context, node: Node, k: int, key: str) -> list[Node]:
         """k one-step continuations of `node` in one backend call (they share its prefix)."""
@@ -133,17 +165,35 @@ class StepGenerator:
         return node
 
 
-async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: Usage) -> None:
+def _cut_steps(steps: list[str], at: int) -> list[str]:
+    """The steps with their joined text cut at character `at` (as many steps: later ones empty)."""
+    out, seen = [], 0
+    for step in steps:
+        keep = max(0, min(len(step), at - seen))
+        out.append(step[:keep])
+        seen += len(step)
+    return out
+
+
+async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: Usage, whole: bool = False) -> None:
     """Give each node the score of its newest step.
 
-    A verifier with `score_last_step` (self-evaluation) judges only the new step; any other verifier
-    scores the whole partial solution and its per-step scores replace the node's (a PRM reads every
-    step in one pass anyway).
+    whole=True (particle filtering's reference reward, its_hub's "model" aggregation): the whole
+    partial solution is judged as ONE step and that value is stored as the node's newest score.
+    Otherwise a verifier that judges the last step (self-evaluation) judges only the new step, and any
+    other verifier scores the partial solution step by step; its per-step scores replace the node's
+    (a PRM reads every step in one pass anyway).
     """
     if not nodes:
         return
+    if whole:
+        trajectories = [replace(n.trajectory(), steps=[n.text]) for n in nodes]
+        scores = await verifier.score(problem, trajectories, usage)
+        for node, s in zip(nodes, scores):
+            node.step_scores = [*node.step_scores, float(s.value)]
+        return
     trajectories = [n.trajectory() for n in nodes]
-    if hasattr(verifier, "score_last_step"):
+    if traits_of(verifier).judges_last_step:
         values = await verifier.score_last_step(problem, trajectories, usage)
         for node, v in zip(nodes, values):
             node.step_scores = [*node.step_scores, float(v)]
