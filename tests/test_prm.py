@@ -201,7 +201,8 @@ def test_best_of_n_and_particle_filtering_use_a_prm_on_the_engine(vllm_backend, 
 
     problems = PromptTemplate(user="{question}").apply(load_problems(
         DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k", limit=1)))
-    prm = {**group_config("verifier", "prm"), "path": str(checkpoint("math_shepherd")), "format": "math_shepherd"}
+    prm = {**group_config("verifier", "prm"), "path": str(checkpoint("math_shepherd")), "format": "math_shepherd",
+           "params": 2e6}
     for name in ("best_of_n", "particle_filtering"):
         cfg = {**group_config("strategy", name), "n": 2, "max_tokens": 48, "max_steps": 2, "max_step_tokens": 24}
         outcome = run(build_strategy(cfg, prm, vllm_backend, grader), problems, vllm_backend, grader=grader,

@@ -55,7 +55,7 @@ def test_sequential_refinement_builds_on_the_previous_attempt(grader):
                           stats={"mean_entropy": 0.5})
 
     backend = ScriptedBackend(script)
-    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams())  # the paper's: accumulate, all rounds
+    search = SequentialRefinement(n=6, chains=2, params=SamplingParams())  # the paper's: accumulate, all rounds
     result = solve(Strategy(search, WeightedVote("inverse_entropy")), backend, grader)
     assert len(backend.calls) == 6  # chains x rounds samples, as parallel n=6
     refine_prompts = [c.prompt for c in backend.calls if "previous solution" in c.prompt]
@@ -66,7 +66,7 @@ def test_sequential_refinement_builds_on_the_previous_attempt(grader):
     assert result.answer == "4" and result.usage.completion_tokens == 18
     # the alternatives: only the previous attempt in context; only each chain's final answer votes
     backend = ScriptedBackend(script)
-    search = SequentialRefinement(chains=2, rounds=3, params=SamplingParams(), context="previous", vote="final")
+    search = SequentialRefinement(n=6, chains=2, params=SamplingParams(), context="previous", vote="final")
     result = solve(Strategy(search, WeightedVote("inverse_entropy")), backend, grader)
     refine_prompts = [c.prompt for c in backend.calls if "previous solution" in c.prompt]
     assert sorted(("attempt 0" in p, "attempt 1" in p) for p in refine_prompts) == [(False, True)] * 2 + [(True, False)] * 2

@@ -4,13 +4,18 @@ runtime runs many problems at once and the backend batches their requests."""
 from ttscale.data import DatasetSpec, PromptTemplate, load_problems
 from ttscale.graders import MathGrader, extract_answer, grade_batch, is_equivalent
 from ttscale.runtime import RunResult, arun, run
-from ttscale.strategies import Strategy, best_of_n, self_consistency
+from ttscale.strategies import (DVTS, AStarDecoding, BeamSearch, BestScore, DeepConfVote, MajorityVote,
+                                ParallelSampling, ParticleFiltering, ParticleGibbs, Rebase, StepGenerator, Strategy,
+                                ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
 from ttscale.types import Completion, Problem, Result, SamplingParams, Trajectory, Usage
+from ttscale.verifiers import GroundTruth, MeanLogprob, Scores, SelfEvaluation, Traits
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Completion", "DatasetSpec", "MathGrader", "Problem", "PromptTemplate", "Result", "RunResult",
-    "SamplingParams", "Strategy", "Trajectory", "Usage", "arun", "best_of_n", "extract_answer",
-    "grade_batch", "is_equivalent", "load_problems", "run", "self_consistency",
+    "AStarDecoding", "BeamSearch", "BestScore", "Completion", "DVTS", "DatasetSpec", "DeepConfVote", "GroundTruth",
+    "MajorityVote", "MathGrader", "MeanLogprob", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "Problem",
+    "PromptTemplate", "Rebase", "Result", "RunResult", "SamplingParams", "Scores", "SelfEvaluation", "StepGenerator",
+    "Strategy", "Traits", "Trajectory", "Usage", "ValueGuidedBlockSearch", "WeightedVote", "arun", "best_of_n",
+    "extract_answer", "grade_batch", "is_equivalent", "load_problems", "run", "self_consistency",
 ]

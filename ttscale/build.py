@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from ttscale.config import VerifierConfig
@@ -11,16 +11,8 @@ from ttscale.confidence import StatsSpec
 from ttscale.data.loaders import DatasetSpec, load_problems
 from ttscale.data.prompts import PromptTemplate
 from ttscale.models.source import ModelSource, resolve_model
-from ttscale.strategies.search.adaptive import AdaptiveSampling
-from ttscale.strategies.search.parallel import ParallelSampling
-from ttscale.strategies.search.sequential import REFINE, SequentialRefinement
-from ttscale.strategies.select.best_score import BestScore
-from ttscale.strategies.select.deepconf import DeepConfVote
-from ttscale.strategies.select.majority import MajorityVote
-from ttscale.strategies.select.rpc import RPCVote
-from ttscale.strategies.select.weighted import WeightedVote
-from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, ParticleFiltering, ParticleGibbs, Rebase,
-                                     StepGenerator, ValueGuidedBlockSearch)
+from ttscale.strategies import registry
+from ttscale.strategies.step import StepGenerator
 from ttscale.strategies.step.resampling import SCHEMES
 from ttscale.strategies.budget import BUDGET_KNOBS, budget_knob, budget_step  # noqa: F401  (re-exported)
 from ttscale.strategies.strategy import Strategy
@@ -35,45 +27,7 @@ class ConfigError(ValueError):
     """A config value that is out of range or not among the choices; the message names both."""
 
 
-def _sequential(c, params):
-    if c["n"] % c["chains"]:
-        raise ValueError(f"n={c['n']} must be a multiple of chains={c['chains']} (rounds = n / chains)")
-    return SequentialRefinement(c["chains"], c["n"] // c["chains"], params, c.get("refine_prompt") or REFINE,
-                                c["context"], c["vote"])
-
-
-SEARCHES = {
-    "parallel": lambda c, params: ParallelSampling(c["n"], params),
-    "adaptive": lambda c, params: AdaptiveSampling(c["n"], params, c["batch"], c["stop_rule"], c["threshold"],
-                                                   c["min_samples"]),
-    "sequential": _sequential,
-}
-# step-wise searches: (strategy config, step generator, verifier) -> search; they score as they go
-STEP_SEARCHES = {
-    "particle_filtering": lambda c, g, v: ParticleFiltering(v, c["n"], g, c["weight_temperature"], c["resampling"],
-                                                            c["ess_threshold"], c["resample_finished"],
-                                                            c["aggregation"]),
-    "particle_gibbs": lambda c, g, v: ParticleGibbs(v, c["n"], c["sweeps"], c["references"], g,
-                                                    c["weight_temperature"], c["resampling"], c["aggregation"]),
-    "beam_search": lambda c, g, v: BeamSearch(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"],
-                                              c["filter_duplicates"], c["refill"], c["lookahead_scoring"]),
-    "dvts": lambda c, g, v: DVTS(v, c["n"], c["beam_width"], g, c["aggregation"], c["lookahead"],
-                                 c["return_siblings"]),
-    "a_star": lambda c, g, v: AStarDecoding(v, c["n"], c["k"], g, c["g_weight"], c["expand_per_round"]),
-    "block_search": lambda c, g, v: ValueGuidedBlockSearch(v, c["n"], c["beam_width"], c["block_tokens"], g),
-    "rebase": lambda c, g, v: Rebase(v, c["n"], g, c["weight_temperature"], c["aggregation"]),
-}
-SELECTORS = {
-    "majority": lambda c: MajorityVote(c["tie_break"]),
-    "best_score": lambda c: BestScore(),
-    "weighted_vote": lambda c: WeightedVote(c["weight"]),
-    "inverse_entropy": lambda c: WeightedVote("inverse_entropy"),
-    "deepconf": lambda c: DeepConfVote(c["eta"], c["confidence"]),
-    "rpc": lambda c: RPCVote(c["prune"]),
-}
 DEFAULT_TOP_K = 20
-# searches whose arithmetic needs rewards in [0, 1]: logit(r) particle weights, A*'s h = 1 - r
-PROBABILITY_SEARCHES = ("particle_filtering", "particle_gibbs", "a_star")
 VERIFIERS = {
     "mean_logprob": lambda v, backend, grader: MeanLogprob(),
     "mean_token_prob": lambda v, backend, grader: MeanTokenProbability(),
@@ -83,6 +37,17 @@ VERIFIERS = {
     "prm": lambda v, backend, grader: _prm(v),
     "unit_tests": lambda v, backend, grader: _unit_tests(v, grader),
 }
+
+
+def _imported_verifier(path: str):
+    """A verifier class by import path, built from its dataclass fields: `backend` and `grader` are
+    given when it has such fields, the rest come from verifier.options."""
+    try:
+        cls, fixed = registry.resolve("verifier", path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return lambda v, backend, grader: registry.build(cls, {}, {"backend": backend, "grader": grader}, fixed,
+                                                     v.get("options") or {})
 
 
 def _unit_tests(v: Mapping[str, Any], grader):
@@ -127,7 +92,10 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
     name = verifier_cfg.get("name") or strategy_cfg.get("verifier")
     if name is None:
         return None
-    make = _choice("verifier" if verifier_cfg.get("name") else "strategy.verifier", name, VERIFIERS)
+    if ":" in name:  # a user's own verifier: package.module:Class, its keys in verifier.options
+        make = _imported_verifier(name)
+    else:
+        make = _choice("verifier" if verifier_cfg.get("name") else "strategy.verifier", name, VERIFIERS)
     if verifier_cfg.get("aggregation", "mean") not in AGGREGATIONS:
         raise ConfigError(f"verifier.aggregation={verifier_cfg['aggregation']!r}; choose one of: {', '.join(AGGREGATIONS)}")
     defaults = asdict(VerifierConfig())  # one source of defaults: the schema
@@ -150,12 +118,22 @@ def build_verifier(strategy_cfg: Mapping[str, Any], verifier_cfg: Mapping[str, A
 
 def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | None = None, backend=None,
                    grader=None, extra_stop: tuple[str, ...] = (), step_delimiter: str = "\n\n") -> Strategy:
-    step_wise = cfg["search"] in STEP_SEARCHES
-    make_search = _choice("strategy.search", cfg["search"], {**SEARCHES, **STEP_SEARCHES})
-    make_selector = _choice("strategy.select", cfg["select"], SELECTORS)
+    """A strategy from its config: the search and the selection are found by name (or import path)
+    in ttscale.strategies.registry and built from their dataclass fields."""
     try:
-        selector = make_selector(cfg)
+        search_cls, search_fixed = registry.resolve("search", cfg["search"])
+        select_cls, select_fixed = registry.resolve("select", cfg["select"])
     except ValueError as exc:
+        raise ConfigError(f"strategy.{exc}") from None
+    step_wise = registry.is_step_wise(search_cls)
+    # strategy.options: keys beyond the shared schema; the selection's go to it, the rest to the search
+    options = dict(cfg.get("options") or {})
+    select_keys = {f.name for f in fields(select_cls)}
+    select_options = {k: v for k, v in options.items() if k in select_keys}
+    search_options = {k: v for k, v in options.items() if k not in select_keys}
+    try:
+        selector = registry.build(select_cls, cfg, {}, select_fixed, select_options)
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"strategy.{exc}") from None
     verifier = build_verifier(cfg, verifier_cfg, backend, grader)
     _positive("strategy.n", cfg["n"])
@@ -172,7 +150,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
                           + ", ".join(f"verifier={name}" for name in sorted(VERIFIERS)))
     traits = traits_of(verifier)
     weights_from_scores = [f"strategy.select={cfg['select']!r}"] if selector.needs_probability_scores else []
-    if cfg["search"] in PROBABILITY_SEARCHES:
+    if getattr(search_cls, "needs_probability_scores", False):  # declared by the search class
         weights_from_scores.append(f"strategy.search={cfg['search']!r}")
     if verifier is not None and weights_from_scores and not traits.probability:
         low, high = traits.score_range
@@ -190,14 +168,15 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
         stop=tuple(cfg.get("stop") or ()) + tuple(extra_stop), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
     )
     try:
-        if not step_wise:
-            return Strategy(make_search(cfg, params), selector, verifier, name=cfg["name"])
-        generator = _step_generator(cfg, params, step_delimiter)
-        # the search scores partial solutions as it goes: the final candidates arrive scored
-        return Strategy(make_search(cfg, generator, verifier), selector, None, name=cfg["name"])
+        if step_wise:  # the search scores partial solutions as it goes: the final candidates arrive scored
+            injected = {"verifier": verifier, "generator": _step_generator(cfg, params, step_delimiter)}
+        else:
+            injected = {"params": params}
+        search = registry.build(search_cls, cfg, injected, search_fixed, search_options)
+        return Strategy(search, selector, None if step_wise else verifier, name=cfg["name"])
     except ConfigError:
         raise
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"strategy.{exc}") from None
 
 

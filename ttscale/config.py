@@ -184,6 +184,9 @@ class StrategyConfig:
     g_weight: float = 1.0  # a_star: weight of the path cost g
     expand_per_round: int = 1  # a_star: states popped and expanded together
     block_tokens: int = 64  # block_search
+    # keys a method adds beyond this shared schema (a user's own method by import path, e.g.
+    # strategy.search=my_pkg.mod:MySearch): checked against the method's dataclass fields at start
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -206,6 +209,7 @@ class VerifierConfig:
     system: Optional[str] = None  # qwen_math_prm: the system prompt
     params: Optional[float] = None  # parameter count for FLOPs (None: the policy's when it runs on the policy model)
     tests: str = "visible"  # unit_tests: visible (a real verifier) | all (an oracle, for coverage studies)
+    options: Dict[str, Any] = field(default_factory=dict)  # a verifier given by import path: its own keys
 
 
 @dataclass

@@ -1,11 +1,21 @@
-"""Strategies: a search composed with a selection (and a verifier where one is needed)."""
+"""Strategies: a search composed with a selection (and a verifier where one is needed).
+
+Every building block is importable from here: the searches (sampling and step-wise), the
+selections, the step generator and its partial solutions, and the registry that finds methods by
+name or import path.
+"""
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.search import ParallelSampling
-from ttscale.strategies.select import BestScore, MajorityVote, Selection
+from ttscale.strategies.search import AdaptiveSampling, ParallelSampling, SequentialRefinement
+from ttscale.strategies.select import (BestScore, DeepConfVote, MajorityVote, RPCVote, Selection, Selector,
+                                       WeightedVote)
+from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
+                                     Rebase, StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
 
 __all__ = [
-    "BestScore", "Context", "MajorityVote", "ParallelSampling", "Selection", "Strategy",
-    "best_of_n", "derive_seed", "self_consistency",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "Context", "DVTS", "DeepConfVote",
+    "MajorityVote", "Node", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "RPCVote", "Rebase",
+    "Selection", "Selector", "SequentialRefinement", "StepGenerator", "Strategy", "ValueGuidedBlockSearch",
+    "WeightedVote", "best_of_n", "derive_seed", "self_consistency",
 ]

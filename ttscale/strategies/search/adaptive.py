@@ -11,7 +11,7 @@ The samples not drawn are recorded as `samples_saved` in the result's info.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ttscale.strategies.context import Context
 from ttscale.types import Problem, SamplingParams, Trajectory
@@ -38,7 +38,7 @@ class AdaptiveSampling:
     n: int = 16  # the most samples drawn
     params: SamplingParams = SamplingParams()
     batch: int = 4
-    rule: str = "beta"
+    rule: str = field(default="beta", metadata={"config": "stop_rule"})
     threshold: float = 0.95
     min_samples: int = 4
 
@@ -64,3 +64,6 @@ class AdaptiveSampling:
         ctx.info["samples_drawn"] = len(trajectories)
         ctx.info["samples_saved"] = self.n - len(trajectories)
         return trajectories
+
+
+METHODS = {"adaptive": AdaptiveSampling}  # strategy.search=adaptive

@@ -16,3 +16,6 @@ class ParallelSampling:
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         completions = await ctx.generate(ctx.prompt, replace(self.params, n=self.n))
         return [Trajectory.from_completion(c) for c in completions]
+
+
+METHODS = {"parallel": ParallelSampling}  # strategy.search=parallel

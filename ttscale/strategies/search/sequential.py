@@ -30,14 +30,18 @@ VOTES = ("all_rounds", "final")
 
 @dataclass
 class SequentialRefinement:
+    n: int = 8  # samples in all: chains x rounds
     chains: int = 2
-    rounds: int = 4
     params: SamplingParams = SamplingParams()
-    refine_prompt: str = REFINE
+    refine_prompt: str | None = None  # None: REFINE
     context: str = "accumulate"
     vote: str = "all_rounds"
 
     def __post_init__(self) -> None:
+        if self.n % self.chains:
+            raise ValueError(f"n={self.n} must be a multiple of chains={self.chains} (rounds = n / chains)")
+        self.rounds = self.n // self.chains
+        self.refine_prompt = self.refine_prompt or REFINE
         if self.context not in CONTEXTS:
             raise ValueError(f"context={self.context!r}; choose one of: {', '.join(CONTEXTS)}")
         if self.vote not in VOTES:
@@ -66,3 +70,6 @@ class SequentialRefinement:
         if self.vote == "final":
             return [attempts[-1] for attempts in chains]
         return [t for attempts in chains for t in attempts]
+
+
+METHODS = {"sequential": SequentialRefinement}  # strategy.search=sequential

@@ -32,3 +32,6 @@ class BestScore:
 
         best = max(pool, key=lambda i: (key(i), -i))
         return Selection(best, {"best_score": key(best), "considered": len(pool)})
+
+
+METHODS = {"best_score": BestScore}  # strategy.select=best_score

@@ -41,3 +41,6 @@ class DeepConfVote:
         selection = weighted_winner(trajectories, kept_groups, weights)
         selection.info.update({"kept": sorted(kept), "eta": self.eta, "confidence": self.confidence})
         return selection
+
+
+METHODS = {"deepconf": DeepConfVote}  # strategy.select=deepconf

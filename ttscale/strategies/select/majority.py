@@ -50,3 +50,6 @@ class MajorityVote:
             info["tie"] = [trajectories[first_index[g]].answer for g in tied]
             info["tie_break"] = self.tie_break
         return Selection(first_index[winner], info)
+
+
+METHODS = {"majority": MajorityVote}  # strategy.select=majority

@@ -88,3 +88,6 @@ class RPCVote:
         selection = weighted_winner(trajectories, kept_groups, weights)
         selection.info.update({"pruned": sorted(pruned)})
         return selection
+
+
+METHODS = {"rpc": RPCVote}  # strategy.select=rpc

@@ -94,3 +94,7 @@ class WeightedVote:
         selection = weighted_winner(trajectories, groups, weights)
         selection.info["weight"] = self.weight
         return selection
+
+
+# strategy.select=weighted_vote; inverse_entropy is its preset (The Sequential Edge)
+METHODS = {"weighted_vote": WeightedVote, "inverse_entropy": (WeightedVote, {"weight": "inverse_entropy"})}

@@ -23,6 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
@@ -40,6 +41,8 @@ def priority(node: Node, g_weight: float = 1.0) -> float:
 
 @dataclass
 class AStarDecoding:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
+    needs_probability_scores: ClassVar[bool] = True  # h = 1 - r: rewards must be in [0, 1]
     verifier: object
     n: int = 16  # expansion budget: states expanded at most
     k: int = 4  # next steps sampled per expansion
@@ -72,3 +75,6 @@ class AStarDecoding:
             return []
         ctx.info["f"] = priority(goal, self.g_weight)
         return [goal.trajectory(goal.value("last"))]
+
+
+METHODS = {"a_star": AStarDecoding}  # strategy.search=a_star

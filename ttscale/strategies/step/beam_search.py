@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.step.tree import Node, StepGenerator, finished_trajectories, score_nodes
@@ -56,6 +57,7 @@ def unique(nodes: list[Node]) -> list[Node]:
 
 @dataclass
 class BeamSearch:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
     verifier: object
     n: int = 8  # beams
     beam_width: int = 4  # expansions of each kept beam; N / M beams are kept
@@ -99,3 +101,6 @@ class BeamSearch:
         finished.sort(key=lambda b: -b.value(self.aggregation))
         ctx.info.update(beams=self.n, beam_width=self.beam_width, rounds=rounds)
         return finished_trajectories(finished[: self.n], self.aggregation)
+
+
+METHODS = {"beam_search": BeamSearch}  # strategy.search=beam_search

@@ -18,6 +18,7 @@ value model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
@@ -26,6 +27,7 @@ from ttscale.types import Problem, Trajectory
 
 @dataclass
 class ValueGuidedBlockSearch:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
     verifier: object
     n: int = 8  # blocks sampled per round (budget); n / beam_width beams
     beam_width: int = 2  # children of each beam per round
@@ -55,3 +57,6 @@ class ValueGuidedBlockSearch:
             rounds += 1
         ctx.info.update(beams=len(beams), beam_width=self.beam_width, block_tokens=self.block_tokens, rounds=rounds)
         return [b.trajectory(b.value("last")) for b in beams]
+
+
+METHODS = {"block_search": ValueGuidedBlockSearch}  # strategy.search=block_search

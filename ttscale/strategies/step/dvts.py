@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.step.beam_search import score_with_lookahead
@@ -26,6 +27,7 @@ from ttscale.types import Problem, Trajectory
 
 @dataclass
 class DVTS:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
     verifier: object
     n: int = 8  # total expansions per round, over all subtrees; N solutions are returned
     beam_width: int = 4  # expansions per subtree per round; n / beam_width subtrees
@@ -55,3 +57,6 @@ class DVTS:
         ctx.info.update(subtrees=subtrees, beam_width=self.beam_width)
         # each solution's vote weight: its last step's score (the reference's final aggregation)
         return [leaf.trajectory(leaf.value("last")) for group in finals for leaf in group]
+
+
+METHODS = {"dvts": DVTS}  # strategy.search=dvts

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -54,10 +55,12 @@ def resample_particles(particles: list[Node], weights: np.ndarray, scheme: str, 
 
 @dataclass
 class ParticleFiltering:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
+    needs_probability_scores: ClassVar[bool] = True  # particle weights take logit(r): rewards must be in [0, 1]
     verifier: object
     n: int = 8  # particles
     generator: StepGenerator = field(default_factory=StepGenerator)
-    temperature: float = 1.0  # of the softmax over logit rewards
+    temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)  # of the softmax over logit rewards
     resampling: str = "multinomial"
     ess_threshold: float | None = None  # resample only when ESS < threshold * N
     resample_finished: bool = True
@@ -80,3 +83,6 @@ class ParticleFiltering:
                 resamplings += 1
         ctx.info.update(particles=self.n, rounds=rounds, resamplings=resamplings)
         return [p.trajectory(p.value(self.aggregation)) for p in particles]
+
+
+METHODS = {"particle_filtering": ParticleFiltering}  # strategy.search=particle_filtering

@@ -20,6 +20,7 @@ reference's final score against the free particles' partial scores (a bug this f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -32,12 +33,14 @@ from ttscale.types import Problem, Trajectory
 
 @dataclass
 class ParticleGibbs:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
+    needs_probability_scores: ClassVar[bool] = True  # particle weights take logit(r): rewards must be in [0, 1]
     verifier: object
     n: int = 8  # particles over ALL sweeps (its_hub's budget); n / sweeps per sweep, references included
     sweeps: int = 2
     references: int = 1
     generator: StepGenerator = field(default_factory=StepGenerator)
-    temperature: float = 1.0
+    temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)
     resampling: str = "multinomial"
     aggregation: str = "model"  # the reward, as particle filtering's (reference: the whole prefix as one step)
 
@@ -75,3 +78,6 @@ class ParticleGibbs:
         ctx.info.update(budget=self.n, particles_per_sweep=self.per_sweep, sweeps=self.sweeps,
                         references=self.references)
         return [p.trajectory(p.value(self.aggregation)) for p in particles]
+
+
+METHODS = {"particle_gibbs": ParticleGibbs}  # strategy.search=particle_gibbs

@@ -17,6 +17,7 @@ paper's Round() can give out more or fewer).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.step.resampling import softmax_weights, split_budget
@@ -26,10 +27,12 @@ from ttscale.types import Problem, Trajectory
 
 @dataclass
 class Rebase:
+    step_wise: ClassVar[bool] = True  # given a verifier and a step generator
     verifier: object
     n: int = 8  # solutions to finish (the sampling budget)
     generator: StepGenerator = field(default_factory=StepGenerator)
-    temperature: float = 0.2  # of the balancing softmax (the paper tunes it per task)
+    # of the balancing softmax (the paper tunes it per task)
+    temperature: float = field(default=0.2, metadata={"config": "weight_temperature"})
     aggregation: str = "last"
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
@@ -48,3 +51,6 @@ class Rebase:
             depth += 1
         ctx.info.update(depth=depth, budget=self.n)
         return finished_trajectories(finished, self.aggregation)
+
+
+METHODS = {"rebase": Rebase}  # strategy.search=rebase
