@@ -207,8 +207,14 @@ ADD_TESTS = ["assert add(2, 3) == 5", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9"
 def test_forgeries_of_a_pass_fail(sandbox, name):
     attack = FORGERIES[name]
     program = attack if "def add" in attack else attack + WRONG_ADD
+    before = set(REPO.iterdir())
     verdict = sandbox.run(program, ADD_TESTS)
     assert verdict.status != "pass" and not all(t.status == "pass" for t in verdict.tests), (name, verdict)
+    # the host is untouched: nothing left running as a slot user, nothing new in the checkout
+    from ttscale.graders.code.sandbox import _processes_of
+
+    assert not [pid for uid in sandbox.slot_uids for pid in _processes_of(uid)]
+    assert set(REPO.iterdir()) == before
     still_works(sandbox)
 
 
