@@ -3,8 +3,9 @@
     python evals/bench_grader.py --data ../shared/data [--baseline DIR] [--rounds 3]
 
 Pairs are built from real references (MATH-500 and GSM8K test answers): each reference against
-itself, against a rewriting of it (`\\dfrac`, spaces, `.0`, thousands separators) and against another
-problem's reference, so the mix has cheap exact cases and symbolic ones. Each round grades all pairs
+itself, against a rewriting of it (`\\dfrac`, spaces, `.0`, thousands separators), against another
+problem's reference and against itself in parentheses, so the mix has cheap exact cases and symbolic
+ones (the share that needs math-verify is printed). Each round grades all pairs
 with a fresh grader (its workers started before the clock) in a child process; with `--baseline DIR`
 (a checkout of an older ttscale) the same pairs are graded by that version in alternating rounds, and
 the ratio is printed. Verdicts that differ between the versions are counted too.
@@ -51,13 +52,15 @@ def build_pairs(data: Path, count: int, seed: int) -> list[tuple[str, str]]:
     pairs = []
     while len(pairs) < count:
         gold = rng.choice(refs)
-        pairs += [(gold, gold), (gold, rewrite(gold)), (gold, rng.choice(refs))]
+        # itself, a rewriting, another reference, and the reference in parentheses (always symbolic)
+        pairs += [(gold, gold), (gold, rewrite(gold)), (gold, rng.choice(refs)), (gold, f"({gold})")]
     return pairs[:count]
 
 
 def measure(pythonpath: str, pairs_file: str) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    proc = subprocess.run([sys.executable, "-c", CHILD, pairs_file], capture_output=True, text=True, env=env, check=True)
+    proc = subprocess.run([sys.executable, "-c", CHILD, pairs_file], capture_output=True, text=True, env=env, check=True,
+                          cwd=tempfile.gettempdir())  # not the checkout: PYTHONPATH picks the version
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -87,6 +90,10 @@ def main() -> None:
     means = {name: sum(r) / len(r) for name, r in rates.items()}
     for name, values in rates.items():
         print(f"{name:>9}: {means[name]:8.1f} answers/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    from ttscale.graders.math import quick_equivalent
+
+    symbolic = sum(quick_equivalent(g, p) is None for g, p in pairs)
+    print(f"pairs that need math-verify (a worker): {symbolic} ({100 * symbolic / len(pairs):.0f}%)")
     current = verdicts["current"]
     print(f"current verdicts: {sum(v is True for v in current)} equal, {sum(v is False for v in current)} not equal, "
           f"{sum(v is None for v in current)} undecided")

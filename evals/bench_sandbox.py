@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +40,8 @@ print(json.dumps({"rate": count / (time.perf_counter() - t0), "ok": ok}))
 
 def sandbox_rate(pythonpath: str, mode: str, count: int, parallel: int) -> float:
     proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(count), str(parallel)], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": pythonpath}, check=True)
+                          text=True, env={**os.environ, "PYTHONPATH": pythonpath}, check=True,
+                          cwd=tempfile.gettempdir())  # not the checkout: PYTHONPATH picks the version
     outcome = json.loads(proc.stdout.strip().splitlines()[-1])
     assert outcome["ok"], "a trivial program did not pass"
     return outcome["rate"]

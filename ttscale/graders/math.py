@@ -15,6 +15,7 @@ rationals and irrationals alike.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -267,20 +268,23 @@ def _init_worker() -> None:
     import math_verify  # noqa: F401  (import once per worker, not per call)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(answer: str):
+    """math-verify's parse of one answer; memoised in the worker process (parsing is ~95% of a
+    symbolic check, and a problem's reference and its frequent answers come back in every batch)."""
     from math_verify import parse
 
     try:
-        return parse(f"\\boxed{{{answer}}}", parsing_timeout=5)
+        return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=5))
     except Exception:
-        return []
+        return ()
 
 
 def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool | None:
     from math_verify import verify
 
     try:
-        return bool(verify(gold_parsed, pred_parsed, float_rounding=settings.float_rounding,
+        return bool(verify(list(gold_parsed), list(pred_parsed), float_rounding=settings.float_rounding,
                            numeric_precision=settings.numeric_precision, strict=settings.strict,
                            allow_set_relation_comp=settings.allow_set_relation, timeout_seconds=5,
                            raise_on_error=True))

@@ -206,7 +206,8 @@ class _Cgroups:
                         if kind == "v2":
                             self._write(path, "memory.swap.max", "0", optional=True)
                     if kind in ("v2", "pids"):
-                        self._write(path, "pids.max", str(processes + 4))
+                        # the program's own processes, plus bubblewrap's, setpriv's and the shell's
+                        self._write(path, "pids.max", str(processes + 8))
                 self.paths.append(made)
         except OSError as exc:
             self.problem = f"could not set up a cgroup: {exc}"
@@ -253,18 +254,25 @@ class _Cgroups:
         procs = " ".join(f"'{os.path.join(p, 'cgroup.procs')}'" for p in self.paths[slot])
         return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh"]
 
-    def kill(self, slot: int) -> None:
-        """SIGKILL whatever is left in the slot's cgroups."""
-        for path in self.paths[slot] if self.paths else ():
-            try:
-                pids = Path(path, "cgroup.procs").read_text().split()
-            except OSError:
-                continue
-            for pid in pids:
+    def kill(self, slot: int, wait: float = 5.0) -> None:
+        """SIGKILL whatever is left in the slot's cgroups, and wait until they are empty (a process
+        still exiting counts against the next run's process limit)."""
+        deadline = time.monotonic() + wait
+        while True:
+            left = []
+            for path in self.paths[slot] if self.paths else ():
+                try:
+                    left += Path(path, "cgroup.procs").read_text().split()
+                except OSError:
+                    continue
+            if not left or time.monotonic() > deadline:
+                return
+            for pid in left:
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except (ProcessLookupError, ValueError):
                     pass
+            time.sleep(0.005)
 
     def oom_count(self, slot: int) -> int:
         total = 0
@@ -530,7 +538,16 @@ class Sandbox:
                 if left <= 0:
                     timed_out = True
                     break
-                self._drain(selector, streams, min(left, 0.25))
+                if selector.get_map():
+                    self._drain(selector, streams, min(left, 0.02))
+                else:  # every pipe is closed: only a process exit is left to wait for
+                    for proc in procs:
+                        if proc.poll() is None:
+                            try:
+                                proc.wait(timeout=min(left, 0.02))
+                            except subprocess.TimeoutExpired:
+                                pass
+                            break
             self._drain(selector, streams, 0)
         finally:
             for proc in reversed(procs):  # the tests first: they must not report the program's death as theirs
