@@ -14,6 +14,10 @@ multiples it accepts) is calibrated to generate about T tokens per problem — a
 `--pilot-n`, then n scaled by the measured tokens, up to `--calibration-runs` runs, keeping the run
 closest to T. `matched_budget.md` lists each strategy's n, what n counts, and the tokens it reached.
 
+`--baseline NAME` (a strategy name, or NAME@N for one budget) pairs every other cell against that
+cell on their shared problems — accuracy difference with a paired bootstrap interval, exact McNemar
+test, wins / losses / ties, compute — and writes OUT/comparisons.md.
+
 Rerunning the same command resumes: finished cells and finished problems inside a cell are kept.
 Writes OUT/runs/<cell>/ (each cell's run folder), OUT/leaderboard.md, OUT/leaderboard.csv and
 OUT/compute_{tokens,flops,wall}.png (accuracy against compute with the Pareto frontier).
@@ -92,6 +96,38 @@ def matched_budget(strategies: list[str], budget: float, pilot_n: int, runs: int
     return rows
 
 
+def compare_cells(runs: Path, baseline: str, out: Path) -> None:
+    """Every cell paired against the baseline cell; OUT/comparisons.md."""
+    import yaml
+
+    from ttscale.analysis.compare import compare_runs
+    from ttscale.analysis.report import run_dirs
+
+    def label(folder: Path) -> str:
+        strategy = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("strategy") or {}
+        return f"{strategy.get('name')}@{strategy.get('n')}"
+
+    cells = {label(folder): folder for folder in run_dirs([runs])}
+    matches = [name for name in cells if name == baseline or name.split("@")[0] == baseline]
+    if not matches:
+        raise SystemExit(f"leaderboard: --baseline {baseline!r} names no cell; cells: {', '.join(cells)}")
+    base = matches[-1]  # the largest budget of that strategy when no @N is given
+    lines = [f"Paired against {base} on the problems both share (difference = cell - baseline).", "",
+             "| cell | problems | accuracy | baseline | difference [95% CI] | McNemar p | wins / losses / ties | "
+             "generated tokens / problem (cell, baseline) |", "|---|---|---|---|---|---|---|---|"]
+    for name, folder in cells.items():
+        if name == base:
+            continue
+        c = compare_runs(folder, cells[base])
+        low, high = c["difference_ci95"]
+        lines.append(f"| {name} | {c['problems']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | "
+                     f"{c['difference']:+.3f} [{low:+.3f}, {high:+.3f}] | {c['mcnemar_p']:.3g} | "
+                     f"{c['wins']} / {c['losses']} / {c['ties']} | {c['compute_a']['generated_tokens_per_problem']:.0f}, "
+                     f"{c['compute_b']['generated_tokens_per_problem']:.0f} |")
+    (out / "comparisons.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the leaderboard's folder")
@@ -100,6 +136,7 @@ def main() -> None:
     parser.add_argument("--token-budget", type=float, help="match compute: generated tokens per problem for every strategy")
     parser.add_argument("--pilot-n", type=int, default=2, help="--token-budget: n of each strategy's first run")
     parser.add_argument("--calibration-runs", type=int, default=3, help="--token-budget: runs per strategy at most")
+    parser.add_argument("--baseline", help="pair every cell against this one: a strategy name, or NAME@N")
     parser.add_argument("ttscale_args", nargs="*", help="more ttscale overrides (after --)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -115,6 +152,8 @@ def main() -> None:
         if proc.returncode != 0:
             raise SystemExit(f"leaderboard: the sweep failed (exit {proc.returncode}); rerun to resume")
     analysis = subprocess.run([sys.executable, "-m", "ttscale.analysis", str(runs), "--out", str(out)])
+    if analysis.returncode == 0 and args.baseline:
+        compare_cells(runs, args.baseline, out)
     raise SystemExit(analysis.returncode)
 
 

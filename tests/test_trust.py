@@ -173,7 +173,7 @@ def test_a_scripted_leaderboard_at_a_matched_token_budget(tmp_path):
     out = tmp_path / "lb"
     command = [sys.executable, str(Path(__file__).resolve().parents[1] / "evals" / "leaderboard.py"), "--out", str(out),
                "--strategies", "self_consistency,best_of_n,particle_filtering,beam_search", "--token-budget", "40",
-               "--pilot-n", "2", "--", "backend=scripted", "dataset.limit=3", "verifier=mean_token_prob",
+               "--pilot-n", "2", "--baseline", "self_consistency", "--", "backend=scripted", "dataset.limit=3", "verifier=mean_token_prob",
                "strategy.beam_width=2"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -185,3 +185,5 @@ def test_a_scripted_leaderboard_at_a_matched_token_budget(tmp_path):
     assert {r[2].strip() for r in rows} == {"samples", "particles", "beams"}
     board = (out / "leaderboard.md").read_text()
     assert "n_counts" in board and "particles" in board
+    pairs = (out / "comparisons.md").read_text()  # every cell paired against self-consistency
+    assert "Paired against self_consistency@4" in pairs and pairs.count("\n| ") == 4

@@ -6,6 +6,10 @@ RUN_DIR/curve.csv and RUN_DIR/curve.png. Over all the runs: leaderboard.csv / le
 (accuracy with CI, tokens, FLOPs, wall time, cost-of-pass) and accuracy-against-compute plots with
 the Pareto frontier (compute_tokens.png, compute_flops.png, compute_wall.png), in --out (default:
 the single folder given).
+
+`python -m ttscale.analysis compare BASELINE RUN [RUN ...]`: each RUN paired against BASELINE on the
+problems both share: the accuracy difference (RUN - BASELINE) with a paired bootstrap 95% interval,
+the exact McNemar test, wins / losses / ties, and each side's compute (ttscale.analysis.compare).
 """
 
 from __future__ import annotations
@@ -40,7 +44,35 @@ def curve(folder: Path) -> list[dict]:
     return rows
 
 
+def compare_main(argv: list[str]) -> None:
+    import json
+
+    from ttscale.analysis.compare import compare_runs, format_comparison
+
+    parser = argparse.ArgumentParser(prog="python -m ttscale.analysis compare",
+                                     description="Each RUN paired against BASELINE on their shared problems.")
+    parser.add_argument("baseline")
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--json", help="also write every comparison to this JSON file")
+    args = parser.parse_args(argv)
+    outcomes = []
+    for run in args.runs:
+        try:
+            outcome = compare_runs(run, args.baseline)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"compare {run} with {args.baseline}: {exc}") from None
+        print(format_comparison(outcome) + "\n")
+        outcomes.append(outcome)
+    if args.json:
+        Path(args.json).write_text(json.dumps(outcomes, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m ttscale.analysis", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders or multirun sweep folders")
