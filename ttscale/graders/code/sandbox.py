@@ -12,11 +12,11 @@ Layers around the program's process, outermost first:
   system's and Python's folders, read-only; a private size-capped /tmp, /dev/shm and working folder
   (tmpfs: nothing the program writes lands on the host); no network (a fresh loopback); the
   environment cleared; everything the program started dies with the namespace.
-- never root: as root, each parallel slot runs under its own throw-away uid, random per Sandbox (so two
-  sandboxes never share one); where that is impossible (no bubblewrap and an interpreter other users
+- never root: as root, each run gets its own throw-away uid from a block the Sandbox claims with a
+  lock file (so two sandboxes never share one); where that is impossible (no bubblewrap and an interpreter other users
   cannot run, e.g. under /root), the Sandbox refuses to start unless `allow_root=True`.
-- a cgroup per slot where this machine lets us make one (v2, or v1 memory + pids): memory and process
-  count for the program's whole process tree. Otherwise per-process limits only (a warning says so).
+- a fresh cgroup per run where this machine lets us make one (v2, or v1 memory + pids): memory and
+  process count for the program's whole process tree. Otherwise per-process limits only (a warning says so).
 - limits set before the program runs: address space, CPU seconds, file size, processes, open files,
   no core dumps. Output goes through pipes: the last `output_tail` characters are kept, the rest is cut
   (a program that prints 100 MB is not an error for it).
@@ -25,6 +25,7 @@ Layers around the program's process, outermost first:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -49,6 +50,7 @@ ISOLATIONS = ("auto", "bwrap", "none")
 HERE = Path(__file__).parent
 SCRIPTS = ("program_server.py", "test_runner.py", "wire.py")
 UID_RANGE = (200_000, 2_000_000_000)  # throw-away uids are drawn from here (root only)
+UID_BLOCK = 1 << 16  # uids one Sandbox uses, one per run, round robin
 
 
 @dataclass(frozen=True)
@@ -182,37 +184,28 @@ def remove_tree(path: str) -> str | None:
 
 
 class _Cgroups:
-    """One cgroup per slot (memory and process count for the program's whole tree), where the machine
-    lets us make them: cgroup v2 with the memory and pids controllers, or v1 memory + pids hierarchies."""
+    """A fresh cgroup per run (memory and process count for the program's whole tree), where the
+    machine lets us make one: cgroup v2 with the memory and pids controllers, or v1 memory + pids.
 
-    def __init__(self, slots: int, memory_mb: int, processes: int):
-        self.paths: list[list[str]] = []
+    Per run, not per slot: bubblewrap's processes are reaped by the system's init, sometimes a second
+    or more after the run, and until then they still count against pids.max. A run's cgroup is removed
+    once it is empty (retried at later runs and at close)."""
+
+    def __init__(self, memory_mb: int, processes: int):
+        self.memory_mb, self.processes = memory_mb, processes
         self.problem: str | None = None
-        name = f"ttscale-{os.getpid()}-{secrets.token_hex(4)}"
-        roots = self._roots()
-        if not roots:
-            self.problem = self.problem or "no writable cgroup with memory and pids controllers"
+        self.prefix = f"ttscale-{os.getpid()}-{secrets.token_hex(4)}"
+        self.roots = self._roots()
+        self.pending: list[str] = []  # cgroups of finished runs, removed when their last process is reaped
+        self._lock = threading.Lock()
+        if not self.roots:
+            self.problem = "no writable cgroup with memory and pids controllers"
             return
-        try:
-            for slot in range(slots):
-                made = []
-                for kind, root in roots:
-                    path = os.path.join(root, f"{name}-{slot}")
-                    os.mkdir(path)
-                    made.append(path)
-                    if kind in ("v2", "memory"):
-                        limit = str(memory_mb << 20)
-                        self._write(path, "memory.max" if kind == "v2" else "memory.limit_in_bytes", limit)
-                        if kind == "v2":
-                            self._write(path, "memory.swap.max", "0", optional=True)
-                    if kind in ("v2", "pids"):
-                        # the program's own processes, plus bubblewrap's, setpriv's and the shell's
-                        self._write(path, "pids.max", str(processes + 8))
-                self.paths.append(made)
+        try:  # one trial run's worth, to refuse early rather than per program
+            self.release(self.create("probe"))
         except OSError as exc:
             self.problem = f"could not set up a cgroup: {exc}"
-            self.close()
-            self.paths = []
+            self.roots = []
 
     @staticmethod
     def _write(path: str, name: str, value: str, optional: bool = False) -> None:
@@ -247,20 +240,39 @@ class _Cgroups:
             found.append((kind, root))
         return found
 
-    def enter_command(self, slot: int) -> list[str]:
-        """A prefix that moves the command into the slot's cgroups before it runs (children inherit)."""
-        if not self.paths:
-            return []
-        procs = " ".join(f"'{os.path.join(p, 'cgroup.procs')}'" for p in self.paths[slot])
+    def create(self, run: str) -> list[str]:
+        made = []
+        try:
+            for kind, root in self.roots:
+                path = os.path.join(root, f"{self.prefix}-{run}")
+                os.mkdir(path)
+                made.append(path)
+                if kind in ("v2", "memory"):
+                    limit = str(self.memory_mb << 20)
+                    self._write(path, "memory.max" if kind == "v2" else "memory.limit_in_bytes", limit)
+                    if kind == "v2":
+                        self._write(path, "memory.swap.max", "0", optional=True)
+                if kind in ("v2", "pids"):
+                    # the program's own processes, plus bubblewrap's, setpriv's and the shell's
+                    self._write(path, "pids.max", str(self.processes + 8))
+        except OSError:
+            self.release(made)
+            raise
+        return made
+
+    @staticmethod
+    def enter_command(paths: list[str]) -> list[str]:
+        """A prefix that moves the command into the run's cgroups before it runs (children inherit)."""
+        procs = " ".join(f"'{os.path.join(p, 'cgroup.procs')}'" for p in paths)
         return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh"]
 
-    def kill(self, slot: int, wait: float = 5.0) -> None:
-        """SIGKILL whatever is left in the slot's cgroups, and wait until they are empty (a process
-        still exiting counts against the next run's process limit)."""
+    @staticmethod
+    def kill(paths: list[str], wait: float = 2.0) -> None:
+        """SIGKILL whatever is left in the run's cgroups, until none is listed."""
         deadline = time.monotonic() + wait
         while True:
             left = []
-            for path in self.paths[slot] if self.paths else ():
+            for path in paths:
                 try:
                     left += Path(path, "cgroup.procs").read_text().split()
                 except OSError:
@@ -274,9 +286,10 @@ class _Cgroups:
                     pass
             time.sleep(0.005)
 
-    def oom_count(self, slot: int) -> int:
+    @staticmethod
+    def oom_count(paths: list[str]) -> int:
         total = 0
-        for path in self.paths[slot] if self.paths else ():
+        for path in paths:
             for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
                 try:
                     text = Path(path, name).read_text()
@@ -288,13 +301,25 @@ class _Cgroups:
                     total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(key + " "))
         return total
 
-    def close(self) -> None:
-        for made in self.paths:
-            for path in made:
+    def release(self, paths: list[str]) -> None:
+        """Remove finished runs' cgroups; those still holding an unreaped process wait for a later try."""
+        with self._lock:
+            still = []
+            for path in [*self.pending, *paths]:
                 try:
                     os.rmdir(path)
-                except OSError:
+                except FileNotFoundError:
                     pass
+                except OSError:
+                    still.append(path)
+            self.pending = still
+
+    def close(self, wait: float = 5.0) -> None:
+        deadline = time.monotonic() + wait
+        self.release([])
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self.release([])
 
 
 @dataclass
@@ -358,15 +383,23 @@ class Sandbox:
                 "allow_root=True (grader.code_allow_root=true) to accept the risk")
         if self.runs_as_root:
             log.warning("code sandbox: programs run AS ROOT (allow_root=True): a program can change this machine")
-        base = UID_RANGE[0] + secrets.randbelow((UID_RANGE[1] - UID_RANGE[0]) // 64) * 64
-        self.slot_uids = [base + slot for slot in range(self.parallel)]
-        self._cgroups = _Cgroups(self.parallel, self.limits.memory_mb, self.limits.processes) if (
-            cgroups and self.as_root) else None
+        # throw-away uids: a block of UID_BLOCK claimed for this Sandbox (a lock file, so no other
+        # Sandbox, in this process or another, uses it); each run takes the next uid of the block, so a
+        # run never shares a uid (nor its process count) with the still-exiting processes of the last
+        self.uid_block = None
+        if self.drop_uid:
+            low, high, lock = self._claim_uid_block()
+            self.uid_block = (low, high)
+            weakref.finalize(self, lock.unlink, True)
+        self._runs = itertools.count()
+        self._cgroups = _Cgroups(self.limits.memory_mb, self.limits.processes) if (cgroups and self.as_root) else None
         self.cgroup_problem = ("not root" if self._cgroups is None else self._cgroups.problem)
         if self._cgroups is not None and self._cgroups.problem:
             log.info("code sandbox without cgroups (per-process limits only): %s", self._cgroups.problem)
-        if self._cgroups is not None:
+        if self._cgroups is not None and not self._cgroups.problem:
             weakref.finalize(self, self._cgroups.close)
+        else:
+            self._cgroups = None
         self._scripts = tempfile.mkdtemp(prefix="ttscale-sbx-scripts-")  # a copy other users can read
         for name in SCRIPTS:
             shutil.copy(HERE / name, os.path.join(self._scripts, name))
@@ -375,6 +408,39 @@ class Sandbox:
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.parallel):
             self._slots.put(slot)
+
+    @staticmethod
+    def _claim_uid_block() -> tuple[int, int, Path]:
+        """A free block of uids, held by a lock file naming this process until it exits."""
+        folder = Path(tempfile.gettempdir()) / "ttscale-uid-blocks"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        blocks = (UID_RANGE[1] - UID_RANGE[0]) // UID_BLOCK
+        for _ in range(100):
+            index = secrets.randbelow(blocks)
+            lock = folder / str(index)
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                try:
+                    holder = int(lock.read_text() or 0)
+                    os.kill(holder, 0)  # still alive: the block is taken
+                    continue
+                except (ValueError, ProcessLookupError, FileNotFoundError):
+                    lock.unlink(missing_ok=True)  # a dead holder's block: try it again next round
+                    continue
+                except PermissionError:
+                    continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(str(os.getpid()))
+            return UID_RANGE[0] + index * UID_BLOCK, UID_RANGE[0] + (index + 1) * UID_BLOCK, lock
+        raise SandboxError("could not claim a block of throw-away uids")
+
+    def run_uid(self) -> int:
+        """The uid of the next run (as root), or this process's uid."""
+        if not self.drop_uid:
+            return os.getuid()
+        low, high = self.uid_block
+        return low + next(self._runs) % (high - low)
 
     def describe(self) -> dict:
         """What protects a run, for summaries: isolation, user, cgroups."""
@@ -398,7 +464,7 @@ class Sandbox:
             self._slots.put(slot)
 
     def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits, probes: list[str]) -> Verdict:
-        uid = self.slot_uids[slot] if self.drop_uid else os.getuid()
+        uid = self.run_uid()
         workdir = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="ttscale-sbx-")
         started = time.perf_counter()
         nonce = secrets.token_hex(16)
@@ -490,7 +556,7 @@ class Sandbox:
         opened = [request_r, request_w, response_r, response_w, report_r, report_w]
         procs: list[subprocess.Popen] = []
         streams = _Streams(tail_bytes=4 * limits.output_tail)
-        oom_before = self._cgroups.oom_count(slot) if self._cgroups else 0
+        cgroup = self._cgroups.create(f"{slot}-{secrets.token_hex(3)}") if self._cgroups else []
         try:
             cmd = self._program_command(workdir, uid, request_r, response_w, program_limits, limits.tmp_mb)
             extra = {}
@@ -500,8 +566,8 @@ class Sandbox:
                            "--bounding-set=-all", *cmd]
                 else:
                     extra = {"user": uid, "group": uid, "extra_groups": []}
-            if self._cgroups is not None and not extra:
-                cmd = self._cgroups.enter_command(slot) + cmd
+            if cgroup and not extra:
+                cmd = _Cgroups.enter_command(cgroup) + cmd
             program_proc = subprocess.Popen(
                 cmd, cwd=workdir or "/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=self._env(workdir or "/tmp"), start_new_session=True, pass_fds=(request_r, response_w), **extra)
@@ -514,7 +580,9 @@ class Sandbox:
             procs.append(tests_proc)
         except BaseException:
             for proc in procs:
-                self._kill(proc, uid, slot)
+                self._kill(proc, uid, cgroup)
+            if self._cgroups:
+                self._cgroups.release(cgroup)
             raise
         finally:
             for fd in (request_r, request_w, response_r, response_w, report_w):
@@ -551,7 +619,7 @@ class Sandbox:
             self._drain(selector, streams, 0)
         finally:
             for proc in reversed(procs):  # the tests first: they must not report the program's death as theirs
-                self._kill(proc, uid, slot)
+                self._kill(proc, uid, cgroup)
             self._drain(selector, streams, 0)
             selector.close()
             for fd in opened:
@@ -559,7 +627,9 @@ class Sandbox:
             for proc in procs:
                 for stream in (proc.stdout, proc.stderr):
                     stream.close()
-        oom = (self._cgroups.oom_count(slot) - oom_before) if self._cgroups else 0
+        oom = _Cgroups.oom_count(cgroup)
+        if self._cgroups:
+            self._cgroups.release(cgroup)
         return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom
 
     @staticmethod
@@ -584,7 +654,7 @@ class Sandbox:
             else:
                 selector.unregister(key.fd)
 
-    def _kill(self, proc: subprocess.Popen, uid: int, slot: int) -> None:
+    def _kill(self, proc: subprocess.Popen, uid: int, cgroup: list[str]) -> None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # the process group: children left behind too
         except (ProcessLookupError, PermissionError):
@@ -594,8 +664,8 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if self._cgroups is not None:
-            self._cgroups.kill(slot)
+        if cgroup:
+            _Cgroups.kill(cgroup)
         if self.drop_uid and self.isolation == "none":  # a child in its own session is found by its uid
             # (with bwrap the PID namespace has already taken every process with it)
             for pid in _processes_of(uid):
