@@ -383,13 +383,28 @@ def test_block_search_keeps_n_over_beam_width_beams_chosen_over_all_children():
 def test_rebase_splits_the_remaining_budget_by_softmax_of_rewards():
     backend = ScriptedBackend(tree_script(final_depth=2))
     verifier = label_scores({"0": 0.9, "1": 0.5, "2": 0.1, "3": 0.1})
-    rebase = Rebase(verifier, n=4, generator=gen(), temperature=0.2)
+    rebase = Rebase(verifier, n=4, generator=gen(), temperature=0.2, rounding="largest_remainder")
     trajectories, ctx = run_search(rebase, backend)
     expected = split_budget(4, softmax_weights([0.9, 0.5, 0.1, 0.1], 0.2))
     assert expected == [3, 1, 0, 0]
     second = {path_of(c.prompt): c.params.n for c in backend.calls[1:]}
     assert second == {"0": 3, "1": 1}  # <2> and <3> get no share and are pruned
     assert len(trajectories) == 4 and ctx.info["depth"] == 2
+
+
+def test_rebase_by_default_rounds_as_its_reference_code():
+    """thu-wyz/rebase: in descending reward, ceil(W_left * e_i / S_left). Weights e = exp(r / 0.2) for
+    r = 0.9, 0.5, 0.1, 0.1 are 90.0, 12.2, 1.6, 1.6 (S = 105.5): <0> takes ceil(4 * 90 / 105.5) = 4."""
+    from ttscale.strategies.step.resampling import ceil_shares
+
+    assert ceil_shares(4, softmax_weights([0.9, 0.5, 0.1, 0.1], 0.2)) == [4, 0, 0, 0]
+    # 7 * 0.4 = 2.8 -> 3 (4 left of 0.6); 4 * 0.3 / 0.6 = 2 -> 2 (2 left of 0.3); 2 * 0.2 / 0.3 -> 2; none left
+    assert ceil_shares(7, [0.4, 0.3, 0.2, 0.1]) == [3, 2, 2, 0]
+    assert sum(ceil_shares(9, softmax_weights([0.2, 0.9, 0.6], 0.5))) == 9
+    backend = ScriptedBackend(tree_script(final_depth=2))
+    verifier = label_scores({"0": 0.9, "1": 0.5, "2": 0.1, "3": 0.1})
+    run_search(Rebase(verifier, n=4, generator=gen(), temperature=0.2), backend)
+    assert {path_of(c.prompt): c.params.n for c in backend.calls[1:]} == {"0": 4}
 
 
 # ---- composed with selection, through Strategy --------------------------------------------------

@@ -10,8 +10,10 @@ Inference for Problem-Solving with Language Models").
     until N solutions are finished or the frontier is empty
     final answer: weighted majority vote over the finished solutions
 
-Shares are rounded by largest remainders so that exactly W expansions are made each depth (the
-paper's Round() can give out more or fewer).
+Rounding (`strategy.options.rounding`): "ceil", the reference code's (thu-wyz/rebase,
+`select_softmax`): nodes in descending reward each take ceil(W_left * e_i / S_left) of what is left,
+which favours the best nodes and spends exactly W; "largest_remainder" gives the shares closest to
+proportional (a deviation, kept as an option).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ttscale.strategies.context import Context
-from ttscale.strategies.step.resampling import softmax_weights, split_budget
+from ttscale.strategies.step.resampling import ceil_shares, softmax_weights, split_budget
 from ttscale.strategies.step.tree import Node, StepGenerator, finished_trajectories, score_nodes
 from ttscale.types import Problem, Trajectory
 
@@ -34,6 +36,11 @@ class Rebase:
     # of the balancing softmax (the paper tunes it per task)
     temperature: float = field(default=0.2, metadata={"config": "weight_temperature"})
     aggregation: str = "last"
+    rounding: str = "ceil"  # the reference's; or "largest_remainder"
+
+    def __post_init__(self) -> None:
+        if self.rounding not in ("ceil", "largest_remainder"):
+            raise ValueError(f"rounding={self.rounding!r}; choose one of: ceil, largest_remainder")
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         frontier = [Node("0")]
@@ -42,7 +49,8 @@ class Rebase:
         while frontier and len(finished) < self.n:
             budget = self.n - len(finished)
             values = [n.value(self.aggregation) if n.step_scores else 0.0 for n in frontier]
-            shares = split_budget(budget, softmax_weights(values, self.temperature))
+            weights = softmax_weights(values, self.temperature)
+            shares = ceil_shares(budget, weights) if self.rounding == "ceil" else split_budget(budget, weights)
             groups = await self.generator.expand_all(ctx, list(zip(frontier, shares)), f"rebase/{depth}")
             children = [c for group in groups for c in group]
             await score_nodes(self.verifier, problem, children, ctx.usage)

@@ -62,6 +62,22 @@ def resample(weights: Sequence[float], n: int, scheme: str, rng: np.random.Gener
     return np.searchsorted(cumulative, positions, side="right").tolist()
 
 
+def ceil_shares(total: int, weights: Sequence[float]) -> list[int]:
+    """REBASE's reference rounding: in descending weight, each takes ceil(left * w_i / weight left) of
+    what is left (so the best nodes are favoured and exactly `total` is given out)."""
+    w = np.asarray(weights, dtype=float)
+    shares = [0] * len(w)
+    left, mass = total, float(w.sum())
+    for i in sorted(range(len(w)), key=lambda i: (-w[i], i)):
+        if left <= 0 or mass <= 0:
+            break
+        share = min(left, math.ceil(left * w[i] / mass - 1e-12))
+        shares[i] = share
+        left -= share
+        mass -= w[i]
+    return shares
+
+
 def split_budget(total: int, weights: Sequence[float]) -> list[int]:
     """Integer shares of `total` proportional to the weights, summing to `total` (largest remainders)."""
     w = np.asarray(weights, dtype=float)
