@@ -46,13 +46,15 @@ def run_cell(strategy: str, n: int, run_dir: Path, extra: list[str]) -> dict:
 
 def strategy_config(strategy: str, extra: list[str]) -> dict:
     """The strategy's config with the command line's strategy.* overrides applied (for its n step)."""
+    import yaml
+
     from ttscale.config import group_config
 
     cfg = group_config("strategy", strategy)
     for override in extra:
         key, _, value = override.partition("=")
         if key.startswith("strategy.") and "." not in key[len("strategy."):]:
-            cfg[key[len("strategy."):]] = json.loads(value) if value.replace(".", "", 1).isdigit() else value
+            cfg[key[len("strategy."):]] = yaml.safe_load(value)  # as Hydra reads a value
     return cfg
 
 

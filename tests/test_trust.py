@@ -187,3 +187,13 @@ def test_a_scripted_leaderboard_at_a_matched_token_budget(tmp_path):
     assert "n_counts" in board and "particles" in board
     pairs = (out / "comparisons.md").read_text()  # every cell paired against self-consistency
     assert "Paired against self_consistency@4" in pairs and pairs.count("\n| ") == 4
+
+
+def test_a_sample_without_its_logprob_is_an_error_not_a_score():
+    from ttscale.verifiers.logprob import MeanLogprob, MeanTokenProbability
+
+    missing, empty = Trajectory("four words of text", 4), Trajectory("", 0)
+    for verifier in (MeanLogprob(), MeanTokenProbability()):
+        with pytest.raises(ValueError, match="no logprob"):
+            asyncio.run(verifier.score(PROBLEM, [missing]))
+    assert [s.value for s in asyncio.run(MeanTokenProbability().score(PROBLEM, [empty]))] == [0.0]

@@ -4,7 +4,7 @@ A verdict is True, False, or None: *undecided* — the check could not run (its 
 or could not start; an answer was too long to check; the reference could not be read). Undecided
 verdicts are counted and reported, never read as "not equal".
 
-extract_answer finds the final answer in a completion in time linear in its length. Equivalence
+Extraction lives in ttscale.graders.math_answers (re-exported here). Equivalence
 first tries exact cheap rules in this process (normalised strings, exact rationals: `1/2`, `\\frac{1}{2}`,
 `2,125`, `025`); everything else goes to math-verify in worker processes whose timeout is enforced from
 outside (ttscale.graders.pool). Numbers written as decimal approximations (`0.0833333`, `1.41421356`)
@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
+from ttscale.graders.math_answers import FALLBACKS, extract_answer, last_boxed, strip_thousands  # noqa: F401
 from ttscale.graders.pool import WorkerError, WorkerPool
 
 PERCENT_POLICIES = ("strip", "ratio", "either")
-FALLBACKS = ("last_number", "none")
 
 
 @dataclass(frozen=True)
@@ -55,124 +55,6 @@ class MathSettings:
             raise ValueError(f"fallback={self.fallback!r}; choose one of: {', '.join(FALLBACKS)}")
 
 
-# ---- extraction ------------------------------------------------------------------------------------
-
-_BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
-_BRACE = re.compile(r"[{}]")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_MARKERS = (re.compile(r"####\s*"), re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
-            re.compile(r"the answer is\s*[:：]?\s*", re.IGNORECASE),
-            re.compile(r"^[ \t*]*answer\s*[:：]\s*", re.IGNORECASE | re.MULTILINE))
-_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
-_SENTENCE_END = re.compile(r"[.;](?:\s|$)")
-_LATEX_BEFORE = re.compile(r"(?:\\[a-zA-Z]+|[{}^_\\])\s*$")
-_LATEX_AFTER = re.compile(r"^\s*(?:\\[a-zA-Z]|[{^_])")
-_LIST_BEFORE = re.compile(r"\d\s*,\s*$")
-_LIST_AFTER = re.compile(r"^\s*,\s*-?\d")
-
-
-def _closing_braces(text: str) -> dict[int, int]:
-    """Index of each `{` -> index of its `}` (one linear pass; unbalanced ones are absent)."""
-    stack: list[int] = []
-    pairs: dict[int, int] = {}
-    for m in _BRACE.finditer(text):
-        if m.group() == "{":
-            stack.append(m.start())
-        elif stack:
-            pairs[stack.pop()] = m.start()
-    return pairs
-
-
-def _boxes(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every balanced \\boxed{...} / \\fbox{...} / \\framebox{...} and `\\boxed 5`."""
-    starts = [m for m in _BOX.finditer(text)]
-    if not starts:
-        return []
-    pairs = _closing_braces(text)
-    found = []
-    for m in starts:
-        i = m.end()
-        j = i
-        while j < len(text) and text[j] == " ":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            end = pairs.get(j)
-            if end is not None:
-                found.append((m.start(), text[j + 1: end].strip()))
-        elif j > i:  # `\boxed 5`: up to the next space or `$`
-            word = re.match(r"[^\s$]+", text[j: j + 200])
-            if word:
-                found.append((m.start(), word.group(0)))
-    return found
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last balanced \\boxed{...} / \\fbox{...} / \\framebox{...} (or `\\boxed 5`)."""
-    boxes = _boxes(text)
-    return boxes[-1][1] if boxes else None
-
-
-def _clean_phrase(tail: str) -> str:
-    """The answer at the start of the text after a marker: a `$...$` span, else up to the sentence end."""
-    tail = tail.split("\n", 1)[0].strip()
-    boxed = last_boxed(tail)
-    if boxed is not None:
-        return boxed
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if tail.startswith(left):
-            end = tail.find(right, len(left))
-            if end > len(left):
-                return tail[len(left): end].strip()
-    end = _SENTENCE_END.search(tail)
-    if end:
-        tail = tail[: end.start()]
-    return _strip_thousands(tail.strip().strip("$").strip().rstrip(".;").strip())
-
-
-def _last_number(text: str) -> str | None:
-    """The last number, when it is unambiguous: not part of a LaTeX construct (`\\frac12`, `2\\frac{1}{2}`)
-    and not one of a list or tuple (`(7, 6)`, `2, 3`)."""
-    last = None
-    for last in _NUMBER.finditer(text):
-        pass
-    if last is None:
-        return None
-    number = last.group().rstrip(",")
-    before, after = text[max(0, last.start() - 40): last.start()], text[last.end(): last.end() + 40]
-    if _LATEX_BEFORE.search(before) or _LATEX_AFTER.search(after):
-        return None
-    if _LIST_BEFORE.search(before) or _LIST_AFTER.search(after) or ("," in number and not _THOUSANDS.fullmatch(number)):
-        return None
-    return _strip_thousands(number)
-
-
-def extract_answer(text: str | None, fallback: str = "last_number", finished: bool = True) -> str | None:
-    """The final answer in a completion, or None.
-
-    The last answer marker in the text wins — a \\boxed{} / \\fbox{}, GSM8K's `#### N`, "Final Answer:"
-    / "The final answer is" (Minerva's format), "The answer is", a line starting "Answer:" — so an intermediate box does not beat a
-    later final-answer line. Without a marker, `fallback="last_number"` takes the last number, but only
-    from a finished output (`finished=False`: truncated, it never answered) and only when unambiguous.
-    """
-    if not text:
-        return None
-    found: list[tuple[int, str]] = list(_boxes(text))
-    for pattern in _MARKERS:
-        for m in pattern.finditer(text):
-            answer = _clean_phrase(text[m.end(): m.end() + 2000])
-            if answer:
-                found.append((m.start(), answer))
-    if found:
-        return max(found, key=lambda item: item[0])[1] or None
-    if fallback == "last_number" and finished:
-        return _last_number(text)
-    return None
-
-
-def _strip_thousands(s: str) -> str:
-    return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s
-
-
 # ---- normalisation and exact rules ---------------------------------------------------------------------
 
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
@@ -199,7 +81,7 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     m = _WITH_WORDS.fullmatch(s)
     if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
         s = m.group(1)
-    s = _strip_thousands(s.replace(" ", ""))
+    s = strip_thousands(s.replace(" ", ""))
     if is_percent and percent == "ratio" and _PLAIN_NUMBER.fullmatch(s):
         s = f"{s}/100"
     return s
@@ -357,6 +239,10 @@ def _group_by_normalized(answers: Sequence[str | None], percent: str) -> list[in
     return [None if a is None else seen.setdefault(normalize_answer(a, percent), len(seen)) for a in answers]
 
 
+def _did_not_run(exc: WorkerError) -> str:
+    return f"the check did not run: {exc}"
+
+
 class MathGrader:
     """Equivalence checks on a pool of worker processes, each call bounded by `timeout` seconds.
 
@@ -369,39 +255,34 @@ class MathGrader:
         self.pool = WorkerPool(size=workers, timeout=timeout, initializer="ttscale.graders.math:_init_worker")
         self.undecided = 0
         self.grouping_fallbacks = 0
-        self.last_reason: str | None = None
+        self.last_reason: str | None = None  # of the latest undecided check (a result keeps its own)
 
     # -- equivalence -------------------------------------------------------------------------------
-    def _undecided(self, reason: str) -> None:
-        self.undecided += 1
-        self.last_reason = reason
-
     def equivalent(self, gold: str | None, pred: str | None) -> bool | None:
         """True, False, or None when the check could not be decided (counted in `stats`)."""
         return self.grade_batch([(gold, pred)])[0]
 
-    def _local(self, gold: str | None, pred: str | None) -> tuple[bool | None, bool]:
-        """(verdict, needs a worker)."""
-        if gold is None or pred is None:
-            return False, False
-        if max(len(gold), len(pred)) > self.settings.max_answer_chars:
-            verdict = long_equivalent(gold, pred)
-            if verdict is None:
-                self._undecided(f"an answer is over grader.max_answer_chars={self.settings.max_answer_chars}")
-            return verdict, False
-        decided = quick_equivalent(gold, pred, self.settings)
-        return decided, decided is None
-
     def grade_batch(self, pairs: Sequence[tuple[str | None, str | None]]) -> list[bool | None]:
-        """Equivalence of many (gold, pred) pairs: the cheap rules here, the rest in one round trip per
-        worker (a chunk that fails is retried pair by pair, so one pathological pair costs only itself)."""
-        results: list[bool | None] = []
+        """Equivalence of many (gold, pred) pairs (None: undecided; see `checks` for why)."""
+        return [verdict for verdict, _ in self.checks(pairs)]
+
+    def checks(self, pairs: Sequence[tuple[str | None, str | None]]) -> list[tuple[bool | None, str | None]]:
+        """(verdict, why it is undecided) for each pair: the cheap rules here, the rest in one round trip
+        per worker (a chunk that fails is retried pair by pair, so one pathological pair costs only itself)."""
+        out: list[tuple[bool | None, str | None]] = []
         pending: list[int] = []
+        cap = self.settings.max_answer_chars
         for i, (gold, pred) in enumerate(pairs):
-            verdict, needs_worker = self._local(gold, pred)
-            results.append(verdict)
-            if needs_worker:
-                pending.append(i)
+            if gold is None or pred is None:
+                out.append((False, None))
+            elif max(len(gold), len(pred)) > cap:
+                verdict = long_equivalent(gold, pred)
+                out.append((verdict, None if verdict is not None else f"an answer is over grader.max_answer_chars={cap}"))
+            else:
+                verdict = quick_equivalent(gold, pred, self.settings)
+                out.append((verdict, None))
+                if verdict is None:
+                    pending.append(i)
         if pending:
             chunks = [pending[k:: self.pool.size] for k in range(min(self.pool.size, len(pending)))]
             outcomes = self.pool.map(symbolic_equivalent_many,
@@ -409,22 +290,23 @@ class MathGrader:
                                      on_error=lambda exc: exc)
             for chunk, outcome in zip(chunks, outcomes):
                 if isinstance(outcome, WorkerError):
-                    outcome = [self._one(pairs[i]) for i in chunk] if len(chunk) > 1 else [self._failed(outcome)]
-                for i, verdict in zip(chunk, outcome):
-                    if verdict is None and not isinstance(results[i], bool):
-                        self._undecided(self.last_reason or "math-verify could not decide")
-                    results[i] = verdict
-        return results
+                    checked = [self._one(pairs[i]) for i in chunk] if len(chunk) > 1 else [(None, _did_not_run(outcome))]
+                else:
+                    checked = [(v, None if v is not None else "math-verify could not decide") for v in outcome]
+                for i, check in zip(chunk, checked):
+                    out[i] = check
+        for verdict, reason in out:
+            if verdict is None:
+                self.undecided += 1
+                self.last_reason = reason
+        return out
 
-    def _one(self, pair: tuple[str, str]) -> bool | None:
+    def _one(self, pair: tuple[str, str]) -> tuple[bool | None, str | None]:
         try:
-            return self.pool.call(symbolic_equivalent, pair[0], pair[1], self.settings)
+            verdict = self.pool.call(symbolic_equivalent, pair[0], pair[1], self.settings)
         except WorkerError as exc:
-            return self._failed(exc)
-
-    def _failed(self, exc: WorkerError) -> None:
-        self.last_reason = f"the check did not run: {exc}"
-        return None
+            return None, _did_not_run(exc)
+        return verdict, None if verdict is not None else "math-verify could not decide"
 
     # -- grouping ---------------------------------------------------------------------------------
     def group(self, answers: Sequence[str | None]) -> list[int | None]:
@@ -478,12 +360,12 @@ def grade_math_result(grader: MathGrader, result, problem) -> None:
         return
     answers = list(dict.fromkeys([c.answer for c in result.candidates if c.answer is not None]
                                  + ([result.answer] if result.answer is not None else [])))
-    verdicts = dict(zip(answers, grader.grade_batch([(problem.answer, a) for a in answers])))
-    result.correct = False if result.answer is None else verdicts[result.answer]
+    checks = dict(zip(answers, grader.checks([(problem.answer, a) for a in answers])))
+    result.correct = False if result.answer is None else checks[result.answer][0]
     for candidate in result.candidates:
-        candidate.correct = False if candidate.answer is None else verdicts[candidate.answer]
+        candidate.correct = False if candidate.answer is None else checks[candidate.answer][0]
     if result.correct is None:
-        result.undecided = grader.last_reason or "the equivalence check could not decide"
+        result.undecided = checks[result.answer][1]
 
 
 def is_equivalent(gold: str | None, pred: str | None, timeout: float = 10.0, **options) -> bool | None:

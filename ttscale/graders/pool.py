@@ -203,7 +203,9 @@ class WorkerPool:
             except WorkerError as exc:
                 return on_error(exc)
 
-        with ThreadPoolExecutor(max_workers=self.size) as threads:
+        if len(items) == 1:  # no threads to start for one call (the common single check)
+            return [one(items[0])]
+        with ThreadPoolExecutor(max_workers=min(self.size, len(items))) as threads:
             return list(threads.map(one, items))
 
     def close(self) -> None:

@@ -26,8 +26,8 @@ class GroundTruth:
         answers = [t.answer if t.answer is not None else self.grader.extract(t.text, problem, t.finish_reason not in ("length", "abort", None))
                    for t in trajectories]
         pairs = [(problem.answer, a) for a in answers]
-        verdicts = await asyncio.to_thread(self.grader.grade_batch, pairs)
-        if any(v is None for v in verdicts):  # an undecided check is not a score of 0
-            raise ValueError(f"problem {problem.id!r}: the ground-truth check could not decide "
-                             f"({self.grader.last_reason})")
-        return [Scores(1.0 if ok else 0.0) for ok in verdicts]
+        checks = await asyncio.to_thread(self.grader.checks, pairs)
+        undecided = next((why for ok, why in checks if ok is None), None)
+        if undecided is not None:  # an undecided check is not a score of 0
+            raise ValueError(f"problem {problem.id!r}: the ground-truth check could not decide ({undecided})")
+        return [Scores(1.0 if ok else 0.0) for ok, _ in checks]

@@ -75,10 +75,12 @@ class Node:
             return {}
         return series_stats(concat_series(self.step_series), self.stats_spec or StatsSpec())
 
-    def trajectory(self, score: float | None = None) -> Trajectory:
+    def trajectory(self, score: float | None = None, with_stats: bool = True) -> Trajectory:
+        """with_stats=False skips the token statistics (a pass over every token so far): scoring a
+        partial solution at each step does not need them, only the final candidates do."""
         return Trajectory(text=self.text, num_tokens=self.num_tokens, finish_reason=self.finish_reason,
                           cumulative_logprob=self.cumulative_logprob, steps=list(self.steps),
-                          score=score, step_scores=list(self.step_scores), stats=self.stats)
+                          score=score, step_scores=list(self.step_scores), stats=self.stats if with_stats else {})
 
 
 @dataclass
@@ -187,12 +189,12 @@ async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: 
     if not nodes:
         return
     if whole:
-        trajectories = [replace(n.trajectory(), steps=[n.text]) for n in nodes]
+        trajectories = [replace(n.trajectory(with_stats=False), steps=[n.text]) for n in nodes]
         scores = await verifier.score(problem, trajectories, usage)
         for node, s in zip(nodes, scores):
             node.step_scores = [*node.step_scores, float(s.value)]
         return
-    trajectories = [n.trajectory() for n in nodes]
+    trajectories = [n.trajectory(with_stats=False) for n in nodes]
     if traits_of(verifier).judges_last_step:
         values = await verifier.score_last_step(problem, trajectories, usage)
         for node, v in zip(nodes, values):

@@ -1,0 +1,149 @@
+"""Whole-tree limits for one sandboxed run: a cgroup with a memory and a process-count limit."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+
+class Cgroups:
+    """A fresh cgroup per run (memory and process count for the program's whole tree), where the
+    machine lets us make one: cgroup v2 with the memory and pids controllers, or v1 memory + pids.
+
+    Per run, not per slot: bubblewrap's processes are reaped by the system's init, sometimes a second
+    or more after the run, and until then they still count against pids.max. A run's cgroup is removed
+    once it is empty (retried at later runs and at close)."""
+
+    def __init__(self, memory_mb: int, processes: int):
+        self.memory_mb, self.processes = memory_mb, processes
+        self.problem: str | None = None
+        self.prefix = f"ttscale-{os.getpid()}-{secrets.token_hex(4)}"
+        self.roots = self._roots()
+        self.pending: list[str] = []  # cgroups of finished runs, removed when their last process is reaped
+        self._lock = threading.Lock()
+        if not self.roots:
+            self.problem = "no writable cgroup with memory and pids controllers"
+            return
+        try:  # one trial run's worth, to refuse early rather than per program
+            self.release(self.create("probe"))
+        except OSError as exc:
+            self.problem = f"could not set up a cgroup: {exc}"
+            self.roots = []
+
+    @staticmethod
+    def _write(path: str, name: str, value: str, optional: bool = False) -> None:
+        try:
+            with open(os.path.join(path, name), "w") as handle:
+                handle.write(value)
+        except OSError:
+            if not optional:
+                raise
+
+    def _roots(self) -> list[tuple[str, str]]:
+        base = "/sys/fs/cgroup"
+        try:
+            own = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return []
+        v2 = next((line.split(":", 2)[2] for line in own if line.startswith("0::")), None)
+        if v2 is not None and os.path.exists(os.path.join(base, "cgroup.controllers")):
+            root = os.path.join(base, v2.lstrip("/"))
+            try:
+                controllers = Path(root, "cgroup.subtree_control").read_text().split()
+            except OSError:
+                controllers = []
+            if {"memory", "pids"} <= set(controllers) and os.access(root, os.W_OK):
+                return [("v2", root)]
+        found = []
+        for kind in ("memory", "pids"):
+            mine = next((line.split(":", 2)[2] for line in own if line.split(":")[1:2] == [kind]), None)
+            root = os.path.join(base, kind, (mine or "/").lstrip("/"))
+            if mine is None or not os.access(root, os.W_OK):
+                return []
+            found.append((kind, root))
+        return found
+
+    def create(self, run: str) -> list[str]:
+        made = []
+        try:
+            for kind, root in self.roots:
+                path = os.path.join(root, f"{self.prefix}-{run}")
+                os.mkdir(path)
+                made.append(path)
+                if kind in ("v2", "memory"):
+                    limit = str(self.memory_mb << 20)
+                    self._write(path, "memory.max" if kind == "v2" else "memory.limit_in_bytes", limit)
+                    if kind == "v2":
+                        self._write(path, "memory.swap.max", "0", optional=True)
+                if kind in ("v2", "pids"):
+                    # the program's own processes, plus bubblewrap's, setpriv's and the shell's
+                    self._write(path, "pids.max", str(self.processes + 8))
+        except OSError:
+            self.release(made)
+            raise
+        return made
+
+    @staticmethod
+    def enter_command(paths: list[str]) -> list[str]:
+        """A prefix that moves the command into the run's cgroups before it runs (children inherit)."""
+        procs = " ".join(f"'{os.path.join(p, 'cgroup.procs')}'" for p in paths)
+        return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh"]
+
+    @staticmethod
+    def kill(paths: list[str], wait: float = 2.0) -> None:
+        """SIGKILL whatever is left in the run's cgroups, until none is listed."""
+        deadline = time.monotonic() + wait
+        while True:
+            left = []
+            for path in paths:
+                try:
+                    left += Path(path, "cgroup.procs").read_text().split()
+                except OSError:
+                    continue
+            if not left or time.monotonic() > deadline:
+                return
+            for pid in left:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            time.sleep(0.005)
+
+    @staticmethod
+    def oom_count(paths: list[str]) -> int:
+        total = 0
+        for path in paths:
+            for name, key in (("memory.events", "oom_kill"), ("memory.failcnt", None)):
+                try:
+                    text = Path(path, name).read_text()
+                except OSError:
+                    continue
+                if key is None:
+                    total += int(text.strip() or 0)
+                else:
+                    total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith(key + " "))
+        return total
+
+    def release(self, paths: list[str]) -> None:
+        """Remove finished runs' cgroups; those still holding an unreaped process wait for a later try."""
+        with self._lock:
+            still = []
+            for path in [*self.pending, *paths]:
+                try:
+                    os.rmdir(path)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    still.append(path)
+            self.pending = still
+
+    def close(self, wait: float = 5.0) -> None:
+        deadline = time.monotonic() + wait
+        self.release([])
+        while self.pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self.release([])
