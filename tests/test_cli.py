@@ -19,8 +19,9 @@ def ttscale(*args, timeout=600):
     [
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, answer_marker, batch, beam_width,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
-                            "block_search, deepconf, dvts, greedy, inverse_entropy, particle_filtering, particle_gibbs, "
-                            "rebase, rpc, self_consistency, sequential, verifier_vote, weighted_vote"),
+                            "block_search, deepconf, deepconf_online, dvts, greedy, inverse_entropy, particle_filtering, "
+                            "particle_gibbs, rebase, rpc, self_consistency, sequential, set_cover_pruning, verifier_vote, "
+                            "weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
          "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
         (["strategy=particle_filtering", "strategy.resampling=nope"],

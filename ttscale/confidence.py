@@ -16,6 +16,7 @@ temperature and top-p), which is what DeepConf's and the Sequential Edge's vLLM 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -88,3 +89,88 @@ def series_stats(series: dict[str, list[float]], spec: StatsSpec = StatsSpec()) 
         "mean_logprob": total / n,
         "perplexity": math.exp(-total / n),
     }
+
+
+class RunningStats:
+    """The statistics above, updated token by token as a sample streams in; `stats()` equals
+    `series_stats` on the same tokens (the same sums in the same order).
+
+    While the sample runs: `group_confidence` is the mean token confidence of the newest full window
+    (None until `window` tokens have arrived), `lowest_group_confidence` the lowest such window so
+    far, `last_entropy` the newest token's entropy (bits).
+    """
+
+    def __init__(self, spec: StatsSpec = StatsSpec(), keep_series: bool = False):
+        self.spec = spec
+        self.keep_series = keep_series
+        self.tokens = 0
+        self.sum_sampled = 0.0
+        self.sum_confidence = 0.0
+        self.sum_entropy = 0.0
+        self.last_entropy: float | None = None
+        self._window: deque[float] = deque()
+        self._running = 0.0  # the sum of the window's confidences
+        self._groups: list[float] = []  # every full window's mean, in order
+        self._lowest: float | None = None
+        self._tail: deque[float] = deque(maxlen=max(1, spec.tail))
+        self._sampled: list[float] = []
+        self._confidence: list[float] = []
+        self._entropy: list[float] = []
+
+    def update(self, sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> None:
+        """Add tokens: their sampled logprobs and their top-k logprobs (k >= 1)."""
+        window = max(1, self.spec.window)
+        for lp, top in zip(sampled, tops, strict=True):
+            c, h = token_confidence(top), token_entropy_bits(top)
+            self.tokens += 1
+            self.sum_sampled += float(lp)
+            self.sum_confidence += c
+            self.sum_entropy += h
+            self.last_entropy = h
+            self._tail.append(c)
+            if len(self._window) == window:
+                self._running += c - self._window.popleft()
+            else:
+                self._running += c
+            self._window.append(c)
+            if len(self._window) == window:
+                group = self._running / window
+                self._groups.append(group)
+                if self._lowest is None or group < self._lowest:
+                    self._lowest = group
+            if self.keep_series:
+                self._sampled.append(float(lp))
+                self._confidence.append(c)
+                self._entropy.append(h)
+
+    @property
+    def group_confidence(self) -> float | None:
+        return self._groups[-1] if self._groups else None
+
+    @property
+    def lowest_group_confidence(self) -> float | None:
+        return self._lowest
+
+    def series(self) -> dict[str, list[float]]:
+        if not self.keep_series:
+            raise ValueError("RunningStats(keep_series=True) keeps the per-token series")
+        return {"sampled": list(self._sampled), "confidence": list(self._confidence), "entropy": list(self._entropy)}
+
+    def stats(self) -> dict[str, float]:
+        n = self.tokens
+        if n == 0:
+            return {"tokens": 0}
+        groups = sorted(self._groups) if self._groups else [self._running / n]
+        bottom = groups[: max(1, int(len(groups) * self.spec.bottom_frac))]
+        tail = list(self._tail)[-min(self.spec.tail, n):]
+        return {
+            "tokens": n,
+            "mean_entropy": self.sum_entropy / n,
+            "mean_confidence": self.sum_confidence / n,
+            "lowest_group_confidence": groups[0],
+            "bottom_group_confidence": sum(bottom) / len(bottom),
+            "tail_confidence": sum(tail) / len(tail),
+            "sum_logprob": self.sum_sampled,
+            "mean_logprob": self.sum_sampled / n,
+            "perplexity": math.exp(-self.sum_sampled / n),
+        }

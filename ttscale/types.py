@@ -8,7 +8,27 @@ from typing import Any
 from ttscale.confidence import StatsSpec
 
 Message = dict[str, str]
-Prompt = str | list[Message]  # raw text, or chat messages rendered with the model's chat template
+
+
+@dataclass(frozen=True)
+class TokenPrompt:
+    """A prompt given as token ids: a chat template rendered once (Backend.encode), then extended by
+    the ids of generated text, so nothing is re-rendered or re-tokenised at a step boundary."""
+
+    ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ids", tuple(self.ids))
+
+    def extend(self, ids) -> TokenPrompt:
+        return TokenPrompt(self.ids + tuple(ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# raw text, chat messages rendered with the model's chat template, or token ids
+Prompt = str | list[Message] | TokenPrompt
 
 
 @dataclass
@@ -73,12 +93,33 @@ class Completion:
     # per-token sampled logprob / confidence / entropy (ttscale.confidence.token_series), with
     # keep_series: step-wise search joins its steps' series to give a whole solution's exact stats
     series: dict[str, list[float]] | None = None
+    token_ids: tuple[int, ...] | None = None  # the generated ids (backends that have them)
 
     @property
     def mean_logprob(self) -> float | None:
         if self.cumulative_logprob is None or self.num_tokens == 0:
             return None
         return self.cumulative_logprob / self.num_tokens
+
+
+@dataclass
+class Delta:
+    """What one stream step adds to ONE sample (Backend.stream): the new token ids and their text,
+    each token's sampled logprob and its top-k logprobs (by rank; with params.logprobs), and at the
+    end the finish reason. The first delta carries the prompt's token counts."""
+
+    token_ids: list[int]
+    text: str = ""
+    logprobs: list[float] | None = None
+    top_logprobs: list[list[float]] | None = None
+    finish_reason: str | None = None  # set on the last delta: "stop" | "length" | "abort"
+    stop_reason: str | int | None = None
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
 
 
 @dataclass

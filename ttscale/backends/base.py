@@ -1,24 +1,96 @@
-"""The backend contract: one async call that samples completions for one prompt."""
+"""The backend contract, the same for every transport (in-process vLLM, a server, the scripted double).
+
+Three granularities of one contract:
+- `generate(prompt, params)`: params.n finished completions of one prompt (whole samples, steps).
+- `stream(prompt, params)`: ONE sample as an async iterator of `Delta`s (new token ids, their text,
+  logprobs, and the finish reason at the end). Closing the iterator (`aclose()`, leaving an
+  `async with contextlib.aclosing(...)` block) or cancelling the task that iterates it aborts the
+  sample in the engine at once; the tokens already delivered are what it cost.
+- `score(prompt_ids, completion_ids)`: the model's logprob of each given completion token.
+
+A prompt is text, chat messages, or a `TokenPrompt` (ids: a template rendered once by `encode`, then
+extended by generated ids); completions carry their token ids. Backends must accept many concurrent
+calls (from many problems at once) and batch them; strategies never batch by hand. `top_logprobs`
+declares whether completions and deltas carry top-k logprobs when asked.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
 from typing import Protocol, runtime_checkable
 
-from ttscale.types import GenerateOutput, Prompt, SamplingParams
+from ttscale.confidence import RunningStats, StatsSpec
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams
 
 
 @runtime_checkable
 class Backend(Protocol):
-    """Samples `params.n` completions of `prompt`.
-
-    Backends must accept many concurrent `generate` calls (from many problems at once) and batch
-    them; strategies never batch by hand. Cancelling the awaiting task aborts the request.
-    `top_logprobs` declares whether completions carry top-k logprobs when asked (a verifier that reads
-    them, such as self-evaluation, cannot run on a backend that returns none).
-    """
-
     top_logprobs: bool
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput: ...
 
+    def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]: ...
+
+    async def score(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]: ...
+
+    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]: ...
+
     def close(self) -> None: ...
+
+
+class StreamFold:
+    """Folds one sample's deltas into a Completion (with running statistics when logprobs come)."""
+
+    def __init__(self, spec: StatsSpec = StatsSpec(), keep_series: bool = False):
+        self.token_ids: list[int] = []
+        self.pieces: list[str] = []
+        self.cumulative_logprob: float | None = 0.0
+        self.finish_reason: str | None = None
+        self.stop_reason: str | int | None = None
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
+        self.stats = RunningStats(spec, keep_series=keep_series)
+
+    def add(self, delta: Delta) -> None:
+        self.token_ids.extend(delta.token_ids)
+        self.pieces.append(delta.text)
+        self.prompt_tokens += delta.prompt_tokens
+        self.cached_prompt_tokens += delta.cached_prompt_tokens
+        if delta.logprobs is None:
+            if delta.token_ids:
+                self.cumulative_logprob = None
+        elif self.cumulative_logprob is not None:
+            self.cumulative_logprob += sum(delta.logprobs)
+        if delta.top_logprobs is not None:
+            self.stats.update(delta.logprobs, delta.top_logprobs)
+        if delta.finish_reason is not None:
+            self.finish_reason, self.stop_reason = delta.finish_reason, delta.stop_reason
+
+    def abort(self) -> None:
+        """The sample was stopped by its reader before it finished."""
+        if self.finish_reason is None:
+            self.finish_reason = "abort"
+
+    @property
+    def num_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def completion(self) -> Completion:
+        has_stats = self.stats.tokens > 0
+        return Completion(text=self.text, num_tokens=self.num_tokens, finish_reason=self.finish_reason,
+                          stop_reason=self.stop_reason, cumulative_logprob=self.cumulative_logprob,
+                          stats=self.stats.stats() if has_stats else {},
+                          series=self.stats.series() if has_stats and self.stats.keep_series else None,
+                          token_ids=tuple(self.token_ids))
+
+
+def fold(deltas: Iterable[Delta], spec: StatsSpec = StatsSpec()) -> Completion:
+    """The completion that a sequence of deltas makes."""
+    folder = StreamFold(spec)
+    for delta in deltas:
+        folder.add(delta)
+    return folder.completion()

@@ -3,23 +3,73 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams
+from ttscale.confidence import series_stats, token_series
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
 
 Script = Callable[[str, SamplingParams, int], "str | Completion"]
+PIECE = re.compile(r"\s*\S+")
 
 
-def prompt_text(prompt: Prompt) -> str:
-    """The prompt as plain text: raw text as is, chat messages' contents joined by newlines."""
+def prompt_text(prompt: Prompt, vocab: ScriptedTokenizer | None = None) -> str:
+    """The prompt as plain text: raw text as is, chat messages' contents joined by newlines, token ids
+    decoded (by `vocab`)."""
     if isinstance(prompt, str):
         return prompt
+    if isinstance(prompt, TokenPrompt):
+        if vocab is None:
+            raise ValueError("a token-id prompt needs the tokenizer that made its ids")
+        return vocab.decode(prompt.ids)
     return "\n".join(m["content"] for m in prompt)
 
 
 def count_tokens(text: str) -> int:
     return len(text.split())
+
+
+def pieces(text: str) -> list[str]:
+    """The scripted model's tokens: each word with the whitespace before it (trailing whitespace joins
+    the last word), so the pieces concatenate to the text and there are count_tokens(text) of them."""
+    out = PIECE.findall(text)
+    if out:
+        out[-1] += text[len("".join(out)):]
+    return out
+
+
+class ScriptedTokenizer:
+    """Token ids for pieces, assigned in order of first sight (one vocabulary per backend)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def encode(self, text: str) -> list[int]:
+        out = []
+        for piece in pieces(text):
+            if piece not in self.ids:
+                self.ids[piece] = len(self.words)
+                self.words.append(piece)
+            out.append(self.ids[piece])
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.words[i] for i in ids)
+
+
+def traced(text: str, tops: Sequence[Sequence[float]], sampled: Sequence[float] | None = None) -> Completion:
+    """A scripted completion whose tokens carry the given top-k logprobs (token confidence
+    -mean(top), entropy of the renormalised top): for hand-worked traces of token-level methods.
+    The sampled token's logprob is the first of its top-k unless given."""
+    words = pieces(text)
+    if len(tops) != len(words):
+        raise ValueError(f"{len(words)} tokens and {len(tops)} top-logprob lists")
+    sampled = [top[0] for top in tops] if sampled is None else list(sampled)
+    logprobs = [TokenLogprob(w, lp, {f"t{j}": v for j, v in enumerate(top)}) for w, lp, top in zip(words, sampled, tops)]
+    return Completion(text=text, num_tokens=len(words), finish_reason="stop", cumulative_logprob=sum(sampled),
+                      token_logprobs=logprobs)
 
 
 @dataclass
@@ -38,19 +88,39 @@ class ScriptedBackend:
     Text longer than max_tokens words is cut there, with finish_reason "length". It may raise, to test failure isolation. Every call is recorded in
     `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
     records the most calls that were awaiting at once. `top_logprobs` declares whether the script's
-    completions carry top-k logprobs (text scripts do not).
+    completions carry top-k logprobs (text scripts do not; see `traced`).
+
+    The whole contract: tokens are `pieces` with ids from the backend's own `tokenizer`; a token-id
+    prompt is decoded before the script sees it. `stream` yields one delta per token, each after
+    `token_delay` seconds (0: it still yields to the event loop, so concurrent streams interleave);
+    `generated_tokens` counts every token any stream produced and `aborted` the streams closed before
+    their end. `score` gives each completion token `scorer(prompt_text, completion_pieces)` (default
+    -0.1 each); its calls are in `scored`.
     """
 
-    def __init__(self, script: Script, delay: float = 0.0, top_logprobs: bool = False):
+    def __init__(self, script: Script, delay: float = 0.0, top_logprobs: bool = False, token_delay: float = 0.0,
+                 scorer: Callable[[str, list[str]], list[float]] | None = None):
         self.script = script
         self.delay = delay
+        self.token_delay = token_delay
+        self.scorer = scorer
         self.top_logprobs = top_logprobs  # True when the script returns Completions with token_logprobs
+        self.tokenizer = ScriptedTokenizer()
         self.calls: list[ScriptedCall] = []
+        self.scored: list[tuple[list[int], list[int]]] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.generated_tokens = 0
+        self.aborted = 0
+
+    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
+        return list(prompt.ids) if isinstance(prompt, TokenPrompt) else self.tokenizer.encode(prompt_text(prompt))
+
+    def _prompt_tokens(self, prompt: Prompt, text: str) -> int:
+        return len(prompt) if isinstance(prompt, TokenPrompt) else count_tokens(text)
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
-        text = prompt_text(prompt)
+        text = prompt_text(prompt, self.tokenizer)
         call = ScriptedCall(text, params)
         self.calls.append(call)
         self.in_flight += 1
@@ -62,11 +132,61 @@ class ScriptedBackend:
             call.completions = completions
         finally:
             self.in_flight -= 1
-        return GenerateOutput(completions=completions, prompt_tokens=count_tokens(text))
+        return GenerateOutput(completions=completions, prompt_tokens=self._prompt_tokens(prompt, text))
+
+    async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
+        """One sample, token by token (params.n must be 1)."""
+        if params.n != 1:
+            raise ValueError(f"stream gives one sample; n={params.n}")
+        text = prompt_text(prompt, self.tokenizer)
+        call = ScriptedCall(text, params)
+        self.calls.append(call)
+        completion = self._complete(text, params, 0)
+        call.completions = [completion]
+        words = pieces(completion.text)
+        finish, stop_reason = completion.finish_reason, completion.stop_reason
+        if params.max_tokens is not None and len(words) > params.max_tokens:
+            words, finish, stop_reason = words[: params.max_tokens], "length", None
+        logprobs = completion.token_logprobs
+        k = params.logprobs
+        first = {"prompt_tokens": self._prompt_tokens(prompt, text)}
+        done = False
+        try:
+            for t, word in enumerate(words):
+                await asyncio.sleep(self.token_delay)
+                self.generated_tokens += 1
+                lp = logprobs[t] if logprobs else None
+                last = t == len(words) - 1
+                yield Delta(token_ids=self.tokenizer.encode(word), text=word,
+                            logprobs=None if k is None else [lp.logprob if lp else -0.1],
+                            top_logprobs=[list(lp.top.values())[: max(1, k)]] if k is not None and lp else None,
+                            finish_reason=finish if last else None, stop_reason=stop_reason if last else None,
+                            **first)
+                first = {}
+            if not words:
+                yield Delta(token_ids=[], finish_reason=finish, stop_reason=stop_reason, **first)
+            done = True
+        finally:
+            if not done:
+                self.aborted += 1
+
+    async def score(self, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> list[float]:
+        self.scored.append((list(prompt_ids), list(completion_ids)))
+        words = [self.tokenizer.words[i] for i in completion_ids]
+        if self.scorer is None:
+            return [-0.1] * len(words)
+        return list(self.scorer(self.tokenizer.decode(prompt_ids), words))
 
     def _complete(self, text: str, params: SamplingParams, index: int) -> Completion:
         out = self.script(text, params, index)
         if isinstance(out, Completion):
+            if out.token_ids is None:
+                out.token_ids = tuple(self.tokenizer.encode(out.text))
+            if out.token_logprobs and params.logprobs is not None and not out.stats:
+                tops = [list(t.top.values())[: max(1, params.logprobs)] for t in out.token_logprobs]
+                series = token_series([t.logprob for t in out.token_logprobs], tops)
+                out.stats = series_stats(series, params.stats)
+                out.series = series if params.keep_series else None
             return out
         stop_reason = None
         hits = [(out.find(s), s) for s in params.stop if s and s in out]
@@ -78,7 +198,7 @@ class ScriptedBackend:
             out, finish, stop_reason = " ".join(out.split()[: params.max_tokens]), "length", None
         tokens = count_tokens(out)
         return Completion(text=out, num_tokens=tokens, finish_reason=finish, stop_reason=stop_reason,
-                          cumulative_logprob=-0.1 * tokens)
+                          cumulative_logprob=-0.1 * tokens, token_ids=tuple(self.tokenizer.encode(out)))
 
     def close(self) -> None:
         pass

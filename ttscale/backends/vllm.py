@@ -17,11 +17,11 @@ import dataclasses
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ttscale.confidence import StatsSpec, series_stats, token_series
-from ttscale.types import Completion, GenerateOutput, Prompt, SamplingParams, TokenLogprob
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
 
 
 class BackendConfigError(ValueError):
@@ -110,7 +110,10 @@ class VLLMBackend:
         return self._tokenizer
 
     def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
-        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages."""
+        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages; a
+        token-id prompt as it is."""
+        if isinstance(prompt, TokenPrompt):
+            return list(prompt.ids)
         if isinstance(prompt, str):
             return list(self._tokenizer.encode(prompt))
         ids = self._tokenizer.apply_chat_template(
@@ -131,7 +134,7 @@ class VLLMBackend:
                 ids += self._tokenizer.encode(tail, add_special_tokens=False)
         return ids
 
-    def _vllm_params(self, params: SamplingParams):
+    def _vllm_params(self, params: SamplingParams, stream: bool = False):
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -145,7 +148,7 @@ class VLLMBackend:
             include_stop_str_in_output=params.include_stop,
             logprobs=params.logprobs,
             seed=params.seed if self.per_request_seed else None,
-            output_kind=RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.DELTA if stream else RequestOutputKind.FINAL_ONLY,
         )
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
@@ -178,12 +181,84 @@ class VLLMBackend:
                 token_logprobs=_token_logprobs(o) if keep and top_k > 0 else None,
                 stats=series_stats(series, spec) if series is not None else {},
                 series=series if keep_series else None,
+                token_ids=tuple(o.token_ids),
             ))
         return GenerateOutput(
             completions=completions,
             prompt_tokens=len(ids),
             cached_prompt_tokens=final.num_cached_tokens or 0,
         )
+
+    async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
+        """One sample as deltas (params.n must be 1). The request runs on the engine's loop and hands
+        each delta over to this one; closing this iterator, or cancelling its reader, cancels the
+        engine-side task, which aborts the request in vLLM (AsyncLLM.generate aborts on cancel)."""
+        if params.n != 1:
+            raise ValueError(f"stream gives one sample; n={params.n} (open n streams)")
+        ids = self.encode(prompt, params.continue_final_message)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def put(item) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        future = self._submit(self._stream(ids, self._vllm_params(params, stream=True), put))
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.finish_reason is not None:
+                    return
+        finally:
+            if not future.done():
+                future.cancel()
+
+    async def _stream(self, ids: list[int], vparams, put) -> None:
+        try:
+            room = self.max_model_len - len(ids)
+            if room <= 0:
+                put(Delta([], finish_reason="length", prompt_tokens=len(ids)))
+                return
+            if vparams.max_tokens is not None and vparams.max_tokens > room:
+                vparams.max_tokens = room
+            top_k = vparams.logprobs
+            first = True
+            async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
+                o = out.outputs[0]
+                delta = Delta(token_ids=list(o.token_ids), text=o.text, finish_reason=o.finish_reason,
+                              stop_reason=o.stop_reason if o.finish_reason else None)
+                if top_k is not None:
+                    delta.logprobs, delta.top_logprobs = _delta_logprobs(o, top_k)
+                if first:
+                    delta.prompt_tokens, delta.cached_prompt_tokens = len(ids), out.num_cached_tokens or 0
+                    first = False
+                put(delta)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the reader raises it in its own loop
+            put(exc)
+
+    async def score(self, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> list[float]:
+        """The model's logprob of each completion token after the prompt (vLLM prompt_logprobs):
+        raw logprobs, before any temperature."""
+        from vllm import SamplingParams as VSamplingParams
+
+        ids = [*prompt_ids, *completion_ids]
+        if len(ids) >= self.max_model_len:
+            raise ValueError(f"score: {len(ids)} tokens do not fit the context ({self.max_model_len})")
+        if not completion_ids:
+            return []
+        vparams = VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        return await asyncio.wrap_future(self._submit(self._score(ids, len(prompt_ids), vparams)))
+
+    async def _score(self, ids: list[int], start: int, vparams) -> list[float]:
+        final = None
+        async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
+            final = out
+        positions = final.prompt_logprobs or []
+        return [positions[t][ids[t]].logprob for t in range(max(start, 1), len(ids))]
 
     async def pool(self, ids: list[int], step_tag_id: int | None = None):
         """Token-wise outputs of a pooling model (engine_args runner="pooling"), e.g. a PRM's class
@@ -230,6 +305,18 @@ def _token_logprobs(output) -> list[TokenLogprob]:
             )
         )
     return result
+
+
+def _delta_logprobs(output, top_k: int) -> tuple[list[float], list[list[float]] | None]:
+    """The new tokens' sampled logprobs and (with top_k >= 1) their top-k logprobs by rank."""
+    sampled, tops = [], []
+    for token_id, position in zip(output.token_ids, output.logprobs or []):
+        chosen = position.get(token_id)
+        sampled.append(chosen.logprob if chosen else float("nan"))
+        if top_k > 0:
+            tops.append([lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= top_k]
+                        or [chosen.logprob])
+    return sampled, (tops if top_k > 0 else None)
 
 
 def _series(output, top_k: int) -> dict[str, list[float]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ttscale.backends.base import Backend
 from ttscale.graders.math import MathGrader
-from ttscale.types import Completion, Problem, Prompt, SamplingParams, Usage
+from ttscale.types import Completion, Delta, Problem, Prompt, SamplingParams, TokenPrompt, Usage
 
 
 def derive_seed(run_seed: int, problem_id: str, call_index: int | str) -> int:
@@ -28,6 +29,7 @@ class Context:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     info: dict[str, Any] = field(default_factory=dict)  # strategy facts for the result (samples saved, ...)
+    _prompt_ids: TokenPrompt | None = field(default=None, repr=False)
 
     @property
     def prompt(self) -> Prompt:
@@ -49,3 +51,26 @@ class Context:
         self.usage.cached_prompt_tokens += out.cached_prompt_tokens
         self.usage.completion_tokens += sum(c.num_tokens for c in out.completions)
         return out.completions
+
+    def prompt_ids(self) -> TokenPrompt:
+        """The problem's prompt as token ids (the chat template rendered once), to extend by ids."""
+        if self._prompt_ids is None:
+            self._prompt_ids = TokenPrompt(self.backend.encode(self.prompt))
+        return self._prompt_ids
+
+    async def stream(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> AsyncIterator[Delta]:
+        """One sample as deltas, seeded like `generate`, its tokens counted into usage as they arrive
+        (a sample stopped early costs what it generated). Read it inside
+        `async with contextlib.aclosing(ctx.stream(...)) as deltas:` so leaving the block aborts it."""
+        seed = derive_seed(self.run_seed, self.problem.id, self.calls if key is None else key)
+        self.calls += 1
+        self.usage.backend_calls += 1
+        stream = self.backend.stream(prompt, replace(params, n=1, seed=seed))
+        try:
+            async for delta in stream:
+                self.usage.prompt_tokens += delta.prompt_tokens
+                self.usage.cached_prompt_tokens += delta.cached_prompt_tokens
+                self.usage.completion_tokens += len(delta.token_ids)
+                yield delta
+        finally:
+            await stream.aclose()

@@ -1,0 +1,227 @@
+"""The token-level contract (stream / abort / token-id prompts / score / running statistics) on the
+scripted backend, and the methods built on it, traced by hand."""
+
+import asyncio
+import contextlib
+import random
+
+import pytest
+
+from ttscale.backends.base import StreamFold, fold
+from ttscale.backends.scripted import ScriptedBackend, pieces, traced
+from ttscale.confidence import RunningStats, StatsSpec, sequence_stats
+from ttscale.strategies import Context, MajorityVote, Strategy
+from ttscale.strategies.search.deepconf_online import DeepConfOnline, threshold
+from ttscale.strategies.search.set_cover_pruning import SetCoverPruning, greedy_cover
+from ttscale.strategies.select import WeightedVote
+from ttscale.types import Problem, SamplingParams, TokenPrompt
+
+PROBLEM = Problem(id="p", question="q", answer="7", messages=[{"role": "user", "content": "q"}])
+
+
+def context(backend, grader=None, problem=PROBLEM):
+    return Context(problem=problem, backend=backend, grader=grader)
+
+
+async def read_all(stream):
+    out = []
+    async with contextlib.aclosing(stream) as deltas:
+        async for d in deltas:
+            out.append(d)
+    return out
+
+
+# ---- running statistics ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,window", [(0, 4), (1, 4), (3, 4), (4, 4), (37, 4), (200, 16), (50, 1)])
+def test_running_statistics_equal_the_batch_ones(n, window):
+    rng = random.Random(n * 31 + window)
+    sampled = [-rng.random() * 3 for _ in range(n)]
+    tops = [[-rng.random() * 5 for _ in range(rng.randint(1, 5))] for _ in range(n)]
+    spec = StatsSpec(window=window, tail=window, bottom_frac=0.1)
+    running, i = RunningStats(spec, keep_series=True), 0
+    while i < n:  # deltas of uneven sizes, as a stream delivers them
+        k = rng.randint(1, 7)
+        running.update(sampled[i:i + k], tops[i:i + k])
+        i += k
+    assert running.stats() == sequence_stats(sampled, tops, spec)
+    if n >= window:  # the lowest full window so far is the batch statistic's lowest group
+        assert running.lowest_group_confidence == sequence_stats(sampled, tops, spec)["lowest_group_confidence"]
+    else:
+        assert running.group_confidence is None and running.lowest_group_confidence is None
+
+
+# ---- the contract on the scripted backend ------------------------------------------------------
+
+def test_stream_gives_the_generate_text_ids_and_statistics():
+    tops = [[-0.5, -2.0], [-0.1, -3.0], [-1.0, -1.5], [-0.2, -2.5]]
+    backend = ScriptedBackend(lambda text, params, i: traced("one two three \\boxed{7}", tops), top_logprobs=True)
+    params = SamplingParams(logprobs=2)
+    generated = asyncio.run(backend.generate("q", params)).completions[0]
+    deltas = asyncio.run(read_all(backend.stream("q", params)))
+    streamed = fold(deltas)
+    assert [len(d.token_ids) for d in deltas] == [1, 1, 1, 1] and deltas[0].prompt_tokens == 1
+    assert streamed.text == generated.text and streamed.token_ids == generated.token_ids
+    assert streamed.stats == generated.stats and streamed.finish_reason == "stop"
+    assert streamed.cumulative_logprob == pytest.approx(generated.cumulative_logprob)
+
+
+def test_closing_a_stream_aborts_it_and_its_tokens_are_counted():
+    backend = ScriptedBackend(lambda text, params, i: " ".join(f"w{k}" for k in range(100)))
+    ctx = context(backend)
+
+    async def first(k):
+        got = StreamFold()
+        async with contextlib.aclosing(ctx.stream(ctx.prompt, SamplingParams(max_tokens=1000))) as deltas:
+            async for d in deltas:
+                got.add(d)
+                if got.num_tokens == k:
+                    break
+        return got
+
+    got = asyncio.run(first(7))
+    assert got.num_tokens == 7 and backend.generated_tokens == 7 and backend.aborted == 1
+    assert ctx.usage.completion_tokens == 7 and ctx.usage.backend_calls == 1
+
+
+def test_cancelling_the_reader_aborts_the_stream():
+    backend = ScriptedBackend(lambda text, params, i: " ".join(["w"] * 1000), token_delay=0.001)
+    ctx = context(backend)
+
+    async def main():
+        task = asyncio.create_task(read_all(ctx.stream(ctx.prompt, SamplingParams(max_tokens=2000))))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert backend.aborted == 1 and 0 < backend.generated_tokens < 1000
+    assert ctx.usage.completion_tokens == backend.generated_tokens
+
+
+def test_a_stream_is_cut_at_max_tokens():
+    backend = ScriptedBackend(lambda text, params, i: "a b c d e")
+    c = fold(asyncio.run(read_all(backend.stream("q", SamplingParams(max_tokens=3)))))
+    assert c.text == "a b c" and c.finish_reason == "length"
+
+
+def test_token_id_prompts_continue_by_ids():
+    seen = []
+    backend = ScriptedBackend(lambda text, params, i: seen.append(text) or "step two")
+    first = asyncio.run(backend.generate("Question: q\nAnswer:", SamplingParams())).completions[0]
+    prompt = TokenPrompt(backend.encode("Question: q\nAnswer:")).extend(first.token_ids)
+    out = asyncio.run(backend.generate(prompt, SamplingParams()))
+    assert seen[-1] == "Question: q\nAnswer:step two" and out.prompt_tokens == len(prompt)
+    assert "".join(pieces("a  b\n\n c ")) == "a  b\n\n c " and len(pieces("a  b\n\n c ")) == 3
+
+
+def test_score_returns_one_logprob_per_completion_token():
+    backend = ScriptedBackend(lambda text, params, i: "x", scorer=lambda prompt, words: [-float(len(w)) for w in words])
+    ids = backend.encode("the prompt")
+    completion = backend.tokenizer.encode(" ab cde")
+    assert asyncio.run(backend.score(ids, completion)) == [-3.0, -4.0]
+    assert backend.scored == [(ids, completion)]
+
+
+# ---- DeepConf online ---------------------------------------------------------------------------
+
+def conf_trace(text, confidences):
+    return traced(text, [[-c] for c in confidences])  # one top logprob: token confidence c
+
+
+def deepconf_backend(warm, online, token_delay=0.0):
+    online = iter(online)
+    return ScriptedBackend(lambda text, params, i: warm[i] if params.n > 1 else next(online),
+                           top_logprobs=True, token_delay=token_delay)
+
+
+def solve(search, select, backend, grader):
+    return asyncio.run(Strategy(search, select).solve(PROBLEM, context(backend, grader)))
+
+
+def deepconf(**kw):
+    params = SamplingParams(logprobs=1, stats=StatsSpec(window=2, tail=2))
+    return DeepConfOnline(**{"n": 6, "params": params, "warmup": 4, "eta": 50, "tau": 0.95, "parallel": 1, **kw})
+
+
+WARM = [conf_trace("a b \\boxed{7}", [1, 1, 1]), conf_trace("a b \\boxed{8}", [2, 2, 2]),
+        conf_trace("a c \\boxed{7}", [3, 3, 3]), conf_trace("a c \\boxed{8}", [4, 4, 4])]
+
+
+def test_deepconf_online_threshold_stop_and_vote_by_hand(grader):
+    # warm-up lowest group confidences 1, 2, 3, 4: s = 50th percentile = 2.5; only 3 (7) and 4 (8) vote.
+    # trace 5: windows of 2 tokens 3, 2 -> stopped at its 3rd token (group 2 < 2.5), never votes.
+    # trace 6: confidence 5, answer 7: votes 7 = 3 + 5, 8 = 4 -> consensus 8/12 < 0.95; n=6 reached.
+    online = [conf_trace("x y z w \\boxed{8}", [3, 3, 1, 1, 3]), conf_trace("x \\boxed{7}", [5, 5])]
+    backend = deepconf_backend(WARM, online)
+    result = solve(deepconf(), WeightedVote("lowest_group_confidence"), backend, grader)
+    assert threshold([1, 2, 3, 4], 50) == 2.5 and result.info["threshold"] == 2.5
+    assert result.answer == "7" and [c.answer for c in result.candidates] == ["7", "8", "7"]
+    assert result.info["traces_stopped"] == 1 and result.info["traces_below_threshold"] == 2
+    assert result.info["traces_launched"] == 6 and result.info["consensus"] == pytest.approx(8 / 12)
+    assert backend.generated_tokens == 3 + 2  # the stopped trace generated 3 tokens, not 5
+    assert result.usage.completion_tokens == 12 + 3 + 2
+
+
+def test_deepconf_online_stops_sampling_at_consensus(grader):
+    warm = [conf_trace("a \\boxed{7}", [c, c]) for c in (1, 2, 3, 4)]  # every voter says 7: consensus 1
+    backend = deepconf_backend(warm, [])
+    result = solve(deepconf(n=64), WeightedVote("lowest_group_confidence"), backend, grader)
+    assert result.info["traces_launched"] == 4 and result.info["traces_not_sampled"] == 60
+    assert result.info["consensus"] == 1.0 and backend.generated_tokens == 0 and result.answer == "7"
+
+
+def test_deepconf_online_aborts_the_traces_in_flight_at_consensus(grader):
+    # two traces stream at once; the short one finishes, consensus 8/12 >= tau 0.6, the long one is aborted
+    online = [conf_trace("x \\boxed{7}", [5, 5]), conf_trace(" ".join(["y"] * 4000), [9] * 4000)]
+    backend = deepconf_backend(WARM, online, token_delay=0.002)
+    result = solve(deepconf(tau=0.6, parallel=2), WeightedVote("lowest_group_confidence"), backend, grader)
+    assert result.info["traces_aborted_at_consensus"] == 1 and backend.aborted == 1
+    assert 2 < backend.generated_tokens < 2 + 4000
+    assert result.usage.completion_tokens == 12 + backend.generated_tokens and result.answer == "7"
+
+
+def test_deepconf_online_refuses_a_backend_without_logprobs(grader):
+    backend = ScriptedBackend(lambda text, params, i: "\\boxed{7}")
+    with pytest.raises(ValueError, match="top-k logprobs"):
+        asyncio.run(deepconf()(PROBLEM, context(backend, grader)))
+    with pytest.raises(ValueError, match="eta"):
+        deepconf(eta=100)
+
+
+# ---- set-cover pruning -------------------------------------------------------------------------
+
+def test_greedy_cover_by_hand():
+    sets = [{1, 2}, {1, 2}, {3, 4}, {1, 3}]
+    assert greedy_cover(sets, [1.0, 0.5, 1.0, 0.1]) == [3, 1, 2]  # 0.1/2, then 0.5/1 vs 1/1 ...
+    assert greedy_cover(sets, [1.0, 1.0, 1.0, 9.0], covered={3, 4}) == [0]
+
+
+def test_set_cover_pruning_by_hand(grader):
+    # at 2 tokens: H0 {a, b} cost e^0.1, H1 {a, b} cost e^1, H2 {g, h} cost e^0.5 -> cover H0, H2; H1 aborted.
+    # at 4 tokens H0 and H2 share nothing: both kept; they finish and vote 1 : 2 (tie: the first).
+    texts = [("a b c d \\boxed{7}", -0.1), ("a b e f \\boxed{7}", -1.0), ("g h i j \\boxed{2}", -0.5)]
+    scripts = iter(texts)
+
+    def script(text, params, i):
+        words, lp = next(scripts)
+        return traced(words, [[lp]] * 5)
+
+    backend = ScriptedBackend(script)
+    search = SetCoverPruning(n=3, params=SamplingParams(logprobs=0), step=2)
+    result = solve(search, MajorityVote(), backend, grader)
+    assert result.info["pruned_at"] == {"1": 2} and result.info["pruned"] == 1 and backend.aborted == 1
+    assert [c.answer for c in result.candidates] == ["7", "2"] and result.answer == "7"
+    assert 2 <= result.info["pruned_tokens"] < 5
+    assert result.usage.completion_tokens == 10 + result.info["pruned_tokens"] == backend.generated_tokens
+
+
+def test_set_cover_pruning_keeps_min_keep_and_prunes_duplicates(grader):
+    same = lambda text, params, i: "a b c \\boxed{7}"  # noqa: E731  identical hypotheses cover each other
+    pruned = solve(SetCoverPruning(n=3, step=1), MajorityVote(), ScriptedBackend(same), grader)
+    kept = solve(SetCoverPruning(n=3, step=1, min_keep=3), MajorityVote(), ScriptedBackend(same), grader)
+    assert pruned.info["pruned"] == 2 and len(pruned.candidates) == 1 and pruned.answer == "7"
+    assert kept.info["pruned"] == 0 and len(kept.candidates) == 3
+    with pytest.raises(ValueError, match="cost"):
+        SetCoverPruning(cost="nope")

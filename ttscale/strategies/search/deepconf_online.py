@@ -1,0 +1,145 @@
+"""DeepConf online (Fu et al. 2025, "Deep Think with Confidence", Algorithm 2).
+
+    warm-up:  N_init full traces; s = Percentile_{100-eta} of their lowest group confidences
+    online:   while consensus < tau and traces < B:
+                  stream a trace; stop it the moment a full window's group confidence is < s
+                  a trace that finishes joins the vote
+    vote:     confidence-weighted (lowest group confidence) over the kept traces
+
+Token confidence is -mean(top-k logprobs) and a group is a sliding window of `window` tokens
+(ttscale.confidence.RunningStats; the check starts once a window is full, as in the reference
+code's logits processor). A trace that finishes but whose lowest group confidence is below s (one
+shorter than a window is one group of all its tokens) does not vote, and neither do warm-up traces
+below s: the reference code relabels both. Consensus is the weighted vote share of the leading
+answer over the voting traces, checked each time a trace finishes.
+
+Deviations from the reference code, as options: the code streams all B - N_init traces at once and
+never checks consensus (tau: null does the same; `parallel` caps the traces in flight, default 8,
+so that consensus can stop sampling as the paper's sequential loop does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ttscale.backends.base import StreamFold
+from ttscale.strategies.context import Context
+from ttscale.strategies.select.weighted import weighted_winner
+from ttscale.types import Completion, Problem, SamplingParams, Trajectory
+
+CONFIDENCE = "lowest_group_confidence"
+
+
+def threshold(lowest: list[float], eta: float) -> float:
+    """s: the (100 - eta)th percentile (numpy's linear interpolation, as the reference) of the warm-up
+    traces' lowest group confidences: eta=10 keeps about the top 10% (DeepConf-low)."""
+    return float(np.percentile(lowest, 100.0 - eta))
+
+
+@dataclass
+class DeepConfOnline:
+    n: int = 64  # the budget B: the most traces, warm-up included
+    params: SamplingParams = SamplingParams(logprobs=20)
+    warmup: int = 16  # N_init (paper and code)
+    eta: float = 10.0  # percent kept: 10 = DeepConf-low, 90 = DeepConf-high
+    tau: float | None = 0.95  # consensus that stops sampling; None: never (the reference code)
+    parallel: int = 8  # traces streamed at once after the warm-up
+
+    def __post_init__(self) -> None:
+        if not 0 < self.eta < 100:
+            raise ValueError(f"eta={self.eta!r} must be in (0, 100)")
+        if self.tau is not None and not 0 < self.tau <= 1:
+            raise ValueError(f"tau={self.tau!r} must be in (0, 1], or null (no consensus stop)")
+        if not 1 <= self.warmup <= self.n:
+            raise ValueError(f"warmup={self.warmup!r} must be in [1, n={self.n}]")
+        if self.parallel < 1:
+            raise ValueError(f"parallel={self.parallel!r} must be >= 1")
+        if not self.params.logprobs:
+            raise ValueError("DeepConf needs top-k logprobs: set strategy.logprobs (the reference uses 20)")
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        warm = await ctx.generate(ctx.prompt, replace(self.params, n=self.warmup), key="warmup")
+        s = threshold([_confidence(c) for c in warm], self.eta)
+        voters: list[Trajectory] = []
+        stopped = below = 0
+        for c in warm:
+            if _confidence(c) >= s:
+                voters.append(self._trajectory(c, problem, ctx))
+            else:
+                below += 1
+        consensus = await self._consensus(voters, problem, ctx)
+        launched = self.warmup
+        running: set[asyncio.Task] = set()
+        try:
+            while True:
+                settled = self.tau is not None and consensus >= self.tau
+                while not settled and launched < self.n and len(running) < self.parallel:
+                    running.add(asyncio.create_task(self._trace(ctx, launched, s)))
+                    launched += 1
+                if not running:
+                    break
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: t.result()[0]):
+                    _, completion, was_stopped = task.result()
+                    if was_stopped:
+                        stopped += 1
+                    elif _confidence(completion) < s:
+                        below += 1
+                    else:
+                        voters.append(self._trajectory(completion, problem, ctx))
+                consensus = await self._consensus(voters, problem, ctx)
+                if self.tau is not None and consensus >= self.tau:
+                    break
+        finally:
+            for task in running:  # consensus reached: abort the traces still streaming
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        ctx.info.update({"threshold": s, "consensus": consensus, "traces_launched": launched,
+                         "traces_stopped": stopped, "traces_aborted_at_consensus": len(running),
+                         "traces_below_threshold": below, "traces_not_sampled": self.n - launched})
+        return voters
+
+    async def _trace(self, ctx: Context, index: int, s: float) -> tuple[int, Completion, bool]:
+        """One streamed trace, stopped the moment a full window's group confidence falls below s."""
+        fold = StreamFold(self.params.stats)
+        stopped = False
+        async with contextlib.aclosing(ctx.stream(ctx.prompt, self.params, key=f"trace/{index}")) as deltas:
+            async for delta in deltas:
+                fold.add(delta)
+                low = fold.stats.lowest_group_confidence
+                if low is not None and low < s and fold.finish_reason is None:
+                    fold.abort()
+                    stopped = True
+                    break
+        return index, fold.completion(), stopped
+
+    def _trajectory(self, completion: Completion, problem: Problem, ctx: Context) -> Trajectory:
+        t = Trajectory.from_completion(completion)
+        t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
+        return t
+
+    async def _consensus(self, voters: list[Trajectory], problem: Problem, ctx: Context) -> float:
+        """The leading answer's share of the confidence-weighted vote (0 with no answer yet)."""
+        groups = await ctx.grader.agroup([t.answer for t in voters], problem)
+        weights = [t.stats[CONFIDENCE] if g is not None else 0.0 for t, g in zip(voters, groups)]
+        total = sum(weights)
+        if total <= 0:
+            return 0.0
+        winner = weighted_winner(voters, groups, weights)
+        return max(winner.info["weights"].values()) / total
+
+
+def _confidence(completion: Completion) -> float:
+    value = completion.stats.get(CONFIDENCE)
+    if value is None or math.isnan(value):
+        raise ValueError("DeepConf needs each trace's lowest group confidence, and the backend returned no "
+                         "top-k logprobs (use backend=vllm with strategy.logprobs >= 1)")
+    return value
+
+
+METHODS = {"deepconf_online": DeepConfOnline}  # strategy.search=deepconf_online
