@@ -118,14 +118,16 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["resumed"] == 2
 
 
-SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential"]
+SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential",
+         "deepconf_online", "set_cover_pruning"]
 
 
 @pytest.mark.integration
 def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = ttscale("-m", "strategy=" + ",".join(SWEPT), "dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24",
-                   "strategy.batch=1", "strategy.min_samples=1", "strategy.chains=1", "progress=false",
+                   "strategy.batch=1", "strategy.min_samples=1", "strategy.chains=1", "strategy.warmup=1",
+                   "strategy.stats_window=4", "strategy.prune_step=4", "strategy.tau=null", "progress=false",
                    "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
@@ -133,10 +135,18 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
         summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
         assert summary["strategy"] == name and summary["errors"] == 0, summary
         (result,) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
-        if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential"):
+        if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential", "deepconf_online"):
             # top-k logprobs were really requested from vLLM and summarised per candidate
             assert all(c["stats"]["tokens"] == c["num_tokens"] and c["stats"]["mean_entropy"] >= 0
                        for c in result["candidates"]), result["candidates"]
+        if name == "deepconf_online":  # one warm-up trace sets s (it then votes); one streamed trace: stopped,
+            # below s, or voting
+            info = result["info"]
+            assert info["traces_launched"] == 2 and len(result["candidates"]) + info["traces_stopped"] \
+                + info["traces_below_threshold"] == 2, info
+        if name == "set_cover_pruning":  # the two hypotheses were compared every 4 tokens; streamed tokens counted
+            assert result["info"]["pruning_rounds"] >= 1 and result["usage"]["backend_calls"] == 2, result["info"]
+            assert result["usage"]["completion_tokens"] >= sum(c["num_tokens"] for c in result["candidates"])
         if name == "adaptive_sc":
             assert result["info"]["samples_drawn"] + result["info"]["samples_saved"] == 2
         if name == "sequential":

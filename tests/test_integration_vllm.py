@@ -140,3 +140,111 @@ def test_step_generation_on_the_engine_continues_the_message_and_hits_the_prefix
     (again,) = asyncio.run(gen.expand(ctx, partial, 1, "t"))
     assert again.text == child.text
     assert ctx.usage.cached_prompt_tokens > 0  # the re-sent prefix came from vLLM's prefix cache
+
+
+# ---- the token-level contract on the real engine -----------------------------------------------
+
+def _generated_total():
+    """vLLM's own count of generated tokens (its Prometheus counter), summed over engines."""
+    from prometheus_client import REGISTRY
+
+    return sum(s.value for m in REGISTRY.collect() for s in m.samples if s.name == "vllm:generation_tokens_total")
+
+
+async def _stream(backend, prompt, params, stop_after=None):
+    import contextlib
+
+    from ttscale.backends.base import StreamFold
+
+    fold = StreamFold(params.stats)
+    async with contextlib.aclosing(backend.stream(prompt, params)) as deltas:
+        async for d in deltas:
+            fold.add(d)
+            if stop_after is not None and fold.num_tokens >= stop_after:
+                fold.abort()
+                break
+    return fold
+
+
+def test_stream_equals_generate_and_score_equals_the_sampled_logprobs(vllm_backend):
+    msgs = [{"role": "user", "content": "What is 12 times 7? Explain."}]
+    params = SamplingParams(temperature=0.0, max_tokens=48, logprobs=5)
+    generated = asyncio.run(vllm_backend.generate(msgs, params)).completions[0]
+    streamed = asyncio.run(_stream(vllm_backend, msgs, params)).completion()
+    assert streamed.text == generated.text and streamed.token_ids == generated.token_ids
+    assert streamed.finish_reason == generated.finish_reason and streamed.stats == generated.stats
+    scored = asyncio.run(vllm_backend.score(vllm_backend.encode(msgs), list(generated.token_ids)))
+    assert len(scored) == generated.num_tokens
+    assert sum(scored) == pytest.approx(generated.cumulative_logprob, abs=1e-3)
+
+
+def test_a_closed_stream_is_aborted_in_the_engine(vllm_backend):
+    async def scenario():
+        before = _generated_total()
+        msgs = [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}]
+        fold = await _stream(vllm_backend, msgs, SamplingParams(temperature=0.0, max_tokens=1500), stop_after=16)
+        await asyncio.sleep(1.0)  # an unaborted request would go on generating meanwhile
+        engine = vllm_backend._engine
+        return fold, _generated_total() - before, engine.output_processor.get_num_unfinished_requests()
+
+    fold, generated, unfinished = asyncio.run(scenario())
+    assert fold.num_tokens == 16 and fold.finish_reason == "abort" and unfinished == 0
+    assert generated - fold.num_tokens <= 2  # at most the engine step in flight when the abort arrived
+
+
+def test_n_streams_of_one_prompt_share_its_prefill(vllm_backend):
+    long_system = "You are a careful assistant who checks every step. " * 30
+    msgs = [{"role": "system", "content": long_system}, {"role": "user", "content": "Name a prime number."}]
+    params = SamplingParams(temperature=0.8, max_tokens=8)
+
+    async def streams(n):
+        folds = await asyncio.gather(*(_stream(vllm_backend, msgs, params) for _ in range(n)))
+        return sum(f.prompt_tokens for f in folds), sum(f.cached_prompt_tokens for f in folds)
+
+    asyncio.run(vllm_backend.generate(msgs, SamplingParams(temperature=0.0, max_tokens=1)))  # the prefix is cached
+    prompt, cached = asyncio.run(streams(4))
+    block = 128 if prompt > 4 * 128 else 16
+    assert cached >= prompt - 4 * block  # every stream found the shared prefix in the cache
+
+
+def test_token_id_continuation_equals_one_shot_generation(vllm_backend):
+    from ttscale.types import TokenPrompt
+
+    msgs = [{"role": "user", "content": "List three colours, one per paragraph."}]
+    base = TokenPrompt(vllm_backend.encode(msgs))
+    one_shot = asyncio.run(vllm_backend.generate(base, SamplingParams(temperature=0.0, max_tokens=40))).completions[0]
+    first = asyncio.run(vllm_backend.generate(base, SamplingParams(temperature=0.0, max_tokens=15))).completions[0]
+    rest = asyncio.run(vllm_backend.generate(base.extend(first.token_ids),
+                                             SamplingParams(temperature=0.0, max_tokens=25))).completions[0]
+    assert first.token_ids + rest.token_ids == one_shot.token_ids
+    assert first.text + rest.text == one_shot.text
+
+
+def test_token_id_continuation_survives_a_template_that_rewrites_assistant_content(vllm_backend, smollm2_path,
+                                                                                   monkeypatch):
+    """A Qwen3 / R1-distill style template drops <think> blocks from assistant messages: continuing a
+    partial solution as text loses its reasoning (or fails: transformers cannot find the final message
+    it was asked to continue); by ids, the prefix is exactly what was generated."""
+    from transformers import AutoTokenizer
+
+    from ttscale.strategies.step.tree import Node, StepGenerator
+    from ttscale.types import TokenPrompt
+
+    tok = AutoTokenizer.from_pretrained(smollm2_path)
+    tok.chat_template = tok.chat_template.replace("message['content']", "message['content'].split('</think>')[-1]")
+    monkeypatch.setattr(vllm_backend, "_tokenizer", tok)
+    msgs = [{"role": "user", "content": "What is 2+2?"}]
+    step = "<think>two and two make four</think>\n\nSo 4.\n\n"
+    node = Node("0", steps=[step], step_ids=[tuple(tok.encode(step, add_special_tokens=False))])
+    base = TokenPrompt(vllm_backend.encode(msgs))
+    by_text, cont = StepGenerator(continuation="text").prompt(msgs, node, base)
+    try:
+        lost = "two and two make four" not in tok.decode(vllm_backend.encode(by_text, continue_final_message=cont))
+    except ValueError:  # "the final message ... is not present in the output": continuation impossible
+        lost = True
+    assert lost
+    by_ids, cont = StepGenerator().prompt(msgs, node, base)
+    assert not cont and list(by_ids.ids) == list(base.ids) + list(node.step_ids[0])
+    assert tok.decode(by_ids.ids).endswith(step)
+    out = asyncio.run(vllm_backend.generate(by_ids, SamplingParams(temperature=0.0, max_tokens=4)))
+    assert out.prompt_tokens == len(by_ids)

@@ -62,7 +62,7 @@ def gen(**kw):
 def test_a_step_continues_the_assistant_message_and_keeps_the_delimiter():
     backend = ScriptedBackend(tree_script(final_depth=3))
     ctx = Context(problem=CHAT, backend=backend, grader=None)
-    g = gen()
+    g = gen(continuation="text")
     (first,) = asyncio.run(g.expand(ctx, Node("0"), 1, "k"))
     assert first.steps == ["<0> step\n\n"] and not first.finished and first.step_tokens == [2]
     kids = asyncio.run(g.expand(ctx, first, 2, "k"))
@@ -74,6 +74,22 @@ def test_a_step_continues_the_assistant_message_and_keeps_the_delimiter():
     assert [k.id for k in kids] == ["0.0.0", "0.0.1"]  # tree paths: stable seed keys
     (done,) = asyncio.run(g.expand(ctx, kids[0], 1, "k"))
     assert done.finished and done.finish_reason == "stop" and done.text.endswith("\\boxed{2}")
+
+
+def test_a_step_continues_by_token_ids_by_default():
+    backend = ScriptedBackend(tree_script(final_depth=3))
+    ctx = Context(problem=CHAT, backend=backend, grader=None)
+    g = gen()
+    (first,) = asyncio.run(g.expand(ctx, Node("0"), 1, "k"))
+    assert first.step_ids == [tuple(backend.tokenizer.encode("<0> step\n\n"))] and first.ids == first.step_ids[0]
+    kids = asyncio.run(g.expand(ctx, first, 2, "k"))
+    call = backend.calls[-1]
+    assert not call.params.continue_final_message and call.params.include_stop
+    # the prompt's ids (rendered once) then the step's ids: decoded, the prompt text and the step
+    assert call.prompt == backend.tokenizer.decode(ctx.prompt_ids().ids) + "<0> step\n\n"
+    assert [k.steps[-1] for k in kids] == ["<0.0> step\n\n", "<0.1> step\n\n"]
+    with pytest.raises(ValueError, match="continuation"):
+        gen(continuation="tokens")
 
 
 def test_steps_finish_on_the_answer_marker_the_step_cap_and_the_token_budget():

@@ -191,8 +191,10 @@ def _step_generator(cfg: Mapping[str, Any], params: SamplingParams, step_delimit
     model_ok = cfg["search"] in ("particle_filtering", "particle_gibbs")
     _choice("strategy.aggregation", cfg["aggregation"], tuple(a for a in AGGREGATIONS if a != "model" or model_ok))
     _choice("strategy.lookahead_scoring", cfg["lookahead_scoring"], ("current", "lookahead"))
+    _choice("strategy.continuation", cfg["continuation"], ("ids", "text"))
     return StepGenerator(params, cfg.get("step_delimiter") or step_delimiter, cfg["max_step_tokens"],
-                         cfg["max_steps"], cfg["max_tokens"], cfg.get("answer_marker"))
+                         cfg["max_steps"], cfg["max_tokens"], cfg.get("answer_marker"),
+                         continuation=cfg["continuation"])
 
 
 def build_problems(cfg: Mapping[str, Any], model_cfg: Mapping[str, Any] | None = None) -> list[Problem]:

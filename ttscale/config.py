@@ -155,6 +155,13 @@ class StrategyConfig:
     stop_rule: str = "beta"  # adaptive: beta | supermajority
     threshold: float = 0.95  # adaptive: posterior probability (beta) or vote share (supermajority)
     min_samples: int = 4  # adaptive: never stop before this many samples
+    warmup: int = 16  # deepconf_online: N_init warm-up traces that set the stopping threshold
+    tau: Optional[float] = 0.95  # deepconf_online: consensus that stops sampling (null: never, as the reference code)
+    parallel: int = 8  # deepconf_online: traces streamed at once after the warm-up
+    prune_step: int = 32  # set_cover_pruning: prune every this many tokens
+    prune_cost: str = "perplexity"  # set_cover_pruning: perplexity | inverse_confidence
+    prune_ngram: int = 1  # set_cover_pruning: cover elements are distinct token n-grams
+    min_keep: int = 1  # set_cover_pruning: hypotheses that always survive
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous
@@ -163,6 +170,9 @@ class StrategyConfig:
     # max_tokens caps a whole solution
     step_delimiter: Optional[str] = None  # None: the model config's step_delimiter
     max_step_tokens: int = 256
+    # how a partial solution is continued: ids (its generated token ids after the prompt's, nothing
+    # re-rendered) | text (re-rendered as a continued assistant message, the reference implementations' way)
+    continuation: str = "ids"
     max_steps: int = 12  # the last step is generated without the delimiter stop, so it can finish
     answer_marker: Optional[str] = "\\boxed"  # a step containing it finishes the solution
     # how a partial solution's step scores rank it: last | min | prod | mean; particle methods also

@@ -16,7 +16,8 @@ BUDGET_KNOBS = {
     "parallel": "samples", "adaptive": "samples at most", "sequential": "samples (chains x rounds)",
     "particle_filtering": "particles", "particle_gibbs": "particles over all sweeps", "beam_search": "beams",
     "dvts": "expansions per round", "a_star": "expansions", "block_search": "blocks per round",
-    "rebase": "finished solutions",
+    "rebase": "finished solutions", "deepconf_online": "traces at most (warm-up included)",
+    "set_cover_pruning": "hypotheses started",
 }
 # the n values a search accepts: multiples of this strategy key's value
 BUDGET_STEPS = {"beam_search": "beam_width", "dvts": "beam_width", "block_search": "beam_width",

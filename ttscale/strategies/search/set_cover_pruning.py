@@ -76,9 +76,9 @@ class Hypothesis:
 class SetCoverPruning:
     n: int = 16
     params: SamplingParams = SamplingParams(logprobs=0)
-    step: int = 32  # prune every `step` generated tokens (the paper's step size)
-    cost: str = "perplexity"
-    ngram: int = 1
+    step: int = field(default=32, metadata={"config": "prune_step"})  # the paper's step size
+    cost: str = field(default="perplexity", metadata={"config": "prune_cost"})
+    ngram: int = field(default=1, metadata={"config": "prune_ngram"})
     min_keep: int = 1
 
     def __post_init__(self) -> None:

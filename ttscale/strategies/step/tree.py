@@ -9,7 +9,12 @@ generated without the delimiter stop, so that it can finish. With `block_tokens`
 fixed blocks of that many tokens instead (value-guided block search: no notion of step needed).
 
 The prompt prefix is re-sent at each step; vLLM's prefix cache makes that cheap (the search reports
-the cached share of prompt tokens in usage).
+the cached share of prompt tokens in usage). With `continuation="ids"` (the default) a partial
+solution is continued as token ids: the problem's chat template rendered once, then the ids each
+step generated, so nothing is re-rendered (templates that rewrite assistant content, such as those
+dropping `<think>` blocks, cannot change the prefix) or re-tokenised at a step boundary.
+`continuation="text"` re-renders the text as a continued assistant message (the reference
+implementations' way); it is also used when the backend returns no token ids.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from ttscale.confidence import StatsSpec, concat_series, series_stats
 from ttscale.strategies.context import Context
-from ttscale.types import Completion, Problem, Prompt, SamplingParams, Trajectory, Usage
+from ttscale.types import Completion, Problem, Prompt, SamplingParams, TokenPrompt, Trajectory, Usage
 from ttscale.verifiers.base import aggregate, traits_of
 
 
@@ -39,6 +44,7 @@ class Node:
     # per-step token statistic series (with logprobs): joined, they give the solution's exact stats
     step_series: list[dict | None] = field(default_factory=list)
     stats_spec: StatsSpec | None = None
+    step_ids: list[tuple[int, ...] | None] = field(default_factory=list)  # each step's generated token ids
 
     @property
     def text(self) -> str:
@@ -61,7 +67,15 @@ class Node:
         if depth >= self.depth:
             return replace(self, id=id)
         return Node(id, self.steps[:depth], self.step_scores[:depth], False, None,
-                    self.step_tokens[:depth], self.step_logprobs[:depth], self.step_series[:depth], self.stats_spec)
+                    self.step_tokens[:depth], self.step_logprobs[:depth], self.step_series[:depth], self.stats_spec,
+                    self.step_ids[:depth])
+
+    @property
+    def ids(self) -> tuple[int, ...] | None:
+        """The generated token ids of all its steps, or None when a step has none."""
+        if any(ids is None for ids in self.step_ids) or len(self.step_ids) != len(self.steps):
+            return None
+        return tuple(t for ids in self.step_ids for t in ids)
 
     def value(self, aggregation: str = "last") -> float:
         """The node's score: its step scores aggregated (nan before it is scored). "model": the score
@@ -94,11 +108,20 @@ class StepGenerator:
     max_tokens: int = 2048  # the whole solution
     answer_marker: str | None = "\\boxed"
     block_tokens: int | None = None  # fixed-size blocks instead of delimiter steps
+    continuation: str = "ids"  # ids | text (see the module doc)
 
-    def prompt(self, base: Prompt, node: Node) -> tuple[Prompt, bool]:
-        """The prompt that continues `node`: the assistant message continued, or plain text appended."""
+    def __post_init__(self) -> None:
+        if self.continuation not in ("ids", "text"):
+            raise ValueError(f"continuation={self.continuation!r}; choose one of: ids, text")
+
+    def prompt(self, base: Prompt, node: Node, base_ids: TokenPrompt | None = None) -> tuple[Prompt, bool]:
+        """The prompt that continues `node`: the prompt's ids extended by the steps' ids (with
+        continuation="ids" and `base_ids`), else the assistant message continued, or text appended."""
         if not node.steps:
             return base, False
+        ids = node.ids if self.continuation == "ids" and base_ids is not None else None
+        if ids is not None:
+            return base_ids.extend(ids), False
         if isinstance(base, str):
             return base + node.text, False
         return [*base, {"role": "assistant", "content": node.text}], True
@@ -141,13 +164,15 @@ class StepGenerator:
         reason = "stop" if ended or marker else ("length" if finished else None)
         return Node(f"{node.id}.{index}", steps, list(node.step_scores), finished, reason,
                     [*node.step_tokens, c.num_tokens], [*node.step_logprobs, c.cumulative_logprob],
-                    [*node.step_series, c.series], self.params.stats)
+                    [*node.step_series, c.series], self.params.stats,
+                    [*node.step_ids, c.token_ids if cut is None else None])
 
     async def expand(self, ctx: Context, node: Node, k: int, key: str) -> list[Node]:
         """k one-step continuations of `node` in one backend call (they share its prefix)."""
         if node.finished or k <= 0:
             return []
-        prompt, cont = self.prompt(ctx.prompt, node)
+        base_ids = ctx.prompt_ids() if self.continuation == "ids" and node.steps and node.ids is not None else None
+        prompt, cont = self.prompt(ctx.prompt, node, base_ids)
         last = node.depth + 1 >= self.max_steps
         params = replace(self._params(node, k, last), continue_final_message=cont)
         completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
