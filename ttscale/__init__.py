@@ -7,13 +7,13 @@ from ttscale.runtime import RunResult, arun, run
 from ttscale.strategies import (DVTS, AStarDecoding, BeamSearch, BestScore, DeepConfVote, MajorityVote,
                                 ParallelSampling, ParticleFiltering, ParticleGibbs, Rebase, StepGenerator, Strategy,
                                 ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
-from ttscale.types import Completion, Problem, Result, SamplingParams, Trajectory, Usage
+from ttscale.types import Completion, Delta, Problem, Result, SamplingParams, TokenPrompt, Trajectory, Usage
 from ttscale.verifiers import GroundTruth, MeanLogprob, Scores, SelfEvaluation, Traits
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AStarDecoding", "BeamSearch", "BestScore", "Completion", "DVTS", "DatasetSpec", "DeepConfVote", "GroundTruth",
+    "AStarDecoding", "BeamSearch", "BestScore", "Completion", "DVTS", "Delta", "TokenPrompt", "DatasetSpec", "DeepConfVote", "GroundTruth",
     "MajorityVote", "MathGrader", "MeanLogprob", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "Problem",
     "PromptTemplate", "Rebase", "Result", "RunResult", "SamplingParams", "Scores", "SelfEvaluation", "StepGenerator",
     "Strategy", "Traits", "Trajectory", "Usage", "ValueGuidedBlockSearch", "WeightedVote", "arun", "best_of_n",

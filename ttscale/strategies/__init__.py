@@ -6,7 +6,8 @@ name or import path.
 """
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.search import AdaptiveSampling, ParallelSampling, SequentialRefinement
+from ttscale.strategies.search import (AdaptiveSampling, DeepConfOnline, ParallelSampling, SequentialRefinement,
+                                      SetCoverPruning)
 from ttscale.strategies.select import (BestScore, DeepConfVote, MajorityVote, RPCVote, Selection, Selector,
                                        WeightedVote)
 from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
@@ -14,8 +15,8 @@ from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, Part
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
 
 __all__ = [
-    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "Context", "DVTS", "DeepConfVote",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "Context", "DVTS", "DeepConfOnline", "DeepConfVote",
     "MajorityVote", "Node", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "RPCVote", "Rebase",
-    "Selection", "Selector", "SequentialRefinement", "StepGenerator", "Strategy", "ValueGuidedBlockSearch",
+    "Selection", "Selector", "SequentialRefinement", "SetCoverPruning", "StepGenerator", "Strategy", "ValueGuidedBlockSearch",
     "WeightedVote", "best_of_n", "derive_seed", "self_consistency",
 ]
