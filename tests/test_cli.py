@@ -19,7 +19,7 @@ def ttscale(*args, timeout=600):
     [
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, answer_marker, batch, beam_width,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
-                            "block_search, deepconf, deepconf_online, dvts, greedy, inverse_entropy, particle_filtering, "
+                            "block_search, deepconf, deepconf_online, dvts, eager, greedy, inverse_entropy, particle_filtering, "
                             "particle_gibbs, rebase, rpc, self_consistency, sequential, set_cover_pruning, verifier_vote, "
                             "weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
@@ -119,7 +119,7 @@ def test_cli_end_to_end_and_resume(tmp_path):
 
 
 SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential",
-         "deepconf_online", "set_cover_pruning"]
+         "deepconf_online", "set_cover_pruning", "eager"]
 
 
 @pytest.mark.integration
@@ -127,7 +127,8 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
     sweep_dir = tmp_path / "sweep"
     proc = ttscale("-m", "strategy=" + ",".join(SWEPT), "dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24",
                    "strategy.batch=1", "strategy.min_samples=1", "strategy.chains=1", "strategy.warmup=1",
-                   "strategy.stats_window=4", "strategy.prune_step=4", "strategy.tau=null", "progress=false",
+                   "strategy.stats_window=4", "strategy.prune_step=4", "strategy.tau=null", "strategy.entropy_threshold=0.5",
+                   "progress=false",
                    "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
@@ -147,6 +148,10 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
         if name == "set_cover_pruning":  # the two hypotheses were compared every 4 tokens; streamed tokens counted
             assert result["info"]["pruning_rounds"] >= 1 and result["usage"]["backend_calls"] == 2, result["info"]
             assert result["usage"]["completion_tokens"] >= sum(c["num_tokens"] for c in result["candidates"])
+        if name == "eager":  # one sequence from the prompt, a branch at most (n=2), continued by token ids
+            assert 1 <= result["info"]["sequences"] <= 2 and len(result["candidates"]) == result["info"]["sequences"]
+            assert result["usage"]["backend_calls"] == 1 + len(result["info"]["branch_points"]) \
+                + result["info"]["replaced"], result["info"]
         if name == "adaptive_sc":
             assert result["info"]["samples_drawn"] + result["info"]["samples_saved"] == 2
         if name == "sequential":

@@ -3,6 +3,7 @@ scripted backend, and the methods built on it, traced by hand."""
 
 import asyncio
 import contextlib
+import math
 import random
 
 import pytest
@@ -12,6 +13,7 @@ from ttscale.backends.scripted import ScriptedBackend, pieces, traced
 from ttscale.confidence import RunningStats, StatsSpec, sequence_stats
 from ttscale.strategies import Context, MajorityVote, Strategy
 from ttscale.strategies.search.deepconf_online import DeepConfOnline, threshold
+from ttscale.strategies.search.eager import EntropyBranching
 from ttscale.strategies.search.set_cover_pruning import SetCoverPruning, greedy_cover
 from ttscale.strategies.select import WeightedVote
 from ttscale.types import Problem, SamplingParams, TokenPrompt
@@ -225,3 +227,72 @@ def test_set_cover_pruning_keeps_min_keep_and_prunes_duplicates(grader):
     assert kept.info["pruned"] == 0 and len(kept.candidates) == 3
     with pytest.raises(ValueError, match="cost"):
         SetCoverPruning(cost="nope")
+
+
+# ---- EAGer ---------------------------------------------------------------------------------------
+
+def flat(text):  # every token certain: entropy 0
+    return traced(text, [[-0.01]] * len(pieces(text)))
+
+
+def eager_script(root, branches):
+    """The root's completion for the bare prompt; a branch's by the text it continues."""
+    def script(text, params, i):
+        for start, completion in branches.items():
+            if text.endswith(start):
+                return completion
+        return root
+    return script
+
+
+def test_eager_branches_at_a_high_entropy_token_with_the_top2_token(grader):
+    # " b" is sampled with top-2 {" b", " x"} at 50/50: entropy ln 2 = 0.69 nats > 0.5 -> a branch from
+    # "a" continued by " x" (the parent keeps " b"); the branch's own tokens are certain: no more branches.
+    tops = [{"a": -0.01}, {" b": math.log(0.5), " x": math.log(0.5)}, {" c": -0.01}, {" \\boxed{1}": -0.01}]
+    root = traced("a b c \\boxed{1}", tops)
+    backend = ScriptedBackend(eager_script(root, {"a x": flat(" y \\boxed{2}")}), top_logprobs=True)
+    search = EntropyBranching(n=4, params=SamplingParams(logprobs=2, max_tokens=50), threshold=0.5, dynamic=False)
+    result = solve(search, MajorityVote(), backend, grader)
+    assert [c.text for c in result.candidates] == ["a b c \\boxed{1}", "a x y \\boxed{2}"]
+    assert result.info["branch_points"] == ["0@1"] and result.info["sequences"] == 2
+    assert [c.num_tokens for c in result.candidates] == [4, 4]
+    # the branch continued by ids: the prompt's ids, "a", then the forced " x"
+    assert backend.calls[-1].prompt == backend.tokenizer.decode(ctx_ids(backend)) + "a x"
+    assert result.usage.completion_tokens == 4 + 2  # the shared prefix and the forced token are not re-generated
+    assert result.candidates[1].stats["tokens"] == 4  # statistics over the whole sequence, prefix included
+
+
+def ctx_ids(backend):
+    return backend.encode(PROBLEM.messages)
+
+
+def test_eager_caps_sequences_and_restarts_when_the_sample_was_neither_top_token(grader):
+    # the sampled " z" is neither top-1 " b" nor top-2 " x": the root stops, two sequences restart from "a"
+    tops = [{"a": -0.01}, {" b": math.log(0.5), " x": math.log(0.5)}, {" c": -0.01}, {" \\boxed{1}": -0.01}]
+    root = traced("a z c \\boxed{1}", tops, sampled=[-0.01, -5.0, -0.01, -0.01])
+    backend = ScriptedBackend(eager_script(root, {"a b": flat(" \\boxed{3}"), "a x": flat(" \\boxed{2}")}),
+                              top_logprobs=True)
+    search = EntropyBranching(n=2, params=SamplingParams(logprobs=2, max_tokens=50), threshold=0.5, dynamic=False)
+    result = solve(search, MajorityVote(), backend, grader)
+    assert sorted(c.text for c in result.candidates) == ["a b \\boxed{3}", "a x \\boxed{2}"]
+    assert result.info["replaced"] == 1 and result.info["sequences"] == 2
+    capped = solve(EntropyBranching(n=1, params=SamplingParams(logprobs=2), threshold=0.5, dynamic=False),
+                   MajorityVote(), ScriptedBackend(eager_script(traced("a b c \\boxed{1}", tops), {}),
+                                                   top_logprobs=True), grader)
+    assert capped.info["sequences"] == 1 and capped.info["branch_points"] == []
+
+
+def test_eager_dynamic_threshold_and_bad_settings(grader):
+    # dynamic: the 0.69-nat token (ln 2) is above the threshold 0.5 but not above the 99th percentile
+    # of the entropies before it (0, 1.10 = ln 3: 1.087), so only the first branches
+    third = {" b": math.log(1 / 3), " x": math.log(1 / 3), " y": math.log(1 / 3)}
+    half = {" b": math.log(0.5), " x": math.log(0.5)}
+    root = traced("a b b c", [{"a": -0.01}, third, half, {" c": -0.01}])
+    backend = ScriptedBackend(eager_script(root, {"a x": flat(" end"), "a b x": flat(" end")}), top_logprobs=True)
+    result = solve(EntropyBranching(n=8, params=SamplingParams(logprobs=3), threshold=0.5), MajorityVote(),
+                   backend, grader)
+    assert result.info["branch_points"] == ["0@1"]
+    with pytest.raises(ValueError, match="branch_token"):
+        EntropyBranching(branch_token="top3")
+    with pytest.raises(ValueError, match="top-k"):
+        EntropyBranching(params=SamplingParams(logprobs=1))

@@ -162,6 +162,10 @@ class StrategyConfig:
     prune_cost: str = "perplexity"  # set_cover_pruning: perplexity | inverse_confidence
     prune_ngram: int = 1  # set_cover_pruning: cover elements are distinct token n-grams
     min_keep: int = 1  # set_cover_pruning: hypotheses that always survive
+    entropy_threshold: float = 2.5  # eager: branch above this entropy (nats, renormalised top-k)
+    dynamic_threshold: bool = True  # eager: and above the 99th percentile of the problem's entropies so far
+    branch_token: str = "top2"  # eager: top2 (the branch takes the top-2 token, the code's) | sample
+    no_branch_after: Optional[str] = "</think>"  # eager: no branching once this string is in the sequence
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous

@@ -111,7 +111,8 @@ class Delta:
     token_ids: list[int]
     text: str = ""
     logprobs: list[float] | None = None
-    top_logprobs: list[list[float]] | None = None
+    top_logprobs: list[list[float]] | None = None  # per token, by rank (1 first)
+    top_token_ids: list[list[int]] | None = None  # the ids of those top-k tokens, in the same order
     finish_reason: str | None = None  # set on the last delta: "stop" | "length" | "abort"
     stop_reason: str | int | None = None
     prompt_tokens: int = 0

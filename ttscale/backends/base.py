@@ -16,7 +16,7 @@ declares whether completions and deltas carry top-k logprobs when asked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 from ttscale.confidence import RunningStats, StatsSpec
@@ -34,6 +34,8 @@ class Backend(Protocol):
     async def score(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]: ...
 
     def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
 
     def close(self) -> None: ...
 

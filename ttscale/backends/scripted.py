@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ttscale.confidence import series_stats, token_series
@@ -59,15 +59,18 @@ class ScriptedTokenizer:
         return "".join(self.words[i] for i in ids)
 
 
-def traced(text: str, tops: Sequence[Sequence[float]], sampled: Sequence[float] | None = None) -> Completion:
+def traced(text: str, tops: Sequence[Sequence[float] | Mapping[str, float]],
+           sampled: Sequence[float] | None = None) -> Completion:
     """A scripted completion whose tokens carry the given top-k logprobs (token confidence
     -mean(top), entropy of the renormalised top): for hand-worked traces of token-level methods.
-    The sampled token's logprob is the first of its top-k unless given."""
+    A top may be a mapping piece -> logprob (the alternatives' tokens, by rank), else its tokens are
+    named t0, t1, ... The sampled token's logprob is the first of its top-k unless given."""
     words = pieces(text)
     if len(tops) != len(words):
         raise ValueError(f"{len(words)} tokens and {len(tops)} top-logprob lists")
-    sampled = [top[0] for top in tops] if sampled is None else list(sampled)
-    logprobs = [TokenLogprob(w, lp, {f"t{j}": v for j, v in enumerate(top)}) for w, lp, top in zip(words, sampled, tops)]
+    tops = [dict(top) if isinstance(top, Mapping) else {f"t{j}": v for j, v in enumerate(top)} for top in tops]
+    sampled = [next(iter(top.values())) for top in tops] if sampled is None else list(sampled)
+    logprobs = [TokenLogprob(w, lp, top) for w, lp, top in zip(words, sampled, tops)]
     return Completion(text=text, num_tokens=len(words), finish_reason="stop", cumulative_logprob=sum(sampled),
                       token_logprobs=logprobs)
 
@@ -116,6 +119,9 @@ class ScriptedBackend:
     def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
         return list(prompt.ids) if isinstance(prompt, TokenPrompt) else self.tokenizer.encode(prompt_text(prompt))
 
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids)
+
     def _prompt_tokens(self, prompt: Prompt, text: str) -> int:
         return len(prompt) if isinstance(prompt, TokenPrompt) else count_tokens(text)
 
@@ -157,9 +163,11 @@ class ScriptedBackend:
                 self.generated_tokens += 1
                 lp = logprobs[t] if logprobs else None
                 last = t == len(words) - 1
+                top = list(lp.top.items())[: max(1, k)] if k is not None and lp else None
                 yield Delta(token_ids=self.tokenizer.encode(word), text=word,
                             logprobs=None if k is None else [lp.logprob if lp else -0.1],
-                            top_logprobs=[list(lp.top.values())[: max(1, k)]] if k is not None and lp else None,
+                            top_logprobs=[[v for _, v in top]] if top else None,
+                            top_token_ids=[[self.tokenizer.encode(w)[0] for w, _ in top]] if top else None,
                             finish_reason=finish if last else None, stop_reason=stop_reason if last else None,
                             **first)
                 first = {}

@@ -134,6 +134,10 @@ class VLLMBackend:
                 ids += self._tokenizer.encode(tail, add_special_tokens=False)
         return ids
 
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of generated token ids (special tokens skipped, as in completions)."""
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
     def _vllm_params(self, params: SamplingParams, stream: bool = False):
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -230,7 +234,7 @@ class VLLMBackend:
                 delta = Delta(token_ids=list(o.token_ids), text=o.text, finish_reason=o.finish_reason,
                               stop_reason=o.stop_reason if o.finish_reason else None)
                 if top_k is not None:
-                    delta.logprobs, delta.top_logprobs = _delta_logprobs(o, top_k)
+                    delta.logprobs, delta.top_logprobs, delta.top_token_ids = _delta_logprobs(o, top_k)
                 if first:
                     delta.prompt_tokens, delta.cached_prompt_tokens = len(ids), out.num_cached_tokens or 0
                     first = False
@@ -307,16 +311,18 @@ def _token_logprobs(output) -> list[TokenLogprob]:
     return result
 
 
-def _delta_logprobs(output, top_k: int) -> tuple[list[float], list[list[float]] | None]:
-    """The new tokens' sampled logprobs and (with top_k >= 1) their top-k logprobs by rank."""
-    sampled, tops = [], []
+def _delta_logprobs(output, top_k: int):
+    """The new tokens' sampled logprobs and (with top_k >= 1) their top-k logprobs and ids by rank."""
+    sampled, tops, ids = [], [], []
     for token_id, position in zip(output.token_ids, output.logprobs or []):
         chosen = position.get(token_id)
         sampled.append(chosen.logprob if chosen else float("nan"))
         if top_k > 0:
-            tops.append([lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= top_k]
-                        or [chosen.logprob])
-    return sampled, (tops if top_k > 0 else None)
+            ranked = sorted((lp.rank, tid, lp.logprob) for tid, lp in position.items()
+                            if lp.rank is not None and lp.rank <= top_k) or [(1, token_id, chosen.logprob)]
+            tops.append([lp for _, _, lp in ranked])
+            ids.append([tid for _, tid, _ in ranked])
+    return sampled, (tops if top_k > 0 else None), (ids if top_k > 0 else None)
 
 
 def _series(output, top_k: int) -> dict[str, list[float]]:

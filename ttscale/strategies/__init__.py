@@ -6,7 +6,7 @@ name or import path.
 """
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.search import (AdaptiveSampling, DeepConfOnline, ParallelSampling, SequentialRefinement,
+from ttscale.strategies.search import (AdaptiveSampling, DeepConfOnline, EntropyBranching, ParallelSampling, SequentialRefinement,
                                       SetCoverPruning)
 from ttscale.strategies.select import (BestScore, DeepConfVote, MajorityVote, RPCVote, Selection, Selector,
                                        WeightedVote)
@@ -15,7 +15,7 @@ from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, Part
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
 
 __all__ = [
-    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "Context", "DVTS", "DeepConfOnline", "DeepConfVote",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "Context", "DVTS", "DeepConfOnline", "DeepConfVote", "EntropyBranching",
     "MajorityVote", "Node", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "RPCVote", "Rebase",
     "Selection", "Selector", "SequentialRefinement", "SetCoverPruning", "StepGenerator", "Strategy", "ValueGuidedBlockSearch",
     "WeightedVote", "best_of_n", "derive_seed", "self_consistency",

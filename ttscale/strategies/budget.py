@@ -17,7 +17,7 @@ BUDGET_KNOBS = {
     "particle_filtering": "particles", "particle_gibbs": "particles over all sweeps", "beam_search": "beams",
     "dvts": "expansions per round", "a_star": "expansions", "block_search": "blocks per round",
     "rebase": "finished solutions", "deepconf_online": "traces at most (warm-up included)",
-    "set_cover_pruning": "hypotheses started",
+    "set_cover_pruning": "hypotheses started", "eager": "sequences at most (branches included)",
 }
 # the n values a search accepts: multiples of this strategy key's value
 BUDGET_STEPS = {"beam_search": "beam_width", "dvts": "beam_width", "block_search": "beam_width",

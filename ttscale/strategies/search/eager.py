@@ -1,0 +1,186 @@
+"""EAGer-init (Scalena et al. 2025, "EAGer: Entropy-Aware GEneRation for Adaptive Inference-Time
+Scaling"): one sequence per problem, which branches only where the model is unsure.
+
+    sequences = [one stream from the prompt]
+    for every generated token t of every sequence:
+        H_t = entropy (nats) of the renormalised top-k distribution at t
+        if H_t > threshold (dynamic: and above the 99th percentile of the problem's entropies so far)
+           and fewer than n sequences exist:
+            branch: a new sequence from the prefix before t (token ids, nothing re-rendered) whose
+            token t is the top-2 token, while the parent keeps the top-1 (the authors' code)
+    majority vote over the finished sequences
+
+Defaults follow the authors' code (Omega-Reasoning/EAGer fork of DanielSc4/EAGer): top-20 logprobs,
+entropy in nats, threshold 2.5, the dynamic percentile rule on, at most 32 sequences, and no
+branching once the sequence has closed its reasoning (`</think>`). On a stream the token at t is
+already sampled when its entropy is seen: when it was the top-1 (or top-2) token, the parent goes on
+and the branch takes the other; when it was neither, the parent is stopped (its tokens stay counted)
+and two sequences restart from the prefix, one with each, as the code's parent and branch would.
+`branch_token: sample` instead lets the branch sample token t afresh.
+
+Not here: the code stops branching after 1000 lock-step tokens without a branch (it never triggers
+with max_tokens <= 1000), and the budget reallocation across problems (EAGer-adapt, EAGer with
+labels), which needs every problem's first pass before the second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ttscale.backends.base import StreamFold
+from ttscale.confidence import LN2, concat_series, series_stats, token_confidence, token_entropy_bits
+from ttscale.strategies.context import Context
+from ttscale.types import Delta, Problem, SamplingParams, Trajectory
+
+BRANCH_TOKENS = ("top2", "sample")
+
+
+@dataclass
+class Sequence:
+    key: str  # its path: "0", then "0@17" for the branch of "0" at token 17 (a stable seed key)
+    prefix_ids: tuple[int, ...] = ()  # generated ids it starts from (inherited, and a forced token)
+    prefix_series: dict[str, list[float]] = field(default_factory=lambda: {"sampled": [], "confidence": [],
+                                                                           "entropy": []})
+    fold: StreamFold | None = None
+    replaced: bool = False  # stopped: two sequences restarted from its prefix
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return self.prefix_ids + tuple(self.fold.token_ids if self.fold else ())
+
+    def series(self) -> dict[str, list[float]]:
+        return concat_series([self.prefix_series, self.fold.stats.series()])
+
+
+@dataclass
+class EntropyBranching:
+    n: int = 32  # the most sequences per problem (M)
+    params: SamplingParams = SamplingParams(logprobs=20)
+    threshold: float = field(default=2.5, metadata={"config": "entropy_threshold"})  # nats
+    dynamic: bool = field(default=True, metadata={"config": "dynamic_threshold"})  # the code's percentile rule
+    branch_token: str = "top2"
+    no_branch_after: str | None = "</think>"
+
+    def __post_init__(self) -> None:
+        if self.branch_token not in BRANCH_TOKENS:
+            raise ValueError(f"branch_token={self.branch_token!r}; choose one of: {', '.join(BRANCH_TOKENS)}")
+        if not self.params.logprobs or (self.branch_token == "top2" and self.params.logprobs < 2):
+            raise ValueError("EAGer needs top-k logprobs (k >= 2 for branch_token=top2): set strategy.logprobs "
+                             "(the reference uses 20)")
+
+    async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        base = ctx.prompt_ids()
+        run = _Run(self, ctx, base)
+        run.start(Sequence("0"))
+        await run.wait()
+        kept = [s for s in run.sequences if not s.replaced]
+        ctx.info.update({"sequences": len(kept), "branches": len(run.sequences) - 1,
+                         "replaced": len(run.sequences) - len(kept), "branch_points": run.branch_points})
+        trajectories = []
+        for s in kept:
+            c = s.fold.completion()
+            text = c.text if not s.prefix_ids else ctx.backend.decode(s.ids)
+            t = Trajectory(text=text, num_tokens=len(s.ids), finish_reason=c.finish_reason,
+                           stats=series_stats(s.series(), self.params.stats) if s.ids else {})
+            t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
+            trajectories.append(t)
+        return trajectories
+
+
+class _Run:
+    """One problem's sequences and the shared state their readers branch from."""
+
+    def __init__(self, method: EntropyBranching, ctx: Context, base):
+        self.m, self.ctx, self.base = method, ctx, base
+        self.sequences: list[Sequence] = []
+        self.tasks: set[asyncio.Task] = set()
+        self.entropies: list[float] = []
+        self.branch_points: list[str] = []
+
+    def start(self, seq: Sequence) -> None:
+        self.sequences.append(seq)
+        self.tasks.add(asyncio.create_task(self.read(seq)))
+
+    async def wait(self) -> None:
+        try:
+            while self.tasks:
+                done, _ = await asyncio.wait(set(self.tasks), return_when=asyncio.FIRST_COMPLETED)
+                self.tasks -= done
+                for task in done:
+                    task.result()  # a failed stream fails the problem (recorded by the runtime)
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def room(self) -> int:
+        return self.m.n - sum(not s.replaced for s in self.sequences)
+
+    async def read(self, seq: Sequence) -> None:
+        params = replace(self.m.params, max_tokens=self.m.params.max_tokens - len(seq.prefix_ids))
+        seq.fold = StreamFold(params.stats, keep_series=True)
+        if params.max_tokens <= 0:
+            seq.fold.add(Delta([], finish_reason="length"))
+            return
+        prompt = self.base.extend(seq.prefix_ids)
+        async with contextlib.aclosing(self.ctx.stream(prompt, params, key=f"seq/{seq.key}")) as deltas:
+            async for delta in deltas:
+                before = seq.fold.num_tokens
+                seq.fold.add(delta)
+                if delta.top_logprobs is None:
+                    raise ValueError("EAGer needs top-k logprobs, and the backend returned none")
+                for j, top in enumerate(delta.top_logprobs):
+                    if self.branch(seq, len(seq.prefix_ids) + before + j, delta, j, top):
+                        seq.fold.abort()
+                        seq.replaced = True
+                        return
+
+    def branch(self, seq: Sequence, at: int, delta: Delta, j: int, top: list[float]) -> bool:
+        """Branch at generated token `at` if its entropy is high; True when `seq` itself must stop."""
+        h = token_entropy_bits(top) * LN2
+        bar = self.m.threshold
+        if self.m.dynamic and h > bar and self.entropies:  # the percentile of the entropies before this one
+            bar = max(bar, float(np.percentile(self.entropies, 99)))
+        self.entropies.append(h)
+        if h <= bar or self.room() < 1:
+            return False
+        if self.m.no_branch_after and self.m.no_branch_after in seq.fold.text:
+            return False
+        ids, series = seq.ids[:at], _cut(seq, at)
+        self.branch_points.append(f"{seq.key}@{at}")
+        if self.m.branch_token == "sample":
+            self.start(Sequence(f"{seq.key}@{at}", ids, series))
+            return False
+        top_ids = delta.top_token_ids[j]
+        sampled = delta.token_ids[j]
+        if len(top_ids) < 2:
+            return False
+        forced = {top_ids[0]: 0, top_ids[1]: 1}
+        position = {"confidence": token_confidence(top), "entropy": token_entropy_bits(top)}
+
+        def with_token(k: int) -> tuple[tuple[int, ...], dict[str, list[float]]]:
+            extra = {"sampled": [top[k]], **{name: [v] for name, v in position.items()}}
+            return ids + (top_ids[k],), concat_series([series, extra])
+
+        if sampled in forced:  # the parent holds one of the two: the branch takes the other
+            self.start(Sequence(f"{seq.key}@{at}", *with_token(1 - forced[sampled])))
+            return False
+        # neither: restart as the code's parent (top-1) and branch (top-2); the parent stops
+        seq.replaced = True
+        self.start(Sequence(f"{seq.key}@{at}.1", *with_token(0)))
+        if self.room() >= 1:
+            self.start(Sequence(f"{seq.key}@{at}.2", *with_token(1)))
+        return True
+
+
+def _cut(seq: Sequence, at: int) -> dict[str, list[float]]:
+    """The sequence's per-token series before generated token `at`."""
+    whole = seq.series()
+    return {name: values[:at] for name, values in whole.items()}
+
+
+METHODS = {"eager": EntropyBranching}  # strategy.search=eager
