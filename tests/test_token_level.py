@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import math
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -296,3 +297,49 @@ def test_eager_dynamic_threshold_and_bad_settings(grader):
         EntropyBranching(branch_token="top3")
     with pytest.raises(ValueError, match="top-k"):
         EntropyBranching(params=SamplingParams(logprobs=1))
+
+
+def test_eager_adapt_gives_the_budget_left_to_the_problems_at_the_cap(grader, tmp_path):
+    # n = 2. Problem "A" branches once (2 sequences: at the cap); "B" and "C" do not (1 each): 6 - 4 = 2
+    # sequences are left, and all go to A (the only one at the cap) in a second pass of fresh EAGer runs.
+    from ttscale import run
+    from ttscale.runtime import load_results
+
+    half = {" b": math.log(0.5), " x": math.log(0.5)}
+    branching = traced("a b \\boxed{1}", [{"a": -0.01}, half, {" \\boxed{1}": -0.01}])
+
+    def script(text, params, i):
+        if text.startswith("A"):
+            return flat(" \\boxed{2}") if text.endswith("a x") else branching
+        return flat("so \\boxed{5}")
+
+    problems = [Problem(id=q, question=q, answer="1") for q in ("A", "B", "C")]
+    search = EntropyBranching(n=2, params=SamplingParams(logprobs=2), threshold=0.5, dynamic=False,
+                              reallocate="adapt")
+    backend = ScriptedBackend(script, top_logprobs=True)
+    out = tmp_path / "results.jsonl"
+    outcome = run(Strategy(search, MajorityVote(), name="eager"), problems, backend, grader=grader, output=out,
+                  progress=False)
+    a, b, c = outcome.results
+    assert a.info["second_pass"] == {"extra": 2, "runs": 1, "sequences": 2} and len(a.candidates) == 4
+    assert a.info["sequences"] == 2 and "second_pass" not in b.info and len(b.candidates) == 1
+    assert a.usage.completion_tokens == 2 * (3 + 1)  # both passes: a root of 3 tokens and a branch of 1, twice
+    assert len(out.read_text().splitlines()) == 4 and load_results(out)["A"].info["second_pass"]["extra"] == 2
+    assert search.allocate(outcome.results) == {"A": 2}  # a rerun resumes without a third pass
+
+
+def test_eager_allocation_by_hand():
+    from ttscale.types import Candidate, Result
+
+    def result(pid, sequences, correct):
+        return Result(pid, None, candidates=[Candidate("t", "1", None, 1, "stop", correct=correct)],
+                      info={"sequences": sequences})
+
+    firsts = [result("a", 4, True), result("b", 1, False), result("c", 4, False), result("d", 2, False),
+              Result("e", None, error="boom")]
+    # 4 x 4 - 11 = 5 left (the failed problem gives and takes nothing)
+    adapt = EntropyBranching(n=4, params=SamplingParams(logprobs=2), reallocate="adapt")
+    assert adapt.allocate(firsts) == {"a": 3, "c": 2}  # at the cap: 5 = 2 + 2, remainder to the first
+    labels = replace(adapt, reallocate="labels")
+    assert labels.allocate(firsts) == {"c": 2, "b": 2, "d": 1}  # unsolved, the one at the cap first
+    assert replace(adapt, reallocate="none").allocate(firsts) == {}

@@ -166,6 +166,7 @@ class StrategyConfig:
     dynamic_threshold: bool = True  # eager: and above the 99th percentile of the problem's entropies so far
     branch_token: str = "top2"  # eager: top2 (the branch takes the top-2 token, the code's) | sample
     no_branch_after: Optional[str] = "</think>"  # eager: no branching once this string is in the sequence
+    reallocate: str = "none"  # eager: none (EAGer-init) | adapt (EAGer-adapt) | labels (EAGer): a second pass
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous

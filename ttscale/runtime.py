@@ -159,8 +159,38 @@ async def arun(
                 bar.update(1)
             return result
 
+    async def extend_one(problem: Problem, first: Result, extra: int) -> Result:
+        async with limit:
+            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
+            t0 = time.perf_counter()
+            try:
+                result = await strategy.extend(problem, ctx, first, extra)
+            except Exception as exc:  # the first pass stands, with the failure recorded
+                tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                first.info["second_pass_error"] = tb
+                return first
+            result.usage.wall_seconds = first.usage.wall_seconds + time.perf_counter() - t0
+            try:
+                await grader.agrade(result, problem)
+            except Exception as exc:
+                result.error = result.error or f"grading failed: {type(exc).__name__}: {exc}"
+            if handle:  # a later line for the same problem supersedes the first pass's (load_results)
+                handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+                handle.flush()
+            return result
+
     try:
         fresh = await asyncio.gather(*(solve_one(p) for p in todo))
+        allocate = getattr(strategy.search, "allocate", None)
+        if callable(allocate):  # a search that shares the budget across problems: its second pass
+            by_id = {**done, **{r.problem_id: r for r in fresh}}
+            extra = allocate([by_id[p.id] for p in problems])
+            second = [(p, extra[p.id]) for p in problems
+                      if extra.get(p.id, 0) > 0 and "second_pass" not in by_id[p.id].info]
+            extended = await asyncio.gather(*(extend_one(p, by_id[p.id], e) for p, e in second))
+            again = {r.problem_id for r in extended}
+            fresh = [r for r in fresh if r.problem_id not in again] + list(extended)
+            done = {k: v for k, v in done.items() if k not in again}
     finally:
         if handle:
             handle.close()

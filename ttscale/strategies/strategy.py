@@ -9,7 +9,7 @@ from ttscale.strategies.search.parallel import ParallelSampling
 from ttscale.strategies.select.base import Selector
 from ttscale.strategies.select.best_score import BestScore
 from ttscale.strategies.select.majority import MajorityVote
-from ttscale.types import Candidate, Problem, Result, SamplingParams
+from ttscale.types import Candidate, Problem, Result, SamplingParams, Trajectory
 from ttscale.verifiers.base import Verifier, traits_of
 from ttscale.verifiers.logprob import MeanLogprob
 
@@ -22,7 +22,21 @@ class Strategy:
     name: str = "strategy"
 
     async def solve(self, problem: Problem, ctx: Context) -> Result:
-        trajectories = await self.search(problem, ctx)
+        return await self._finish(problem, ctx, await self.search(problem, ctx))
+
+    async def extend(self, problem: Problem, ctx: Context, first: Result, extra: int) -> Result:
+        """A second pass (a search that reallocates budget across problems, see the runtime): `extra`
+        more trajectories from `self.search.extend`, selected together with the first pass's
+        candidates; the usage is both passes'."""
+        ctx.info = {k: v for k, v in first.info.items() if k not in ("chosen", "votes", "tie", "weights")}
+        more = await self.search.extend(problem, ctx, extra)
+        before = [Trajectory(text=c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason, answer=c.answer,
+                             score=c.score, step_scores=list(c.step_scores), stats=dict(c.stats))
+                  for c in first.candidates]
+        ctx.usage.add(first.usage)
+        return await self._finish(problem, ctx, before + more)
+
+    async def _finish(self, problem: Problem, ctx: Context, trajectories: list[Trajectory]) -> Result:
         for t in trajectories:
             if t.answer is None:
                 t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))

@@ -18,9 +18,20 @@ and the branch takes the other; when it was neither, the parent is stopped (its 
 and two sequences restart from the prefix, one with each, as the code's parent and branch would.
 `branch_token: sample` instead lets the branch sample token t afresh.
 
+Budget reallocation (`reallocate`, a second pass the runtime runs once every problem has had its
+first): the budget the first pass left, n x problems - all sequences, is shared among the problems
+that need exploration, as the authors' code does it:
+- "adapt" (EAGer-adapt, label-free): the problems that hit the cap n; at most 3n more each.
+- "labels" (EAGer, with the reference answers): the problems with no correct sequence yet, those at
+  the cap first; at most n more each.
+An even share each (floor; the remainder one each to the first in dataset order). A problem's extra
+sequences come from fresh EAGer runs from its prompt until it has them; the threshold is lowered
+10% after the second run ("labels", for a problem under the cap: 20% per run, compounding, as the
+code). Each run asks for the sequences still missing (the code asks for all `extra` each time and
+can overshoot). A problem whose first pass failed neither gives nor takes budget.
+
 Not here: the code stops branching after 1000 lock-step tokens without a branch (it never triggers
-with max_tokens <= 1000), and the budget reallocation across problems (EAGer-adapt, EAGer with
-labels), which needs every problem's first pass before the second.
+with max_tokens <= 1000).
 """
 
 from __future__ import annotations
@@ -34,9 +45,10 @@ import numpy as np
 from ttscale.backends.base import StreamFold
 from ttscale.confidence import LN2, concat_series, series_stats, token_confidence, token_entropy_bits
 from ttscale.strategies.context import Context
-from ttscale.types import Delta, Problem, SamplingParams, Trajectory
+from ttscale.types import Delta, Problem, Result, SamplingParams, Trajectory
 
 BRANCH_TOKENS = ("top2", "sample")
+REALLOCATE = ("none", "adapt", "labels")
 
 
 @dataclass
@@ -64,8 +76,11 @@ class EntropyBranching:
     dynamic: bool = field(default=True, metadata={"config": "dynamic_threshold"})  # the code's percentile rule
     branch_token: str = "top2"
     no_branch_after: str | None = "</think>"
+    reallocate: str = "none"  # none (EAGer-init) | adapt (EAGer-adapt) | labels (EAGer)
 
     def __post_init__(self) -> None:
+        if self.reallocate not in REALLOCATE:
+            raise ValueError(f"reallocate={self.reallocate!r}; choose one of: {', '.join(REALLOCATE)}")
         if self.branch_token not in BRANCH_TOKENS:
             raise ValueError(f"branch_token={self.branch_token!r}; choose one of: {', '.join(BRANCH_TOKENS)}")
         if not self.params.logprobs or (self.branch_token == "top2" and self.params.logprobs < 2):
@@ -73,13 +88,54 @@ class EntropyBranching:
                              "(the reference uses 20)")
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
-        base = ctx.prompt_ids()
-        run = _Run(self, ctx, base)
-        run.start(Sequence("0"))
+        trajectories, run = await self._init(problem, ctx, self.n, self.threshold, "0")
+        ctx.info.update({"sequences": len(trajectories), "branches": len(run.sequences) - 1,
+                         "replaced": len(run.sequences) - len(trajectories), "branch_points": run.branch_points})
+        return trajectories
+
+    def allocate(self, results: list[Result]) -> dict[str, int]:
+        """Extra sequences per problem id for the second pass (empty with reallocate=none)."""
+        if self.reallocate == "none":
+            return {}
+        first = [r for r in results if r.error is None and "sequences" in r.info]
+        left = sum(self.n - r.info["sequences"] for r in first)
+        at_cap = [r for r in first if r.info["sequences"] >= self.n]
+        if self.reallocate == "adapt":
+            needy, cap = at_cap, 3 * self.n
+        else:  # labels: no correct sequence yet; those at the cap first
+            unsolved = [r for r in first if not any(c.correct for c in r.candidates)]
+            needy = [r for r in unsolved if r.info["sequences"] >= self.n] + \
+                    [r for r in unsolved if r.info["sequences"] < self.n]
+            cap = self.n
+        if not needy or left <= 0:
+            return {}
+        share, remainder = divmod(left, len(needy))
+        return {r.problem_id: min(share + (i < remainder), cap) for i, r in enumerate(needy)
+                if share + (i < remainder) > 0}
+
+    async def extend(self, problem: Problem, ctx: Context, extra: int) -> list[Trajectory]:
+        """`extra` more sequences from fresh EAGer runs (the second pass)."""
+        under_cap = ctx.info.get("sequences", self.n) < self.n
+        got: list[Trajectory] = []
+        threshold, tries = self.threshold, 0
+        while len(got) < extra:
+            tries += 1
+            if self.reallocate == "labels" and under_cap:
+                threshold *= 0.8
+            if tries > 2:
+                threshold *= 0.9
+            more, _ = await self._init(problem, ctx, extra - len(got), threshold, f"extra{tries}")
+            got += more
+        ctx.info["second_pass"] = {"extra": extra, "runs": tries, "sequences": len(got)}
+        return got
+
+    async def _init(self, problem: Problem, ctx: Context, n: int, threshold: float,
+                    key: str) -> tuple[list[Trajectory], _Run]:
+        """One EAGer-init run: at most n sequences from the prompt."""
+        run = _Run(replace(self, n=n, threshold=threshold), ctx, ctx.prompt_ids())
+        run.start(Sequence(key))
         await run.wait()
         kept = [s for s in run.sequences if not s.replaced]
-        ctx.info.update({"sequences": len(kept), "branches": len(run.sequences) - 1,
-                         "replaced": len(run.sequences) - len(kept), "branch_points": run.branch_points})
         trajectories = []
         for s in kept:
             c = s.fold.completion()
@@ -88,7 +144,7 @@ class EntropyBranching:
                            stats=series_stats(s.series(), self.params.stats) if s.ids else {})
             t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
             trajectories.append(t)
-        return trajectories
+        return trajectories, run
 
 
 class _Run:
