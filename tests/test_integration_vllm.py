@@ -218,6 +218,14 @@ def test_token_id_continuation_equals_one_shot_generation(vllm_backend):
                                              SamplingParams(temperature=0.0, max_tokens=25))).completions[0]
     assert first.token_ids + rest.token_ids == one_shot.token_ids
     assert first.text + rest.text == one_shot.text
+    # on ChatML, the text continuation renders the same prefix the ids continue
+    from ttscale.strategies.step.tree import Node, StepGenerator
+
+    node = Node("0", steps=[first.text], step_ids=[first.token_ids])
+    by_text, cont = StepGenerator(continuation="text").prompt(msgs, node, base)
+    by_ids, _ = StepGenerator().prompt(msgs, node, base)
+    decode = vllm_backend.tokenizer.decode
+    assert decode(vllm_backend.encode(by_text, continue_final_message=cont)) == decode(list(by_ids.ids))
 
 
 def test_token_id_continuation_survives_a_template_that_rewrites_assistant_content(vllm_backend, smollm2_path,
