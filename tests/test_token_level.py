@@ -153,18 +153,24 @@ WARM = [conf_trace("a b \\boxed{7}", [1, 1, 1]), conf_trace("a b \\boxed{8}", [2
 
 
 def test_deepconf_online_threshold_stop_and_vote_by_hand(grader):
-    # warm-up lowest group confidences 1, 2, 3, 4: s = 50th percentile = 2.5; only 3 (7) and 4 (8) vote.
-    # trace 5: windows of 2 tokens 3, 2 -> stopped at its 3rd token (group 2 < 2.5), never votes.
-    # trace 6: confidence 5, answer 7: votes 7 = 3 + 5, 8 = 4 -> consensus 8/12 < 0.95; n=6 reached.
+    # warm-up lowest group confidences 1 (7), 2 (8), 3 (7), 4 (8): s = 50th percentile = 2.5.
+    # consensus over T (all four): 7 = 1 + 3, 8 = 2 + 4 -> 0.6 < 0.95, so traces are streamed.
+    # trace 5: windows of 2 tokens 3, 2 -> stopped at its 3rd token (group 2 < 2.5): not in T.
+    # trace 6: confidence 5, answer 7: T votes 7 = 9, 8 = 6 -> 0.6; n = 6 reached.
+    # final vote over the traces at or above s: 3 (7), 4 (8), 5 (7) -> 7 = 8 vs 8 = 4.
     online = [conf_trace("x y z w \\boxed{8}", [3, 3, 1, 1, 3]), conf_trace("x \\boxed{7}", [5, 5])]
     backend = deepconf_backend(WARM, online)
     result = solve(deepconf(), WeightedVote("lowest_group_confidence"), backend, grader)
     assert threshold([1, 2, 3, 4], 50) == 2.5 and result.info["threshold"] == 2.5
     assert result.answer == "7" and [c.answer for c in result.candidates] == ["7", "8", "7"]
     assert result.info["traces_stopped"] == 1 and result.info["traces_below_threshold"] == 2
-    assert result.info["traces_launched"] == 6 and result.info["consensus"] == pytest.approx(8 / 12)
+    assert result.info["traces_launched"] == 6 and result.info["consensus"] == pytest.approx(9 / 15)
     assert backend.generated_tokens == 3 + 2  # the stopped trace generated 3 tokens, not 5
     assert result.usage.completion_tokens == 12 + 3 + 2
+    # final_vote=all: every trace of T votes (the paper's pseudo-code)
+    everyone = solve(deepconf(vote="all"), WeightedVote("lowest_group_confidence"), deepconf_backend(WARM, online),
+                     grader)
+    assert [c.answer for c in everyone.candidates] == ["7", "8", "7", "8", "7"] and everyone.answer == "7"
 
 
 def test_deepconf_online_stops_sampling_at_consensus(grader):
@@ -176,10 +182,10 @@ def test_deepconf_online_stops_sampling_at_consensus(grader):
 
 
 def test_deepconf_online_aborts_the_traces_in_flight_at_consensus(grader):
-    # two traces stream at once; the short one finishes, consensus 8/12 >= tau 0.6, the long one is aborted
-    online = [conf_trace("x \\boxed{7}", [5, 5]), conf_trace(" ".join(["y"] * 4000), [9] * 4000)]
+    # two traces stream at once; the short one finishes, consensus 13/19 >= tau 0.65, the long one is aborted
+    online = [conf_trace("x \\boxed{7}", [9, 9]), conf_trace(" ".join(["y"] * 4000), [9] * 4000)]
     backend = deepconf_backend(WARM, online, token_delay=0.002)
-    result = solve(deepconf(tau=0.6, parallel=2), WeightedVote("lowest_group_confidence"), backend, grader)
+    result = solve(deepconf(tau=0.65, parallel=2), WeightedVote("lowest_group_confidence"), backend, grader)
     assert result.info["traces_aborted_at_consensus"] == 1 and backend.aborted == 1
     assert 2 < backend.generated_tokens < 2 + 4000
     assert result.usage.completion_tokens == 12 + backend.generated_tokens and result.answer == "7"
@@ -191,6 +197,8 @@ def test_deepconf_online_refuses_a_backend_without_logprobs(grader):
         asyncio.run(deepconf()(PROBLEM, context(backend, grader)))
     with pytest.raises(ValueError, match="eta"):
         deepconf(eta=100)
+    with pytest.raises(ValueError, match="vote"):
+        deepconf(vote="some")
 
 
 # ---- set-cover pruning -------------------------------------------------------------------------

@@ -158,6 +158,7 @@ class StrategyConfig:
     warmup: int = 16  # deepconf_online: N_init warm-up traces that set the stopping threshold
     tau: Optional[float] = 0.95  # deepconf_online: consensus that stops sampling (null: never, as the reference code)
     parallel: int = 8  # deepconf_online: traces streamed at once after the warm-up
+    final_vote: str = "passed"  # deepconf_online: passed (traces >= s vote, the code) | all (all of T, the paper's)
     prune_step: int = 32  # set_cover_pruning: prune every this many tokens
     prune_cost: str = "perplexity"  # set_cover_pruning: perplexity | inverse_confidence
     prune_ngram: int = 1  # set_cover_pruning: cover elements are distinct token n-grams

@@ -8,10 +8,11 @@
 
 Token confidence is -mean(top-k logprobs) and a group is a sliding window of `window` tokens
 (ttscale.confidence.RunningStats; the check starts once a window is full, as in the reference
-code's logits processor). A trace that finishes but whose lowest group confidence is below s (one
-shorter than a window is one group of all its tokens) does not vote, and neither do warm-up traces
-below s: the reference code relabels both. Consensus is the weighted vote share of the leading
-answer over the voting traces, checked each time a trace finishes.
+code's logits processor). Consensus is the paper's: the weighted vote share of the leading answer
+over T, every trace that was not stopped (the warm-up traces included), checked each time a trace
+finishes. The final vote leaves out the traces whose lowest group confidence is below s (warm-up
+traces, and finished ones shorter than a window, which are one group of all their tokens), as the
+reference code relabels them; `final_vote: all` lets all of T vote, as the paper's pseudo-code reads.
 
 Deviations from the reference code, as options: the code streams all B - N_init traces at once and
 never checks consensus (tau: null does the same; `parallel` caps the traces in flight, default 8,
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class DeepConfOnline:
     eta: float = 10.0  # percent kept: 10 = DeepConf-low, 90 = DeepConf-high
     tau: float | None = 0.95  # consensus that stops sampling; None: never (the reference code)
     parallel: int = 8  # traces streamed at once after the warm-up
+    vote: str = field(default="passed", metadata={"config": "final_vote"})  # passed: traces at or above s vote (the code) | all: every trace of T (the paper)
 
     def __post_init__(self) -> None:
         if not 0 < self.eta < 100:
@@ -57,6 +59,8 @@ class DeepConfOnline:
             raise ValueError(f"tau={self.tau!r} must be in (0, 1], or null (no consensus stop)")
         if not 1 <= self.warmup <= self.n:
             raise ValueError(f"warmup={self.warmup!r} must be in [1, n={self.n}]")
+        if self.vote not in ("passed", "all"):
+            raise ValueError(f"vote={self.vote!r}; choose one of: passed, all")
         if self.parallel < 1:
             raise ValueError(f"parallel={self.parallel!r} must be >= 1")
         if not self.params.logprobs:
@@ -65,14 +69,9 @@ class DeepConfOnline:
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         warm = await ctx.generate(ctx.prompt, replace(self.params, n=self.warmup), key="warmup")
         s = threshold([_confidence(c) for c in warm], self.eta)
-        voters: list[Trajectory] = []
-        stopped = below = 0
-        for c in warm:
-            if _confidence(c) >= s:
-                voters.append(self._trajectory(c, problem, ctx))
-            else:
-                below += 1
-        consensus = await self._consensus(voters, problem, ctx)
+        pool = [self._trajectory(c, problem, ctx) for c in warm]  # T: every trace not stopped
+        stopped = 0
+        consensus = await self._consensus(pool, problem, ctx)
         launched = self.warmup
         running: set[asyncio.Task] = set()
         try:
@@ -88,20 +87,19 @@ class DeepConfOnline:
                     _, completion, was_stopped = task.result()
                     if was_stopped:
                         stopped += 1
-                    elif _confidence(completion) < s:
-                        below += 1
                     else:
-                        voters.append(self._trajectory(completion, problem, ctx))
-                consensus = await self._consensus(voters, problem, ctx)
+                        pool.append(self._trajectory(completion, problem, ctx))
+                consensus = await self._consensus(pool, problem, ctx)
                 if self.tau is not None and consensus >= self.tau:
                     break
         finally:
             for task in running:  # consensus reached: abort the traces still streaming
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+        voters = [t for t in pool if self.vote == "all" or t.stats[CONFIDENCE] >= s]
         ctx.info.update({"threshold": s, "consensus": consensus, "traces_launched": launched,
                          "traces_stopped": stopped, "traces_aborted_at_consensus": len(running),
-                         "traces_below_threshold": below, "traces_not_sampled": self.n - launched})
+                         "traces_below_threshold": len(pool) - len(voters), "traces_not_sampled": self.n - launched})
         return voters
 
     async def _trace(self, ctx: Context, index: int, s: float) -> tuple[int, Completion, bool]:
@@ -124,7 +122,7 @@ class DeepConfOnline:
         return t
 
     async def _consensus(self, voters: list[Trajectory], problem: Problem, ctx: Context) -> float:
-        """The leading answer's share of the confidence-weighted vote (0 with no answer yet)."""
+        """The leading answer's share of the confidence-weighted vote over T (0 with no answer yet)."""
         groups = await ctx.grader.agroup([t.answer for t in voters], problem)
         weights = [t.stats[CONFIDENCE] if g is not None else 0.0 for t, g in zip(voters, groups)]
         total = sum(weights)
