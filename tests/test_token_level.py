@@ -329,7 +329,8 @@ def test_eager_adapt_gives_the_budget_left_to_the_problems_at_the_cap(grader, tm
     outcome = run(Strategy(search, MajorityVote(), name="eager"), problems, backend, grader=grader, output=out,
                   progress=False)
     a, b, c = outcome.results
-    assert a.info["second_pass"] == {"extra": 2, "runs": 1, "sequences": 2} and len(a.candidates) == 4
+    assert a.info["second_pass"] == {"extra": 2, "runs": 1, "sequences": 2, "thresholds": [0.5]}
+    assert len(a.candidates) == 4
     assert a.info["sequences"] == 2 and "second_pass" not in b.info and len(b.candidates) == 1
     assert a.usage.completion_tokens == 2 * (3 + 1)  # both passes: a root of 3 tokens and a branch of 1, twice
     assert len(out.read_text().splitlines()) == 4 and load_results(out)["A"].info["second_pass"]["extra"] == 2
@@ -341,13 +342,47 @@ def test_eager_allocation_by_hand():
 
     def result(pid, sequences, correct):
         return Result(pid, None, candidates=[Candidate("t", "1", None, 1, "stop", correct=correct)],
-                      info={"sequences": sequences})
+                      info={"sequences": sequences}, reference="1")
 
     firsts = [result("a", 4, True), result("b", 1, False), result("c", 4, False), result("d", 2, False),
-              Result("e", None, error="boom")]
-    # 4 x 4 - 11 = 5 left (the failed problem gives and takes nothing)
+              result("f", 4, None), Result("e", None, error="boom")]
+    # 5 x 4 - 15 = 5 left (the failed problem gives and takes nothing)
     adapt = EntropyBranching(n=4, params=SamplingParams(logprobs=2), reallocate="adapt")
-    assert adapt.allocate(firsts) == {"a": 3, "c": 2}  # at the cap: 5 = 2 + 2, remainder to the first
+    assert adapt.allocate(firsts) == {"a": 2, "c": 2, "f": 1}  # at the cap: 5 = 2 + 2 + 1, in dataset order
     labels = replace(adapt, reallocate="labels")
-    assert labels.allocate(firsts) == {"c": 2, "b": 2, "d": 1}  # unsolved, the one at the cap first
+    # graded wrong (f's check was undecided: not "unsolved"), the one at the cap first
+    assert labels.allocate(firsts) == {"c": 2, "b": 2, "d": 1}
     assert replace(adapt, reallocate="none").allocate(firsts) == {}
+
+
+def test_deepconf_online_edge_cases(grader):
+    # a trace whose only full window below s arrives in its last delta is stopped (not in T), as the
+    # reference ends it there; a unanimous vote is consensus 1.0 exactly (tau = 1 fires)
+    online = [conf_trace("x \\boxed{8}", [1, 1])]
+    result = solve(deepconf(n=5, tau=1.0), WeightedVote("lowest_group_confidence"), deepconf_backend(WARM, online),
+                   grader)
+    assert result.info["traces_stopped"] == 1 and result.info["traces_launched"] == 5
+    agree = [conf_trace("a \\boxed{7}", [c, c]) for c in (1.1, 2.3, 3.7, 4.9)]
+    settled = solve(deepconf(n=8, tau=1.0), WeightedVote("lowest_group_confidence"), deepconf_backend(agree, []),
+                    grader)
+    assert settled.info["consensus"] == 1.0 and settled.info["traces_launched"] == 4
+    # empty warm-up traces are left out of the threshold; all empty is an error naming the cause
+    empty = traced("", [])
+    mixed = solve(deepconf(n=4, warmup=4), WeightedVote("lowest_group_confidence"),
+                  deepconf_backend([empty] + WARM[1:], []), grader)
+    assert mixed.info["threshold"] == threshold([2, 3, 4], 50)
+    with pytest.raises(ValueError, match="every warm-up trace is empty"):
+        asyncio.run(deepconf(n=4)(PROBLEM, context(deepconf_backend([empty] * 4, []), grader)))
+    with pytest.warns(UserWarning, match="no trace can fill"):
+        DeepConfOnline(params=SamplingParams(logprobs=20, max_tokens=512))
+
+
+def test_eager_second_pass_thresholds_per_run_as_the_code(grader):
+    # no token branches: each run gives one sequence, so 3 extra take 3 runs
+    backend = ScriptedBackend(lambda text, params, i: flat("so \\boxed{5}"), top_logprobs=True)
+    for mode, sequences, expected in (("adapt", 4, [1.0, 1.0, 0.9]), ("labels", 1, [0.8, 0.64, 0.512 * 0.9])):
+        ctx = context(backend, grader)
+        ctx.info["sequences"] = sequences  # the first pass: at the cap (4) or under it (1)
+        search = EntropyBranching(n=4, params=SamplingParams(logprobs=2), threshold=1.0, reallocate=mode)
+        assert len(asyncio.run(search.extend(PROBLEM, ctx, 3))) == 3
+        assert ctx.info["second_pass"]["thresholds"] == pytest.approx(expected)

@@ -14,9 +14,15 @@ finishes. The final vote leaves out the traces whose lowest group confidence is 
 traces, and finished ones shorter than a window, which are one group of all their tokens), as the
 reference code relabels them; `final_vote: all` lets all of T vote, as the paper's pseudo-code reads.
 
-Deviations from the reference code, as options: the code streams all B - N_init traces at once and
-never checks consensus (tau: null does the same; `parallel` caps the traces in flight, default 8,
-so that consensus can stop sampling as the paper's sequential loop does).
+Deviations from the reference code: the code streams all B - N_init traces at once and never
+checks consensus (tau: null does the same; `parallel` caps the traces in flight, default 8, so that
+consensus can stop sampling as the paper's sequential loop does; which traces are in T when it is
+reached then depends on their finishing order, and the traces still streaming are aborted, their
+tokens counted). The code's reported answer is a plain majority over the traces that passed
+(`select=majority`); its weighted vote, and the paper's, is the config's default. Token confidence is
+the exact top-k mean for the threshold and the stop alike (the code's threshold averages vLLM's
+returned list, which can hold the sampled token beside the top 20, so its s sits slightly higher).
+Answers are grouped by math equivalence, not by string.
 """
 
 from __future__ import annotations
@@ -24,13 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ttscale.backends.base import StreamFold
 from ttscale.strategies.context import Context
-from ttscale.strategies.select.weighted import weighted_winner
 from ttscale.types import Completion, Problem, SamplingParams, Trajectory
 
 CONFIDENCE = "lowest_group_confidence"
@@ -65,9 +71,16 @@ class DeepConfOnline:
             raise ValueError(f"parallel={self.parallel!r} must be >= 1")
         if not self.params.logprobs:
             raise ValueError("DeepConf needs top-k logprobs: set strategy.logprobs (the reference uses 20)")
+        if self.params.stats.window >= self.params.max_tokens:
+            warnings.warn(f"deepconf_online: no trace can fill a {self.params.stats.window}-token window within "
+                          f"max_tokens={self.params.max_tokens}, so none is stopped online (only the threshold "
+                          "filter and consensus act); set strategy.stats_window below max_tokens", stacklevel=2)
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         warm = await ctx.generate(ctx.prompt, replace(self.params, n=self.warmup), key="warmup")
+        warm = [c for c in warm if c.num_tokens > 0]  # an empty trace has no confidence (and no answer)
+        if not warm:
+            raise ValueError("every warm-up trace is empty (does the prompt fill the context?): no threshold")
         s = threshold([_confidence(c) for c in warm], self.eta)
         pool = [self._trajectory(c, problem, ctx) for c in warm]  # T: every trace not stopped
         stopped = 0
@@ -87,7 +100,7 @@ class DeepConfOnline:
                     _, completion, was_stopped = task.result()
                     if was_stopped:
                         stopped += 1
-                    else:
+                    elif completion.num_tokens > 0:
                         pool.append(self._trajectory(completion, problem, ctx))
                 consensus = await self._consensus(pool, problem, ctx)
                 if self.tau is not None and consensus >= self.tau:
@@ -110,8 +123,9 @@ class DeepConfOnline:
             async for delta in deltas:
                 fold.add(delta)
                 low = fold.stats.lowest_group_confidence
-                if low is not None and low < s and fold.finish_reason is None:
-                    fold.abort()
+                if low is not None and low < s:  # in its last delta too: the reference ends it there
+                    if fold.finish_reason is None:
+                        fold.abort()
                     stopped = True
                     break
         return index, fold.completion(), stopped
@@ -124,12 +138,12 @@ class DeepConfOnline:
     async def _consensus(self, voters: list[Trajectory], problem: Problem, ctx: Context) -> float:
         """The leading answer's share of the confidence-weighted vote over T (0 with no answer yet)."""
         groups = await ctx.grader.agroup([t.answer for t in voters], problem)
-        weights = [t.stats[CONFIDENCE] if g is not None else 0.0 for t, g in zip(voters, groups)]
-        total = sum(weights)
-        if total <= 0:
-            return 0.0
-        winner = weighted_winner(voters, groups, weights)
-        return max(winner.info["weights"].values()) / total
+        totals: dict[int, float] = {}
+        for t, g in zip(voters, groups):
+            if g is not None:
+                totals[g] = totals.get(g, 0.0) + t.stats[CONFIDENCE]
+        total = sum(totals.values())
+        return max(totals.values()) / total if total > 0 else 0.0
 
 
 def _confidence(completion: Completion) -> float:

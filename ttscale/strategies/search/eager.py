@@ -26,12 +26,15 @@ that need exploration, as the authors' code does it:
   the cap first; at most n more each.
 An even share each (floor; the remainder one each to the first in dataset order). A problem's extra
 sequences come from fresh EAGer runs from its prompt until it has them; the threshold is lowered
-10% after the second run ("labels", for a problem under the cap: 20% per run, compounding, as the
-code). Each run asks for the sequences still missing (the code asks for all `extra` each time and
+10% from the third run on ("labels", for a problem under the cap: also 20% lower per run,
+compounding), as the code. Each run asks for the sequences still missing (the code asks for all `extra` each time and
 can overshoot). A problem whose first pass failed neither gives nor takes budget.
 
 Not here: the code stops branching after 1000 lock-step tokens without a branch (it never triggers
-with max_tokens <= 1000).
+with max_tokens <= 1000). The code advances all sequences in lock-step, one token each; here they
+stream concurrently, so the dynamic percentile sees the entropies that have arrived so far and the
+last free slots go to whichever sequence asks first: branch points depend on timing as well as on
+the seeds. A replaced parent's tokens are counted (generated), forced tokens are not (not generated).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Sequence:
                                                                            "entropy": []})
     fold: StreamFold | None = None
     replaced: bool = False  # stopped: two sequences restarted from its prefix
+    prefix_text: str = ""
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -103,7 +107,8 @@ class EntropyBranching:
         if self.reallocate == "adapt":
             needy, cap = at_cap, 3 * self.n
         else:  # labels: no correct sequence yet; those at the cap first
-            unsolved = [r for r in first if not any(c.correct for c in r.candidates)]
+            # with a reference, and every candidate graded wrong (an undecided check is not "unsolved")
+            unsolved = [r for r in first if r.reference is not None and all(c.correct is False for c in r.candidates)]
             needy = [r for r in unsolved if r.info["sequences"] >= self.n] + \
                     [r for r in unsolved if r.info["sequences"] < self.n]
             cap = self.n
@@ -117,16 +122,16 @@ class EntropyBranching:
         """`extra` more sequences from fresh EAGer runs (the second pass)."""
         under_cap = ctx.info.get("sequences", self.n) < self.n
         got: list[Trajectory] = []
-        threshold, tries = self.threshold, 0
+        threshold, tries, used = self.threshold, 0, []
         while len(got) < extra:
-            tries += 1
-            if self.reallocate == "labels" and under_cap:
-                threshold *= 0.8
-            if tries > 2:
+            tries += 1  # the code: 20% lower per run (compounding) for an unsolved problem under the cap,
+            threshold = threshold * 0.8 if self.reallocate == "labels" and under_cap else self.threshold
+            if tries > 2:  # and 10% lower from the third run on
                 threshold *= 0.9
+            used.append(threshold)
             more, _ = await self._init(problem, ctx, extra - len(got), threshold, f"extra{tries}")
             got += more
-        ctx.info["second_pass"] = {"extra": extra, "runs": tries, "sequences": len(got)}
+        ctx.info["second_pass"] = {"extra": extra, "runs": tries, "sequences": len(got), "thresholds": used}
         return got
 
     async def _init(self, problem: Problem, ctx: Context, n: int, threshold: float,
@@ -183,6 +188,7 @@ class _Run:
             seq.fold.add(Delta([], finish_reason="length"))
             return
         prompt = self.base.extend(seq.prefix_ids)
+        seq.prefix_text = self.ctx.backend.decode(seq.prefix_ids) if seq.prefix_ids else ""
         async with contextlib.aclosing(self.ctx.stream(prompt, params, key=f"seq/{seq.key}")) as deltas:
             async for delta in deltas:
                 before = seq.fold.num_tokens
@@ -204,7 +210,7 @@ class _Run:
         self.entropies.append(h)
         if h <= bar or self.room() < 1:
             return False
-        if self.m.no_branch_after and self.m.no_branch_after in seq.fold.text:
+        if self.m.no_branch_after and self.m.no_branch_after in seq.prefix_text + seq.fold.text:
             return False
         ids, series = seq.ids[:at], _cut(seq, at)
         self.branch_points.append(f"{seq.key}@{at}")
