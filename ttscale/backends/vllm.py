@@ -204,7 +204,10 @@ class VLLMBackend:
         queue: asyncio.Queue = asyncio.Queue()
 
         def put(item) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the reader's loop is closed: nobody reads this stream any more
+                pass
 
         future = self._submit(self._stream(ids, self._vllm_params(params, stream=True), put))
         try:
