@@ -48,7 +48,12 @@ def test_running_statistics_equal_the_batch_ones(n, window):
         running.update(sampled[i:i + k], tops[i:i + k])
         i += k
     assert running.stats() == sequence_stats(sampled, tops, spec)
-    if n >= window:  # the lowest full window so far is the batch statistic's lowest group
+    from ttscale.confidence import token_series
+
+    assert running.series() == token_series(sampled, tops)
+    if n >= window:  # the newest full window, as the batch's last group
+        newest = token_series(sampled, tops)["confidence"][-window:]
+        assert running.group_confidence == pytest.approx(sum(newest) / window)  # the lowest full window so far is the batch statistic's lowest group
         assert running.lowest_group_confidence == sequence_stats(sampled, tops, spec)["lowest_group_confidence"]
     else:
         assert running.group_confidence is None and running.lowest_group_confidence is None
@@ -103,10 +108,19 @@ def test_cancelling_the_reader_aborts_the_stream():
     assert ctx.usage.completion_tokens == backend.generated_tokens
 
 
-def test_a_stream_is_cut_at_max_tokens():
-    backend = ScriptedBackend(lambda text, params, i: "a b c d e")
+def test_a_stream_is_cut_at_max_tokens_and_reading_to_the_end_is_no_abort():
+    backend = ScriptedBackend(lambda text, params, i: traced("a b c d e", [[-0.1]] * 5))  # not cut by the script
     c = fold(asyncio.run(read_all(backend.stream("q", SamplingParams(max_tokens=3)))))
-    assert c.text == "a b c" and c.finish_reason == "length"
+    assert c.text == "a b c" and c.finish_reason == "length" and backend.aborted == 0
+
+    async def stop_at_the_last(stream):  # the reader leaves right after the final delta
+        async with contextlib.aclosing(stream) as deltas:
+            async for d in deltas:
+                if d.finished:
+                    break
+
+    asyncio.run(stop_at_the_last(backend.stream("q", SamplingParams(max_tokens=9))))
+    assert backend.aborted == 0
 
 
 def test_token_id_prompts_continue_by_ids():
@@ -381,8 +395,56 @@ def test_eager_second_pass_thresholds_per_run_as_the_code(grader):
     # no token branches: each run gives one sequence, so 3 extra take 3 runs
     backend = ScriptedBackend(lambda text, params, i: flat("so \\boxed{5}"), top_logprobs=True)
     for mode, sequences, expected in (("adapt", 4, [1.0, 1.0, 0.9]), ("labels", 1, [0.8, 0.64, 0.512 * 0.9])):
+        from ttscale.types import Result
+
         ctx = context(backend, grader)
-        ctx.info["sequences"] = sequences  # the first pass: at the cap (4) or under it (1)
+        first = Result("p", None, info={"sequences": sequences})  # the first pass: at the cap (4) or under it (1)
         search = EntropyBranching(n=4, params=SamplingParams(logprobs=2), threshold=1.0, reallocate=mode)
-        assert len(asyncio.run(search.extend(PROBLEM, ctx, 3))) == 3
+        assert len(asyncio.run(search.extend(PROBLEM, ctx, 3, first))) == 3
         assert ctx.info["second_pass"]["thresholds"] == pytest.approx(expected)
+
+
+def test_a_second_pass_scores_only_the_new_trajectories(grader):
+    from ttscale.types import Result
+    from ttscale.verifiers.base import Scores
+
+    class Counting:  # one verifier call per trajectory scored
+        def __init__(self):
+            self.scored = 0
+
+        async def score(self, problem, trajectories, usage):
+            self.scored += len(trajectories)
+            usage.verifier_calls += len(trajectories)
+            return [Scores(0.5) for _ in trajectories]
+
+    class Two:  # a search with a second pass of two more samples
+        async def __call__(self, problem, ctx):
+            return [Trajectory.from_completion(c) for c in await ctx.generate(ctx.prompt, SamplingParams(n=3))]
+
+        async def extend(self, problem, ctx, extra, first):
+            ctx.info["more"] = extra
+            return [Trajectory.from_completion(c) for c in await ctx.generate(ctx.prompt, SamplingParams(n=extra))]
+
+    from ttscale.strategies.select import BestScore
+    from ttscale.types import Trajectory
+
+    verifier = Counting()
+    strategy = Strategy(Two(), BestScore(), verifier)
+    backend = ScriptedBackend(lambda text, params, i: "\\boxed{7}")
+    first = asyncio.run(strategy.solve(PROBLEM, context(backend, grader)))
+    assert isinstance(first, Result) and verifier.scored == 3
+    second = asyncio.run(strategy.extend(PROBLEM, context(backend, grader), first, 2))
+    assert verifier.scored == 5 and second.usage.verifier_calls == 5 and len(second.candidates) == 5
+    assert second.info["more"] == 2 and second.usage.completion_tokens == 5
+
+
+def test_a_step_cut_by_a_stop_string_loses_its_ids():
+    from ttscale.strategies.step.tree import Node, StepGenerator
+    from ttscale.types import Completion
+
+    g = StepGenerator(SamplingParams(stop=("\nQuestion:",)))
+    node = Node("0", steps=["A\n\n"], step_ids=[(1, 2)], step_tokens=[2], step_logprobs=[None], step_series=[None])
+    child = g.child(node, 0, Completion("Question: x", 2, "stop", stop_reason="\n\n", token_ids=(3, 4)))
+    # "\nQuestion:" starts inside the first step: both steps changed, neither may be continued by its ids
+    assert child.steps == ["A\n", ""] and child.step_ids == [None, None] and child.finished
+    assert child.prefix(1, "p").ids is None

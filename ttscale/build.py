@@ -163,6 +163,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     elif logprobs is None and traits.needs_logprobs:
         logprobs = 0
     window = cfg.get("stats_window", 2048)
+    _positive("strategy.stats_window", window)
     params = SamplingParams(
         temperature=cfg["temperature"], top_p=cfg["top_p"], top_k=cfg["top_k"], max_tokens=cfg["max_tokens"],
         stop=tuple(cfg.get("stop") or ()) + tuple(extra_stop), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),

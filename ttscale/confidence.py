@@ -43,6 +43,15 @@ def token_confidence(top_logprobs: Sequence[float]) -> float:
     return -sum(top_logprobs) / len(top_logprobs)
 
 
+def _total(values: Sequence[float]) -> float:
+    """A plain left-to-right sum (Python 3.12's sum() of floats is compensated; the running
+    statistics add one value at a time, and the two must agree exactly)."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
 def token_series(sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> dict[str, list[float]]:
     """Per-token values the statistics are made of: the sampled logprob, the token confidence and the
     entropy. Series of consecutive pieces (the steps of a partial solution) concatenate into the
@@ -69,22 +78,22 @@ def series_stats(series: dict[str, list[float]], spec: StatsSpec = StatsSpec()) 
         return {"tokens": 0}
     window = max(1, min(spec.window, n))
     groups = []
-    running = sum(confidences[:window])
+    running = _total(confidences[:window])
     groups.append(running / window)
     for t in range(window, n):
         running += confidences[t] - confidences[t - window]
         groups.append(running / window)
     groups.sort()
     bottom = groups[: max(1, int(len(groups) * spec.bottom_frac))]
-    tail = confidences[-min(spec.tail, n):]
-    total = sum(sampled)
+    tail = confidences[-max(1, min(spec.tail, n)):]
+    total = _total(sampled)
     return {
         "tokens": n,
-        "mean_entropy": sum(entropies) / n,
-        "mean_confidence": sum(confidences) / n,
+        "mean_entropy": _total(entropies) / n,
+        "mean_confidence": _total(confidences) / n,
         "lowest_group_confidence": groups[0],
-        "bottom_group_confidence": sum(bottom) / len(bottom),
-        "tail_confidence": sum(tail) / len(tail),
+        "bottom_group_confidence": _total(bottom) / len(bottom),
+        "tail_confidence": _total(tail) / len(tail),
         "sum_logprob": total,
         "mean_logprob": total / n,
         "perplexity": math.exp(-total / n),
@@ -162,14 +171,14 @@ class RunningStats:
             return {"tokens": 0}
         groups = sorted(self._groups) if self._groups else [self._running / n]
         bottom = groups[: max(1, int(len(groups) * self.spec.bottom_frac))]
-        tail = list(self._tail)[-min(self.spec.tail, n):]
+        tail = list(self._tail)[-max(1, min(self.spec.tail, n)):]
         return {
             "tokens": n,
             "mean_entropy": self.sum_entropy / n,
             "mean_confidence": self.sum_confidence / n,
             "lowest_group_confidence": groups[0],
-            "bottom_group_confidence": sum(bottom) / len(bottom),
-            "tail_confidence": sum(tail) / len(tail),
+            "bottom_group_confidence": _total(bottom) / len(bottom),
+            "tail_confidence": _total(tail) / len(tail),
             "sum_logprob": self.sum_sampled,
             "mean_logprob": self.sum_sampled / n,
             "perplexity": math.exp(-self.sum_sampled / n),

@@ -163,7 +163,8 @@ class ScriptedBackend:
                 self.generated_tokens += 1
                 lp = logprobs[t] if logprobs else None
                 last = t == len(words) - 1
-                top = list(lp.top.items())[: max(1, k)] if k is not None and lp else None
+                done = last  # a reader that stops after the final delta did not abort it
+                top = list(lp.top.items())[:k] if k and lp else None  # top-k only when k >= 1, as vLLM
                 yield Delta(token_ids=self.tokenizer.encode(word), text=word,
                             logprobs=None if k is None else [lp.logprob if lp else -0.1],
                             top_logprobs=[[v for _, v in top]] if top else None,
@@ -172,6 +173,7 @@ class ScriptedBackend:
                             **first)
                 first = {}
             if not words:
+                done = True
                 yield Delta(token_ids=[], finish_reason=finish, stop_reason=stop_reason, **first)
             done = True
         finally:
@@ -190,8 +192,8 @@ class ScriptedBackend:
         if isinstance(out, Completion):
             if out.token_ids is None:
                 out.token_ids = tuple(self.tokenizer.encode(out.text))
-            if out.token_logprobs and params.logprobs is not None and not out.stats:
-                tops = [list(t.top.values())[: max(1, params.logprobs)] for t in out.token_logprobs]
+            if out.token_logprobs and params.logprobs and not out.stats:
+                tops = [list(t.top.values())[: params.logprobs] for t in out.token_logprobs]
                 series = token_series([t.logprob for t in out.token_logprobs], tops)
                 out.stats = series_stats(series, params.stats)
                 out.series = series if params.keep_series else None

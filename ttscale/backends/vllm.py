@@ -13,6 +13,7 @@ engine in the same order and batches, which concurrent runs do not guarantee.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import threading
@@ -203,11 +204,12 @@ class VLLMBackend:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
 
-        def put(item) -> None:
+        def put(item) -> bool:
             try:
                 loop.call_soon_threadsafe(queue.put_nowait, item)
+                return True
             except RuntimeError:  # the reader's loop is closed: nobody reads this stream any more
-                pass
+                return False
 
         future = self._submit(self._stream(ids, self._vllm_params(params, stream=True), put))
         try:
@@ -232,17 +234,22 @@ class VLLMBackend:
                 vparams.max_tokens = room
             top_k = vparams.logprobs
             first = True
-            async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
-                o = out.outputs[0]
-                delta = Delta(token_ids=list(o.token_ids), text=o.text, finish_reason=o.finish_reason,
-                              stop_reason=o.stop_reason if o.finish_reason else None)
-                if top_k is not None:
-                    delta.logprobs, delta.top_logprobs, delta.top_token_ids = _delta_logprobs(o, top_k)
-                if first:
-                    delta.prompt_tokens, delta.cached_prompt_tokens = len(ids), out.num_cached_tokens or 0
-                    first = False
-                put(delta)
+            request = self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex)
+            async with contextlib.aclosing(request) as outputs:  # leaving it aborts the request
+                async for out in outputs:
+                    o = out.outputs[0]
+                    delta = Delta(token_ids=list(o.token_ids), text=o.text, finish_reason=o.finish_reason,
+                                  stop_reason=o.stop_reason if o.finish_reason else None)
+                    if top_k is not None:
+                        delta.logprobs, delta.top_logprobs, delta.top_token_ids = _delta_logprobs(o, top_k)
+                    if first:
+                        delta.prompt_tokens, delta.cached_prompt_tokens = len(ids), out.num_cached_tokens or 0
+                        first = False
+                    if not put(delta):
+                        return
         except asyncio.CancelledError:
+            # cancelled by the reader (it is gone), or by close(): a reader still waiting must not hang
+            put(RuntimeError("the stream was cancelled in the engine (the backend was closed?)"))
             raise
         except BaseException as exc:  # the reader raises it in its own loop
             put(exc)
@@ -252,11 +259,13 @@ class VLLMBackend:
         raw logprobs, before any temperature."""
         from vllm import SamplingParams as VSamplingParams
 
+        if not prompt_ids:
+            raise ValueError("score needs a non-empty prompt (the first token has no logprob of its own)")
+        if not completion_ids:
+            return []
         ids = [*prompt_ids, *completion_ids]
         if len(ids) >= self.max_model_len:
             raise ValueError(f"score: {len(ids)} tokens do not fit the context ({self.max_model_len})")
-        if not completion_ids:
-            return []
         vparams = VSamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         return await asyncio.wrap_future(self._submit(self._score(ids, len(prompt_ids), vparams)))
 
@@ -265,7 +274,7 @@ class VLLMBackend:
         async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
             final = out
         positions = final.prompt_logprobs or []
-        return [positions[t][ids[t]].logprob for t in range(max(start, 1), len(ids))]
+        return [positions[t][ids[t]].logprob for t in range(start, len(ids))]
 
     async def pool(self, ids: list[int], step_tag_id: int | None = None):
         """Token-wise outputs of a pooling model (engine_args runner="pooling"), e.g. a PRM's class
@@ -321,11 +330,18 @@ def _delta_logprobs(output, top_k: int):
         chosen = position.get(token_id)
         sampled.append(chosen.logprob if chosen else float("nan"))
         if top_k > 0:
-            ranked = sorted((lp.rank, tid, lp.logprob) for tid, lp in position.items()
-                            if lp.rank is not None and lp.rank <= top_k) or [(1, token_id, chosen.logprob)]
+            ranked = _ranked(position, top_k, token_id)
             tops.append([lp for _, _, lp in ranked])
             ids.append([tid for _, tid, _ in ranked])
     return sampled, (tops if top_k > 0 else None), (ids if top_k > 0 else None)
+
+
+def _ranked(position, top_k: int, token_id: int) -> list[tuple[int, int, float]]:
+    """(rank, token id, logprob) of the top-k at one position, by rank (vLLM lists the sampled token
+    first, with its own rank, when it is outside the top-k: it is left out)."""
+    ranked = sorted((lp.rank, tid, lp.logprob) for tid, lp in position.items()
+                    if lp.rank is not None and lp.rank <= top_k)
+    return ranked or [(1, token_id, position[token_id].logprob)]
 
 
 def _series(output, top_k: int) -> dict[str, list[float]]:
@@ -334,6 +350,5 @@ def _series(output, top_k: int) -> dict[str, list[float]]:
     for token_id, position in zip(output.token_ids, output.logprobs or []):
         chosen = position.get(token_id)
         sampled.append(chosen.logprob if chosen else float("nan"))
-        tops.append([lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= top_k]
-                    or [chosen.logprob])
+        tops.append([lp for _, _, lp in _ranked(position, top_k, token_id)])
     return token_series(sampled, tops)

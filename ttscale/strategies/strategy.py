@@ -27,22 +27,23 @@ class Strategy:
     async def extend(self, problem: Problem, ctx: Context, first: Result, extra: int) -> Result:
         """A second pass (a search that reallocates budget across problems, see the runtime): `extra`
         more trajectories from `self.search.extend`, selected together with the first pass's
-        candidates; the usage is both passes'."""
-        ctx.info = {k: v for k, v in first.info.items() if k not in ("chosen", "votes", "tie", "weights")}
-        more = await self.search.extend(problem, ctx, extra)
+        candidates; the usage is both passes'. The search's `extend(problem, ctx, extra, first)` writes
+        the result's info (the first pass's selection is made again, not copied); the first pass's
+        candidates keep their verifier scores (only the new trajectories are scored)."""
+        more = await self.search.extend(problem, ctx, extra, first)
         before = [Trajectory(text=c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason, answer=c.answer,
                              score=c.score, step_scores=list(c.step_scores), stats=dict(c.stats))
                   for c in first.candidates]
         ctx.usage.add(first.usage)
-        return await self._finish(problem, ctx, before + more)
+        return await self._finish(problem, ctx, before + more, scored=len(before))
 
-    async def _finish(self, problem: Problem, ctx: Context, trajectories: list[Trajectory]) -> Result:
+    async def _finish(self, problem: Problem, ctx: Context, trajectories: list[Trajectory], scored: int = 0) -> Result:
         for t in trajectories:
             if t.answer is None:
                 t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
-        if self.verifier is not None:
-            scores = await self.verifier.score(problem, trajectories, ctx.usage)
-            for t, s in zip(trajectories, scores):
+        if self.verifier is not None and trajectories[scored:]:
+            scores = await self.verifier.score(problem, trajectories[scored:], ctx.usage)
+            for t, s in zip(trajectories[scored:], scores):
                 t.score, t.step_scores = s.value, s.steps
         groups = await ctx.grader.agroup([t.answer for t in trajectories], problem)
         selection = self.select(trajectories, groups)

@@ -118,8 +118,10 @@ class EntropyBranching:
         return {r.problem_id: min(share + (i < remainder), cap) for i, r in enumerate(needy)
                 if share + (i < remainder) > 0}
 
-    async def extend(self, problem: Problem, ctx: Context, extra: int) -> list[Trajectory]:
+    async def extend(self, problem: Problem, ctx: Context, extra: int, first: Result) -> list[Trajectory]:
         """`extra` more sequences from fresh EAGer runs (the second pass)."""
+        ctx.info.update({k: first.info[k] for k in ("sequences", "branches", "replaced", "branch_points")
+                         if k in first.info})
         under_cap = ctx.info.get("sequences", self.n) < self.n
         got: list[Trajectory] = []
         threshold, tries, used = self.threshold, 0, []

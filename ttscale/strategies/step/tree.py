@@ -165,7 +165,9 @@ class StepGenerator:
         return Node(f"{node.id}.{index}", steps, list(node.step_scores), finished, reason,
                     [*node.step_tokens, c.num_tokens], [*node.step_logprobs, c.cumulative_logprob],
                     [*node.step_series, c.series], self.params.stats,
-                    [*node.step_ids, c.token_ids if cut is None else None])
+                    # a step the stop string cut no longer matches its ids (a prefix of it may be continued)
+                    [ids if text == before else None
+                     for ids, text, before in zip([*node.step_ids, c.token_ids], steps, [*node.steps, c.text])])
 
     async def expand(self, ctx: Context, node: Node, k: int, key: str) -> list[Node]:
         """k one-step continuations of `node` in one backend call (they share its prefix)."""
