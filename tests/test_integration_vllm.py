@@ -192,19 +192,40 @@ def test_a_closed_stream_is_aborted_in_the_engine(vllm_backend):
     assert generated - fold.num_tokens <= 2  # at most the engine step in flight when the abort arrived
 
 
-def test_n_streams_of_one_prompt_share_its_prefill(vllm_backend):
-    long_system = "You are a careful assistant who checks every step. " * 30
-    msgs = [{"role": "system", "content": long_system}, {"role": "user", "content": "Name a prime number."}]
-    params = SamplingParams(temperature=0.8, max_tokens=8)
+def _vllm_prompt_counts():
+    from prometheus_client import REGISTRY
 
-    async def streams(n):
-        folds = await asyncio.gather(*(_stream(vllm_backend, msgs, params) for _ in range(n)))
+    values = {s.name: s.value for m in REGISTRY.collect() for s in m.samples}
+    return values.get("vllm:prompt_tokens_total", 0.0), values.get("vllm:prompt_tokens_cached_total", 0.0)
+
+
+def test_n_streams_cost_what_an_n_request_costs_and_usage_counts_it_as_vllm(vllm_backend):
+    """vLLM runs an n-sample request as n child requests: the prefix cache serves the shared prompt
+    to all but the first. n streams of a fresh prompt do the same work, and both ways our usage
+    equals vLLM's own count of prompt tokens and cached prompt tokens."""
+    def fresh(tag):
+        return [{"role": "user", "content": f"{tag}: " + "Name every prime number below fifty. " * 30}]
+
+    async def streams(msgs, n):
+        folds = await asyncio.gather(*(_stream(vllm_backend, msgs, SamplingParams(temperature=0.8, max_tokens=4,
+                                                                                   seed=i)) for i in range(n)))
         return sum(f.prompt_tokens for f in folds), sum(f.cached_prompt_tokens for f in folds)
 
-    asyncio.run(vllm_backend.generate(msgs, SamplingParams(temperature=0.0, max_tokens=1)))  # the prefix is cached
-    prompt, cached = asyncio.run(streams(4))
-    block = 128 if prompt > 4 * 128 else 16
-    assert cached >= prompt - 4 * block  # every stream found the shared prefix in the cache
+    async def n_request(msgs, n):
+        out = await vllm_backend.generate(msgs, SamplingParams(n=n, temperature=0.8, max_tokens=4))
+        return out.prompt_tokens, out.cached_prompt_tokens
+
+    work = {}
+    for tag, name, way in ((1, "streams", streams), (2, "n-request", n_request)):  # fresh prompts, same length
+        before = _vllm_prompt_counts()
+        ours = asyncio.run(way(fresh(f"Run {tag}"), 4))
+        after = _vllm_prompt_counts()
+        assert ours == (after[0] - before[0], after[1] - before[1]), name  # as vLLM counted it
+        work[name] = ours
+    prompt = work["streams"][0] // 4
+    assert work["streams"][0] == work["n-request"][0] == 4 * prompt
+    assert work["streams"][1] > 0 and work["n-request"][1] > 0  # the shared prefix was served from the cache
+    assert work["streams"][1] == work["n-request"][1]  # the same work
 
 
 def test_token_id_continuation_equals_one_shot_generation(vllm_backend):

@@ -106,7 +106,8 @@ def test_usage_counts_tokens_and_calls(grader):
     result = solve(self_consistency(n=4), backend, grader, Problem(id="u", question="one two three", answer="2"))
     assert result.usage.backend_calls == 1
     assert result.usage.completion_tokens == 3 + 2 + 3 + 2
-    assert result.usage.prompt_tokens == 3  # one prompt for the n samples
+    # the prompt counts once per sample, and the (scripted, perfect) prefix cache serves all but one
+    assert result.usage.prompt_tokens == 4 * 3 and result.usage.cached_prompt_tokens == 3 * 3
 
 
 def test_invalid_tie_break():

@@ -134,7 +134,9 @@ class GenerateOutput:
 
 @dataclass
 class Usage:
-    """Compute spent. Prompt tokens count once per backend call (n samples share one prompt)."""
+    """Compute spent. Prompt tokens count once per sample, as the engine runs every sample as a
+    request of its own (vLLM's n-request is n child requests); `cached_prompt_tokens` is the share
+    the prefix cache served, so prompt - cached is the prefill actually computed."""
 
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0

@@ -138,7 +138,9 @@ class ScriptedBackend:
             call.completions = completions
         finally:
             self.in_flight -= 1
-        return GenerateOutput(completions=completions, prompt_tokens=self._prompt_tokens(prompt, text))
+        prompt_tokens = self._prompt_tokens(prompt, text)  # per sample; a perfect prefix cache serves all but one
+        return GenerateOutput(completions=completions, prompt_tokens=params.n * prompt_tokens,
+                              cached_prompt_tokens=(params.n - 1) * prompt_tokens)
 
     async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
         """One sample, token by token (params.n must be 1)."""

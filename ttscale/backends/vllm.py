@@ -165,9 +165,24 @@ class VLLMBackend:
 
     async def _generate(self, ids: list[int], vparams, keep: bool = False, spec: StatsSpec = StatsSpec(),
                         keep_series: bool = False) -> GenerateOutput:
+        """n samples as n one-sample requests (seed + i each, the seeds vLLM gives an n-request's
+        children): the engine runs an n-request as n child requests anyway, and so each sample's
+        prompt and prefix-cache hits are counted as vLLM counts them (an n-request reports one
+        child's); measured equal in speed (BENCHMARKS.md, streams vs generate)."""
+        if vparams.n > 1:
+            children = []
+            for i in range(vparams.n):
+                child = vparams.clone()
+                child.n = 1
+                child.seed = None if vparams.seed is None else vparams.seed + i
+                children.append(child)
+            outs = await asyncio.gather(*(self._generate(ids, c, keep, spec, keep_series) for c in children))
+            return GenerateOutput([c for out in outs for c in out.completions],
+                                  prompt_tokens=sum(out.prompt_tokens for out in outs),
+                                  cached_prompt_tokens=sum(out.cached_prompt_tokens for out in outs))
         room = self.max_model_len - len(ids)
         if room <= 0:  # the prompt fills the context: nothing can be generated
-            return GenerateOutput([Completion("", 0, "length") for _ in range(vparams.n)], len(ids))
+            return GenerateOutput([Completion("", 0, "length")], len(ids))
         if vparams.max_tokens is not None and vparams.max_tokens > room:
             vparams.max_tokens = room  # the context caps the completion, as it would finish anyway
         final = None
