@@ -2,9 +2,9 @@
 
     python evals/bench_streaming.py [--prompts 8] [--n 8] [--max-tokens 96] [--rounds 2] [--aborts 8]
 
-1. Self-consistency twice on the same problems and engine: every problem's n samples as ONE
-   `generate` request with n, and as n concurrent `stream`s folded into completions (what the
-   token-level methods do). Rounds alternate generate, stream, generate, stream. Prints generated
+1. Self-consistency twice on the same problems and engine: every problem's n samples by ONE
+   `generate` call (n one-sample requests on the engine, FINAL_ONLY), and as n concurrent `stream`s
+   folded into completions (what the token-level methods do: a delta per token). Rounds alternate generate, stream, generate, stream. Prints generated
    tokens/s of each and the ratio stream/generate.
 2. Abort: a stream is closed after --stop-after tokens while 7 other streams of long answers run
    beside it (a loaded engine step). vLLM's own Prometheus count of generated tokens, minus the
@@ -106,12 +106,12 @@ def main() -> None:
                                                         limit=args.prompts)))
     params = SamplingParams(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens)
     backend = VLLMBackend(path, seed=0, engine_args=engine_args)
-    ways = {"generate (one n-request)": Strategy(ParallelSampling(args.n, params), MajorityVote(), name="sc"),
+    ways = {"generate (n samples)": Strategy(ParallelSampling(args.n, params), MajorityVote(), name="sc"),
             "stream (n streams)": Strategy(StreamedSampling(args.n, params), MajorityVote(), name="sc")}
     rows = []
     with MathGrader(workers=1) as grader:
         grader.equivalent("\\sqrt{4}", "2")
-        run(ways["generate (one n-request)"], problems[:2], backend, grader=grader, progress=False)  # warm-up
+        run(ways["generate (n samples)"], problems[:2], backend, grader=grader, progress=False)  # warm-up
         for r in range(args.rounds):
             for name, strategy in ways.items():
                 start = time.perf_counter()
