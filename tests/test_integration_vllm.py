@@ -23,7 +23,7 @@ def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
                             keep_token_logprobs=True)
     out = asyncio.run(vllm_backend.generate(msgs, params))
     assert len(out.completions) == 3
-    assert out.prompt_tokens == len(vllm_backend.encode(msgs)) > 10
+    assert out.prompt_tokens == 3 * len(vllm_backend.encode(msgs)) > 30  # once per sample, as vLLM counts
     for c in out.completions:
         assert c.num_tokens == len(c.token_logprobs) > 0
         assert c.cumulative_logprob < 0
