@@ -448,3 +448,17 @@ def test_a_step_cut_by_a_stop_string_loses_its_ids():
     # "\nQuestion:" starts inside the first step: both steps changed, neither may be continued by its ids
     assert child.steps == ["A\n", ""] and child.step_ids == [None, None] and child.finished
     assert child.prefix(1, "p").ids is None
+
+
+def test_set_cover_pruning_with_inverse_confidence_cost(grader):
+    # cost 1 / confidence: H0 (confidence 0.1) costs 10, H1 (1.0) costs 1, H2 (0.5) costs 2 -> at 2 tokens
+    # the cover takes H1, then H2; H0 (the same tokens as H1 so far) is aborted
+    texts = iter([("a b c d \\boxed{7}", -0.1), ("a b e f \\boxed{7}", -1.0), ("g h i j \\boxed{2}", -0.5)])
+
+    def script(text, params, i):
+        words, lp = next(texts)
+        return traced(words, [[lp]] * 5)
+
+    search = SetCoverPruning(n=3, params=SamplingParams(logprobs=1), step=2, cost="inverse_confidence")
+    result = solve(search, MajorityVote(), ScriptedBackend(script, top_logprobs=True), grader)
+    assert result.info["pruned_at"] == {"0": 2} and [c.answer for c in result.candidates] == ["7", "2"]

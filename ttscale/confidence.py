@@ -160,6 +160,21 @@ class RunningStats:
     def lowest_group_confidence(self) -> float | None:
         return self._lowest
 
+    @property
+    def confidences(self) -> list[float]:
+        """Every token's confidence so far (keep_series; the kept list itself, not a copy)."""
+        return self._kept(self._confidence)
+
+    @property
+    def entropies(self) -> list[float]:
+        """Every token's entropy (bits) so far (keep_series; the kept list itself, not a copy)."""
+        return self._kept(self._entropy)
+
+    def _kept(self, values: list[float]) -> list[float]:
+        if not self.keep_series:
+            raise ValueError("RunningStats(keep_series=True) keeps the per-token series")
+        return values
+
     def series(self) -> dict[str, list[float]]:
         if not self.keep_series:
             raise ValueError("RunningStats(keep_series=True) keeps the per-token series")

@@ -180,11 +180,8 @@ class VLLMBackend:
             return GenerateOutput([c for out in outs for c in out.completions],
                                   prompt_tokens=sum(out.prompt_tokens for out in outs),
                                   cached_prompt_tokens=sum(out.cached_prompt_tokens for out in outs))
-        room = self.max_model_len - len(ids)
-        if room <= 0:  # the prompt fills the context: nothing can be generated
+        if not self._fit(ids, vparams):  # the prompt fills the context: nothing can be generated
             return GenerateOutput([Completion("", 0, "length")], len(ids))
-        if vparams.max_tokens is not None and vparams.max_tokens > room:
-            vparams.max_tokens = room  # the context caps the completion, as it would finish anyway
         final = None
         async for out in self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex):
             final = out
@@ -208,6 +205,14 @@ class VLLMBackend:
             prompt_tokens=len(ids),
             cached_prompt_tokens=final.num_cached_tokens or 0,
         )
+
+    def _fit(self, ids: list[int], vparams) -> bool:
+        """Cap max_tokens at the room the context leaves (the completion would end there anyway);
+        False when the prompt fills the context."""
+        room = self.max_model_len - len(ids)
+        if vparams.max_tokens is not None and vparams.max_tokens > room:
+            vparams.max_tokens = room
+        return room > 0
 
     async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
         """One sample as deltas (params.n must be 1). The request runs on the engine's loop and hands
@@ -241,12 +246,9 @@ class VLLMBackend:
 
     async def _stream(self, ids: list[int], vparams, put) -> None:
         try:
-            room = self.max_model_len - len(ids)
-            if room <= 0:
+            if not self._fit(ids, vparams):
                 put(Delta([], finish_reason="length", prompt_tokens=len(ids)))
                 return
-            if vparams.max_tokens is not None and vparams.max_tokens > room:
-                vparams.max_tokens = room
             top_k = vparams.logprobs
             first = True
             request = self._engine.generate({"prompt_token_ids": ids}, vparams, uuid.uuid4().hex)
@@ -361,9 +363,5 @@ def _ranked(position, top_k: int, token_id: int) -> list[tuple[int, int, float]]
 
 def _series(output, top_k: int) -> dict[str, list[float]]:
     """Per-token statistic series from vLLM's per-token logprob dicts (top-k by rank, plus the sampled token)."""
-    sampled, tops = [], []
-    for token_id, position in zip(output.token_ids, output.logprobs or []):
-        chosen = position.get(token_id)
-        sampled.append(chosen.logprob if chosen else float("nan"))
-        tops.append([lp for _, _, lp in _ranked(position, top_k, token_id)])
+    sampled, tops, _ = _delta_logprobs(output, top_k)
     return token_series(sampled, tops)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ttscale.backends.base import StreamFold
-from ttscale.confidence import LN2, concat_series, series_stats, token_confidence, token_entropy_bits
+from ttscale.confidence import LN2, concat_series, series_stats
 from ttscale.strategies.context import Context
 from ttscale.types import Delta, Problem, Result, SamplingParams, Trajectory
 
@@ -147,10 +147,8 @@ class EntropyBranching:
         for s in kept:
             c = s.fold.completion()
             text = c.text if not s.prefix_ids else ctx.backend.decode(s.ids)
-            t = Trajectory(text=text, num_tokens=len(s.ids), finish_reason=c.finish_reason,
-                           stats=series_stats(s.series(), self.params.stats) if s.ids else {})
-            t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
-            trajectories.append(t)
+            trajectories.append(Trajectory(text=text, num_tokens=len(s.ids), finish_reason=c.finish_reason,
+                                           stats=series_stats(s.series(), self.params.stats) if s.ids else {}))
         return trajectories, run
 
 
@@ -198,14 +196,17 @@ class _Run:
                 if delta.top_logprobs is None:
                     raise ValueError("EAGer needs top-k logprobs, and the backend returned none")
                 for j, top in enumerate(delta.top_logprobs):
-                    if self.branch(seq, len(seq.prefix_ids) + before + j, delta, j, top):
+                    if self.branch(seq, before + j, delta, j, top):
                         seq.fold.abort()
                         seq.replaced = True
                         return
 
-    def branch(self, seq: Sequence, at: int, delta: Delta, j: int, top: list[float]) -> bool:
-        """Branch at generated token `at` if its entropy is high; True when `seq` itself must stop."""
-        h = token_entropy_bits(top) * LN2
+    def branch(self, seq: Sequence, own: int, delta: Delta, j: int, top: list[float]) -> bool:
+        """Branch at the stream's token `own` (j-th of `delta`) if its entropy is high; True when `seq`
+        itself must stop. Its confidence and entropy come from the fold's running statistics."""
+        stats = seq.fold.stats
+        h = stats.entropies[own] * LN2
+        at = len(seq.prefix_ids) + own  # the position in the whole sequence
         bar = self.m.threshold
         if self.m.dynamic and h > bar and self.entropies:  # the percentile of the entropies before this one
             bar = max(bar, float(np.percentile(self.entropies, 99)))
@@ -224,7 +225,7 @@ class _Run:
         if len(top_ids) < 2:
             return False
         forced = {top_ids[0]: 0, top_ids[1]: 1}
-        position = {"confidence": token_confidence(top), "entropy": token_entropy_bits(top)}
+        position = {"confidence": stats.confidences[own], "entropy": stats.entropies[own]}
 
         def with_token(k: int) -> tuple[tuple[int, ...], dict[str, list[float]]]:
             extra = {"sampled": [top[k]], **{name: [v] for name, v in position.items()}}

@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from ttscale.backends.base import StreamFold
-from ttscale.confidence import token_confidence
 from ttscale.strategies.context import Context
 from ttscale.types import Problem, SamplingParams, Trajectory
 
@@ -60,8 +59,7 @@ def elements(ids: Sequence[int], ngram: int) -> set:
 class Hypothesis:
     index: int
     fold: StreamFold
-    sampled: list[float] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
+    sampled: list[float] = field(default_factory=list)  # also without top-k logprobs (the fold's stats need them)
     task: asyncio.Task | None = None
     done: bool = False
     pruned: bool = False
@@ -94,7 +92,8 @@ class SetCoverPruning:
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         changed = asyncio.Event()
-        hyps = [Hypothesis(i, StreamFold(self.params.stats)) for i in range(self.n)]
+        keep = self.cost == "inverse_confidence"  # the per-token confidences, from the fold's statistics
+        hyps = [Hypothesis(i, StreamFold(self.params.stats, keep_series=keep)) for i in range(self.n)]
         for h in hyps:
             h.task = asyncio.create_task(self._read(ctx, h, changed))
         rounds, pruned_at = 0, {}
@@ -127,12 +126,7 @@ class SetCoverPruning:
         ctx.info.update({"pruned": len(pruned_at), "pruning_rounds": rounds,
                          "pruned_tokens": sum(h.fold.num_tokens for h in hyps if h.pruned),
                          "pruned_at": {str(i): t for i, t in sorted(pruned_at.items())}})
-        trajectories = []
-        for h in survivors:
-            t = Trajectory.from_completion(h.fold.completion())
-            t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
-            trajectories.append(t)
-        return trajectories
+        return [Trajectory.from_completion(h.fold.completion()) for h in survivors]
 
     def prune(self, live: list[Hypothesis], finished: list[Hypothesis], checkpoint: int) -> list[Hypothesis]:
         """The live hypotheses that the cover does not keep."""
@@ -153,7 +147,7 @@ class SetCoverPruning:
             if not values or any(math.isnan(v) for v in values):
                 raise ValueError("set-cover pruning needs the sampled tokens' logprobs, and the backend gave none")
             return math.exp(-sum(values) / len(values))
-        values = h.confidences[:checkpoint]
+        values = h.fold.stats.confidences[:checkpoint]
         if not values:
             raise ValueError("cost=inverse_confidence needs top-k logprobs, and the backend gave none")
         return 1.0 / max(sum(values) / len(values), 1e-9)
@@ -164,8 +158,6 @@ class SetCoverPruning:
                 async for delta in deltas:
                     h.fold.add(delta)
                     h.sampled.extend(delta.logprobs or [math.nan] * len(delta.token_ids))
-                    if delta.top_logprobs is not None:
-                        h.confidences.extend(token_confidence(top) for top in delta.top_logprobs)
                     changed.set()
             h.done = True
         except asyncio.CancelledError:

@@ -173,7 +173,7 @@ class StepGenerator:
         """k one-step continuations of `node` in one backend call (they share its prefix)."""
         if node.finished or k <= 0:
             return []
-        base_ids = ctx.prompt_ids() if self.continuation == "ids" and node.steps and node.ids is not None else None
+        base_ids = ctx.prompt_ids() if self.continuation == "ids" and node.steps else None
         prompt, cont = self.prompt(ctx.prompt, node, base_ids)
         last = node.depth + 1 >= self.max_steps
         params = replace(self._params(node, k, last), continue_final_message=cont)
