@@ -173,12 +173,23 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
             injected = {"verifier": verifier, "generator": _step_generator(cfg, params, step_delimiter)}
         else:
             injected = {"params": params}
+            if getattr(search_cls, "needs_generator", False):  # steps without a verifier (phi-decoding)
+                injected["generator"] = _step_generator(cfg, params, step_delimiter)
         search = registry.build(search_cls, cfg, injected, search_fixed, search_options)
         return Strategy(search, selector, None if step_wise else verifier, name=cfg["name"])
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"strategy.{exc}") from None
+
+
+def logprobs_mode(strategy_cfg: Mapping[str, Any]) -> str | None:
+    """The engine logprobs mode the strategy's search declares (`logprobs_mode = ...`), if any."""
+    try:
+        cls, _ = registry.resolve("search", strategy_cfg["search"])
+    except ValueError as exc:
+        raise ConfigError(f"strategy.{exc}") from None
+    return getattr(cls, "logprobs_mode", None)
 
 
 def _step_generator(cfg: Mapping[str, Any], params: SamplingParams, step_delimiter: str) -> StepGenerator:
@@ -266,18 +277,24 @@ def build_model_path(cfg: Mapping[str, Any]) -> str:
     return resolve_model(ModelSource.from_config(cfg), cfg["name"])
 
 
-def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: int):
+def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: int,
+                  logprobs_mode: str | None = None):
+    """logprobs_mode: what the sampled tokens' logprobs must be, when the strategy needs one (power
+    sampling: processed_logprobs); it overrides backend.engine_args.logprobs_mode."""
     _choice("backend.kind", backend_cfg["kind"], BACKENDS)
     if backend_cfg["kind"] == "scripted":  # a stand-in model for pipeline tests: no weights, no engine
         from ttscale.backends.scripted import SCRIPTS, ScriptedBackend
 
-        return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS))
+        return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS),
+                               logprobs_mode=logprobs_mode or "raw_logprobs")
     from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform
 
     apply_env(backend_cfg.get("env"))  # before vLLM is imported: it reads some of them at import
     engine_args = dict(backend_cfg.get("engine_args") or {})
     if is_cpu_platform():
         engine_args.update(backend_cfg.get("cpu_engine_args") or {})
+    if logprobs_mode:
+        engine_args["logprobs_mode"] = logprobs_mode
     return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
                        env=backend_cfg.get("env") or {})
 

@@ -133,9 +133,10 @@ class App:
     def backend(self, cfg) -> Any:
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_backend, build_model_path
+        from ttscale.build import build_backend, build_model_path, logprobs_mode
 
-        key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.backend), cfg.seed],
+        mode = logprobs_mode(OmegaConf.to_container(cfg.strategy, resolve=True))  # power sampling: processed
+        key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.backend), cfg.seed, mode],
                          sort_keys=True, default=str)
         if key not in self._backends:
             for old in self._backends.values():
@@ -144,7 +145,8 @@ class App:
             scripted = cfg.backend.kind == "scripted"  # a stand-in model: no weights to resolve
             model_path = None if scripted else build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
             print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}", file=sys.stderr)
-            self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed)
+            self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed,
+                                                logprobs_mode=mode)
         return self._backends[key]
 
     def __call__(self, cfg) -> dict[str, Any]:

@@ -168,6 +168,27 @@ class StrategyConfig:
     branch_token: str = "top2"  # eager: top2 (the branch takes the top-2 token, the code's) | sample
     no_branch_after: Optional[str] = "</think>"  # eager: no branching once this string is in the sequence
     reallocate: str = "none"  # eager: none (EAGer-init) | adapt (EAGer-adapt) | labels (EAGer): a second pass
+    alpha: float = 4.0  # power_sampling: the target p^alpha; the proposal samples at temperature 1/alpha
+    blocks: int = 16  # power_sampling: blocks of max_tokens // blocks tokens
+    mcmc_steps: int = 10  # power_sampling: Metropolis-Hastings steps after each block
+    mh_suffix: str = "proposal"  # power_sampling: proposal (the code: current suffix cut to the proposal's length) | full
+    depths: int = 16  # fractured_sampling: H, truncation depths (the last is the whole trajectory)
+    answers_per_depth: int = 4  # fractured_sampling: m, answers sampled at each depth
+    answer_cue: str = "\n\nFinal answer: \\boxed{"  # fractured_sampling: appended to a truncated trajectory
+    answer_tokens: int = 32  # fractured_sampling: each answer's cap
+    answer_stop: List[str] = field(default_factory=lambda: ["\n"])  # fractured_sampling: an answer ends at these
+    depth_weighting: str = "uniform"  # fractured_sampling: uniform (Algorithm 1) | linear (Appendix B.1)
+    last_depths: Optional[int] = None  # fractured_sampling: sample only the last K depths (the paper's H = -K)
+    rollouts: int = 4  # phi_decoding: N candidate steps per beam
+    min_steps: int = 4  # phi_decoding: T_min, no in-depth stop before it
+    foresight_steps: int = 8  # phi_decoding: T_max
+    clusters: int = 3  # phi_decoding: k-means clusters of the foresight rollouts
+    delta: float = 0.7  # phi_decoding: in-depth pruning stops when a cluster holds more than this share
+    sigma: float = 1.0  # phi_decoding: in-width pruning keeps steps above mean - sigma * std
+    phi_tau: float = 0.1  # phi_decoding: softmax temperature of the advantages (the code's 0.1)
+    foresight_temperature: float = 1.0  # phi_decoding: rollouts and completions (the code leaves vLLM's 1.0)
+    finished_value: str = "zero"  # phi_decoding: zero (the code: an empty rollout's value) | step
+    final_pick: str = "phi"  # phi_decoding: phi (the code's cluster-then-advantage pick) | all (to strategy.select)
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous

@@ -11,7 +11,10 @@ Three granularities of one contract:
 A prompt is text, chat messages, or a `TokenPrompt` (ids: a template rendered once by `encode`, then
 extended by generated ids); completions carry their token ids. Backends must accept many concurrent
 calls (from many problems at once) and batch them; strategies never batch by hand. `top_logprobs`
-declares whether completions and deltas carry top-k logprobs when asked.
+declares whether completions and deltas carry top-k logprobs when asked. `logprobs_mode` says what
+the sampled tokens' logprobs are: "raw_logprobs" (the model's own distribution, before temperature or
+top-k/top-p: vLLM's default) or "processed_logprobs" (the distribution actually sampled from, after
+them: vLLM's engine arg `logprobs_mode`). `score` always gives raw logprobs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingPar
 @runtime_checkable
 class Backend(Protocol):
     top_logprobs: bool
+    logprobs_mode: str
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput: ...
 
@@ -33,7 +37,8 @@ class Backend(Protocol):
 
     async def score(self, prompt_ids: list[int], completion_ids: list[int]) -> list[float]: ...
 
-    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]: ...
+    def encode(self, prompt: Prompt, continue_final_message: bool = False,
+               add_special_tokens: bool = True) -> list[int]: ...
 
     def decode(self, ids: Sequence[int]) -> str: ...
 

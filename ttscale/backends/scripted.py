@@ -102,12 +102,13 @@ class ScriptedBackend:
     """
 
     def __init__(self, script: Script, delay: float = 0.0, top_logprobs: bool = False, token_delay: float = 0.0,
-                 scorer: Callable[[str, list[str]], list[float]] | None = None):
+                 scorer: Callable[[str, list[str]], list[float]] | None = None, logprobs_mode: str = "raw_logprobs"):
         self.script = script
         self.delay = delay
         self.token_delay = token_delay
         self.scorer = scorer
         self.top_logprobs = top_logprobs  # True when the script returns Completions with token_logprobs
+        self.logprobs_mode = logprobs_mode  # what the script's logprobs stand for (see base.py)
         self.tokenizer = ScriptedTokenizer()
         self.calls: list[ScriptedCall] = []
         self.scored: list[tuple[list[int], list[int]]] = []
@@ -116,7 +117,8 @@ class ScriptedBackend:
         self.generated_tokens = 0
         self.aborted = 0
 
-    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
+    def encode(self, prompt: Prompt, continue_final_message: bool = False,
+               add_special_tokens: bool = True) -> list[int]:
         return list(prompt.ids) if isinstance(prompt, TokenPrompt) else self.tokenizer.encode(prompt_text(prompt))
 
     def decode(self, ids: Sequence[int]) -> str:

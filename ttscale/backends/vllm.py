@@ -86,6 +86,7 @@ class VLLMBackend:
         if args.get("runner") != "pooling":
             args.setdefault("enable_prefix_caching", True)
         self.model = model
+        self.logprobs_mode = args.get("logprobs_mode", "raw_logprobs")  # what sampled logprobs are (base.py)
         self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
 
@@ -110,13 +111,14 @@ class VLLMBackend:
     def tokenizer(self):
         return self._tokenizer
 
-    def encode(self, prompt: Prompt, continue_final_message: bool = False) -> list[int]:
-        """Token ids of a raw prompt (with the tokenizer's special tokens) or of chat messages; a
-        token-id prompt as it is."""
+    def encode(self, prompt: Prompt, continue_final_message: bool = False,
+               add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a raw prompt (with the tokenizer's special tokens, unless add_special_tokens
+        is False: a piece of text to append to other ids) or of chat messages; a token-id prompt as it is."""
         if isinstance(prompt, TokenPrompt):
             return list(prompt.ids)
         if isinstance(prompt, str):
-            return list(self._tokenizer.encode(prompt))
+            return list(self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens))
         ids = self._tokenizer.apply_chat_template(
             prompt,
             tokenize=True,

@@ -18,6 +18,8 @@ BUDGET_KNOBS = {
     "dvts": "expansions per round", "a_star": "expansions", "block_search": "blocks per round",
     "rebase": "finished solutions", "deepconf_online": "traces at most (warm-up included)",
     "set_cover_pruning": "hypotheses started", "eager": "sequences at most (branches included)",
+    "power_sampling": "MCMC chains", "fractured_sampling": "trajectories (x depths x answers per depth)",
+    "phi_decoding": "beams (x rollouts per beam)",
 }
 # the n values a search accepts: multiples of this strategy key's value
 BUDGET_STEPS = {"beam_search": "beam_width", "dvts": "beam_width", "block_search": "beam_width",

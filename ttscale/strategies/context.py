@@ -58,6 +58,15 @@ class Context:
             self._prompt_ids = TokenPrompt(self.backend.encode(self.prompt))
         return self._prompt_ids
 
+    async def score(self, prompt_ids: TokenPrompt | list[int], completion_ids: list[int]) -> list[float]:
+        """The model's raw logprob of each completion token after the prompt (Backend.score), counted
+        into usage as one call whose whole sequence is prefilled (vLLM reads no prefix cache for a
+        request that asks for prompt logprobs)."""
+        prompt_ids = list(prompt_ids.ids if isinstance(prompt_ids, TokenPrompt) else prompt_ids)
+        self.usage.backend_calls += 1
+        self.usage.prompt_tokens += len(prompt_ids) + len(completion_ids)
+        return await self.backend.score(prompt_ids, list(completion_ids))
+
     async def stream(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> AsyncIterator[Delta]:
         """One sample as deltas, seeded like `generate`, its tokens counted into usage as they arrive
         (a sample stopped early costs what it generated). Read it inside

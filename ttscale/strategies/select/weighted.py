@@ -1,7 +1,8 @@
 """Weighted votes: each trajectory adds a weight to its answer group; the heaviest group wins.
 
 weight="score": the verifier's score (score-weighted vote). weight="inverse_entropy": 1 / mean token
-entropy (The Sequential Edge, Sharma et al. 2025). Any other name is read from the trajectory's token
+entropy (The Sequential Edge, Sharma et al. 2025). weight="search_weight": the weight the search put in
+each trajectory's stats (fractured sampling's per-depth weights). Any other name is read from the trajectory's token
 statistics (ttscale.confidence), e.g. "mean_confidence" or "bottom_group_confidence".
 """
 
@@ -15,7 +16,8 @@ from ttscale.strategies.select.base import Selection
 from ttscale.types import Trajectory
 
 STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_confidence", "tail_confidence")
-WEIGHTS = ("score", "inverse_entropy") + STAT_WEIGHTS
+SEARCH_WEIGHT = "search_weight"  # a weight the search gives each trajectory (fractured sampling: its depth's)
+WEIGHTS = ("score", "inverse_entropy", SEARCH_WEIGHT) + STAT_WEIGHTS
 
 
 class MissingStatistic(ValueError):
@@ -32,6 +34,9 @@ def trajectory_weight(t: Trajectory, weight: str) -> float:
         entropy = t.stats.get("mean_entropy")
         value = None if entropy is None else 1.0 / max(entropy, 1e-6)
         what = "the mean_entropy statistic (top-k logprobs)"
+    elif weight == SEARCH_WEIGHT:
+        value = t.stats.get(SEARCH_WEIGHT)
+        what = "a weight from the search (only some searches give one, e.g. fractured_sampling)"
     else:
         value = t.stats.get(weight)
         what = f"the {weight} statistic (top-k logprobs)"
@@ -83,7 +88,7 @@ class WeightedVote:
 
     @property
     def needs_stats(self) -> bool:
-        return self.weight != "score"
+        return self.weight not in ("score", SEARCH_WEIGHT)
 
     @property
     def needs_probability_scores(self) -> bool:

@@ -180,6 +180,20 @@ class StepGenerator:
         completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
         return [self.child(node, i, c) for i, c in enumerate(completions)]
 
+    async def complete(self, ctx: Context, node: Node, key: str, temperature: float | None = None
+                       ) -> tuple[Node, Completion | None]:
+        """`node` continued to the end of the solution in ONE sample (no step delimiter: a foresight
+        rollout), with the completion; a finished node as it is (and None)."""
+        if node.finished:
+            return node, None
+        base_ids = ctx.prompt_ids() if self.continuation == "ids" and node.steps else None
+        prompt, cont = self.prompt(ctx.prompt, node, base_ids)
+        params = replace(self._params(node, 1, True), continue_final_message=cont)
+        if temperature is not None:
+            params = replace(params, temperature=temperature)
+        (c,) = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
+        return self.child(node, 0, c), c
+
     async def expand_all(self, ctx: Context, requests: Sequence[tuple[Node, int]], key: str) -> list[list[Node]]:
         """Many expansions at once: the backend batches them with every other problem's."""
         return list(await asyncio.gather(*(self.expand(ctx, node, k, key) for node, k in requests)))
