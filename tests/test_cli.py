@@ -159,6 +159,42 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
             assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 2
 
 
+SAMPLING_LEVEL = ["power_sampling", "fractured_sampling", "phi_decoding"]
+
+
+@pytest.mark.integration
+def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
+    sweep_dir = tmp_path / "sampling"
+    proc = ttscale("-m", "strategy=" + ",".join(SAMPLING_LEVEL), "dataset.limit=1", "strategy.max_tokens=48",
+                   "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2", "strategy.depths=2",
+                   "strategy.answers_per_depth=2", "strategy.rollouts=2", "strategy.foresight_steps=2",
+                   "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
+                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # power sampling needs the engine's processed logprobs: an engine of its own, then one for the others
+    assert proc.stderr.count("ttscale: starting the vllm engine") == 2
+    results = {}
+    for job, name in enumerate(SAMPLING_LEVEL):
+        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        assert summary["strategy"] == name and summary["errors"] == 0, summary
+        (results[name],) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+    power = results["power_sampling"]
+    info = power["info"]
+    assert len(power["candidates"]) == 2 and 1 <= info["mcmc_proposals"] <= 2 * 2 * 2
+    assert 0 <= info["mcmc_accepted"] <= info["mcmc_proposals"]
+    # the proposal's logprobs are the processed ones (temperature 1/4 sharpens), the target's raw
+    assert info["tokens"] > 0 and info["log_q"] > info["log_p"], info
+    # each generate (2 blocks at most + proposals, per chain) is followed by one scoring call
+    assert power["usage"]["backend_calls"] % 2 == 0
+    frac = results["fractured_sampling"]
+    assert len(frac["candidates"]) == 2 * 2 * 2 and frac["info"]["answers"] == 8
+    assert {c["stats"]["depth"] for c in frac["candidates"]} == {1, 2}
+    assert frac["usage"]["completion_tokens"] >= frac["info"]["trajectory_tokens"]
+    phi = results["phi_decoding"]
+    assert len(phi["candidates"]) == 1 and 1 <= phi["info"]["foresight_steps"] <= 2
+    assert phi["usage"]["backend_calls"] >= 2 + 2  # a step's expansions and rollouts, the completions
+
+
 STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase",
               "verifier_vote"]
 

@@ -197,7 +197,7 @@ class VLLMBackend:
                 finish_reason=o.finish_reason,
                 stop_reason=o.stop_reason,
                 cumulative_logprob=o.cumulative_logprob,
-                token_logprobs=_token_logprobs(o) if keep and top_k > 0 else None,
+                token_logprobs=_token_logprobs(o) if keep and o.logprobs is not None else None,
                 stats=series_stats(series, spec) if series is not None else {},
                 series=series if keep_series else None,
                 token_ids=tuple(o.token_ids),

@@ -89,7 +89,7 @@ class PowerSampling:
             raise ValueError(f"max_tokens={self.params.max_tokens} gives no token to each of {self.blocks} blocks")
         if self.mh_suffix not in SUFFIXES:
             raise ValueError(f"mh_suffix={self.mh_suffix!r}; choose one of: {', '.join(SUFFIXES)}")
-        self.params = replace(self.params, logprobs=0, n=1)
+        self.params = replace(self.params, logprobs=0, n=1, keep_token_logprobs=True)
 
     @property
     def block_tokens(self) -> int:
@@ -103,7 +103,9 @@ class PowerSampling:
         stats = {"proposals": 0, "accepted": 0}
         chains = [await self.run_chain(ctx, c, stats) for c in range(self.n)]
         ctx.info.update({"mcmc_proposals": stats["proposals"], "mcmc_accepted": stats["accepted"],
-                         "acceptance_rate": stats["accepted"] / stats["proposals"] if stats["proposals"] else None})
+                         "acceptance_rate": stats["accepted"] / stats["proposals"] if stats["proposals"] else None,
+                         # the first chain's tokens under the proposal (processed) and the model (raw)
+                         "log_q": sum(chains[0].lq), "log_p": sum(chains[0].lp), "tokens": len(chains[0].ids)})
         return [self._trajectory(ctx, chain) for chain in chains]
 
     async def run_chain(self, ctx: Context, index: int, stats: dict[str, int], visit=None) -> Chain:
