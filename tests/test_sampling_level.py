@@ -259,3 +259,21 @@ def test_phi_decoding_final_pick_all_returns_every_beam(grader):
     assert len(result.candidates) == 2 and result.answer == "7"
     with pytest.raises(ValueError, match="final_pick"):
         phi(grader, final_pick="best")
+
+
+def test_fractured_sampling_cuts_only_a_thinking_models_reasoning(grader):
+    def script(text, params, index):
+        if "</think>" not in text:
+            return "t1 t2 t3 t4 </think> The answer is \\boxed{9}."
+        return "\\boxed{5}." if "t4" not in text else "\\boxed{9}."
+
+    backend = ScriptedBackend(script)
+    search = FracturedSampling(n=1, params=SamplingParams(max_tokens=64), depths=2, answers=2,
+                               answer_cue=" </think>", answer_stop=())
+    ctx = Context(problem=PROBLEM, backend=backend, grader=grader)
+    result = asyncio.run(Strategy(search, WeightedVote("search_weight")).solve(PROBLEM, ctx))
+    cue_prompts = [c.prompt for c in backend.calls[1:]]
+    # depth 1: the first 2 of the 4 reasoning tokens; depth 2: all 4 (the answer after </think> is never cut)
+    assert sorted(" ".join(p.split("q", 1)[1].split()) for p in cue_prompts) == ["t1 t2 </think>", "t1 t2 t3 t4 </think>"]
+    assert [(c.stats["depth"], c.answer) for c in result.candidates] == [(1, "5"), (1, "5"), (2, "9"), (2, "9")]
+    assert result.candidates[2].text.startswith("t1 t2 t3 t4 </think> The answer")  # the own answer is one of m

@@ -179,6 +179,7 @@ class StrategyConfig:
     answer_stop: List[str] = field(default_factory=lambda: ["\n"])  # fractured_sampling: an answer ends at these
     depth_weighting: str = "uniform"  # fractured_sampling: uniform (Algorithm 1) | linear (Appendix B.1)
     last_depths: Optional[int] = None  # fractured_sampling: sample only the last K depths (the paper's H = -K)
+    reasoning_end: Optional[str] = "</think>"  # fractured_sampling: a thinking model's reasoning ends here (only it is cut)
     rollouts: int = 4  # phi_decoding: N candidate steps per beam
     min_steps: int = 4  # phi_decoding: T_min, no in-depth stop before it
     foresight_steps: int = 8  # phi_decoding: T_max

@@ -7,15 +7,17 @@ axes of sampling, n trajectories x H truncation depths x m answers.
         sample m answers after prompt + prefix + answer cue     (token ids: nothing re-tokenised)
     vote over all n * m * H answers, each weighted by its depth's weight
 
-As the reference code, depth H is the full trajectory: when it finished by itself its own answer
-is one of the m (m - 1 are sampled after the cue), else all m are sampled after it. Depth weights
-(`depth_weighting`): uniform (Algorithm 1's majority vote, the default) or linear, w_h = 2h / (H(H+1))
-(the paper's Appendix B.1); `last_depths: K` samples only the last K depths (the paper's "H = -K").
-The answer cue ends the reasoning and asks for the answer: "</think>\\n\\n" for a thinking model
+As the reference code: only the reasoning is cut (a thinking model's text before `reasoning_end`,
+"</think>"; a chat model's whole text), re-tokenised from its text; depth H is the whole reasoning, and
+there the trajectory's own answer is one of the m (m - 1 are sampled after the cue).
+Depth weights (`depth_weighting`): uniform (Algorithm 1's majority vote, the default) or linear,
+w_h = 2h / (H(H+1)) (the paper's Appendix B.1); `last_depths: K` samples only the last K depths
+(the paper's "H = -K"; the reference code has no vote, only pass@k).
+The answer cue ends the reasoning and asks for the answer: "</think>\n\n" for a thinking model
 (the reference's, with answers of up to 2048 tokens); for a chat model that writes no think block,
-a cue that opens the boxed answer and a short answer cap. Usage counts every answer's tokens and
-each truncated prefix's prompt (served mostly by the prefix cache), so budgets compare with full-CoT
-sampling: the paper's B(n, m, H) = n C_thinking + n m H C_answer.
+a cue that opens the boxed answer and a short answer cap (an answer cut by the cap has no answer).
+Usage counts every answer's tokens and each truncated prefix's prompt (served mostly by the prefix
+cache), so budgets compare with full-CoT sampling: the paper's B(n, m, H) = n C_thinking + n m H C_answer.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class FracturedSampling:
     answer_stop: tuple[str, ...] = ("\n",)  # an answer ends at these (kept)
     depth_weighting: str = "uniform"
     last_depths: int | None = None  # only the last K depths are sampled (None: all H)
+    reasoning_end: str | None = "</think>"  # a thinking model's end of reasoning: only what precedes it is cut
 
     def __post_init__(self) -> None:
         for key in ("n", "depths", "answers", "answer_tokens"):
@@ -68,8 +71,6 @@ class FracturedSampling:
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         trajectories = await ctx.generate(ctx.prompt, replace(self.params, n=self.n), key="trajectories")
-        if any(c.token_ids is None for c in trajectories):
-            raise ValueError("fractured sampling cuts trajectories by token ids, and the backend returned none")
         cue = ctx.backend.encode(self.answer_cue, add_special_tokens=False)
         jobs = [(i, h) for i in range(len(trajectories)) for h in self.sampled_depths]
         answers = await asyncio.gather(*(self._answers(ctx, trajectories[i], i, h, cue) for i, h in jobs))
@@ -79,17 +80,23 @@ class FracturedSampling:
                          "trajectory_tokens": sum(c.num_tokens for c in trajectories)})
         return out
 
+    def reasoning(self, text: str) -> str:
+        """The part of a trajectory that is cut: the text before `reasoning_end` (all of it without one)."""
+        if self.reasoning_end and self.reasoning_end in text:
+            return text[: text.index(self.reasoning_end)]
+        return text
+
     async def _answers(self, ctx: Context, c: Completion, i: int, h: int, cue: list[int]) -> list[Trajectory]:
         weight = depth_weight(h, self.depths, self.depth_weighting)
         stats = {"trajectory": i, "depth": h, SEARCH_WEIGHT: weight}
+        reasoning = self.reasoning(c.text)
+        ids = ctx.backend.encode(reasoning, add_special_tokens=False)
         own: list[Trajectory] = []
-        if h == self.depths:  # the whole trajectory: its text without end-of-sequence or a cut stop string
-            prefix, prefix_text = ctx.backend.encode(c.text, add_special_tokens=False), c.text
-            if c.finish_reason == "stop":  # it answered by itself: one of the m
-                own = [replace(Trajectory.from_completion(c), stats=dict(stats))]
+        if h == self.depths:  # the whole reasoning; the trajectory's own answer is one of the m (the code's)
+            prefix = ids
+            own = [replace(Trajectory.from_completion(c), stats=dict(stats))]
         else:
-            prefix = list(c.token_ids or ())[: cut(c.num_tokens, h, self.depths)]
-            prefix_text = ctx.backend.decode(prefix)
+            prefix = ids[: cut(len(ids), h, self.depths)]
         k = self.answers - len(own)
         if k == 0:
             return own
@@ -97,7 +104,8 @@ class FracturedSampling:
                          include_stop=True)
         prompt = ctx.prompt_ids().extend(prefix + cue)
         answers = await ctx.generate(prompt, params, key=f"answers/{i}/{h}")
-        return own + [Trajectory(text=prefix_text + self.answer_cue + a.text, num_tokens=len(prefix) + a.num_tokens,
+        prefix_text = ctx.backend.decode(prefix)
+        return own + [Trajectory(text=prefix_text + self.answer_cue + a.text, num_tokens=a.num_tokens,
                                  finish_reason=a.finish_reason, stats=dict(stats)) for a in answers]
 
 
