@@ -159,7 +159,7 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
             assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 2
 
 
-SAMPLING_LEVEL = ["power_sampling", "fractured_sampling", "phi_decoding"]
+SAMPLING_LEVEL = ["fractured_sampling", "power_sampling", "phi_decoding"]
 
 
 @pytest.mark.integration
@@ -171,7 +171,7 @@ def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
                    "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
                    "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # power sampling needs the engine's processed logprobs: an engine of its own, then one for the others
+    # power sampling and phi-decoding need the engine's processed logprobs: a second engine
     assert proc.stderr.count("ttscale: starting the vllm engine") == 2
     results = {}
     for job, name in enumerate(SAMPLING_LEVEL):

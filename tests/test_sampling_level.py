@@ -227,7 +227,7 @@ def phi_script(text, params, index):
 
 
 def phi(grader, **kw):
-    backend = ScriptedBackend(phi_script)
+    backend = ScriptedBackend(phi_script, logprobs_mode="processed_logprobs")
     gen = StepGenerator(SamplingParams(temperature=0.6, logprobs=0), delimiter="\n", max_step_tokens=16,
                         max_steps=32, max_tokens=64, answer_marker="\\boxed")
     search = PhiDecoding(gen, **{"n": 2, "rollouts": 2, "min_steps": 2, "max_steps": 8, "clusters": 2, **kw})
@@ -259,6 +259,10 @@ def test_phi_decoding_final_pick_all_returns_every_beam(grader):
     assert len(result.candidates) == 2 and result.answer == "7"
     with pytest.raises(ValueError, match="final_pick"):
         phi(grader, final_pick="best")
+    gen = StepGenerator(SamplingParams(temperature=0.6, logprobs=0), delimiter="\n")
+    ctx = Context(problem=PROBLEM, backend=ScriptedBackend(phi_script), grader=grader)  # raw logprobs: refused
+    with pytest.raises(ValueError, match="processed logprobs.*logprobs_mode=processed_logprobs"):
+        asyncio.run(PhiDecoding(gen)(PROBLEM, ctx))
 
 
 def test_fractured_sampling_cuts_only_a_thinking_models_reasoning(grader):

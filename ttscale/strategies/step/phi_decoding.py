@@ -20,10 +20,16 @@ Inference-Time Exploration and Exploitation"), as the authors' code runs it.
 Defaults are the code's: M 4, N 4, T_min 4, T_max 8, K 3, delta 0.7, sigma 1, tau 0.1 (the paper
 writes 0.6 for its two softmax temperatures; the code uses 0.1 and samples steps at 0.6), foresight
 rollouts and completions at temperature 1 (vLLM's default, which the code leaves), steps of one line.
+Step likelihoods (in-width pruning) are the PROCESSED logprobs of the sampled steps, at their
+temperature 0.6, as the code's vLLM (V0) reported them: the CLI starts vLLM with
+`logprobs_mode=processed_logprobs` for this search (rollouts at temperature 1 are the same either way).
 The code's final pick indexes the first cluster whichever is larger (a bug fixed in its refactor):
-the larger cluster is used here. An empty rollout (a candidate that finished the solution) has value
-0 in the code (its mean over no tokens); `finished_value: step` uses the candidate step's own mean
-logprob instead. `final_pick: all` returns every beam's completion to the configured selection.
+the larger cluster is used here (on a tie, the second, as both versions do). The code never marks a
+beam finished; here a step with the answer (or end-of-sequence) finishes it, it is not expanded
+again and stays a candidate whose rollout is empty: value 0 (`finished_value: zero`, the code's
+guarded mean over no tokens; vLLM would give it its end-of-sequence token's logprob, near 0) or
+its last step's mean logprob (`step`). `final_pick: all` returns every beam's completion to the
+configured selection.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ def cluster_labels(texts: list[str], k: int, seed: int) -> list[int] | None:
         vectors = TfidfVectorizer().fit_transform(texts)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # fewer distinct texts than clusters
-            return [int(x) for x in KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(vectors)]
+            return [int(x) for x in KMeans(n_clusters=k, n_init="auto", random_state=seed).fit_predict(vectors)]
     except ValueError:  # an empty vocabulary
         return None
 
@@ -88,6 +94,7 @@ def mean_logprob(total: float | None, tokens: int) -> float:
 @dataclass
 class PhiDecoding:
     needs_generator = True  # given the step generator (steps of strategy.step_delimiter), not a verifier
+    logprobs_mode = "processed_logprobs"  # the engine mode this search needs (the CLI starts the engine so)
 
     generator: StepGenerator
     n: int = 4  # M: beams kept (step_beam_size)
@@ -116,6 +123,11 @@ class PhiDecoding:
             self.generator = replace(self.generator, params=replace(self.generator.params, logprobs=0))
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
+        mode = getattr(ctx.backend, "logprobs_mode", "raw_logprobs")
+        if mode != self.logprobs_mode:
+            raise ValueError(f"phi-decoding prunes by the sampled steps' processed logprobs (the reference's), and the "
+                             f"backend's are {mode}: start vLLM with engine_args logprobs_mode=processed_logprobs "
+                             "(the CLI does)")
         rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "phi"))
         seed = derive_seed(ctx.run_seed, problem.id, "phi/kmeans")
         beams, values = [Node(str(i)) for i in range(self.n)], [0.0] * self.n
@@ -140,16 +152,16 @@ class PhiDecoding:
             if stop_foresight and t + 1 >= self.min_steps:
                 stopped_early = t + 1 < self.max_steps
                 break
-            if len({b.steps[-1] if b.steps else "" for b in beams}) == 1 and t >= self.min_steps:
+            if len({b.steps[-1].strip() if b.steps else "" for b in beams}) == 1 and t >= self.min_steps:
                 stopped_early = t + 1 < self.max_steps
                 break
         finals = await self._complete(ctx, beams)
         ctx.info.update({"foresight_steps": steps, "stopped_early": stopped_early, "width_pruned": pruned})
-        trajectories = [node.trajectory() for node, _ in finals]
+        trajectories = [node.trajectory() for node, _, _ in finals]
         if self.final_pick == "all":
             return trajectories
-        pick = self._final_pick([v - values[j] for j, (_, v) in enumerate(finals)],
-                                [node.text for node, _ in finals], rng, seed)
+        pick = self._final_pick([v - values[j] for j, (_, v, _) in enumerate(finals)],
+                                [text for _, _, text in finals], rng, seed)
         ctx.info["picked_beam"] = pick
         return [trajectories[pick]]
 
@@ -182,7 +194,7 @@ class PhiDecoding:
                 ) -> tuple[list[int], list[float] | None]:
         """M indices into the kept candidates, and the cluster shares when clustering ran."""
         m = min(self.n, len(adv))
-        positive = [i for i, (a, text) in enumerate(zip(adv, texts)) if a > 0 and text]
+        positive = [i for i, (a, text) in enumerate(zip(adv, texts)) if a > 0 and text.strip()]
         if len(positive) >= m:
             labels = cluster_labels([texts[i] for i in positive], self.clusters, seed)
             if labels is not None:
@@ -192,26 +204,28 @@ class PhiDecoding:
                 return [positive[i] for i in picked], shares
         return list(rng.choice(len(adv), size=m, replace=False, p=softmax(adv, self.tau))), None
 
-    async def _complete(self, ctx: Context, beams: list[Node]) -> list[tuple[Node, float]]:
-        """Each beam completed once (a finished beam as it is), with its completion's mean logprob."""
+    async def _complete(self, ctx: Context, beams: list[Node]) -> list[tuple[Node, float, str]]:
+        """Each beam completed once (a finished beam as it is): the solution, its completion's mean
+        logprob and the completion's text (empty for a finished beam)."""
         import asyncio
 
-        async def one(node: Node) -> tuple[Node, float]:
+        async def one(node: Node) -> tuple[Node, float, str]:
             done, c = await self.generator.complete(ctx, node, "final", self.foresight_temperature)
             if c is None:
                 return done, (0.0 if self.finished_value == "zero"
-                              else mean_logprob(node.step_logprobs[-1], node.step_tokens[-1]))
-            return done, mean_logprob(c.cumulative_logprob, c.num_tokens)
+                              else mean_logprob(node.step_logprobs[-1], node.step_tokens[-1])), ""
+            return done, mean_logprob(c.cumulative_logprob, c.num_tokens), c.text
 
         return list(await asyncio.gather(*(one(b) for b in beams)))
 
     def _final_pick(self, adv: list[float], texts: list[str], rng: np.random.Generator, seed: int) -> int:
-        positive = [i for i, (a, text) in enumerate(zip(adv, texts)) if a > 0 and text]
+        """The code's pick over the completions (their texts only, not the shared steps)."""
+        positive = [i for i, (a, text) in enumerate(zip(adv, texts)) if a > 0 and text.strip()]
         if not positive:
             return int(rng.choice(len(adv), p=softmax([-a for a in adv], self.tau)))
         labels = cluster_labels([texts[i] for i in positive], 2, seed)
         if labels is not None:
-            larger = max((0, 1), key=labels.count)
+            larger = 0 if labels.count(0) > labels.count(1) else 1
             members = [i for i, label in zip(positive, labels) if label == larger]
         else:  # the code falls back to every completion
             members = list(range(len(adv)))
