@@ -28,5 +28,5 @@ def test_recipe_composes_and_says_what_it_reproduces(name):
 def test_command_line_overrides_win_and_unknown_recipes_are_named():
     args = expand_recipe(["recipe=cpu_scaling", "dataset.limit=3", "progress=false"])
     assert "dataset.limit=10" not in args and args[-2:] == ["dataset.limit=3", "progress=false"]
-    with pytest.raises(ValueError, match="recipe=nope is not a known choice; choose one of: cpu_humaneval, cpu_scaling"):
+    with pytest.raises(ValueError, match="recipe=nope is not a known choice; choose one of: cpu_fractured, cpu_humaneval, cpu_scaling"):
         expand_recipe(["recipe=nope"])
