@@ -102,6 +102,10 @@ def test_cli_end_to_end_and_resume(tmp_path):
     proc = ttscale(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "accuracy" in proc.stdout and "completion_tokens_per_problem" in proc.stdout
+    # the console has ttscale's lines only: the engine's start-up output is in the run's engine.log
+    console = proc.stdout + proc.stderr
+    assert "WARNING" not in console and "Triton" not in console and "safetensors" not in console, console[-3000:]
+    assert "engine.log" in proc.stderr and "WARNING" in (run_dir / "engine.log").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["problems"] == 2 and summary["errors"] == 0 and summary["model"] == "smollm2-135m"
     assert summary["verifier"] == "self_eval"
@@ -165,7 +169,7 @@ SAMPLING_LEVEL = ["fractured_sampling", "power_sampling", "phi_decoding"]
 @pytest.mark.integration
 def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
     sweep_dir = tmp_path / "sampling"
-    proc = ttscale("-m", "strategy=" + ",".join(SAMPLING_LEVEL), "dataset.limit=1", "strategy.max_tokens=48",
+    proc = ttscale("-v", "-m", "strategy=" + ",".join(SAMPLING_LEVEL), "dataset.limit=1", "strategy.max_tokens=48",
                    "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2", "strategy.depths=2",
                    "strategy.answers_per_depth=2", "strategy.rollouts=2", "strategy.foresight_steps=2",
                    "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
@@ -173,6 +177,7 @@ def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # power sampling and phi-decoding need the engine's processed logprobs: a second engine
     assert proc.stderr.count("ttscale: starting the vllm engine") == 2
+    assert "WARNING" in proc.stdout + proc.stderr and not (sweep_dir / "0" / "engine.log").exists()  # -v: on the console
     results = {}
     for job, name in enumerate(SAMPLING_LEVEL):
         summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())

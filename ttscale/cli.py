@@ -6,11 +6,18 @@
 
 Each run's folder holds config.yaml (resolved), results.jsonl (one line per problem, appended as
 problems finish) and summary.json. Rerunning into the same folder (hydra.run.dir=...) resumes.
+
+The console shows ttscale's own lines, the progress bar and the summary. What the engine prints while
+it starts (and its worker processes print afterwards) goes to engine.log in the run's folder (the
+first job's, in a sweep); `-v` (or `--verbose`) shows it on the console instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,13 +131,39 @@ def check_overrides(overrides: list[str]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def engine_output(log_path: Path | None):
+    """Standard output and error, at the file-descriptor level (so the engine's own processes,
+    started inside, inherit it), go to `log_path` for the duration; None: left on the console."""
+    if log_path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 class App:
     """The Hydra task. Keeps one backend per (model, backend config, seed) across multirun jobs."""
 
-    def __init__(self) -> None:
+    def __init__(self, verbose: bool = False) -> None:
         self._backends: dict[str, Any] = {}
+        self.verbose = verbose
 
-    def backend(self, cfg) -> Any:
+    def backend(self, cfg, out_dir: Path | None = None) -> Any:
         from omegaconf import OmegaConf
 
         from ttscale.build import build_backend, build_model_path, logprobs_mode
@@ -144,9 +177,15 @@ class App:
             self._backends.clear()
             scripted = cfg.backend.kind == "scripted"  # a stand-in model: no weights to resolve
             model_path = None if scripted else build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
-            print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}", file=sys.stderr)
-            self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path, cfg.seed,
-                                                logprobs_mode=mode)
+            quiet = not self.verbose and not scripted and out_dir is not None
+            log_path = out_dir / "engine.log" if quiet else None
+            print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}"
+                  + (f" (its log: {log_path}; -v shows it here)" if log_path else ""), file=sys.stderr)
+            with engine_output(log_path):
+                self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path,
+                                                    cfg.seed, logprobs_mode=mode)
+            if quiet:  # the engine's own warnings in this process (e.g. per request) only at -v
+                logging.getLogger("vllm").setLevel(logging.ERROR)
         return self._backends[key]
 
     def __call__(self, cfg) -> dict[str, Any]:
@@ -165,7 +204,7 @@ class App:
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
         problems = build_problems(resolved["dataset"], resolved["model"])
-        backend = self.backend(cfg)
+        backend = self.backend(cfg, out_dir)
         with build_grader(resolved["dataset"], resolved["grader"]) as grader:
             strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
                                       extra_stop=model_stop(resolved["model"]),
@@ -246,6 +285,8 @@ def main() -> None:
     except ValueError as exc:
         print(f"ttscale: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    args = [a for a in args if a not in ("-v", "--verbose")]
     sys.argv = [sys.argv[0], *args]  # Hydra reads the expanded command line
     passthrough = any(a.startswith("-") and a not in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if not a.startswith("-")]
@@ -255,7 +296,7 @@ def main() -> None:
             print(f"ttscale: {problem}", file=sys.stderr)
             raise SystemExit(2)
     register_schemas()
-    app = App()
+    app = App(verbose=verbose)
     try:
         hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=None)(app)()
     finally:
