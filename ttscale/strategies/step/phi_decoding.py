@@ -34,7 +34,6 @@ configured selection.
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass, field, replace
 
