@@ -281,3 +281,11 @@ def test_fractured_sampling_cuts_only_a_thinking_models_reasoning(grader):
     assert sorted(" ".join(p.split("q", 1)[1].split()) for p in cue_prompts) == ["t1 t2 </think>", "t1 t2 t3 t4 </think>"]
     assert [(c.stats["depth"], c.answer) for c in result.candidates] == [(1, "5"), (1, "5"), (2, "9"), (2, "9")]
     assert result.candidates[2].text.startswith("t1 t2 t3 t4 </think> The answer")  # the own answer is one of m
+
+
+def test_power_sampling_runs_its_chains_at_once():
+    search = PowerSampling(n=3, params=SamplingParams(temperature=0.5, max_tokens=4), alpha=2.0, blocks=2, mcmc_steps=3)
+    ctx = Context(problem=PROBLEM, backend=ToyLM(seed=2), grader=None)
+    out = asyncio.run(search(PROBLEM, ctx))
+    assert len(out) == 3 and all(t.num_tokens == 4 for t in out)
+    assert ctx.info["mcmc_proposals"] == 3 * 2 * 3

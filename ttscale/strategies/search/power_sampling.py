@@ -29,6 +29,7 @@ different lengths); blocks 16, mcmc_steps 10, alpha 4 (the paper's; its T_max 30
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, replace
 
@@ -101,7 +102,7 @@ class PowerSampling:
             raise ValueError(f"power sampling needs the proposal's processed logprobs, and the backend's are {mode}: "
                              "start vLLM with engine_args logprobs_mode=processed_logprobs (the CLI does)")
         stats = {"proposals": 0, "accepted": 0}
-        chains = [await self.run_chain(ctx, c, stats) for c in range(self.n)]
+        chains = await asyncio.gather(*(self.run_chain(ctx, c, stats) for c in range(self.n)))  # batched by the backend
         ctx.info.update({"mcmc_proposals": stats["proposals"], "mcmc_accepted": stats["accepted"],
                          "acceptance_rate": stats["accepted"] / stats["proposals"] if stats["proposals"] else None,
                          # the first chain's tokens under the proposal (processed) and the model (raw)
