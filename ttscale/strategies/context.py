@@ -58,6 +58,13 @@ class Context:
             self._prompt_ids = TokenPrompt(self.backend.encode(self.prompt))
         return self._prompt_ids
 
+    def require_logprobs_mode(self, mode: str, who: str) -> None:
+        """Refuse a backend whose sampled-token logprobs are not of the kind a search computes with."""
+        have = getattr(self.backend, "logprobs_mode", "raw_logprobs")
+        if have != mode:
+            raise ValueError(f"{who} needs the sampled tokens' {mode.split('_')[0]} logprobs, and the backend's are "
+                             f"{have}: start vLLM with engine_args logprobs_mode={mode} (the CLI does)")
+
     async def score(self, prompt_ids: TokenPrompt | list[int], completion_ids: list[int]) -> list[float]:
         """The model's raw logprob of each completion token after the prompt (Backend.score), counted
         into usage as one call whose whole sequence is prefilled (vLLM reads no prefix cache for a

@@ -2,14 +2,15 @@
 axes of sampling, n trajectories x H truncation depths x m answers.
 
     sample n reasoning trajectories
-    for each trajectory of L tokens, for each depth h = 1..H:
-        prefix = its first floor(h * L / H) token ids            (depth H: the whole trajectory)
-        sample m answers after prompt + prefix + answer cue     (token ids: nothing re-tokenised)
+    for each trajectory, its reasoning of L tokens, for each depth h = 1..H:
+        prefix = the first floor(h * L / H) of them              (depth H: the whole reasoning)
+        sample m answers after prompt + prefix + answer cue     (as token ids: the prompt's ids extended)
     vote over all n * m * H answers, each weighted by its depth's weight
 
 As the reference code: only the reasoning is cut (a thinking model's text before `reasoning_end`,
 "</think>"; a chat model's whole text), re-tokenised from its text; depth H is the whole reasoning, and
-there the trajectory's own answer is one of the m (m - 1 are sampled after the cue).
+there the trajectory's own answer is one of the m (m - 1 are sampled after the cue). The reasoning is
+tokenised once per trajectory, its cuts are slices of those ids.
 Depth weights (`depth_weighting`): uniform (Algorithm 1's majority vote, the default) or linear,
 w_h = 2h / (H(H+1)) (the paper's Appendix B.1); `last_depths: K` samples only the last K depths
 (the paper's "H = -K"; the reference code has no vote, only pass@k).
@@ -72,8 +73,9 @@ class FracturedSampling:
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         trajectories = await ctx.generate(ctx.prompt, replace(self.params, n=self.n), key="trajectories")
         cue = ctx.backend.encode(self.answer_cue, add_special_tokens=False)
+        reasoning = [ctx.backend.encode(self.reasoning(c.text), add_special_tokens=False) for c in trajectories]
         jobs = [(i, h) for i in range(len(trajectories)) for h in self.sampled_depths]
-        answers = await asyncio.gather(*(self._answers(ctx, trajectories[i], i, h, cue) for i, h in jobs))
+        answers = await asyncio.gather(*(self._answers(ctx, trajectories[i], reasoning[i], i, h, cue) for i, h in jobs))
         out = [t for group in answers for t in group]
         ctx.info.update({"trajectories": len(trajectories), "depths_sampled": len(self.sampled_depths),
                          "answers": len(out),
@@ -86,11 +88,11 @@ class FracturedSampling:
             return text[: text.index(self.reasoning_end)]
         return text
 
-    async def _answers(self, ctx: Context, c: Completion, i: int, h: int, cue: list[int]) -> list[Trajectory]:
+    async def _answers(self, ctx: Context, c: Completion, ids: list[int], i: int, h: int, cue: list[int]
+                       ) -> list[Trajectory]:
+        """The answers at depth h of trajectory i, whose reasoning is `ids`."""
         weight = depth_weight(h, self.depths, self.depth_weighting)
         stats = {"trajectory": i, "depth": h, SEARCH_WEIGHT: weight}
-        reasoning = self.reasoning(c.text)
-        ids = ctx.backend.encode(reasoning, add_special_tokens=False)
         own: list[Trajectory] = []
         if h == self.depths:  # the whole reasoning; the trajectory's own answer is one of the m (the code's)
             prefix = ids

@@ -97,10 +97,7 @@ class PowerSampling:
         return self.params.max_tokens // self.blocks
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
-        mode = getattr(ctx.backend, "logprobs_mode", "raw_logprobs")
-        if mode != PROCESSED:
-            raise ValueError(f"power sampling needs the proposal's processed logprobs, and the backend's are {mode}: "
-                             "start vLLM with engine_args logprobs_mode=processed_logprobs (the CLI does)")
+        ctx.require_logprobs_mode(self.logprobs_mode, "power sampling (its proposal's logprobs)")
         stats = {"proposals": 0, "accepted": 0}
         chains = await asyncio.gather(*(self.run_chain(ctx, c, stats) for c in range(self.n)))  # batched by the backend
         ctx.info.update({"mcmc_proposals": stats["proposals"], "mcmc_accepted": stats["accepted"],

@@ -34,6 +34,7 @@ configured selection.
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -122,11 +123,7 @@ class PhiDecoding:
             self.generator = replace(self.generator, params=replace(self.generator.params, logprobs=0))
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
-        mode = getattr(ctx.backend, "logprobs_mode", "raw_logprobs")
-        if mode != self.logprobs_mode:
-            raise ValueError(f"phi-decoding prunes by the sampled steps' processed logprobs (the reference's), and the "
-                             f"backend's are {mode}: start vLLM with engine_args logprobs_mode=processed_logprobs "
-                             "(the CLI does)")
+        ctx.require_logprobs_mode(self.logprobs_mode, "phi-decoding (its in-width pruning, as the reference)")
         rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "phi"))
         seed = derive_seed(ctx.run_seed, problem.id, "phi/kmeans")
         beams, values = [Node(str(i)) for i in range(self.n)], [0.0] * self.n
@@ -177,13 +174,10 @@ class PhiDecoding:
 
     async def _foresight(self, ctx: Context, nodes: list[Node], key: str) -> list[tuple[float, str]]:
         """(value, rollout text) of each candidate: its rollout to the end of the solution."""
-        import asyncio
 
         async def one(node: Node) -> tuple[float, str]:
             if node.finished:  # nothing left to roll out
-                if self.finished_value == "zero":
-                    return 0.0, ""
-                return mean_logprob(node.step_logprobs[-1], node.step_tokens[-1]), node.steps[-1]
+                return self._finished_value(node), "" if self.finished_value == "zero" else node.steps[-1]
             _, c = await self.generator.complete(ctx, node, key, self.foresight_temperature)
             return mean_logprob(c.cumulative_logprob, c.num_tokens), c.text
 
@@ -206,16 +200,18 @@ class PhiDecoding:
     async def _complete(self, ctx: Context, beams: list[Node]) -> list[tuple[Node, float, str]]:
         """Each beam completed once (a finished beam as it is): the solution, its completion's mean
         logprob and the completion's text (empty for a finished beam)."""
-        import asyncio
 
         async def one(node: Node) -> tuple[Node, float, str]:
             done, c = await self.generator.complete(ctx, node, "final", self.foresight_temperature)
             if c is None:
-                return done, (0.0 if self.finished_value == "zero"
-                              else mean_logprob(node.step_logprobs[-1], node.step_tokens[-1])), ""
+                return done, self._finished_value(node), ""
             return done, mean_logprob(c.cumulative_logprob, c.num_tokens), c.text
 
         return list(await asyncio.gather(*(one(b) for b in beams)))
+
+    def _finished_value(self, node: Node) -> float:
+        """The value of a finished node, which has nothing left to roll out (see the module doc)."""
+        return 0.0 if self.finished_value == "zero" else mean_logprob(node.step_logprobs[-1], node.step_tokens[-1])
 
     def _final_pick(self, adv: list[float], texts: list[str], rng: np.random.Generator, seed: int) -> int:
         """The code's pick over the completions (their texts only, not the shared steps)."""
