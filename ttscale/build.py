@@ -72,7 +72,7 @@ def _prm(v: Mapping[str, Any]):
                            v["dtype"], v["device"], options)
 
 
-BACKENDS = ("vllm", "scripted")
+BACKENDS = ("vllm", "openai", "scripted")
 
 
 def _choice(key: str, value: Any, choices: Mapping | tuple) -> Any:
@@ -126,6 +126,11 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     except ValueError as exc:
         raise ConfigError(f"strategy.{exc}") from None
     step_wise = registry.is_step_wise(search_cls)
+    if getattr(backend, "token_ids", True) is False:  # a server backend in chat mode (no tokenizer)
+        if getattr(search_cls, "needs_token_ids", False) or (step_wise and cfg.get("continuation", "ids") == "ids"):
+            raise ConfigError(f"strategy.search={cfg['search']!r} works on token ids, and the backend has no tokenizer: "
+                              "set backend.tokenizer (the served model's; backend.tokenizer=model for the model "
+                              "config's)" + (", or strategy.continuation=text" if step_wise else ""))
     # strategy.options: keys beyond the shared schema; the selection's go to it, the rest to the search
     options = dict(cfg.get("options") or {})
     select_keys = {f.name for f in fields(select_cls)}
@@ -287,6 +292,8 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
 
         return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS),
                                logprobs_mode=logprobs_mode or "raw_logprobs")
+    if backend_cfg["kind"] == "openai":
+        return _openai_backend(backend_cfg, model_path, logprobs_mode)
     from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform
 
     apply_env(backend_cfg.get("env"))  # before vLLM is imported: it reads some of them at import
@@ -297,6 +304,29 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
         engine_args["logprobs_mode"] = logprobs_mode
     return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
                        env=backend_cfg.get("env") or {})
+
+
+def _openai_backend(cfg: Mapping[str, Any], model_path: str | None, logprobs_mode: str | None):
+    from ttscale.backends.openai import OpenAIBackend
+
+    _choice("backend.logprobs_mode", cfg["logprobs_mode"], ("raw_logprobs", "processed_logprobs"))
+    if logprobs_mode and logprobs_mode != cfg["logprobs_mode"]:
+        raise ConfigError(f"the strategy needs the sampled tokens' {logprobs_mode}, and backend.logprobs_mode is "
+                          f"{cfg['logprobs_mode']}: start the server with --logprobs-mode {logprobs_mode} and set "
+                          f"backend.logprobs_mode={logprobs_mode}")
+    tokenizer = model_path if cfg.get("tokenizer") == "model" else cfg.get("tokenizer")
+    try:
+        return OpenAIBackend(cfg["endpoints"], cfg.get("model"), tokenizer=tokenizer, api_key_env=cfg.get("api_key_env"),
+                             max_concurrency=cfg["max_concurrency"], timeout=cfg["timeout"],
+                             stream_timeout=cfg["stream_timeout"], connect_timeout=cfg["connect_timeout"],
+                             retry=cfg.get("retry"), send_seed=cfg["send_seed"], logprobs_mode=cfg["logprobs_mode"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def needs_model_weights(backend_cfg: Mapping[str, Any]) -> bool:
+    """Whether the backend needs the model config's local folder (weights, or its tokenizer)."""
+    return backend_cfg["kind"] == "vllm" or (backend_cfg["kind"] == "openai" and backend_cfg.get("tokenizer") == "model")
 
 
 def make_backend(model: str = "smollm2-135m", backend: str = "vllm", seed: int = 0):

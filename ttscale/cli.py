@@ -166,7 +166,7 @@ class App:
     def backend(self, cfg, out_dir: Path | None = None) -> Any:
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_backend, build_model_path, logprobs_mode
+        from ttscale.build import build_backend, build_model_path, logprobs_mode, needs_model_weights
 
         mode = logprobs_mode(OmegaConf.to_container(cfg.strategy, resolve=True))  # power sampling: processed
         key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.backend), cfg.seed, mode],
@@ -175,12 +175,15 @@ class App:
             for old in self._backends.values():
                 old.close()
             self._backends.clear()
-            scripted = cfg.backend.kind == "scripted"  # a stand-in model: no weights to resolve
-            model_path = None if scripted else build_model_path(OmegaConf.to_container(cfg.model, resolve=True))
-            quiet = not self.verbose and not scripted and out_dir is not None
+            local = needs_model_weights(cfg.backend)  # not a stand-in model, nor a server's (unless its tokenizer)
+            model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True)) if local else None
+            quiet = not self.verbose and cfg.backend.kind == "vllm" and out_dir is not None
             log_path = out_dir / "engine.log" if quiet else None
-            print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}"
-                  + (f" (its log: {log_path}; -v shows it here)" if log_path else ""), file=sys.stderr)
+            if cfg.backend.kind == "openai":
+                print(f"ttscale: {cfg.model.name} served at {', '.join(map(str, cfg.backend.endpoints))}", file=sys.stderr)
+            else:
+                print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}"
+                      + (f" (its log: {log_path}; -v shows it here)" if log_path else ""), file=sys.stderr)
             with engine_output(log_path):
                 self._backends[key] = build_backend(OmegaConf.to_container(cfg.backend, resolve=True), model_path,
                                                     cfg.seed, logprobs_mode=mode)

@@ -119,6 +119,18 @@ class BackendConfig:
     cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
     env: Dict[str, Any] = field(default_factory=dict)
     script: Optional[str] = None  # kind=scripted: a stand-in model for pipeline tests (guess)
+    # kind=openai (conf/backend/openai.yaml; ttscale/backends/openai.py)
+    endpoints: List[Any] = field(default_factory=list)  # base URLs, or {url, max_concurrency}
+    model: Optional[str] = None  # the served model name (None: the one the server lists)
+    tokenizer: Optional[str] = None  # folder or HF id; "model": the model config's; None: chat mode
+    api_key_env: Optional[str] = None  # the NAME of the environment variable holding the key
+    max_concurrency: int = 64  # requests in flight per endpoint
+    timeout: float = 600.0  # seconds for a whole non-streamed response
+    stream_timeout: float = 60.0  # seconds of silence a stream may have
+    connect_timeout: float = 10.0
+    retry: Dict[str, Any] = field(default_factory=dict)  # backends.openai.RETRY_DEFAULTS keys
+    send_seed: bool = True
+    logprobs_mode: str = "raw_logprobs"  # what the server's sampled logprobs are (its --logprobs-mode)
 
 
 @dataclass

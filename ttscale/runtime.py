@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.analysis.metrics import bootstrap_ci
-from ttscale.backends.base import Backend
+from ttscale.backends.base import AFFINITY, Backend, BackendUnavailable
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
 from ttscale.strategies.strategy import Strategy
@@ -45,6 +45,11 @@ def load_results(path: Path) -> dict[str, Result]:
             raise ValueError(f"{path}:{number}: not a ttscale result line ({exc})") from None
         done[result.problem_id] = result
     return done
+
+
+def _unavailable(result: Result) -> bool:
+    """Whether a recorded problem failed only because no server answered (to be solved again)."""
+    return result.error is not None and f"{BackendUnavailable.__name__}:" in result.error
 
 
 def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Result] | None = None) -> dict[str, Any]:
@@ -118,7 +123,8 @@ async def arun(
 
     With `output`, each finished problem is appended to that JSONL file at once; problems already in
     it are skipped, so a killed run resumes where it stopped. A problem that raises is recorded with
-    its error and the run goes on.
+    its error and the run goes on; one that failed because no server could answer
+    (BackendUnavailable) is solved again by the next run into the same file.
     """
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
@@ -126,7 +132,7 @@ async def arun(
         raise ValueError(f"problem ids must be unique; repeated: {dupes}")
     out_path = Path(output) if output is not None else None
     done = load_results(out_path) if out_path else {}
-    todo = [p for p in problems if p.id not in done]
+    todo = [p for p in problems if p.id not in done or _unavailable(done[p.id])]
     own_grader = grader is None
     grader = grader or MathGrader()
     limit = asyncio.Semaphore(max(1, concurrency))
@@ -140,6 +146,7 @@ async def arun(
 
     async def solve_one(problem: Problem) -> Result:
         async with limit:
+            AFFINITY.set(problem.id)  # this task's backend calls prefer one server (backends/base.py)
             ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
             t0 = time.perf_counter()
             try:
@@ -161,6 +168,7 @@ async def arun(
 
     async def extend_one(problem: Problem, first: Result, extra: int) -> Result:
         async with limit:
+            AFFINITY.set(problem.id)  # this task's backend calls prefer one server (backends/base.py)
             ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
             t0 = time.perf_counter()
             try:

@@ -19,11 +19,22 @@ them: vLLM's engine arg `logprobs_mode`). `score` always gives raw logprobs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, Protocol, runtime_checkable
 
 from ttscale.confidence import RunningStats, StatsSpec
-from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenPrompt
+
+# The problem a backend call is made for, set by the runtime in each problem's task (asyncio copies
+# it into the tasks a strategy starts). A backend over several servers routes one problem's calls to
+# one server, whose prefix cache then holds that problem's prompt and partial solutions.
+AFFINITY: ContextVar[str | None] = ContextVar("ttscale_affinity", default=None)
+
+
+class BackendUnavailable(RuntimeError):
+    """No server could answer a call within its retries and deadline. A problem that fails so is
+    recorded with this error, and a rerun of the run solves it again (runtime.run)."""
 
 
 @runtime_checkable
@@ -43,6 +54,35 @@ class Backend(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
     def close(self) -> None: ...
+
+
+def render_ids(tokenizer: Any, prompt: Prompt, continue_final_message: bool = False,
+               add_special_tokens: bool = True) -> list[int]:
+    """Token ids of a prompt with a Hugging Face tokenizer: raw text (with the tokenizer's special
+    tokens, unless add_special_tokens is False: a piece of text to append to other ids), chat
+    messages (the chat template, with the generation prompt unless the last message is an unfinished
+    assistant turn to continue), or a token-id prompt as it is."""
+    if isinstance(prompt, TokenPrompt):
+        return list(prompt.ids)
+    if isinstance(prompt, str):
+        return list(tokenizer.encode(prompt, add_special_tokens=add_special_tokens))
+    ids = tokenizer.apply_chat_template(
+        prompt,
+        tokenize=True,
+        add_generation_prompt=not continue_final_message,
+        continue_final_message=continue_final_message,
+    )
+    if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
+        ids = ids["input_ids"]
+    ids = list(ids)
+    if continue_final_message:
+        # Some chat templates strip the final message; a partial solution's trailing step
+        # delimiter ("\n\n") must survive, or the model would write it again as an empty step.
+        content = prompt[-1]["content"]
+        tail = content[len(content.rstrip()):]
+        if tail and not tokenizer.decode(ids[-8:]).endswith(tail):
+            ids += tokenizer.encode(tail, add_special_tokens=False)
+    return ids
 
 
 class StreamFold:

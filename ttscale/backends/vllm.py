@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import threading
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from ttscale.backends.base import render_ids
+from ttscale.backends.loop import LoopThread
 from ttscale.confidence import StatsSpec, series_stats, token_series
-from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob
 
 
 class BackendConfigError(ValueError):
@@ -90,9 +91,7 @@ class VLLMBackend:
         self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
 
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="ttscale-vllm", daemon=True)
-        self._thread.start()
+        self._worker = LoopThread("ttscale-vllm")
         self._engine = None
         self._tokenizer = None
         self._submit(self._start()).result()
@@ -105,7 +104,7 @@ class VLLMBackend:
         self.max_model_len = self._engine.model_config.max_model_len
 
     def _submit(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return self._worker.submit(coro)
 
     @property
     def tokenizer(self):
@@ -113,29 +112,8 @@ class VLLMBackend:
 
     def encode(self, prompt: Prompt, continue_final_message: bool = False,
                add_special_tokens: bool = True) -> list[int]:
-        """Token ids of a raw prompt (with the tokenizer's special tokens, unless add_special_tokens
-        is False: a piece of text to append to other ids) or of chat messages; a token-id prompt as it is."""
-        if isinstance(prompt, TokenPrompt):
-            return list(prompt.ids)
-        if isinstance(prompt, str):
-            return list(self._tokenizer.encode(prompt, add_special_tokens=add_special_tokens))
-        ids = self._tokenizer.apply_chat_template(
-            prompt,
-            tokenize=True,
-            add_generation_prompt=not continue_final_message,
-            continue_final_message=continue_final_message,
-        )
-        if isinstance(ids, Mapping) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        ids = list(ids)
-        if continue_final_message:
-            # Some chat templates strip the final message; a partial solution's trailing step
-            # delimiter ("\n\n") must survive, or the model would write it again as an empty step.
-            content = prompt[-1]["content"]
-            tail = content[len(content.rstrip()):]
-            if tail and not self._tokenizer.decode(ids[-8:]).endswith(tail):
-                ids += self._tokenizer.encode(tail, add_special_tokens=False)
-        return ids
+        """Token ids of a prompt (base.render_ids)."""
+        return render_ids(self._tokenizer, prompt, continue_final_message, add_special_tokens)
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of generated token ids (special tokens skipped, as in completions)."""
@@ -223,28 +201,9 @@ class VLLMBackend:
         if params.n != 1:
             raise ValueError(f"stream gives one sample; n={params.n} (open n streams)")
         ids = self.encode(prompt, params.continue_final_message)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        def put(item) -> bool:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-                return True
-            except RuntimeError:  # the reader's loop is closed: nobody reads this stream any more
-                return False
-
-        future = self._submit(self._stream(ids, self._vllm_params(params, stream=True), put))
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-                if item.finish_reason is not None:
-                    return
-        finally:
-            if not future.done():
-                future.cancel()
+        vparams = self._vllm_params(params, stream=True)
+        async for delta in self._worker.relay(lambda put: self._stream(ids, vparams, put), lambda d: d.finished):
+            yield delta
 
     async def _stream(self, ids: list[int], vparams, put) -> None:
         try:
@@ -315,10 +274,9 @@ class VLLMBackend:
             self._engine = None
 
     def close(self) -> None:
-        if self._loop.is_running():
+        if self._worker.loop.is_running():
             self._submit(self._shutdown()).result(timeout=60)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
+            self._worker.stop()
 
     def __enter__(self) -> VLLMBackend:
         return self

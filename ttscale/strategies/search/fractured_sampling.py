@@ -45,6 +45,7 @@ def cut(length: int, h: int, depths: int) -> int:
 
 @dataclass
 class FracturedSampling:
+    needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
     n: int = 16  # reasoning trajectories (the paper's default 16)
     params: SamplingParams = SamplingParams()
     depths: int = 16  # H: truncation depths per trajectory, the full trajectory the last (paper: 16)

@@ -72,6 +72,7 @@ class Hypothesis:
 
 @dataclass
 class SetCoverPruning:
+    needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
     n: int = 16
     params: SamplingParams = SamplingParams(logprobs=0)
     step: int = field(default=32, metadata={"config": "prune_step"})  # the paper's step size

@@ -1,0 +1,586 @@
+"""OpenAI-compatible servers as a backend: one or many endpoints (`vllm serve`, SGLang, TGI, a hosted
+API), with affinity routing, retries and failover.
+
+Two modes:
+- With a tokenizer (`tokenizer`: the served model's tokenizer folder or HF id), prompts go to the
+  completions endpoint as token ids, the chat template rendered here, so step-wise search continues
+  partial solutions by ids exactly as on the in-process engine; generated token ids, top-k logprobs
+  by id (vLLM's `return_token_ids`, `return_tokens_as_token_ids`) and `score` (prompt logprobs) work.
+- Without one (a hosted chat API): chat messages go to the chat endpoint and text to the completions
+  endpoint; token ids are not available, and a strategy that needs them refuses to start
+  (`token_ids` is False; build.check_backend).
+
+Routing: the calls of one problem (base.AFFINITY) go to one endpoint chosen by rendezvous hashing over
+the endpoints in rotation, so its prefix cache keeps serving that problem; a call with no problem, or
+whose endpoint is at its `max_concurrency`, goes to the endpoint with the fewest outstanding requests.
+
+Faults: a connection error, a timeout, a dropped response, a 429 or a 5xx is retried with exponential
+backoff and jitter (a 429's or 503's Retry-After is honoured), on another endpoint when one is in
+rotation. An endpoint that refuses connections, or fails `failures_before_cooldown` times in a row,
+leaves the rotation for `cooldown` seconds. A sample is counted once: usage comes only from the
+response that answered. A stream that breaks after some tokens is continued from the ids it already
+delivered (one more prefill, counted). When no endpoint answers within `max_attempts` tries or the
+call's `deadline`, the call raises BackendUnavailable; the runtime records the problem with that
+error, and a rerun solves it again. Every wait has a deadline: `timeout` bounds a whole non-streamed
+response, `stream_timeout` the silence between two chunks of a stream.
+
+Each sample is its own request (n requests with seeds seed + i, as the in-process backend), so each
+sample's prompt and cached-prompt tokens are counted as the server counts them (cached tokens need
+vLLM's `--enable-prompt-tokens-details`; without it they read 0). The API key is read from the
+environment variable named by `api_key_env` and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ttscale.backends.base import AFFINITY, BackendUnavailable, render_ids
+from ttscale.backends.loop import LoopThread, Put
+from ttscale.confidence import series_stats, token_series
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
+
+RETRY_DEFAULTS = {
+    "max_attempts": 6,              # tries of one call, over all endpoints
+    "backoff": 0.5,                 # seconds before the 2nd try; doubled each try, with +-50% jitter
+    "backoff_max": 8.0,
+    "deadline": 1800.0,             # seconds one call may take, retries included
+    "cooldown": 15.0,               # seconds a failing endpoint stays out of rotation
+    "failures_before_cooldown": 3,  # failures in a row (connection refused: at once)
+}
+
+
+class BackendRequestError(RuntimeError):
+    """The server refused a request (a 4xx other than 429): retrying would not help."""
+
+
+class _Retry(Exception):
+    """One failed try: why, whether the endpoint is down, and the server's Retry-After."""
+
+    def __init__(self, reason: str, down: bool = False, retry_after: float | None = None):
+        super().__init__(reason)
+        self.down = down
+        self.retry_after = retry_after
+
+
+@dataclass
+class Endpoint:
+    url: str
+    max_concurrency: int
+    outstanding: int = 0
+    out_until: float = 0.0    # out of rotation until this time (loop clock)
+    failures_in_a_row: int = 0
+    requests: int = 0
+    failures: int = 0
+    slots: asyncio.Semaphore | None = field(default=None, repr=False)
+
+    def weight(self, key: str) -> int:
+        return int.from_bytes(hashlib.sha256(f"{key}\x00{self.url}".encode()).digest()[:8], "big")
+
+
+def _endpoints(spec: Any, max_concurrency: int) -> list[Endpoint]:
+    items = [spec] if isinstance(spec, str) else list(spec or [])
+    if not items:
+        raise ValueError("backend.endpoints is empty: give one or more base URLs, e.g. http://127.0.0.1:8000/v1")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            url, limit = item, max_concurrency
+        elif isinstance(item, Mapping) and "url" in item:
+            unknown = sorted(set(item) - {"url", "max_concurrency"})
+            if unknown:
+                raise ValueError(f"backend.endpoints entry {dict(item)}: unknown keys {unknown}; "
+                                 "an entry is a URL or {url, max_concurrency}")
+            url, limit = item["url"], int(item.get("max_concurrency", max_concurrency))
+        else:
+            raise ValueError(f"backend.endpoints entry {item!r}: give a URL or {{url, max_concurrency}}")
+        if not str(url).startswith(("http://", "https://")):
+            raise ValueError(f"backend.endpoints entry {url!r} is not an http(s) URL")
+        if limit < 1:
+            raise ValueError(f"backend.endpoints {url}: max_concurrency={limit} must be >= 1")
+        out.append(Endpoint(str(url).rstrip("/"), limit))
+    if len({e.url for e in out}) != len(out):
+        raise ValueError(f"backend.endpoints repeats a URL: {[e.url for e in out]}")
+    return out
+
+
+class OpenAIBackend:
+    """One or many OpenAI-compatible endpoints (see the module doc)."""
+
+    def __init__(
+        self,
+        endpoints: Any,
+        model: str | None = None,
+        *,
+        tokenizer: Any = None,
+        api_key_env: str | None = None,
+        max_concurrency: int = 64,
+        timeout: float = 600.0,
+        stream_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        retry: Mapping[str, Any] | None = None,
+        send_seed: bool = True,
+        logprobs_mode: str = "raw_logprobs",
+    ):
+        import httpx
+
+        unknown = sorted(set(retry or {}) - set(RETRY_DEFAULTS))
+        if unknown:
+            raise ValueError(f"backend.retry: unknown keys {unknown}; choose from: {', '.join(RETRY_DEFAULTS)}")
+        self.retry = {**RETRY_DEFAULTS, **(retry or {})}
+        self.endpoints = _endpoints(endpoints, max_concurrency)
+        self.timeout, self.stream_timeout, self.connect_timeout = float(timeout), float(stream_timeout), float(connect_timeout)
+        self.send_seed = send_seed
+        self.logprobs_mode = logprobs_mode
+        headers = {}
+        if api_key_env:
+            key = os.environ.get(api_key_env)
+            if not key:
+                raise ValueError(f"backend.api_key_env={api_key_env!r}: that environment variable is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        if isinstance(tokenizer, str):
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self._tokenizer = tokenizer
+        self.token_ids = tokenizer is not None  # token-id prompts, generated ids, score
+        self.top_logprobs = True  # completions carry top-k logprobs when asked (by id with a tokenizer)
+        self._worker = LoopThread("ttscale-openai")
+        self._client = None
+        self._rng = random.Random(0)  # jitter only
+
+        async def start():
+            for e in self.endpoints:
+                e.slots = asyncio.Semaphore(e.max_concurrency)
+            self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
+                                             limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
+
+        self._worker.submit(start()).result()
+        self.model = model or self._served_model()
+
+    # ---- tokens ----------------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    def _need_ids(self, what: str) -> None:
+        if self._tokenizer is None:
+            raise ValueError(f"backend=openai without backend.tokenizer cannot {what}: set backend.tokenizer to the "
+                             "served model's tokenizer (a local folder or HF id), or backend.tokenizer=model")
+
+    def encode(self, prompt: Prompt, continue_final_message: bool = False, add_special_tokens: bool = True) -> list[int]:
+        if isinstance(prompt, TokenPrompt):
+            return list(prompt.ids)
+        self._need_ids("give token ids")
+        return render_ids(self._tokenizer, prompt, continue_final_message, add_special_tokens)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        self._need_ids("decode token ids")
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ---- requests ----------------------------------------------------------------------------------
+
+    def _request(self, prompt: Prompt, params: SamplingParams, stream: bool) -> tuple[str, dict, list[int] | None]:
+        """(path, body, prompt ids or None) of ONE sample."""
+        body: dict[str, Any] = {
+            "model": self.model, "n": 1, "temperature": params.temperature, "top_p": params.top_p,
+            "max_tokens": params.max_tokens,
+        }
+        if params.include_stop:  # vLLM's extension (as top_k): sent only when asked, for other servers
+            body["include_stop_str_in_output"] = True
+        if params.top_k > 0:
+            body["top_k"] = params.top_k
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None and self.send_seed:
+            body["seed"] = params.seed
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        if self._tokenizer is not None or isinstance(prompt, TokenPrompt):
+            ids = self.encode(prompt, params.continue_final_message)
+            body.update(prompt=ids, return_token_ids=True)
+            if params.logprobs is not None:
+                body.update(logprobs=params.logprobs, return_tokens_as_token_ids=True)
+            return "/completions", body, ids
+        if isinstance(prompt, str):
+            body["prompt"] = prompt
+            if params.logprobs is not None:
+                body["logprobs"] = params.logprobs
+            return "/completions", body, None
+        body["messages"] = list(prompt)
+        if params.continue_final_message:  # vLLM's chat extension: extend the last assistant turn
+            body.update(add_generation_prompt=False, continue_final_message=True)
+        if params.logprobs is not None:
+            body.update(logprobs=True, top_logprobs=params.logprobs)
+        return "/chat/completions", body, None
+
+    def _pick(self, key: str | None, avoid: set[str]) -> Endpoint | None:
+        now = self._worker.loop.time()
+        live = [e for e in self.endpoints if e.out_until <= now]
+        fresh = [e for e in live if e.url not in avoid] or live
+        if not fresh:
+            return None
+        if key is not None:
+            home = max(fresh, key=lambda e: e.weight(key))
+            if home.outstanding < home.max_concurrency:
+                return home
+        return min(fresh, key=lambda e: (e.outstanding / e.max_concurrency, e.outstanding))
+
+    def _failed(self, endpoint: Endpoint, fault: _Retry) -> None:
+        endpoint.failures += 1
+        endpoint.failures_in_a_row += 1
+        now = self._worker.loop.time()
+        if fault.retry_after is not None:
+            endpoint.out_until = max(endpoint.out_until, now + fault.retry_after)
+        elif fault.down or endpoint.failures_in_a_row >= self.retry["failures_before_cooldown"]:
+            endpoint.out_until = now + self.retry["cooldown"]
+
+    async def _with_retries(self, attempt, key: str | None, what: str):
+        """`attempt(endpoint)` until it answers: retried on _Retry faults, failing over to other
+        endpoints, within max_attempts and the deadline (see the module doc)."""
+        loop = self._worker.loop
+        deadline = loop.time() + self.retry["deadline"]
+        faults: list[str] = []
+        avoid: set[str] = set()
+        for number in range(self.retry["max_attempts"]):
+            endpoint = self._pick(key, avoid)
+            while endpoint is None:  # every endpoint is cooling down: wait for the first back
+                wait = min(e.out_until for e in self.endpoints) - loop.time()
+                if loop.time() + wait > deadline:
+                    raise BackendUnavailable(f"{what}: every endpoint is out of rotation past the call's deadline; "
+                                             f"faults: {'; '.join(faults[-3:]) or 'none'}")
+                await asyncio.sleep(max(wait, 0.0))
+                endpoint = self._pick(key, avoid)
+            endpoint.outstanding += 1
+            try:
+                async with endpoint.slots:
+                    endpoint.requests += 1
+                    result = await asyncio.wait_for(attempt(endpoint), max(deadline - loop.time(), 0.001))
+                endpoint.failures_in_a_row = 0
+                return result
+            except _Retry as fault:
+                self._failed(endpoint, fault)
+                faults.append(f"{endpoint.url}: {fault}")
+            except asyncio.TimeoutError:
+                self._failed(endpoint, _Retry("the call's deadline passed"))
+                faults.append(f"{endpoint.url}: the call's deadline passed")
+                break
+            finally:
+                endpoint.outstanding -= 1
+            avoid.add(endpoint.url)
+            if number + 1 == self.retry["max_attempts"] or loop.time() >= deadline:
+                break
+            if self._pick(key, avoid) is None or all(e.url in avoid for e in self.endpoints):
+                delay = min(self.retry["backoff"] * 2 ** number, self.retry["backoff_max"])
+                delay *= 1 + self._rng.uniform(-0.5, 0.5)
+                await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
+                if all(e.url in avoid for e in self.endpoints):
+                    avoid.clear()
+        raise BackendUnavailable(f"{what}: no endpoint answered after {len(faults)} tries; last faults: "
+                                 + "; ".join(faults[-3:]))
+
+    async def _post(self, endpoint: Endpoint, path: str, body: dict) -> dict:
+        import httpx
+
+        try:
+            response = await self._client.post(endpoint.url + path, json=body)
+        except httpx.ConnectError as exc:
+            raise _Retry(f"connection failed ({exc})", down=True) from None
+        except httpx.TimeoutException:
+            raise _Retry(f"no response within {self.timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise _Retry(f"the connection broke ({type(exc).__name__}: {exc})") from None
+        _check(response)
+        try:
+            return response.json()
+        except json.JSONDecodeError:
+            raise _Retry("the response was not complete JSON") from None
+
+    # ---- the contract ------------------------------------------------------------------------------
+
+    async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
+        key = AFFINITY.get()
+        singles = [params if params.n == 1 else _one(params, i) for i in range(params.n)]
+        requests = [self._request(prompt, p, stream=False) for p in singles]
+
+        async def samples():
+            return await asyncio.gather(*(self._one_sample(r, params, key) for r in requests))
+
+        outs = await self._worker.call(samples())
+        return GenerateOutput([c for out in outs for c in out.completions],
+                              prompt_tokens=sum(o.prompt_tokens for o in outs),
+                              cached_prompt_tokens=sum(o.cached_prompt_tokens for o in outs))
+
+    async def _one_sample(self, request, params: SamplingParams, key: str | None) -> GenerateOutput:
+        path, body, ids = request
+        data = await self._with_retries(lambda e: self._post(e, path, body), key, f"POST {path}")
+        try:
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+        except (KeyError, IndexError, TypeError):
+            raise BackendRequestError(f"POST {path}: the server's answer has no choices: {str(data)[:200]}") from None
+        completion = self._completion(choice, params, path == "/chat/completions", usage)
+        prompt_tokens = usage.get("prompt_tokens", len(ids) if ids is not None else 0)
+        return GenerateOutput([completion], prompt_tokens=prompt_tokens, cached_prompt_tokens=_cached(usage))
+
+    def _completion(self, choice: dict, params: SamplingParams, chat: bool, usage: Mapping[str, Any]) -> Completion:
+        text = ((choice.get("message") or {}).get("content") or "") if chat else (choice.get("text") or "")
+        sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat)
+        ids = _ids(choice, tokens)
+        num = len(ids) if ids is not None else int(usage.get("completion_tokens") or 0)
+        series = token_series(sampled, tops) if tops is not None and sampled else None
+        keep = None
+        if params.keep_token_logprobs and sampled is not None:
+            rows = top_tokens or [[] for _ in sampled]
+            keep = [TokenLogprob(token=self._piece(tok), logprob=lp,
+                                 top={self._piece(t): v for t, v in zip(row_tokens, row)})
+                    for tok, lp, row_tokens, row in zip(tokens, sampled, rows, tops or [[] for _ in sampled])]
+        return Completion(
+            text=text, num_tokens=num, finish_reason=choice.get("finish_reason"),
+            stop_reason=choice.get("stop_reason") if choice.get("finish_reason") == "stop" else None,
+            cumulative_logprob=sum(sampled) if sampled is not None else None,
+            token_logprobs=keep,
+            stats=series_stats(series, params.stats) if series is not None else {},
+            series=series if params.keep_series else None,
+            token_ids=tuple(ids) if ids is not None else None,
+        )
+
+    def _piece(self, token: tuple[int | None, str]) -> str:
+        """A token's text: decoded here from its id when there is a tokenizer, else the server's string."""
+        tid, text = token
+        if tid is not None and self._tokenizer is not None:
+            return self._tokenizer.decode([tid])
+        return text
+
+    async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
+        """One sample as deltas over server-sent events; closing the iterator closes the HTTP stream,
+        and the server stops generating it."""
+        if params.n != 1:
+            raise ValueError(f"stream gives one sample; n={params.n} (open n streams)")
+        self._need_ids("stream (a stream counts and continues its sample by token ids)")
+        request = self._request(prompt, params, stream=True)
+        key = AFFINITY.get()
+        async for delta in self._worker.relay(lambda put: self._stream(request, params, key, put), lambda d: d.finished):
+            yield delta
+
+    async def _stream(self, request, params: SamplingParams, key: str | None, put: Put) -> None:
+        path, body, ids = request
+        got: list[int] = []  # ids delivered so far: a broken stream goes on from them
+        state = {"first": True}
+
+        async def attempt(endpoint: Endpoint) -> None:
+            again = dict(body)
+            if got:
+                if ids is None:
+                    raise BackendUnavailable(f"a stream broke after {len(got)} tokens, and without a tokenizer it "
+                                             "cannot be continued by ids")
+                again.update(prompt=ids + got, max_tokens=body["max_tokens"] - len(got))
+                state["first"] = True  # the continuation's prefill is a prompt of its own
+            await self._read_stream(endpoint, path, again, params, state, got, put)
+
+        try:
+            await self._with_retries(attempt, key, f"stream {path}")
+        except asyncio.CancelledError:
+            put(RuntimeError("the stream was cancelled (the backend was closed?)"))
+            raise
+        except BaseException as exc:  # the reader raises it in its own loop
+            put(exc)
+
+    async def _read_stream(self, endpoint: Endpoint, path: str, body: dict, params: SamplingParams, state: dict,
+                           got: list[int], put: Put) -> None:
+        import httpx
+
+        timeout = httpx.Timeout(self.stream_timeout, connect=self.connect_timeout)
+        pending: Delta | None = None  # the finishing delta waits for the usage chunk
+        try:
+            async with self._client.stream("POST", endpoint.url + path, json=body, timeout=timeout) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    _check(response)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(payload)
+                    except json.JSONDecodeError:
+                        raise _Retry("a stream chunk was not complete JSON") from None
+                    usage = chunk.get("usage") or {}
+                    delta = Delta([])
+                    if state["first"] and usage:
+                        delta.prompt_tokens = usage.get("prompt_tokens", 0)
+                        delta.cached_prompt_tokens = _cached(usage)
+                        state["first"] = False
+                    for choice in chunk.get("choices") or []:
+                        self._fill(delta, choice, params)
+                    if pending is not None:
+                        pending.prompt_tokens += delta.prompt_tokens
+                        pending.cached_prompt_tokens += delta.cached_prompt_tokens
+                        continue
+                    got.extend(delta.token_ids)
+                    if delta.finished:
+                        pending = delta
+                    elif delta.token_ids or delta.text or delta.prompt_tokens:
+                        put(delta)
+        except httpx.ConnectError as exc:
+            raise _Retry(f"connection failed ({exc})", down=True) from None
+        except httpx.TimeoutException:
+            raise _Retry(f"the stream was silent for {self.stream_timeout:g} s") from None
+        except httpx.TransportError as exc:
+            raise _Retry(f"the stream broke ({type(exc).__name__})") from None
+        if pending is None:
+            raise _Retry(f"the stream ended after {len(got)} tokens without a finish reason")
+        put(pending)
+
+    def _fill(self, delta: Delta, choice: dict, params: SamplingParams) -> None:
+        sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat=False)
+        delta.token_ids = list(_ids(choice, tokens) or [])
+        delta.text = choice.get("text") or ""
+        if params.logprobs is not None:
+            delta.logprobs = sampled or []
+            if params.logprobs > 0:
+                delta.top_logprobs = tops or []
+                delta.top_token_ids = [[t[0] for t in row] for row in top_tokens or []]
+        if choice.get("finish_reason"):
+            delta.finish_reason = choice["finish_reason"]
+            delta.stop_reason = choice.get("stop_reason") if delta.finish_reason == "stop" else None
+
+    async def score(self, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> list[float]:
+        """The model's raw logprob of each completion token after the prompt (vLLM's prompt_logprobs)."""
+        if not prompt_ids:
+            raise ValueError("score needs a non-empty prompt (the first token has no logprob of its own)")
+        if not completion_ids:
+            return []
+        ids = [*prompt_ids, *completion_ids]
+        body = {"model": self.model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
+        data = await self._worker.call(self._with_retries(lambda e: self._post(e, "/completions", body), AFFINITY.get(),
+                                                          "score"))
+        try:
+            positions = data["choices"][0]["prompt_logprobs"]
+            return [float(positions[t][str(ids[t])]["logprob"]) for t in range(len(prompt_ids), len(ids))]
+        except (KeyError, IndexError, TypeError):
+            raise BackendRequestError("score: the server gave no prompt logprobs (it needs a vLLM server: "
+                                      "`prompt_logprobs` is vLLM's extension)") from None
+
+    def _served_model(self) -> str:
+        """The one model the first endpoint serves (GET /models), when backend.model is not given."""
+        async def ask(endpoint: Endpoint) -> dict:
+            import httpx
+
+            try:
+                response = await self._client.get(endpoint.url + "/models")
+            except httpx.TransportError as exc:
+                raise _Retry(f"GET /models failed ({type(exc).__name__})", down=isinstance(exc, httpx.ConnectError)) from None
+            _check(response)
+            return response.json()
+
+        data = self._worker.submit(self._with_retries(ask, None, "GET /models")).result()
+        names = [m.get("id") for m in data.get("data") or []]
+        if len(names) != 1:
+            raise ValueError(f"the server serves {names}: set backend.model to the one to use")
+        return names[0]
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per endpoint: requests sent, failed tries, and whether it is out of rotation now."""
+        now = self._worker.loop.time()
+        return [{"url": e.url, "requests": e.requests, "failures": e.failures, "out": e.out_until > now}
+                for e in self.endpoints]
+
+    def close(self) -> None:
+        if self._client is not None and self._worker.loop.is_running():
+            self._worker.submit(self._client.aclose()).result(timeout=10)
+            self._client = None
+        self._worker.stop()
+
+    def __enter__(self) -> OpenAIBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _one(params: SamplingParams, index: int) -> SamplingParams:
+    from dataclasses import replace
+
+    return replace(params, n=1, seed=None if params.seed is None else params.seed + index)
+
+
+def _check(response) -> None:
+    """Raise _Retry for a status worth retrying (429, 5xx), BackendRequestError for another error."""
+    code = response.status_code
+    if code == 200:
+        return
+    try:
+        detail = response.json()
+        detail = (detail.get("error") or {}).get("message") if isinstance(detail.get("error"), dict) else detail.get("message", detail)
+    except Exception:
+        detail = response.text[:200]
+    if code == 429 or code >= 500:
+        retry_after = None
+        header = response.headers.get("retry-after")
+        if header is not None and code in (429, 503):
+            try:
+                retry_after = max(0.0, float(header))
+            except ValueError:
+                retry_after = None
+        raise _Retry(f"HTTP {code}: {str(detail)[:200]}", retry_after=retry_after)
+    raise BackendRequestError(f"HTTP {code} from {response.request.url}: {str(detail)[:300]}")
+
+
+def _cached(usage: Mapping[str, Any]) -> int:
+    details = usage.get("prompt_tokens_details") or {}
+    return int(details.get("cached_tokens") or 0)
+
+
+def _ids(choice: Mapping[str, Any], tokens) -> list[int] | None:
+    """The generated ids: vLLM's `token_ids` (return_token_ids), else the logprobs tokens' ids."""
+    ids = choice.get("token_ids")
+    if ids is None and tokens and all(t[0] is not None for t in tokens):
+        ids = [t[0] for t in tokens]
+    return ids
+
+
+def _token(name: str) -> tuple[int | None, str]:
+    """(id, text) of a logprobs token: vLLM writes "token_id:123" with return_tokens_as_token_ids."""
+    if name.startswith("token_id:"):
+        try:
+            return int(name[9:]), name
+        except ValueError:
+            pass
+    return None, name
+
+
+def _logprobs(block: Any, top_k: int | None, chat: bool):
+    """(sampled logprobs, top-k logprobs by rank, their (id, text) tokens by rank, sampled (id, text) tokens)
+    from a completions or chat logprobs block; Nones when there is none."""
+    if not block or top_k is None:
+        return None, None, None, None
+    if chat:
+        entries = block.get("content") or []
+        sampled = [float(e["logprob"]) for e in entries]
+        tokens = [_token(e["token"]) for e in entries]
+        ranked = [[(_token(t["token"]), float(t["logprob"])) for t in e.get("top_logprobs") or []] for e in entries]
+    else:
+        sampled = [float(x) if x is not None else float("nan") for x in block.get("token_logprobs") or []]
+        tokens = [_token(t) for t in block.get("tokens") or []]
+        ranked = []
+        for token, top in zip(tokens, block.get("top_logprobs") or [None] * len(tokens)):
+            items = sorted(((_token(name), float(lp)) for name, lp in (top or {}).items()), key=lambda x: -x[1])
+            if len(items) > top_k:  # the sampled token is listed too when it is outside the top-k
+                items = [it for it in items if it[0] != token]
+            ranked.append(items[:top_k])
+    if top_k <= 0:
+        return sampled, None, None, tokens
+    tops = [[lp for _, lp in row] or [s] for row, s in zip(ranked, sampled)]
+    top_tokens = [[tok for tok, _ in row] or [t] for row, t in zip(ranked, tokens)]
+    return sampled, tops, top_tokens, tokens
