@@ -3,6 +3,7 @@
     ttscale                                        # the default run (see conf/config.yaml)
     ttscale strategy=best_of_n strategy.n=16
     ttscale -m strategy.n=1,4,16                   # a sweep; one engine serves every job
+    ttscale serve --port 8080 model=...            # an OpenAI chat endpoint answering with strategies (serve.py)
 
 Each run's folder holds config.yaml (resolved), results.jsonl (one line per problem, appended as
 problems finish) and summary.json. Rerunning into the same folder (hydra.run.dir=...) resumes.
@@ -283,6 +284,14 @@ def main() -> None:
 
     from ttscale.config import expand_recipe, register_schemas
 
+    if sys.argv[1:2] == ["serve"]:  # an OpenAI-compatible endpoint answering with strategies (ttscale/serve.py)
+        from ttscale.serve import main as serve
+
+        problem = check_overrides([a for a in sys.argv[2:] if "=" in a and not a.startswith("-")])
+        if problem:
+            print(f"ttscale serve: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+        return serve(sys.argv[2:])
     try:
         args = expand_recipe(sys.argv[1:])
     except ValueError as exc:
