@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+from ttscale.backends.launch import free_port
+
 GEN_PROMPT = "<|assistant|>\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class CharTokenizer:

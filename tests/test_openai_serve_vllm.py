@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
-import requests
 
-from openai_servers import FaultProxy, free_port
+from openai_servers import FaultProxy
 from ttscale import DatasetSpec, PromptTemplate, load_problems, run
+from ttscale.backends.launch import vllm_server
 from ttscale.backends.openai import OpenAIBackend
 from ttscale.build import build_strategy
 from ttscale.config import group_config
@@ -31,36 +30,13 @@ KEY = "sk-ttscale-test-3f9a1c"  # the server's key: must appear in no file a run
 
 @pytest.fixture(scope="module")
 def server(smollm2_path, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    cpus = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": cpus,
-           "VLLM_LOGGING_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", smollm2_path,
-               "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-               "--enforce-eager", "--max-model-len", "2048", "--enable-prompt-tokens-details", "--api-key", KEY,
-               "--seed", "0"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 420
-    try:
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(url + "/health", timeout=2).ok:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the vLLM server did not start:\n" + log.read_text()[-3000:])
-            time.sleep(1)
+    with vllm_server(smollm2_path, name="smollm2", api_key=KEY, kv_cache_gib=1, log=log) as url:
         os.environ[KEY_ENV] = KEY
-        yield url
-    finally:
-        process.terminate()
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        os.environ.pop(KEY_ENV, None)
+            yield url.removesuffix("/v1")
+        finally:
+            os.environ.pop(KEY_ENV, None)
 
 
 def remote(url: str, smollm2_path: str, **kw) -> OpenAIBackend:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from aiohttp import web
 
-from openai_servers import free_port
+from ttscale.backends.launch import free_port
 from ttscale.serve import Server
 
 QUESTION = [{"role": "user", "content": "What is 3 + 4?"}]
