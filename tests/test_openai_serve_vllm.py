@@ -157,3 +157,33 @@ def test_serve_answers_with_a_strategy_on_the_cpu_engine(vllm_backend):
     assert extra["candidates"] == 3 and reply.choices[0].message.content
     assert reply.usage.completion_tokens == extra["usage"]["completion_tokens"] > 0
     assert reply.usage.prompt_tokens == 3 * len(vllm_backend.encode(problems(1)[0].messages))
+
+
+def _metric(server: str, name: str) -> float:
+    import httpx
+
+    text = httpx.get(server + "/metrics", headers={"Authorization": f"Bearer {KEY}"}, timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def test_closing_a_stream_stops_the_generation_on_the_server(server, smollm2_path):
+    before = _metric(server, "vllm:generation_tokens_total")
+    with remote(server, smollm2_path) as backend:
+        async def read_five():
+            got = []
+            messages = [{"role": "user", "content": "Write a very long story about a dragon, in 50 chapters."}]
+            async with contextlib.aclosing(backend.stream(messages, SamplingParams(temperature=0.8, max_tokens=1500))) as it:
+                async for d in it:
+                    got.extend(d.token_ids)
+                    if len(got) >= 5:
+                        break
+            return got
+
+        got = asyncio.run(read_five())
+    import time
+
+    time.sleep(2.0)
+    assert len(got) >= 5
+    assert _metric(server, "vllm:num_requests_running") == 0  # aborted, not generating on
+    assert _metric(server, "vllm:generation_tokens_total") - before < 300  # far from the 1500 asked
