@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ttscale.confidence import StatsSpec
@@ -147,11 +147,11 @@ class Usage:
     wall_seconds: float = 0.0
 
     def add(self, other: Usage) -> None:
-        for name, value in asdict(other).items():
+        for name, value in vars(other).items():
             setattr(self, name, getattr(self, name) + value)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(vars(self))
 
 
 @dataclass
@@ -210,7 +210,11 @@ class Result:
     undecided: str | None = None  # why the grader could not decide `correct` (then None), if it could not
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The result as JSON-ready data (what results.jsonl holds). Its nested values (info, each
+        candidate's stats and verdict) are the result's own, not copies: serialise it, or copy it
+        before changing it. (dataclasses.asdict deep-copies everything: it was the runtime's largest
+        cost per sample, BENCHMARKS.md.)"""
+        return {**vars(self), "candidates": [dict(vars(c)) for c in self.candidates], "usage": self.usage.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
