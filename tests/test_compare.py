@@ -74,3 +74,35 @@ def test_the_compare_command(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "ttscale.analysis", "compare", folders[0], str(tmp_path / "nope")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no results.jsonl" in bad.stderr
+
+
+def test_reselect_gives_another_selection_of_the_same_samples_a_run_folder_compare_reads(tmp_path):
+    from pathlib import Path
+
+    from ttscale.analysis.compare import compare_runs
+    from ttscale.types import Candidate
+
+    def cand(answer, group, correct, score):
+        return Candidate(text=f"... {answer}", answer=answer, score=score, num_tokens=5, finish_reason="stop",
+                         group=group, correct=correct)
+
+    run = tmp_path / "vvote"
+    run.mkdir()
+    rows = [  # majority picks "1" (2 votes); the best score is the lone "2"
+        Result("p0", "1", [cand("1", 0, False, 0.2), cand("1", 0, False, 0.3), cand("2", 1, True, 0.9)],
+               Usage(completion_tokens=15), correct=False, info={"chosen": 0}),
+        Result("p1", "3", [cand("3", 0, True, 0.8), cand("4", 1, False, 0.1)], Usage(completion_tokens=10),
+               correct=True, info={"chosen": 0}),
+    ]
+    (run / "results.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
+    (run / "config.yaml").write_text("strategy:\n  select: weighted_vote\nmodel:\n  params: 1000000000.0\n")
+    script = Path(__file__).resolve().parents[1] / "evals" / "reselect.py"
+    out = tmp_path / "bon"
+    done = subprocess.run([sys.executable, str(script), str(run), "--select", "best_score", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["accuracy"] == 1.0
+    assert "select: best_score" in (out / "config.yaml").read_text()
+    outcome = compare_runs(run, out)
+    assert outcome["wins"] == 0 and outcome["losses"] == 1 and outcome["difference"] == -0.5
+    assert outcome["compute_a"] == outcome["compute_b"]  # the same samples: the same compute
