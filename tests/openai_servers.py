@@ -92,9 +92,13 @@ class FakeOpenAIServer(_Threaded):
     stream continued by ids ends as the uninterrupted one). Records every request body in
     `requests`, streams closed by the client in `disconnects`; `api_key` makes it check the header."""
 
-    def __init__(self, token_delay: float = 0.0, api_key: str | None = None, cached: int = 3):
+    def __init__(self, token_delay: float = 0.0, api_key: str | None = None, cached: int = 3, delay: float = 0.0,
+                 context: int = 4096, cut_after_finish: bool = False):
         super().__init__()
         self.token_delay = token_delay
+        self.delay = delay  # seconds before a non-streamed answer
+        self.context = context  # max_model_len, listed by /v1/models as vLLM lists it
+        self.cut_after_finish = cut_after_finish  # close a stream after its finishing chunk (no usage, no [DONE])
         self.api_key = api_key
         self.cached = cached
         self.requests: list[dict] = []
@@ -114,7 +118,7 @@ class FakeOpenAIServer(_Threaded):
         return None
 
     async def _models(self, request):
-        return self._denied(request) or web.json_response({"data": [{"id": "fake-model"}]})
+        return self._denied(request) or web.json_response({"data": [{"id": "fake-model", "max_model_len": self.context}]})
 
     def _answer(self, prompt: str, body: dict) -> str:
         context, sep, done = prompt.rpartition(GEN_PROMPT)
@@ -155,9 +159,12 @@ class FakeOpenAIServer(_Threaded):
             positions = [None] + [{str(t): {"logprob": -0.01 * (i % 5 + 1), "rank": 1}} for i, t in enumerate(ids[1:])]
             return web.json_response({"choices": [{"index": 0, "text": "", "prompt_logprobs": positions,
                                                    "finish_reason": "length"}], "usage": usage})
+        if len(ids) + (body.get("max_tokens") or 16) > self.context:  # as vLLM: a 400, not a truncation
+            return web.json_response({"error": {"message": "context length exceeded"}}, status=400)
         text, finish, stop = self._answer(text_prompt, body)
         k = body.get("logprobs")
         if not body.get("stream"):
+            await asyncio.sleep(self.delay)
             choice = {"index": 0, "text": text, "finish_reason": finish, "stop_reason": stop,
                       "token_ids": [ord(c) for c in text] if body.get("return_token_ids") else None,
                       "logprobs": self._logprobs(text, k) if k is not None else None}
@@ -170,8 +177,12 @@ class FakeOpenAIServer(_Threaded):
                 choice = {"index": 0, "text": c, "token_ids": [ord(c)],
                           "finish_reason": finish if last else None, "stop_reason": stop if last else None,
                           "logprobs": self._logprobs(c, k) if k is not None else None}
-                chunk = {"choices": [choice], "usage": {**usage, "completion_tokens": i + 1}}
-                await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                # as vLLM 0.32: each chunk's usage without the cached-token details (only the last has them)
+                brief = {"prompt_tokens": len(ids), "completion_tokens": i + 1}
+                await response.write(f"data: {json.dumps({'choices': [choice], 'usage': brief})}\n\n".encode())
+                if last and self.cut_after_finish:
+                    request.transport.close()
+                    return response
                 await asyncio.sleep(self.token_delay)
             if not text:
                 chunk = {"choices": [{"index": 0, "text": "", "finish_reason": finish}], "usage": usage}
@@ -211,7 +222,8 @@ class FaultProxy(_Threaded):
       ("drop",)                              close the connection before any response
       ("drop_mid", n_bytes)                  forward, then cut the connection after n_bytes of the body
       ("stall", seconds)                     wait that long before forwarding
-    `seen` counts requests; `when` records their times; `match(body)` limits faults to some requests."""
+    Faults hit requests with a body (POSTs), and only those `match(body)` accepts when it is given.
+    `seen` counts the POSTs; `when` records their times."""
 
     def __init__(self, upstream: str, faults: list | None = None, match: Callable[[dict], bool] | None = None):
         super().__init__()
@@ -230,12 +242,13 @@ class FaultProxy(_Threaded):
     async def _forward(self, request):
         import aiohttp
 
-        self.seen += 1
-        self.when.append(time.monotonic())
         raw = await request.read()
         body = json.loads(raw) if raw else {}
+        if body:  # POSTs: generation requests
+            self.seen += 1
+            self.when.append(time.monotonic())
         fault = None
-        if self.faults and (self.match is None or self.match(body)):
+        if self.faults and body and (self.match is None or self.match(body)):  # POSTs only (not GET /models)
             fault = self.faults.pop(0)
             self.applied.append(fault)
         if fault and fault[0] == "status":

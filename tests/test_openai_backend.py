@@ -102,6 +102,7 @@ def test_stream_deltas_fold_to_the_generated_sample_and_closing_it_disconnects()
     assert sum(len(d.token_ids) for d in deltas) == len(text)
     assert all(len(d.top_logprobs) == len(d.token_ids) for d in deltas if d.token_ids)
     assert sum(d.prompt_tokens for d in deltas) == len(CharTokenizer().apply_chat_template(MESSAGES))
+    assert sum(d.cached_prompt_tokens for d in deltas) == 3  # vLLM gives them only in the last usage chunk
     assert got == 5 and s.disconnects == 1  # the server saw the client leave
 
 
@@ -252,7 +253,8 @@ def test_every_endpoint_down_records_the_problems_and_a_rerun_solves_them(tmp_pa
     problems = _problems(3)
     out = tmp_path / "results.jsonl"
     try:
-        with backend_for(url, model="m", retry={**FAST, "max_attempts": 3}) as backend:
+        with pytest.warns(UserWarning, match="context length is unknown"), \
+                backend_for(url, model="m", retry={**FAST, "max_attempts": 3}) as backend:
             first = run(_sc(backend, 2), problems, backend, output=out, grader=grader, progress=False)
         assert all(r.error and "BackendUnavailable" in r.error and "connection failed" in r.error for r in first.results)
         proxy.start()  # the server is back
@@ -290,7 +292,7 @@ def test_chat_mode_without_a_tokenizer_uses_the_chat_endpoint_and_refuses_token_
         with pytest.raises(ValueError, match="backend.tokenizer"):
             asyncio.run(backend.stream(MESSAGES, SamplingParams()).__anext__())
         cfg = dict(group_config("strategy", "particle_filtering"), n=2)
-        with pytest.raises(ConfigError, match="has no tokenizer.*continuation=text"):
+        with pytest.raises(ConfigError, match="continues partial solutions, and the backend has no tokenizer"):
             build_strategy(cfg, dict(group_config("verifier", "self_eval")), backend)
         cfg = dict(group_config("strategy", "eager"))
         with pytest.raises(ConfigError, match="works on token ids"):
@@ -304,3 +306,62 @@ def test_config_errors_name_the_key_and_the_choices(server):
         OpenAIBackend(["localhost:8000"], "m")
     with pytest.raises(ValueError, match="TTSCALE_TEST_NO_SUCH_KEY"):
         OpenAIBackend([server.url + "/v1"], "m", api_key_env="TTSCALE_TEST_NO_SUCH_KEY")
+
+
+def test_waiting_for_a_slot_is_not_part_of_the_deadline_nor_an_endpoints_fault():
+    s = FakeOpenAIServer(delay=0.4).start()
+    try:
+        with backend_for(s.url, model="m", max_concurrency=1, retry={**FAST, "deadline": 1.0}) as backend:
+            async def four():
+                return await asyncio.gather(*(backend.generate(MESSAGES, SamplingParams(seed=i, max_tokens=200))
+                                              for i in range(4)))
+
+            outs = asyncio.run(four())  # 1.6 s in all, one at a time: each within its own 1 s
+            stats = backend.stats()
+    finally:
+        s.close()
+    assert [o.completions[0].text for o in outs] == [expected(MESSAGES, i) for i in range(4)]
+    assert stats[0]["failures"] == 0 and not stats[0]["out"]
+
+
+def test_a_stream_cut_after_its_last_token_loses_nothing_and_sends_nothing_more():
+    s = FakeOpenAIServer(cut_after_finish=True).start()
+    try:
+        with backend_for(s.url, model="m") as backend:
+            async def read():
+                return [d async for d in backend.stream(MESSAGES, SamplingParams(seed=4, max_tokens=200))]
+
+            deltas = asyncio.run(read())
+    finally:
+        s.close()
+    assert "".join(d.text for d in deltas) == expected(MESSAGES, 4) and deltas[-1].finish_reason == "stop"
+    assert len(s.requests) == 1  # no continuation of a sample that had finished
+
+
+def test_the_context_length_caps_max_tokens_and_a_full_prompt_finishes_with_length_as_in_process():
+    s = FakeOpenAIServer(context=100).start()
+    try:
+        with backend_for(s.url) as backend:
+            assert backend.max_model_len == 100  # read from /v1/models
+            out = asyncio.run(backend.generate(MESSAGES, SamplingParams(seed=1, max_tokens=4096)))
+            full = asyncio.run(backend.generate([{"role": "user", "content": "x" * 200}], SamplingParams()))
+    finally:
+        s.close()
+    prompt = len(CharTokenizer().apply_chat_template(MESSAGES))
+    assert s.requests[0]["max_tokens"] == 100 - prompt and out.completions[0].text
+    c = full.completions[0]
+    assert (c.text, c.num_tokens, c.finish_reason) == ("", 0, "length") and len(s.requests) == 1
+    assert full.prompt_tokens > 100
+
+
+def test_when_one_sample_fails_its_siblings_are_cancelled():
+    slow = FakeOpenAIServer(delay=3.0).start()
+    proxy = FaultProxy(slow.url, [("status", 400, None)], match=lambda body: body.get("seed") == 2).start()
+    try:
+        with backend_for(proxy.url, model="m") as backend:
+            with pytest.raises(BackendRequestError):
+                asyncio.run(backend.generate(MESSAGES, SamplingParams(n=4, seed=0, max_tokens=200)))
+            assert backend.endpoints[0].outstanding == 0  # the three slow siblings were not left running
+    finally:
+        proxy.close()
+        slow.close()

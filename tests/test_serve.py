@@ -73,13 +73,15 @@ def test_the_header_picks_the_strategy_and_guided_search_runs(served):
 
 @pytest.mark.parametrize("body, says", [
     ({"model": "no_such_strategy@4", "messages": QUESTION}, "no strategy 'no_such_strategy'; choose one of: a_star"),
-    ({"model": "self_consistency@x", "messages": QUESTION}, "budget after '@' must be a positive integer"),
-    ({"model": "self_consistency@0", "messages": QUESTION}, "budget after '@' must be a positive integer"),
+    ({"model": "self_consistency@x", "messages": QUESTION}, "budget after '@' must be an integer"),
+    ({"model": "self_consistency@0", "messages": QUESTION}, "budget after '@' must be an integer from 1 to 1024"),
+    ({"model": "self_consistency@1000000", "messages": QUESTION}, "must be an integer from 1 to 1024"),
     ({"model": "greedy", "messages": []}, "'messages' must be a non-empty list"),
     ({"model": "greedy", "messages": [{"role": "user"}]}, "messages[0] must be {role"),
     ({"model": "greedy", "messages": QUESTION, "stream": True}, "stream=true is not supported"),
     ({"model": "greedy", "messages": QUESTION, "n": 3}, "n must be 1"),
-    ({"model": "greedy", "messages": QUESTION, "max_tokens": "many"}, "'max_tokens' must be a number"),
+    ({"model": "greedy", "messages": QUESTION, "max_tokens": "many"}, "'max_tokens' must be a finite number"),
+    ({"model": "greedy", "messages": QUESTION, "temperature": 10 ** 400}, "'temperature' must be a finite number"),
     ({"model": "self_consistency@4", "messages": QUESTION, "temperature": 0}, "strategy.temperature=0 is greedy"),
     ({"model": "greedy", "messages": QUESTION, "logit_bias": {}}, "unknown fields ['logit_bias']"),
     ({"messages": QUESTION}, "'model' must name a strategy"),
@@ -92,9 +94,11 @@ def test_a_bad_request_gets_a_400_with_one_line(served, body, says):
     assert says in message and "\n" not in message
 
 
-def test_a_body_that_is_not_json_is_a_400(served):
-    response = requests.post(served.url + "/chat/completions", data=b"{not json", timeout=10)
-    assert response.status_code == 400 and response.json()["error"]["message"] == "the body is not JSON"
+@pytest.mark.parametrize("raw", [b"{not json", b'{"model": "greedy", "messages": [], "temperature": NaN}',
+                                 b'{"model": "greedy", "max_tokens": Infinity}', b"[" * 100_000 + b"]" * 100_000])
+def test_a_body_that_is_not_json_is_a_400(served, raw):
+    response = requests.post(served.url + "/chat/completions", data=raw, timeout=10)
+    assert response.status_code == 400 and response.json()["error"]["message"].startswith("the body is not JSON")
 
 
 def test_the_openai_client_sees_the_400_as_a_bad_request(served):

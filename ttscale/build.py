@@ -127,10 +127,13 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
         raise ConfigError(f"strategy.{exc}") from None
     step_wise = registry.is_step_wise(search_cls)
     if getattr(backend, "token_ids", True) is False:  # a server backend in chat mode (no tokenizer)
-        if getattr(search_cls, "needs_token_ids", False) or (step_wise and cfg.get("continuation", "ids") == "ids"):
-            raise ConfigError(f"strategy.search={cfg['search']!r} works on token ids, and the backend has no tokenizer: "
-                              "set backend.tokenizer (the served model's; backend.tokenizer=model for the model "
-                              "config's)" + (", or strategy.continuation=text" if step_wise else ""))
+        if getattr(search_cls, "needs_token_ids", False) or step_wise:
+            # step-wise search also needs stop strings kept, stop reasons and continued assistant turns:
+            # vLLM's extensions, which a hosted chat API refuses or lacks
+            raise ConfigError(f"strategy.search={cfg['search']!r} "
+                              + ("continues partial solutions" if step_wise else "works on token ids")
+                              + ", and the backend has no tokenizer (chat mode): set backend.tokenizer (the served "
+                              "model's; backend.tokenizer=model for the model config's) on a vLLM server")
     # strategy.options: keys beyond the shared schema; the selection's go to it, the rest to the search
     options = dict(cfg.get("options") or {})
     select_keys = {f.name for f in fields(select_cls)}

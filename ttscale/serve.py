@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 import uuid
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ttscale.backends.base import AFFINITY
 from ttscale.build import ConfigError, build_strategy, model_stop
 from ttscale.config import CONFIG_NAME, conf_dir
 from ttscale.graders.math import MathGrader
@@ -32,6 +34,8 @@ from ttscale.strategies.context import Context
 from ttscale.types import Problem
 
 SAMPLING_KEYS = {"temperature": float, "top_p": float, "max_tokens": int}
+MAX_BUDGET = 1024  # strategy.n a request may ask for
+CACHED_STRATEGIES = 64  # built strategies kept (per strategy, budget and sampling overrides)
 KNOWN_KEYS = {"model", "messages", "temperature", "top_p", "max_tokens", "seed", "stream", "n", "user"}
 
 
@@ -52,8 +56,8 @@ def parse_model(spec: Any) -> tuple[str, int | None]:
         raise BadRequest(f"model {spec!r}: no strategy {name!r}; choose one of: {', '.join(strategy_names())}")
     if not budget:
         return name, None
-    if not budget.isdigit() or int(budget) < 1:
-        raise BadRequest(f"model {spec!r}: the budget after '@' must be a positive integer (strategy.n)")
+    if not budget.isdigit() or not 1 <= int(budget) <= MAX_BUDGET:
+        raise BadRequest(f"model {spec!r}: the budget after '@' must be an integer from 1 to {MAX_BUDGET} (strategy.n)")
     return name, int(budget)
 
 
@@ -106,6 +110,8 @@ class Server:
     def strategy(self, name: str, n: int | None, sampling: Mapping[str, Any]):
         key = (name, n, tuple(sorted(sampling.items())))
         if key not in self._strategies:
+            if len(self._strategies) >= CACHED_STRATEGIES:  # drop the oldest: clients may vary temperature freely
+                self._strategies.pop(next(iter(self._strategies)))
             extra = [f"strategy={name}"] + ([f"strategy.n={n}"] if n else [])
             extra += [f"strategy.{k}={v}" for k, v in sorted(sampling.items())]
             try:
@@ -134,8 +140,13 @@ class Server:
         for key, kind in SAMPLING_KEYS.items():
             if body.get(key) is not None:
                 value = body[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-                    raise BadRequest(f"'{key}' must be a number" + (" (an integer)" if kind is int else ""))
+                try:
+                    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(float(value)) \
+                        and (kind is float or value == int(value))
+                except OverflowError:  # an integer too large for a float
+                    ok = False
+                if not ok:
+                    raise BadRequest(f"'{key}' must be a finite number" + (" (an integer)" if kind is int else ""))
                 sampling[key] = kind(value)
         seed = body.get("seed", self.seed)
         if isinstance(seed, bool) or not isinstance(seed, int):
@@ -147,6 +158,7 @@ class Server:
         return strategy, spec, problem, seed
 
     async def answer(self, strategy, spec: str, problem: Problem, seed: int) -> dict[str, Any]:
+        AFFINITY.set(problem.id)  # this request's backend calls prefer one server (its own task's context)
         ctx = Context(problem=problem, backend=self.backend, grader=self.grader, run_seed=seed)
         result = await strategy.solve(problem, ctx)
         chosen = result.info.get("chosen")
@@ -171,9 +183,10 @@ class Server:
         async def chat(request: web.Request) -> web.Response:
             try:
                 try:
-                    body = json.loads(await request.read())
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise BadRequest("the body is not JSON") from None
+                    body = json.loads(await request.read(), parse_constant=_no_constant)
+                except (ValueError, RecursionError):  # malformed, NaN/Infinity, nested past the parser's depth
+                    raise BadRequest("the body is not JSON (standard JSON: no NaN or Infinity, not nested "
+                                     "past Python's recursion limit)") from None
                 parsed = self.parse(body, request.headers.get("X-TTScale-Strategy"))
             except BadRequest as exc:
                 return _error(400, str(exc), "invalid_request_error")
@@ -200,6 +213,10 @@ class Server:
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _jsonable(value: Any) -> bool:

@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import random
+import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,7 +163,7 @@ class OpenAIBackend:
                                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
 
         self._worker.submit(start()).result()
-        self.model = model or self._served_model()
+        self.model, self.max_model_len = self._served(model)
 
     # ---- tokens ----------------------------------------------------------------------------------
 
@@ -187,8 +188,8 @@ class OpenAIBackend:
 
     # ---- requests ----------------------------------------------------------------------------------
 
-    def _request(self, prompt: Prompt, params: SamplingParams, stream: bool) -> tuple[str, dict, list[int] | None]:
-        """(path, body, prompt ids or None) of ONE sample."""
+    def _request(self, prompt: Prompt, params: SamplingParams, stream: bool) -> tuple[str, dict | None, list[int] | None]:
+        """(path, body, prompt ids or None) of ONE sample; body None: the prompt fills the context."""
         body: dict[str, Any] = {
             "model": self.model, "n": 1, "temperature": params.temperature, "top_p": params.top_p,
             "max_tokens": params.max_tokens,
@@ -206,6 +207,11 @@ class OpenAIBackend:
             body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
         if self._tokenizer is not None or isinstance(prompt, TokenPrompt):
             ids = self.encode(prompt, params.continue_final_message)
+            if self.max_model_len is not None:  # as in-process: cap at the room the context leaves
+                room = self.max_model_len - len(ids)
+                if room <= 0:
+                    return "/completions", None, ids
+                body["max_tokens"] = min(body["max_tokens"], room)
             body.update(prompt=ids, return_token_ids=True)
             if params.logprobs is not None:
                 body.update(logprobs=params.logprobs, return_tokens_as_token_ids=True)
@@ -245,16 +251,19 @@ class OpenAIBackend:
 
     async def _with_retries(self, attempt, key: str | None, what: str):
         """`attempt(endpoint)` until it answers: retried on _Retry faults, failing over to other
-        endpoints, within max_attempts and the deadline (see the module doc)."""
+        endpoints, within max_attempts and the deadline (see the module doc). The deadline counts from
+        when the call first holds a slot of an endpoint: waiting behind other requests is not a fault
+        (that wait is bounded by theirs), and a deadline that passes is not the endpoint's failure."""
         loop = self._worker.loop
-        deadline = loop.time() + self.retry["deadline"]
+        outer = loop.time() + self.retry["deadline"]  # bounds waiting for an endpoint to come back
+        deadline = None
         faults: list[str] = []
         avoid: set[str] = set()
         for number in range(self.retry["max_attempts"]):
             endpoint = self._pick(key, avoid)
             while endpoint is None:  # every endpoint is cooling down: wait for the first back
                 wait = min(e.out_until for e in self.endpoints) - loop.time()
-                if loop.time() + wait > deadline:
+                if loop.time() + wait > (deadline or outer):
                     raise BackendUnavailable(f"{what}: every endpoint is out of rotation past the call's deadline; "
                                              f"faults: {'; '.join(faults[-3:]) or 'none'}")
                 await asyncio.sleep(max(wait, 0.0))
@@ -262,16 +271,18 @@ class OpenAIBackend:
             endpoint.outstanding += 1
             try:
                 async with endpoint.slots:
+                    deadline = deadline or loop.time() + self.retry["deadline"]
+                    if loop.time() >= deadline:
+                        raise asyncio.TimeoutError
                     endpoint.requests += 1
-                    result = await asyncio.wait_for(attempt(endpoint), max(deadline - loop.time(), 0.001))
+                    result = await asyncio.wait_for(attempt(endpoint), deadline - loop.time())
                 endpoint.failures_in_a_row = 0
                 return result
             except _Retry as fault:
                 self._failed(endpoint, fault)
                 faults.append(f"{endpoint.url}: {fault}")
             except asyncio.TimeoutError:
-                self._failed(endpoint, _Retry("the call's deadline passed"))
-                faults.append(f"{endpoint.url}: the call's deadline passed")
+                faults.append(f"{endpoint.url}: the call's deadline ({self.retry['deadline']:g} s) passed")
                 break
             finally:
                 endpoint.outstanding -= 1
@@ -311,16 +322,15 @@ class OpenAIBackend:
         singles = [params if params.n == 1 else _one(params, i) for i in range(params.n)]
         requests = [self._request(prompt, p, stream=False) for p in singles]
 
-        async def samples():
-            return await asyncio.gather(*(self._one_sample(r, params, key) for r in requests))
-
-        outs = await self._worker.call(samples())
+        outs = await self._worker.call(_all(self._one_sample(r, params, key) for r in requests))
         return GenerateOutput([c for out in outs for c in out.completions],
                               prompt_tokens=sum(o.prompt_tokens for o in outs),
                               cached_prompt_tokens=sum(o.cached_prompt_tokens for o in outs))
 
     async def _one_sample(self, request, params: SamplingParams, key: str | None) -> GenerateOutput:
         path, body, ids = request
+        if body is None:  # the prompt fills the context: nothing can be generated (as in-process)
+            return GenerateOutput([Completion("", 0, "length", token_ids=())], len(ids))
         data = await self._with_retries(lambda e: self._post(e, path, body), key, f"POST {path}")
         try:
             choice = data["choices"][0]
@@ -373,18 +383,26 @@ class OpenAIBackend:
 
     async def _stream(self, request, params: SamplingParams, key: str | None, put: Put) -> None:
         path, body, ids = request
-        got: list[int] = []  # ids delivered so far: a broken stream goes on from them
-        state = {"first": True}
+        if body is None:  # the prompt fills the context (as in-process)
+            put(Delta([], finish_reason="length", prompt_tokens=len(ids)))
+            return
+        sent: dict[str, list] = {"ids": [], "text": []}  # what the reader was given: a broken stream goes on from it
 
         async def attempt(endpoint: Endpoint) -> None:
             again = dict(body)
-            if got:
-                if ids is None:
-                    raise BackendUnavailable(f"a stream broke after {len(got)} tokens, and without a tokenizer it "
-                                             "cannot be continued by ids")
-                again.update(prompt=ids + got, max_tokens=body["max_tokens"] - len(got))
-                state["first"] = True  # the continuation's prefill is a prompt of its own
-            await self._read_stream(endpoint, path, again, params, state, got, put)
+            if sent["ids"]:
+                # Text the server held back (it might have begun a stop string) went with the connection:
+                # give it now, from the ids. (A stop string split by the cut is not seen.)
+                whole, given = self.decode(sent["ids"]), "".join(sent["text"])
+                if whole.startswith(given) and len(whole) > len(given):
+                    put(Delta([], text=whole[len(given):]))
+                    sent["text"].append(whole[len(given):])
+                room = body["max_tokens"] - len(sent["ids"])
+                if room <= 0:
+                    put(Delta([], finish_reason="length"))
+                    return
+                again.update(prompt=ids + sent["ids"], max_tokens=room)  # a prefill of its own, counted
+            await self._read_stream(endpoint, path, again, params, sent, put)
 
         try:
             await self._with_retries(attempt, key, f"stream {path}")
@@ -394,12 +412,16 @@ class OpenAIBackend:
         except BaseException as exc:  # the reader raises it in its own loop
             put(exc)
 
-    async def _read_stream(self, endpoint: Endpoint, path: str, body: dict, params: SamplingParams, state: dict,
-                           got: list[int], put: Put) -> None:
+    async def _read_stream(self, endpoint: Endpoint, path: str, body: dict, params: SamplingParams,
+                           sent: dict[str, list], put: Put) -> None:
+        """One streamed request. Its prompt tokens come with the first usage; vLLM gives the cached
+        prompt tokens only in the last usage chunk (after the finish), so the finishing delta waits
+        for it. A connection lost after the finish loses nothing."""
         import httpx
 
         timeout = httpx.Timeout(self.stream_timeout, connect=self.connect_timeout)
-        pending: Delta | None = None  # the finishing delta waits for the usage chunk
+        pending: Delta | None = None
+        first, cached = True, 0
         try:
             async with self._client.stream("POST", endpoint.url + path, json=body, timeout=timeout) as response:
                 if response.status_code != 200:
@@ -417,29 +439,31 @@ class OpenAIBackend:
                         raise _Retry("a stream chunk was not complete JSON") from None
                     usage = chunk.get("usage") or {}
                     delta = Delta([])
-                    if state["first"] and usage:
-                        delta.prompt_tokens = usage.get("prompt_tokens", 0)
-                        delta.cached_prompt_tokens = _cached(usage)
-                        state["first"] = False
+                    if usage and first:
+                        delta.prompt_tokens, first = usage.get("prompt_tokens", 0), False
+                    if usage and _cached(usage) > cached:
+                        delta.cached_prompt_tokens, cached = _cached(usage) - cached, _cached(usage)
                     for choice in chunk.get("choices") or []:
                         self._fill(delta, choice, params)
                     if pending is not None:
                         pending.prompt_tokens += delta.prompt_tokens
                         pending.cached_prompt_tokens += delta.cached_prompt_tokens
-                        continue
-                    got.extend(delta.token_ids)
-                    if delta.finished:
+                    elif delta.finished:
                         pending = delta
-                    elif delta.token_ids or delta.text or delta.prompt_tokens:
+                    elif delta.token_ids or delta.text or delta.prompt_tokens or delta.cached_prompt_tokens:
+                        sent["ids"].extend(delta.token_ids)
+                        sent["text"].append(delta.text)
                         put(delta)
-        except httpx.ConnectError as exc:
-            raise _Retry(f"connection failed ({exc})", down=True) from None
-        except httpx.TimeoutException:
-            raise _Retry(f"the stream was silent for {self.stream_timeout:g} s") from None
-        except httpx.TransportError as exc:
-            raise _Retry(f"the stream broke ({type(exc).__name__})") from None
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            if pending is None:
+                if isinstance(exc, httpx.ConnectError):
+                    raise _Retry(f"connection failed ({exc})", down=True) from None
+                if isinstance(exc, httpx.TimeoutException):
+                    raise _Retry(f"the stream was silent for {self.stream_timeout:g} s") from None
+                raise _Retry(f"the stream broke ({type(exc).__name__})") from None
         if pending is None:
-            raise _Retry(f"the stream ended after {len(got)} tokens without a finish reason")
+            raise _Retry(f"the stream ended after {len(sent['ids'])} tokens without a finish reason")
+        sent["ids"].extend(pending.token_ids)
         put(pending)
 
     def _fill(self, delta: Delta, choice: dict, params: SamplingParams) -> None:
@@ -472,8 +496,9 @@ class OpenAIBackend:
             raise BackendRequestError("score: the server gave no prompt logprobs (it needs a vLLM server: "
                                       "`prompt_logprobs` is vLLM's extension)") from None
 
-    def _served_model(self) -> str:
-        """The one model the first endpoint serves (GET /models), when backend.model is not given."""
+    def _served(self, model: str | None) -> tuple[str, int | None]:
+        """The model to ask for (backend.model, else the one the first endpoint lists) and its context
+        length (vLLM lists `max_model_len`; another server may not list it, or have no /models)."""
         async def ask(endpoint: Endpoint) -> dict:
             import httpx
 
@@ -484,11 +509,21 @@ class OpenAIBackend:
             _check(response)
             return response.json()
 
-        data = self._worker.submit(self._with_retries(ask, None, "GET /models")).result()
-        names = [m.get("id") for m in data.get("data") or []]
-        if len(names) != 1:
-            raise ValueError(f"the server serves {names}: set backend.model to the one to use")
-        return names[0]
+        try:
+            data = self._worker.submit(self._with_retries(ask, None, "GET /models")).result()
+        except (BackendRequestError, BackendUnavailable) as exc:
+            if model is None:
+                raise
+            warnings.warn(f"backend=openai: the servers' context length is unknown ({exc}), so max_tokens is not "
+                          "capped to fit it (a request past it gets the server's error)", stacklevel=3)
+            return model, None
+        cards = [c for c in data.get("data") or [] if isinstance(c, Mapping)]
+        if model is None:
+            if len(cards) != 1:
+                raise ValueError(f"the server serves {[c.get('id') for c in cards]}: set backend.model to the one to use")
+            model = cards[0].get("id")
+        length = next((c.get("max_model_len") for c in cards if c.get("id") == model), None)
+        return model, int(length) if length else None
 
     def stats(self) -> list[dict[str, Any]]:
         """Per endpoint: requests sent, failed tries, and whether it is out of rotation now."""
@@ -507,6 +542,19 @@ class OpenAIBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _all(coros):
+    """The results of coroutines run at once; when one fails, the others are cancelled (their requests
+    closed, so the server stops them) before the failure is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _one(params: SamplingParams, index: int) -> SamplingParams:
@@ -569,7 +617,13 @@ def _logprobs(block: Any, top_k: int | None, chat: bool):
         entries = block.get("content") or []
         sampled = [float(e["logprob"]) for e in entries]
         tokens = [_token(e["token"]) for e in entries]
-        ranked = [[(_token(t["token"]), float(t["logprob"])) for t in e.get("top_logprobs") or []] for e in entries]
+        ranked = []
+        for token, e in zip(tokens, entries):  # by logprob: vLLM's chat rows list the sampled token first
+            items = sorted(((_token(t["token"]), float(t["logprob"])) for t in e.get("top_logprobs") or []),
+                           key=lambda x: -x[1])
+            if len(items) > top_k:
+                items = [it for it in items if it[0] != token] or items
+            ranked.append(items[:top_k])
     else:
         sampled = [float(x) if x is not None else float("nan") for x in block.get("token_logprobs") or []]
         tokens = [_token(t) for t in block.get("tokens") or []]
