@@ -27,7 +27,9 @@ its-hub 1.2.0 traps, handled so both do the same work (documented in BENCHMARKS.
 - top_p cannot be passed: the server runs with `--generation-config vllm` (no model defaults) and
   both sides use top_p 1.0;
 - PF and beam search report no usage: both sides are measured from the server's /metrics;
-- `resampling_method` is ignored: both resample multinomially (ttscale's default).
+- `resampling_method` is ignored: both resample multinomially (ttscale's default);
+- the step at `max_steps` is capped like the others (ttscale: `last_step="step"`, particle
+  filtering's reference default; beam search's own default lets that step run to the end).
 
 Prints wall clock, generated tokens/s, requests, prompt tokens and accuracy (graded by ttscale's
 math grader for both), and ttscale's wall-clock speed-up (target >= 2x on particle filtering).
@@ -157,7 +159,9 @@ def ttscale_side(backend, problems, grader, method: str, n: int, steps: int, ste
     cfg = dict(group_config("strategy", method), n=n, temperature=0.8, top_p=1.0, max_tokens=max_tokens)
     verifier = None
     if method != "self_consistency":
-        cfg.update(max_steps=steps, max_step_tokens=step_tokens, max_tokens=steps * step_tokens)
+        # its-hub caps the step at max_steps like any other: last_step="step" (particle filtering's
+        # default, the reference's; beam search's default lets that step run to the end)
+        cfg.update(max_steps=steps, max_step_tokens=step_tokens, max_tokens=steps * step_tokens, last_step="step")
         verifier = {"name": f"{__name__}:HashReward"}
         if method == "beam_search":
             cfg.update(beam_width=4)
@@ -175,6 +179,7 @@ def main() -> None:
     parser.add_argument("--step-tokens", type=int, default=64)
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--methods", default="self_consistency,particle_filtering,beam_search")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of both sides, the order alternating")
     parser.add_argument("--data-path", default="../shared/data/gsm8k_test.jsonl")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -194,8 +199,8 @@ def main() -> None:
     with MathGrader(workers=1) as grader, \
             vllm_server(path, name="m", extra_args=["--generation-config", "vllm"], log="/tmp/bench_peers_server.log") as url, \
             OpenAIBackend([url], "m", tokenizer=path, send_seed=False) as backend:
-        for method in args.methods.split(","):
-            for side in ("its-hub", "ttscale"):
+        for round_, method in ((r, m) for r in range(args.rounds) for m in args.methods.split(",")):
+            for side in ("its-hub", "ttscale")[::1 if round_ % 2 == 0 else -1]:
                 before, t0 = metrics(url), time.perf_counter()
                 if side == "ttscale":
                     outcome = ttscale_side(backend, problems, grader, method, args.n, args.steps, args.step_tokens,
@@ -211,7 +216,7 @@ def main() -> None:
                 wall = time.perf_counter() - t0
                 after = metrics(url)
                 delta = {k: after[k] - before[k] for k in after}
-                row = {"method": method, "side": side, "wall_s": round(wall, 1),
+                row = {"round": round_, "method": method, "side": side, "wall_s": round(wall, 1),
                        "generated": int(delta["generated"]), "tokens_per_s": round(delta["generated"] / wall, 1),
                        "requests": int(delta["requests"]), "prompt_tokens": int(delta["prompt"]),
                        "accuracy": sum(bool(c) for c in correct) / len(problems), "errors": errors}
@@ -220,16 +225,18 @@ def main() -> None:
     print(f"\n{args.model}, GSM8K test rows {args.offset}-{args.offset + args.problems - 1}, n={args.n}, "
           f"{args.steps} steps x {args.step_tokens} tokens, {platform.machine()} x{os.cpu_count()} "
           f"({time.strftime('%Y-%m-%d')})")
-    print("| method | side | wall s | generated tokens | tokens/s | requests | prompt tokens | accuracy |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| round | method | side | wall s | generated tokens | tokens/s | requests | prompt tokens | accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['side']} | {r['wall_s']} | {r['generated']} | {r['tokens_per_s']} | "
+        print(f"| {r['round']} | {r['method']} | {r['side']} | {r['wall_s']} | {r['generated']} | {r['tokens_per_s']} | "
               f"{r['requests']} | {r['prompt_tokens']} | {r['accuracy']:.3f} |")
     for method in args.methods.split(","):
-        hub = next(r for r in rows if r["method"] == method and r["side"] == "its-hub")
-        ours = next(r for r in rows if r["method"] == method and r["side"] == "ttscale")
-        print(f"{method}: wall its-hub / ttscale = {hub['wall_s'] / ours['wall_s']:.2f}x; tokens/s ttscale / its-hub = "
-              f"{ours['tokens_per_s'] / max(hub['tokens_per_s'], 1e-9):.2f}; requests its-hub / ttscale = "
+        hub, ours = ({k: sum(r[k] for r in rows if r["method"] == method and r["side"] == side)
+                      for k in ("wall_s", "generated", "requests")} for side in ("its-hub", "ttscale"))
+        rate = (ours["generated"] / ours["wall_s"]) / max(hub["generated"] / hub["wall_s"], 1e-9)
+        print(f"{method} (all rounds): wall its-hub / ttscale = {hub['wall_s'] / ours['wall_s']:.2f}x; "
+              f"tokens/s ttscale / its-hub = {rate:.2f}; generated ttscale / its-hub = "
+              f"{ours['generated'] / max(hub['generated'], 1):.2f}; requests its-hub / ttscale = "
               f"{hub['requests'] / max(ours['requests'], 1):.2f}")
     if args.out:
         with open(args.out, "w") as handle:

@@ -117,6 +117,25 @@ def test_steps_finish_on_the_answer_marker_the_step_cap_and_the_token_budget():
     assert endless.calls[-1].params.max_tokens == 1  # only the budget's remainder is asked for
 
 
+def test_the_particle_methods_cap_their_last_step_like_the_reference():
+    # Puri et al.'s code and its_hub: the step at the cap is an ordinary step, and a particle still
+    # open there ends unfinished ("length"); search-and-learn's beam search lets that step finish
+    endless = ScriptedBackend(lambda p, params, i: "more words here\n\n")
+    ctx = Context(problem=PROBLEM, backend=endless, grader=None)
+    g = gen(max_steps=3, last_step="step")
+    node = Node("0")
+    while not node.finished:
+        (node,) = asyncio.run(g.expand(ctx, node, 1, "k"))
+    assert node.depth == 3 and node.finish_reason == "length"
+    assert all(c.params.stop == ("\n\n",) and c.params.max_tokens == 16 for c in endless.calls)
+    for method in (ParticleFiltering, ParticleGibbs):
+        generator = method(verifier=None).generator
+        assert (generator.max_steps, generator.last_step) == (40, "step")
+    assert BeamSearch(verifier=None).generator.last_step == "complete"
+    with pytest.raises(ValueError, match="last_step"):
+        gen(last_step="finish")
+
+
 def test_block_steps_are_fixed_token_counts():
     backend = ScriptedBackend(lambda p, params, i: "a b c d e f g h i j")
     ctx = Context(problem=PROBLEM, backend=backend, grader=None)

@@ -212,9 +212,10 @@ def _step_generator(cfg: Mapping[str, Any], params: SamplingParams, step_delimit
     _choice("strategy.aggregation", cfg["aggregation"], tuple(a for a in AGGREGATIONS if a != "model" or model_ok))
     _choice("strategy.lookahead_scoring", cfg["lookahead_scoring"], ("current", "lookahead"))
     _choice("strategy.continuation", cfg["continuation"], ("ids", "text"))
+    _choice("strategy.last_step", cfg["last_step"], ("complete", "step"))
     return StepGenerator(params, cfg.get("step_delimiter") or step_delimiter, cfg["max_step_tokens"],
                          cfg["max_steps"], cfg["max_tokens"], cfg.get("answer_marker"),
-                         continuation=cfg["continuation"])
+                         continuation=cfg["continuation"], last_step=cfg["last_step"])
 
 
 def build_problems(cfg: Mapping[str, Any], model_cfg: Mapping[str, Any] | None = None) -> list[Problem]:

@@ -213,7 +213,11 @@ class StrategyConfig:
     # how a partial solution is continued: ids (its generated token ids after the prompt's, nothing
     # re-rendered) | text (re-rendered as a continued assistant message, the reference implementations' way)
     continuation: str = "ids"
-    max_steps: int = 12  # the last step is generated without the delimiter stop, so it can finish
+    max_steps: int = 12
+    # the step at max_steps: complete (generated without the delimiter stop, so it can finish:
+    # search-and-learn's beam search) | step (capped like the others; a solution open there ends
+    # unfinished: Puri et al.'s particle filtering code and its_hub, set in the particle methods' yaml)
+    last_step: str = "complete"
     answer_marker: Optional[str] = "\\boxed"  # a step containing it finishes the solution
     # how a partial solution's step scores rank it: last | min | prod | mean; particle methods also
     # "model" (their reference default, set in their yaml): the whole partial solution judged as one step

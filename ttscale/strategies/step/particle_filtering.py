@@ -59,7 +59,8 @@ class ParticleFiltering:
     needs_probability_scores: ClassVar[bool] = True  # particle weights take logit(r): rewards must be in [0, 1]
     verifier: object
     n: int = 8  # particles
-    generator: StepGenerator = field(default_factory=StepGenerator)
+    # the reference's steps: at most 40, the last capped like the others (a particle open there ends unfinished)
+    generator: StepGenerator = field(default_factory=lambda: StepGenerator(max_steps=40, last_step="step"))
     temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)  # of the softmax over logit rewards
     resampling: str = "multinomial"
     ess_threshold: float | None = None  # resample only when ESS < threshold * N

@@ -39,7 +39,8 @@ class ParticleGibbs:
     n: int = 8  # particles over ALL sweeps (its_hub's budget); n / sweeps per sweep, references included
     sweeps: int = 2
     references: int = 1
-    generator: StepGenerator = field(default_factory=StepGenerator)
+    # the reference's steps: at most 40, the last capped like the others (a particle open there ends unfinished)
+    generator: StepGenerator = field(default_factory=lambda: StepGenerator(max_steps=40, last_step="step"))
     temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)
     resampling: str = "multinomial"
     aggregation: str = "model"  # the reward, as particle filtering's (reference: the whole prefix as one step)

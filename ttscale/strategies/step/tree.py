@@ -4,8 +4,10 @@ A node is a partial solution: the steps generated so far after the problem's pro
 asks the backend for k continuations of ONE step: the assistant message is continued (not a new
 turn), generation stops at the step delimiter (kept in the text), and the step is capped in tokens.
 A child is finished on end-of-sequence (or another stop string), when its step contains the answer
-marker (`\\boxed`), when the solution's token budget is spent, or at the last allowed step — which is
-generated without the delimiter stop, so that it can finish. With `block_tokens` set, steps are
+marker (`\\boxed`), when the solution's token budget is spent, or at the last allowed step. With
+`last_step="complete"` (search-and-learn's beam search) that step is generated without the delimiter
+stop, so that it can finish; with `last_step="step"` (Puri et al.'s particle filtering code and
+its_hub) it is a step like the others, and a solution still open there ends unfinished. With `block_tokens` set, steps are
 fixed blocks of that many tokens instead (value-guided block search: no notion of step needed).
 
 The prompt prefix is re-sent at each step; vLLM's prefix cache makes that cheap (the search reports
@@ -109,10 +111,13 @@ class StepGenerator:
     answer_marker: str | None = "\\boxed"
     block_tokens: int | None = None  # fixed-size blocks instead of delimiter steps
     continuation: str = "ids"  # ids | text (see the module doc)
+    last_step: str = "complete"  # complete (runs to the end of the budget) | step (capped like the others)
 
     def __post_init__(self) -> None:
         if self.continuation not in ("ids", "text"):
             raise ValueError(f"continuation={self.continuation!r}; choose one of: ids, text")
+        if self.last_step not in ("complete", "step"):
+            raise ValueError(f"last_step={self.last_step!r}; choose one of: complete, step")
 
     def prompt(self, base: Prompt, node: Node, base_ids: TokenPrompt | None = None) -> tuple[Prompt, bool]:
         """The prompt that continues `node`: the prompt's ids extended by the steps' ids (with
@@ -175,7 +180,7 @@ class StepGenerator:
             return []
         base_ids = ctx.prompt_ids() if self.continuation == "ids" and node.steps else None
         prompt, cont = self.prompt(ctx.prompt, node, base_ids)
-        last = node.depth + 1 >= self.max_steps
+        last = node.depth + 1 >= self.max_steps and self.last_step == "complete"
         params = replace(self._params(node, k, last), continue_final_message=cont)
         completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
         return [self.child(node, i, c) for i, c in enumerate(completions)]
