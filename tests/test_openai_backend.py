@@ -257,6 +257,7 @@ def test_every_endpoint_down_records_the_problems_and_a_rerun_solves_them(tmp_pa
                 backend_for(url, model="m", retry={**FAST, "max_attempts": 3}) as backend:
             first = run(_sc(backend, 2), problems, backend, output=out, grader=grader, progress=False)
         assert all(r.error and "BackendUnavailable" in r.error and "connection failed" in r.error for r in first.results)
+        assert {r.error_type for r in first.results} == {"BackendUnavailable"}
         proxy.start()  # the server is back
         with backend_for(url, model="m") as backend:
             second = run(_sc(backend, 2), problems, backend, output=out, grader=grader, progress=False)

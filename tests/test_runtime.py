@@ -73,3 +73,16 @@ def test_arun_and_duplicate_ids(grader):
     dup = [Problem(id="x", question="q 1"), Problem(id="x", question="q 2")]
     with pytest.raises(ValueError, match="unique"):
         asyncio.run(arun(self_consistency(n=1), dup, ScriptedBackend(answer_script), grader=grader, progress=False))
+
+
+def test_only_backend_unavailable_problems_are_solved_again_on_resume():
+    from ttscale.runtime import _unavailable
+    from ttscale.types import Result
+
+    down = Result("a", None, error="ttscale.backends.base.BackendUnavailable: no endpoint answered",
+                  error_type="BackendUnavailable")
+    mentions = Result("b", None, error="ValueError: a message quoting 'BackendUnavailable: x'", error_type="ValueError")
+    older = Result("c", None, error="ttscale.backends.base.BackendUnavailable: no endpoint answered")  # no error_type
+    assert _unavailable(down) and not _unavailable(mentions) and _unavailable(older)
+    assert not _unavailable(Result("d", "1"))
+    assert Result.from_dict(json.loads(json.dumps(down.to_dict()))).error_type == "BackendUnavailable"

@@ -48,7 +48,10 @@ def load_results(path: Path) -> dict[str, Result]:
 
 
 def _unavailable(result: Result) -> bool:
-    """Whether a recorded problem failed only because no server answered (to be solved again)."""
+    """Whether a recorded problem failed only because no server answered (to be solved again). Lines
+    written before results carried `error_type` are recognised by their error text."""
+    if result.error_type is not None:
+        return result.error_type == BackendUnavailable.__name__
     return result.error is not None and f"{BackendUnavailable.__name__}:" in result.error
 
 
@@ -153,7 +156,8 @@ async def arun(
                 result = await strategy.solve(problem, ctx)
             except Exception as exc:  # isolate: record and go on
                 tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb)
+                result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb,
+                                error_type=type(exc).__name__)
             result.usage.wall_seconds = time.perf_counter() - t0
             try:
                 await grader.agrade(result, problem)

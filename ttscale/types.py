@@ -206,6 +206,7 @@ class Result:
     reference: str | None = None
     correct: bool | None = None
     error: str | None = None
+    error_type: str | None = None  # the exception's class name when the strategy raised (BackendUnavailable: rerun)
     info: dict[str, Any] = field(default_factory=dict)  # strategy specifics: vote counts, ties
     undecided: str | None = None  # why the grader could not decide `correct` (then None), if it could not
 
