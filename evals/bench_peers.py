@@ -33,6 +33,9 @@ its-hub 1.2.0 traps, handled so both do the same work (documented in BENCHMARKS.
 
 Prints wall clock, generated tokens/s, requests, prompt tokens and accuracy (graded by ttscale's
 math grader for both), and ttscale's wall-clock speed-up (target >= 2x on particle filtering).
+`--rounds R` alternates the sides' order; `--raw` adds the server's ceiling for each method: the
+tokens ttscale generated, sent as plain requests all at once (n a problem, exactly tokens/(problems x n)
+tokens each), so each side's tokens/s reads as a share of what the server can do.
 """
 
 from __future__ import annotations
@@ -151,6 +154,43 @@ def its_hub_side(url: str, model: str, problems, method: str, n: int, steps: int
     return asyncio.run(all_problems())
 
 
+def client_cpu(server_url: str) -> float:
+    """CPU seconds used so far by this process and its children other than the vLLM server (the
+    grader's worker): the client's own work, which competes with the server for the same cores."""
+    import psutil
+
+    me = psutil.Process()
+    port = server_url.rsplit(":", 1)[1].split("/")[0]
+    procs = [me] + [c for c in me.children(recursive=True)
+                    if not any(port in part for part in (c.cmdline() if c.is_running() else []))]
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def raw_side(url: str, model: str, prompts: list[list[int]], n: int, tokens_each: int) -> None:
+    """The server's ceiling for this much work: n plain requests per problem, all at once, each
+    generating exactly `tokens_each` tokens (ignore_eos) from the problem's prompt."""
+    import httpx
+
+    async def all_requests():
+        async with httpx.AsyncClient(timeout=httpx.Timeout(1800.0),
+                                     limits=httpx.Limits(max_connections=None)) as client:
+            async def one(ids, i):
+                body = {"model": model, "prompt": ids, "max_tokens": tokens_each, "min_tokens": tokens_each,
+                        "ignore_eos": True, "temperature": 0.8, "top_p": 1.0, "seed": i}
+                (await client.post(url + "/completions", json=body)).raise_for_status()
+
+            await asyncio.gather(*(one(ids, i) for ids in prompts for i in range(n)))
+
+    asyncio.run(all_requests())
+
+
 def ttscale_side(backend, problems, grader, method: str, n: int, steps: int, step_tokens: int, max_tokens: int):
     from ttscale.build import build_strategy
     from ttscale.config import group_config
@@ -180,6 +220,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--methods", default="self_consistency,particle_filtering,beam_search")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of both sides, the order alternating")
+    parser.add_argument("--raw", action="store_true",
+                        help="also the server's ceiling: the tokens ttscale generated, as plain requests all at once")
     parser.add_argument("--data-path", default="../shared/data/gsm8k_test.jsonl")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -195,14 +237,19 @@ def main() -> None:
     dataset = dict(group_config("dataset", "gsm8k"), source=args.data_path, offset=args.offset, limit=args.problems)
     dataset["prompt"] = {**dataset.get("prompt", {}), "system": SYSTEM, "user": "{question}", "few_shot": []}
     problems = build_problems(dataset, model_cfg)
-    rows = []
+    rows: list[dict] = []
     with MathGrader(workers=1) as grader, \
             vllm_server(path, name="m", extra_args=["--generation-config", "vllm"], log="/tmp/bench_peers_server.log") as url, \
             OpenAIBackend([url], "m", tokenizer=path, send_seed=False) as backend:
+        prompts = [backend.encode(p.messages) for p in problems]
         for round_, method in ((r, m) for r in range(args.rounds) for m in args.methods.split(",")):
-            for side in ("its-hub", "ttscale")[::1 if round_ % 2 == 0 else -1]:
-                before, t0 = metrics(url), time.perf_counter()
-                if side == "ttscale":
+            for side in ("its-hub", "ttscale")[::1 if round_ % 2 == 0 else -1] + (("raw",) if args.raw else ()):
+                before, cpu0, t0 = metrics(url), client_cpu(url), time.perf_counter()
+                if side == "raw":
+                    ours = next(r for r in reversed(rows) if r["method"] == method and r["side"] == "ttscale")
+                    raw_side(url, "m", prompts, args.n, max(1, round(ours["generated"] / (len(problems) * args.n))))
+                    errors, correct = 0, []
+                elif side == "ttscale":
                     outcome = ttscale_side(backend, problems, grader, method, args.n, args.steps, args.step_tokens,
                                            args.max_tokens)
                     correct = [r.correct for r in outcome.results]
@@ -214,25 +261,31 @@ def main() -> None:
                                else grader.equivalent(problem.answer, grader.extract(text, problem))
                                for problem, text in zip(problems, texts)]
                 wall = time.perf_counter() - t0
+                cpu = client_cpu(url) - cpu0
                 after = metrics(url)
                 delta = {k: after[k] - before[k] for k in after}
                 row = {"round": round_, "method": method, "side": side, "wall_s": round(wall, 1),
                        "generated": int(delta["generated"]), "tokens_per_s": round(delta["generated"] / wall, 1),
                        "requests": int(delta["requests"]), "prompt_tokens": int(delta["prompt"]),
-                       "accuracy": sum(bool(c) for c in correct) / len(problems), "errors": errors}
+                       "accuracy": sum(bool(c) for c in correct) / len(problems), "errors": errors,
+                       "client_cpu_s": round(cpu, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print(f"\n{args.model}, GSM8K test rows {args.offset}-{args.offset + args.problems - 1}, n={args.n}, "
           f"{args.steps} steps x {args.step_tokens} tokens, {platform.machine()} x{os.cpu_count()} "
           f"({time.strftime('%Y-%m-%d')})")
-    print("| round | method | side | wall s | generated tokens | tokens/s | requests | prompt tokens | accuracy |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| round | method | side | wall s | generated tokens | tokens/s | requests | prompt tokens | client CPU s | accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['round']} | {r['method']} | {r['side']} | {r['wall_s']} | {r['generated']} | {r['tokens_per_s']} | "
-              f"{r['requests']} | {r['prompt_tokens']} | {r['accuracy']:.3f} |")
+              f"{r['requests']} | {r['prompt_tokens']} | {r['client_cpu_s']} | {r['accuracy']:.3f} |")
     for method in args.methods.split(","):
-        hub, ours = ({k: sum(r[k] for r in rows if r["method"] == method and r["side"] == side)
-                      for k in ("wall_s", "generated", "requests")} for side in ("its-hub", "ttscale"))
+        hub, ours, raw = ({k: sum(r[k] for r in rows if r["method"] == method and r["side"] == side)
+                           for k in ("wall_s", "generated", "requests")} for side in ("its-hub", "ttscale", "raw"))
+        if raw["wall_s"]:
+            ceiling = raw["generated"] / raw["wall_s"]
+            print(f"{method}: tokens/s over the server's ceiling (plain requests): its-hub "
+                  f"{hub['generated'] / hub['wall_s'] / ceiling:.2f}, ttscale {ours['generated'] / ours['wall_s'] / ceiling:.2f}")
         rate = (ours["generated"] / ours["wall_s"]) / max(hub["generated"] / hub["wall_s"], 1e-9)
         print(f"{method} (all rounds): wall its-hub / ttscale = {hub['wall_s'] / ours['wall_s']:.2f}x; "
               f"tokens/s ttscale / its-hub = {rate:.2f}; generated ttscale / its-hub = "

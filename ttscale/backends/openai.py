@@ -10,9 +10,10 @@ Two modes:
   endpoint; token ids are not available, and a strategy that needs them refuses to start
   (`token_ids` is False; build.check_backend).
 
-Routing: the calls of one problem (base.AFFINITY) go to one endpoint chosen by rendezvous hashing over
-the endpoints in rotation, so its prefix cache keeps serving that problem; a call with no problem, or
-whose endpoint is at its `max_concurrency`, goes to the endpoint with the fewest outstanding requests.
+Routing (backends/router.py): the calls of one problem (base.AFFINITY) go to one endpoint chosen by
+rendezvous hashing over the endpoints in rotation, so its prefix cache keeps serving that problem; a
+call with no problem, or whose endpoint is at its `max_concurrency`, goes to the endpoint with the
+fewest outstanding requests.
 
 Faults: a connection error, a timeout, a dropped response, a 429 or a 5xx is retried with exponential
 backoff and jitter (a 429's or 503's Retry-After is honoured), on another endpoint when one is in
@@ -33,71 +34,18 @@ environment variable named by `api_key_env` and never written anywhere.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
-import random
 import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ttscale.backends.base import AFFINITY, BackendUnavailable, render_ids
 from ttscale.backends.loop import LoopThread, Put
+from ttscale.backends.router import Endpoint, Router
 from ttscale.backends.openai_wire import BackendRequestError, _cached, _check, _ids, _logprobs, _Retry
 from ttscale.confidence import series_stats, token_series
 from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
-
-RETRY_DEFAULTS = {
-    "max_attempts": 6,              # tries of one call, over all endpoints
-    "backoff": 0.5,                 # seconds before the 2nd try; doubled each try, with +-50% jitter
-    "backoff_max": 8.0,
-    "deadline": 1800.0,             # seconds one call may take, retries included
-    "cooldown": 15.0,               # seconds a failing endpoint stays out of rotation
-    "failures_before_cooldown": 3,  # failures in a row (connection refused: at once)
-}
-
-
-@dataclass
-class Endpoint:
-    url: str
-    max_concurrency: int
-    outstanding: int = 0
-    out_until: float = 0.0    # out of rotation until this time (loop clock)
-    failures_in_a_row: int = 0
-    requests: int = 0
-    failures: int = 0
-    slots: asyncio.Semaphore | None = field(default=None, repr=False)
-
-    def weight(self, key: str) -> int:
-        return int.from_bytes(hashlib.sha256(f"{key}\x00{self.url}".encode()).digest()[:8], "big")
-
-
-def _endpoints(spec: Any, max_concurrency: int) -> list[Endpoint]:
-    items = [spec] if isinstance(spec, str) else list(spec or [])
-    if not items:
-        raise ValueError("backend.endpoints is empty: give one or more base URLs, e.g. http://127.0.0.1:8000/v1")
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            url, limit = item, max_concurrency
-        elif isinstance(item, Mapping) and "url" in item:
-            unknown = sorted(set(item) - {"url", "max_concurrency"})
-            if unknown:
-                raise ValueError(f"backend.endpoints entry {dict(item)}: unknown keys {unknown}; "
-                                 "an entry is a URL or {url, max_concurrency}")
-            url, limit = item["url"], int(item.get("max_concurrency", max_concurrency))
-        else:
-            raise ValueError(f"backend.endpoints entry {item!r}: give a URL or {{url, max_concurrency}}")
-        if not str(url).startswith(("http://", "https://")):
-            raise ValueError(f"backend.endpoints entry {url!r} is not an http(s) URL")
-        if limit < 1:
-            raise ValueError(f"backend.endpoints {url}: max_concurrency={limit} must be >= 1")
-        out.append(Endpoint(str(url).rstrip("/"), limit))
-    if len({e.url for e in out}) != len(out):
-        raise ValueError(f"backend.endpoints repeats a URL: {[e.url for e in out]}")
-    return out
-
 
 class OpenAIBackend:
     """One or many OpenAI-compatible endpoints (see the module doc)."""
@@ -119,11 +67,8 @@ class OpenAIBackend:
     ):
         import httpx
 
-        unknown = sorted(set(retry or {}) - set(RETRY_DEFAULTS))
-        if unknown:
-            raise ValueError(f"backend.retry: unknown keys {unknown}; choose from: {', '.join(RETRY_DEFAULTS)}")
-        self.retry = {**RETRY_DEFAULTS, **(retry or {})}
-        self.endpoints = _endpoints(endpoints, max_concurrency)
+        self.router = Router(endpoints, max_concurrency, retry)
+        self.endpoints = self.router.endpoints
         self.timeout, self.stream_timeout, self.connect_timeout = float(timeout), float(stream_timeout), float(connect_timeout)
         self.send_seed = send_seed
         self.logprobs_mode = logprobs_mode
@@ -142,11 +87,9 @@ class OpenAIBackend:
         self.top_logprobs = True  # completions carry top-k logprobs when asked (by id with a tokenizer)
         self._worker = LoopThread("ttscale-openai")
         self._client = None
-        self._rng = random.Random(0)  # jitter only
 
         async def start():
-            for e in self.endpoints:
-                e.slots = asyncio.Semaphore(e.max_concurrency)
+            self.router.start()
             self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(self.timeout, connect=self.connect_timeout),
                                              limits=httpx.Limits(max_connections=None, max_keepalive_connections=256))
 
@@ -216,76 +159,6 @@ class OpenAIBackend:
             body.update(logprobs=True, top_logprobs=params.logprobs)
         return "/chat/completions", body, None
 
-    def _pick(self, key: str | None, avoid: set[str]) -> Endpoint | None:
-        now = self._worker.loop.time()
-        live = [e for e in self.endpoints if e.out_until <= now]
-        fresh = [e for e in live if e.url not in avoid] or live
-        if not fresh:
-            return None
-        if key is not None:
-            home = max(fresh, key=lambda e: e.weight(key))
-            if home.outstanding < home.max_concurrency:
-                return home
-        return min(fresh, key=lambda e: (e.outstanding / e.max_concurrency, e.outstanding))
-
-    def _failed(self, endpoint: Endpoint, fault: _Retry) -> None:
-        endpoint.failures += 1
-        endpoint.failures_in_a_row += 1
-        now = self._worker.loop.time()
-        if fault.retry_after is not None:
-            endpoint.out_until = max(endpoint.out_until, now + fault.retry_after)
-        elif fault.down or endpoint.failures_in_a_row >= self.retry["failures_before_cooldown"]:
-            endpoint.out_until = now + self.retry["cooldown"]
-
-    async def _with_retries(self, attempt, key: str | None, what: str):
-        """`attempt(endpoint)` until it answers: retried on _Retry faults, failing over to other
-        endpoints, within max_attempts and the deadline (see the module doc). The deadline counts from
-        when the call first holds a slot of an endpoint: waiting behind other requests is not a fault
-        (that wait is bounded by theirs), and a deadline that passes is not the endpoint's failure."""
-        loop = self._worker.loop
-        outer = loop.time() + self.retry["deadline"]  # bounds waiting for an endpoint to come back
-        deadline = None
-        faults: list[str] = []
-        avoid: set[str] = set()
-        for number in range(self.retry["max_attempts"]):
-            endpoint = self._pick(key, avoid)
-            while endpoint is None:  # every endpoint is cooling down: wait for the first back
-                wait = min(e.out_until for e in self.endpoints) - loop.time()
-                if loop.time() + wait > (deadline or outer):
-                    raise BackendUnavailable(f"{what}: every endpoint is out of rotation past the call's deadline; "
-                                             f"faults: {'; '.join(faults[-3:]) or 'none'}")
-                await asyncio.sleep(max(wait, 0.0))
-                endpoint = self._pick(key, avoid)
-            endpoint.outstanding += 1
-            try:
-                async with endpoint.slots:
-                    deadline = deadline or loop.time() + self.retry["deadline"]
-                    if loop.time() >= deadline:
-                        raise asyncio.TimeoutError
-                    endpoint.requests += 1
-                    result = await asyncio.wait_for(attempt(endpoint), deadline - loop.time())
-                endpoint.failures_in_a_row = 0
-                return result
-            except _Retry as fault:
-                self._failed(endpoint, fault)
-                faults.append(f"{endpoint.url}: {fault}")
-            except asyncio.TimeoutError:
-                faults.append(f"{endpoint.url}: the call's deadline ({self.retry['deadline']:g} s) passed")
-                break
-            finally:
-                endpoint.outstanding -= 1
-            avoid.add(endpoint.url)
-            if number + 1 == self.retry["max_attempts"] or loop.time() >= deadline:
-                break
-            if self._pick(key, avoid) is None or all(e.url in avoid for e in self.endpoints):
-                delay = min(self.retry["backoff"] * 2 ** number, self.retry["backoff_max"])
-                delay *= 1 + self._rng.uniform(-0.5, 0.5)
-                await asyncio.sleep(max(0.0, min(delay, deadline - loop.time())))
-                if all(e.url in avoid for e in self.endpoints):
-                    avoid.clear()
-        raise BackendUnavailable(f"{what}: no endpoint answered after {len(faults)} tries; last faults: "
-                                 + "; ".join(faults[-3:]))
-
     async def _post(self, endpoint: Endpoint, path: str, body: dict) -> dict:
         import httpx
 
@@ -319,7 +192,7 @@ class OpenAIBackend:
         path, body, ids = request
         if body is None:  # the prompt fills the context: nothing can be generated (as in-process)
             return GenerateOutput([Completion("", 0, "length", token_ids=())], len(ids))
-        data = await self._with_retries(lambda e: self._post(e, path, body), key, f"POST {path}")
+        data = await self.router.call(lambda e: self._post(e, path, body), key, f"POST {path}")
         try:
             choice = data["choices"][0]
             usage = data.get("usage") or {}
@@ -393,7 +266,7 @@ class OpenAIBackend:
             await self._read_stream(endpoint, path, again, params, sent, put)
 
         try:
-            await self._with_retries(attempt, key, f"stream {path}")
+            await self.router.call(attempt, key, f"stream {path}")
         except asyncio.CancelledError:
             put(RuntimeError("the stream was cancelled (the backend was closed?)"))
             raise
@@ -475,7 +348,7 @@ class OpenAIBackend:
             return []
         ids = [*prompt_ids, *completion_ids]
         body = {"model": self.model, "prompt": ids, "max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 0}
-        data = await self._worker.call(self._with_retries(lambda e: self._post(e, "/completions", body), AFFINITY.get(),
+        data = await self._worker.call(self.router.call(lambda e: self._post(e, "/completions", body), AFFINITY.get(),
                                                           "score"))
         try:
             positions = data["choices"][0]["prompt_logprobs"]
@@ -498,7 +371,7 @@ class OpenAIBackend:
             return response.json()
 
         try:
-            data = self._worker.submit(self._with_retries(ask, None, "GET /models")).result()
+            data = self._worker.submit(self.router.call(ask, None, "GET /models")).result()
         except (BackendRequestError, BackendUnavailable) as exc:
             if model is None:
                 raise
@@ -515,9 +388,7 @@ class OpenAIBackend:
 
     def stats(self) -> list[dict[str, Any]]:
         """Per endpoint: requests sent, failed tries, and whether it is out of rotation now."""
-        now = self._worker.loop.time()
-        return [{"url": e.url, "requests": e.requests, "failures": e.failures, "out": e.out_until > now}
-                for e in self.endpoints]
+        return self.router.stats(self._worker.loop.time())
 
     def close(self) -> None:
         if self._client is not None and self._worker.loop.is_running():
