@@ -37,6 +37,34 @@ def test_generate_counts_tokens_logprobs_and_stops(vllm_backend):
         assert "," not in c.text[:-1]
 
 
+def test_fast_top_p_draws_the_samples_vllms_own_top_p_draws(vllm_backend):
+    """backends/top_p.py on the real engine: with per-request seeds, a request filtered by ttscale's
+    processor and the same request filtered by vLLM's sort give the same tokens (a peaked temperature
+    and a flat one, whose rows need the processor's full-sort fallback)."""
+    assert vllm_backend.fast_top_p  # on by default on the CPU build
+    msgs = [{"role": "user", "content": "Write a short poem about a lighthouse."}]
+
+    def draw(temperature, top_p=0.9):
+        params = SamplingParams(n=4, temperature=temperature, top_p=top_p, max_tokens=32, seed=1234, logprobs=0)
+        return [(c.token_ids, round(c.cumulative_logprob, 3))
+                for c in asyncio.run(vllm_backend.generate(msgs, params)).completions]
+
+    seeds = vllm_backend.per_request_seed
+    vllm_backend.per_request_seed = True
+    try:
+        for temperature in (0.7, 2.0):
+            ours = draw(temperature)
+            vllm_backend.fast_top_p = False  # the same engine, vLLM's own top-p
+            try:
+                theirs = draw(temperature)
+            finally:
+                vllm_backend.fast_top_p = True
+            assert ours == theirs and len({ids for ids, _ in ours}) > 1
+        assert draw(2.0, top_p=1.0) != ours  # so the filter did act (the processor is registered and runs)
+    finally:
+        vllm_backend.per_request_seed = seeds
+
+
 def test_greedy_is_repeatable_and_prefix_cache_hits(vllm_backend):
     long_system = "You are a careful assistant. " * 40  # several KV blocks of shared prefix
     msgs = [{"role": "system", "content": long_system}, {"role": "user", "content": "What is 2+3?"}]

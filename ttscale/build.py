@@ -306,7 +306,10 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
         engine_args.update(backend_cfg.get("cpu_engine_args") or {})
     if logprobs_mode:
         engine_args["logprobs_mode"] = logprobs_mode
-    return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
+    fast = backend_cfg.get("fast_top_p", "auto")
+    if fast not in ("auto", True, False):
+        raise ConfigError(f"backend.fast_top_p={fast!r}; choose one of: auto, true, false")
+    return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args, fast_top_p=fast,
                        env=backend_cfg.get("env") or {})
 
 

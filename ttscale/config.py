@@ -118,6 +118,7 @@ class BackendConfig:
     engine_args: Dict[str, Any] = field(default_factory=dict)
     cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
     env: Dict[str, Any] = field(default_factory=dict)
+    fast_top_p: Any = "auto"  # kind=vllm: top-p without sorting the vocabulary (backends/top_p.py): auto (CPU) | true | false
     script: Optional[str] = None  # kind=scripted: a stand-in model for pipeline tests (guess)
     # kind=openai (conf/backend/openai.yaml; ttscale/backends/openai.py)
     endpoints: List[Any] = field(default_factory=list)  # base URLs, or {url, max_concurrency}

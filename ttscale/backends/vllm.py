@@ -69,9 +69,12 @@ class VLLMBackend:
         seed_mode: str = "auto",
         engine_args: Mapping[str, Any] | None = None,
         env: Mapping[str, Any] | None = None,
+        fast_top_p: bool | str = "auto",
     ):
         if seed_mode not in ("auto", "request", "engine"):
             raise BackendConfigError(f"seed_mode={seed_mode!r}; choose one of: auto, request, engine")
+        if fast_top_p not in ("auto", True, False):
+            raise BackendConfigError(f"fast_top_p={fast_top_p!r}; choose one of: auto, true, false")
         apply_env(env)
 
         from vllm import AsyncEngineArgs
@@ -89,6 +92,11 @@ class VLLMBackend:
         self.model = model
         self.logprobs_mode = args.get("logprobs_mode", "raw_logprobs")  # what sampled logprobs are (base.py)
         self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
+        # top-p without sorting the vocabulary (backends/top_p.py): the CPU sampler's full sort is the
+        # largest cost of a sampled batch there
+        self.fast_top_p = fast_top_p is True or (fast_top_p == "auto" and is_cpu_platform())
+        if self.fast_top_p and args.get("runner") != "pooling":
+            args["logits_processors"] = [*(args.get("logits_processors") or []), "ttscale.backends.top_p:TopP"]
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
 
         self._worker = LoopThread("ttscale-vllm")
@@ -123,10 +131,12 @@ class VLLMBackend:
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
+        ours = self.fast_top_p and params.top_p < 1.0 and params.top_k <= 0 and params.temperature > 0
         return VSamplingParams(
             n=params.n,
             temperature=params.temperature,
-            top_p=params.top_p,
+            top_p=1.0 if ours else params.top_p,
+            extra_args={"ttscale_top_p": params.top_p} if ours else None,
             top_k=params.top_k if params.top_k > 0 else 0,
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
