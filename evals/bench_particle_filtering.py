@@ -99,8 +99,12 @@ def main() -> None:
     async def raw_one(problem, tokens: int) -> int:
         per = max(1, math.ceil(tokens / args.particles))
         # the same per-token outputs as particle filtering's step requests (logprobs when its verifier needs them)
-        params = VSamplingParams(n=args.particles, temperature=0.8, top_p=0.95, max_tokens=per, min_tokens=per,
-                                 ignore_eos=True, logprobs=step_params.logprobs,
+        # and the same top-p filter: ttscale's (backends/top_p.py) when the backend uses it, else vLLM's
+        fast = backend.fast_top_p and step_params.top_p < 1.0
+        params = VSamplingParams(n=args.particles, temperature=step_params.temperature,
+                                 top_p=1.0 if fast else step_params.top_p,
+                                 extra_args={"ttscale_top_p": step_params.top_p} if fast else None,
+                                 max_tokens=per, min_tokens=per, ignore_eos=True, logprobs=step_params.logprobs,
                                  output_kind=RequestOutputKind.FINAL_ONLY)
         final = None
         async for out in engine.generate({"prompt_token_ids": backend.encode(backend_prompt(problem))}, params,
@@ -123,7 +127,8 @@ def main() -> None:
     backend.close()
 
     pf_rate, raw_rate = pf_tokens / pf_secs, raw_tokens / raw_secs
-    print(f"# step requests' logprobs={step_params.logprobs} (raw asks the same)")
+    print(f"# step requests' logprobs={step_params.logprobs}, top_p={step_params.top_p} "
+          f"({'ttscale' if backend.fast_top_p else 'vLLM'}'s top-p filter; raw asks the same)")
     print(f"# particle filtering, {args.particles} particles, {args.problems} problems ({args.dataset}), "
           f"max_step_tokens={args.max_step_tokens}, max_steps={args.max_steps}, verifier={args.verifier}; "
           f"{platform.node()} {os.cpu_count()} cpus")

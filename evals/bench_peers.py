@@ -161,8 +161,10 @@ def client_cpu(server_url: str) -> float:
 
     me = psutil.Process()
     port = server_url.rsplit(":", 1)[1].split("/")[0]
-    procs = [me] + [c for c in me.children(recursive=True)
-                    if not any(port in part for part in (c.cmdline() if c.is_running() else []))]
+    children = me.children(recursive=True)
+    server = {c.pid for c in children if port in (c.cmdline() if c.is_running() else [])}
+    server |= {d.pid for c in children if c.pid in server for d in c.children(recursive=True)}  # its engine
+    procs = [me] + [c for c in children if c.pid not in server]
     total = 0.0
     for proc in procs:
         try:
@@ -183,7 +185,7 @@ def raw_side(url: str, model: str, prompts: list[list[int]], n: int, tokens_each
                                      limits=httpx.Limits(max_connections=None)) as client:
             async def one(ids, i):
                 body = {"model": model, "prompt": ids, "max_tokens": tokens_each, "min_tokens": tokens_each,
-                        "ignore_eos": True, "temperature": 0.8, "top_p": 1.0, "seed": i}
+                        "ignore_eos": True, "temperature": 0.8, "top_p": 1.0}
                 (await client.post(url + "/completions", json=body)).raise_for_status()
 
             await asyncio.gather(*(one(ids, i) for ids in prompts for i in range(n)))

@@ -61,6 +61,18 @@ def test_generate_sends_token_ids_and_reads_ids_logprobs_and_usage(server):
     assert out.prompt_tokens == 3 * prompt_len and out.cached_prompt_tokens == 3 * 3
 
 
+def test_fast_top_p_sends_the_filter_to_the_servers_processor(server):
+    # backend.fast_top_p=true: top_p travels as vllm_xargs for ttscale's TopP on the server, theirs at 1;
+    # greedy calls and calls with top_k keep the server's own top-p
+    with backend_for(server.url, fast_top_p=True) as backend:
+        for params in (SamplingParams(temperature=0.8, top_p=0.9, seed=1), SamplingParams(temperature=0.0, top_p=0.9),
+                       SamplingParams(temperature=0.8, top_p=0.9, top_k=20, seed=1),
+                       SamplingParams(temperature=0.8, top_p=1.0, seed=1)):
+            asyncio.run(backend.generate(MESSAGES, params))
+    sent = [(b["top_p"], b.get("vllm_xargs")) for b in server.requests[-4:]]
+    assert sent == [(1.0, {"ttscale_top_p": 0.9}), (0.9, None), (0.9, None), (1.0, None)]
+
+
 def test_stop_strings_are_kept_and_named_and_length_finishes():
     s = FakeOpenAIServer().start()
     try:

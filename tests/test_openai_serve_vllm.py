@@ -31,7 +31,7 @@ KEY = "sk-ttscale-test-3f9a1c"  # the server's key: must appear in no file a run
 @pytest.fixture(scope="module")
 def server(smollm2_path, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with vllm_server(smollm2_path, name="smollm2", api_key=KEY, kv_cache_gib=1, log=log) as url:
+    with vllm_server(smollm2_path, name="smollm2", api_key=KEY, kv_cache_gib=1, log=log, fast_top_p=True) as url:
         os.environ[KEY_ENV] = KEY
         try:
             yield url.removesuffix("/v1")
@@ -40,7 +40,8 @@ def server(smollm2_path, tmp_path_factory):
 
 
 def remote(url: str, smollm2_path: str, **kw) -> OpenAIBackend:
-    return OpenAIBackend([url + "/v1"], "smollm2", tokenizer=smollm2_path, api_key_env=KEY_ENV, send_seed=False, **kw)
+    kw.setdefault("send_seed", False)
+    return OpenAIBackend([url + "/v1"], "smollm2", tokenizer=smollm2_path, api_key_env=KEY_ENV, **kw)
 
 
 def problems(k: int):
@@ -64,6 +65,22 @@ def test_greedy_over_http_equals_the_in_process_engine(server, smollm2_path, vll
         ids = vllm_backend.encode(problems(1)[0].messages)
         tail = list(here.token_ids[:10])
         assert asyncio.run(backend.score(ids, tail)) == pytest.approx(asyncio.run(vllm_backend.score(ids, tail)), abs=1e-2)
+
+
+def test_the_servers_top_p_filter_draws_what_vllms_own_draws(server, smollm2_path):
+    """A server started with ttscale's TopP (launch.vllm_server(fast_top_p=True)) and a client with
+    fast_top_p: the same seeded samples as vLLM's own top-p on that server (a short prompt, so per-request
+    seeds are safe on the CPU build), and other samples without any top-p (so the filter acted)."""
+    msgs = [{"role": "user", "content": "Write a short poem about a lighthouse."}]
+
+    def draw(fast: bool, top_p: float = 0.9):
+        params = SamplingParams(n=4, temperature=2.0, top_p=top_p, max_tokens=32, seed=1234)
+        with remote(server, smollm2_path, send_seed=True, fast_top_p=fast) as backend:
+            return [c.token_ids for c in asyncio.run(backend.generate(msgs, params)).completions]
+
+    ours = draw(True)
+    assert ours == draw(False) and len(set(ours)) > 1
+    assert draw(True, top_p=1.0) != ours
 
 
 @pytest.mark.parametrize("name, verifier", [("self_consistency", None), ("best_of_n", "mean_logprob"),

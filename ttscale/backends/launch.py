@@ -26,7 +26,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def vllm_server(model: str, *, name: str | None = None, port: int | None = None, cpus: Sequence[int] | None = None,
                 kv_cache_gib: int = 2, api_key: str | None = None, log: str | Path | None = None,
-                extra_args: Sequence[str] = (), start_timeout: float = 600.0) -> Iterator[str]:
+                extra_args: Sequence[str] = (), start_timeout: float = 600.0, fast_top_p: bool = False) -> Iterator[str]:
     """A server of `model` on 127.0.0.1 for the duration of the block; yields its base URL (…/v1).
 
     cpus: the cores it may use (pinned with sched_setaffinity; the CPU engine binds its threads to
@@ -42,6 +42,8 @@ def vllm_server(model: str, *, name: str | None = None, port: int | None = None,
         command += ["--served-model-name", name]
     if api_key:
         command += ["--api-key", api_key]
+    if fast_top_p:  # ttscale's top-p filter (backends/top_p.py), for clients with backend.fast_top_p=true
+        command += ["--logits-processors", "ttscale.backends.top_p:TopP"]
     log_path = Path(log) if log else Path(os.devnull)
     with open(log_path, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,

@@ -63,6 +63,7 @@ class OpenAIBackend:
         connect_timeout: float = 10.0,
         retry: Mapping[str, Any] | None = None,
         send_seed: bool = True,
+        fast_top_p: bool = False,
         logprobs_mode: str = "raw_logprobs",
     ):
         import httpx
@@ -71,6 +72,7 @@ class OpenAIBackend:
         self.endpoints = self.router.endpoints
         self.timeout, self.stream_timeout, self.connect_timeout = float(timeout), float(stream_timeout), float(connect_timeout)
         self.send_seed = send_seed
+        self.fast_top_p = fast_top_p  # the servers run ttscale's top-p filter (backends/top_p.py)
         self.logprobs_mode = logprobs_mode
         headers = {}
         if api_key_env:
@@ -125,6 +127,8 @@ class OpenAIBackend:
             "model": self.model, "n": 1, "temperature": params.temperature, "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
+        if self.fast_top_p and params.top_p < 1.0 and params.top_k <= 0 and params.temperature > 0:
+            body.update(top_p=1.0, vllm_xargs={"ttscale_top_p": params.top_p})  # filtered by the server's TopP
         if params.include_stop:  # vLLM's extension (as top_k): sent only when asked, for other servers
             body["include_stop_str_in_output"] = True
         if params.top_k > 0:
