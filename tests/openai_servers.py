@@ -93,8 +93,9 @@ class FakeOpenAIServer(_Threaded):
     `requests`, streams closed by the client in `disconnects`; `api_key` makes it check the header."""
 
     def __init__(self, token_delay: float = 0.0, api_key: str | None = None, cached: int = 3, delay: float = 0.0,
-                 context: int = 4096, cut_after_finish: bool = False):
+                 context: int = 4096, cut_after_finish: bool = False, top_p_filter: bool = True):
         super().__init__()
+        self.top_p_filter = top_p_filter  # refuses an invalid extra_args p as ttscale's TopP does
         self.token_delay = token_delay
         self.delay = delay  # seconds before a non-streamed answer
         self.context = context  # max_model_len, listed by /v1/models as vLLM lists it
@@ -151,6 +152,10 @@ class FakeOpenAIServer(_Threaded):
             return denied
         body = await request.json()
         self.requests.append(body)
+        p = (body.get("vllm_xargs") or {}).get("ttscale_top_p")
+        if self.top_p_filter and p is not None and not 0 < p <= 1:  # as ttscale's TopP on a vLLM server
+            return web.json_response({"error": {"message": f"extra_args['ttscale_top_p']={p} must be a number in (0, 1]"}},
+                                     status=400)
         prompt = body["prompt"]
         ids = prompt if isinstance(prompt, list) else self.tok.encode(prompt)
         text_prompt = self.tok.decode(ids)

@@ -69,8 +69,15 @@ def test_fast_top_p_sends_the_filter_to_the_servers_processor(server):
                        SamplingParams(temperature=0.8, top_p=0.9, top_k=20, seed=1),
                        SamplingParams(temperature=0.8, top_p=1.0, seed=1)):
             asyncio.run(backend.generate(MESSAGES, params))
-    sent = [(b["top_p"], b.get("vllm_xargs")) for b in server.requests[-4:]]
-    assert sent == [(1.0, {"ttscale_top_p": 0.9}), (0.9, None), (0.9, None), (1.0, None)]
+    sent = [(b["top_p"], b.get("top_k"), b.get("vllm_xargs")) for b in server.requests[-4:]]
+    assert sent == [(1.0, -1, {"ttscale_top_p": 0.9}), (0.9, None, None), (0.9, 20, None), (1.0, None, None)]
+    # a server without the filter would sample with no top-p at all: refused at start, with the way out
+    plain = FakeOpenAIServer(top_p_filter=False).start()
+    try:
+        with pytest.raises(ValueError, match="does not run ttscale's top-p filter.*--logits-processors"):
+            backend_for(plain.url, fast_top_p=True)
+    finally:
+        plain.close()
 
 
 def test_stop_strings_are_kept_and_named_and_length_finishes():

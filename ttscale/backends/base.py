@@ -141,3 +141,15 @@ def fold(deltas: Iterable[Delta], spec: StatsSpec = StatsSpec()) -> Completion:
     for delta in deltas:
         folder.add(delta)
     return folder.completion()
+
+
+# The request side of ttscale's top-p filter (backends/top_p.py, a vLLM logits processor): a request
+# whose top-p it applies carries top_p=1 and extra_args[TOP_P_KEY]=p.
+TOP_P_KEY = "ttscale_top_p"
+GREEDY_TEMPERATURE = 1e-5  # vLLM samples greedily (and ignores top-p) below this temperature
+
+
+def top_p_filtered(top_p: float, top_k: int, temperature: float) -> bool:
+    """Whether a request's top-p goes to ttscale's filter: a sampled request with top-p and no top-k
+    (vLLM applies top-k first and renormalises: such requests keep vLLM's own top-p)."""
+    return top_p < 1.0 and top_k <= 0 and temperature >= GREEDY_TEMPERATURE

@@ -40,7 +40,7 @@ import warnings
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from ttscale.backends.base import AFFINITY, BackendUnavailable, render_ids
+from ttscale.backends.base import AFFINITY, TOP_P_KEY, BackendUnavailable, render_ids, top_p_filtered
 from ttscale.backends.loop import LoopThread, Put
 from ttscale.backends.router import Endpoint, Router
 from ttscale.backends.openai_wire import BackendRequestError, _cached, _check, _ids, _logprobs, _Retry
@@ -97,6 +97,12 @@ class OpenAIBackend:
 
         self._worker.submit(start()).result()
         self.model, self.max_model_len = self._served(model)
+        if self.fast_top_p:
+            try:
+                self._worker.submit(self._check_top_p()).result()
+            except BaseException:
+                self.close()
+                raise
 
     # ---- tokens ----------------------------------------------------------------------------------
 
@@ -127,8 +133,10 @@ class OpenAIBackend:
             "model": self.model, "n": 1, "temperature": params.temperature, "top_p": params.top_p,
             "max_tokens": params.max_tokens,
         }
-        if self.fast_top_p and params.top_p < 1.0 and params.top_k <= 0 and params.temperature > 0:
-            body.update(top_p=1.0, vllm_xargs={"ttscale_top_p": params.top_p})  # filtered by the server's TopP
+        if self.fast_top_p and top_p_filtered(params.top_p, params.top_k, params.temperature):
+            # filtered by the server's TopP; top_k -1 said explicitly (a server's generation config may
+            # set one, and TopP refuses requests with top-k)
+            body.update(top_p=1.0, top_k=-1, vllm_xargs={TOP_P_KEY: params.top_p})
         if params.include_stop:  # vLLM's extension (as top_k): sent only when asked, for other servers
             body["include_stop_str_in_output"] = True
         if params.top_k > 0:
@@ -389,6 +397,23 @@ class OpenAIBackend:
             model = cards[0].get("id")
         length = next((c.get("max_model_len") for c in cards if c.get("id") == model), None)
         return model, int(length) if length else None
+
+    async def _check_top_p(self) -> None:
+        """With fast_top_p, every server must run ttscale's TopP, or its requests would sample with no
+        top-p at all: a request with an invalid p is refused (400) by TopP and answered by a server
+        without it."""
+        for endpoint in self.endpoints:
+            body = {"model": self.model, "prompt": [0] if self._tokenizer is not None else "x", "max_tokens": 1,
+                    "temperature": 1.0, "top_p": 1.0, "top_k": -1, "vllm_xargs": {TOP_P_KEY: 2.0}}
+            response = await self._client.post(endpoint.url + "/completions", json=body)
+            if response.status_code == 200:
+                raise ValueError(f"backend.fast_top_p=true, but {endpoint.url} does not run ttscale's top-p filter "
+                                 "(start it with --logits-processors ttscale.backends.top_p:TopP), so its samples "
+                                 "would have no top-p at all; or set backend.fast_top_p=false")
+            if TOP_P_KEY not in response.text:
+                _check(response)  # another failure: say it
+                raise ValueError(f"backend.fast_top_p=true: {endpoint.url} answered the top-p filter check with "
+                                 f"HTTP {response.status_code}, not the filter's refusal: {response.text[:200]}")
 
     def stats(self) -> list[dict[str, Any]]:
         """Per endpoint: requests sent, failed tries, and whether it is out of rotation now."""

@@ -10,7 +10,9 @@ probable as it hold at most 1 - p of the probability, i.e. kept when the tokens 
 less than p; the most probable token always stays — but finds them among each row's `candidates`
 most probable tokens (`torch.topk`), with the probabilities normalised over the whole vocabulary
 (`logsumexp`). A row whose candidates hold less than p of the probability is sorted in full instead.
-The kept set is vLLM's up to float rounding of the cumulative sums at the boundary.
+The kept set is vLLM's up to float rounding of the cumulative sums at the boundary, and up to which
+members of a group of equal logits straddling it are kept (vLLM's own sort is not stable there
+either; with float32 logits such ties are rare).
 
 `VLLMBackend` (backend.fast_top_p) registers it with the engine (`logits_processors`) and sends a
 request's top_p as `extra_args["ttscale_top_p"]` with vLLM's own top_p at 1. The processor runs where
@@ -24,7 +26,8 @@ from __future__ import annotations
 import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
 
-KEY = "ttscale_top_p"
+from ttscale.backends.base import TOP_P_KEY as KEY
+
 CANDIDATES = 256
 
 
@@ -95,7 +98,7 @@ class TopP(LogitsProcessor):
             return logits
         rows = sorted(self.top_p)
         p = torch.tensor([self.top_p[r] for r in rows], dtype=logits.dtype, device=logits.device)
-        if len(rows) == logits.shape[0]:
+        if len(rows) == logits.shape[0] and rows[-1] == len(rows) - 1:
             return top_p_filter(logits, p)
         index = torch.tensor(rows, device=logits.device)
         logits[index] = top_p_filter(logits[index], p)

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from ttscale.backends.base import render_ids
+from ttscale.backends.base import TOP_P_KEY, render_ids, top_p_filtered
 from ttscale.backends.loop import LoopThread
 from ttscale.confidence import StatsSpec, series_stats, token_series
 from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob
@@ -95,7 +95,8 @@ class VLLMBackend:
         # top-p without sorting the vocabulary (backends/top_p.py): the CPU sampler's full sort is the
         # largest cost of a sampled batch there
         self.fast_top_p = fast_top_p is True or (fast_top_p == "auto" and is_cpu_platform())
-        if self.fast_top_p and args.get("runner") != "pooling":
+        self.fast_top_p = self.fast_top_p and args.get("runner") != "pooling" and not args.get("speculative_config")
+        if self.fast_top_p:  # (vLLM refuses custom logits processors with speculative decoding)
             args["logits_processors"] = [*(args.get("logits_processors") or []), "ttscale.backends.top_p:TopP"]
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
 
@@ -131,12 +132,12 @@ class VLLMBackend:
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        ours = self.fast_top_p and params.top_p < 1.0 and params.top_k <= 0 and params.temperature > 0
+        ours = self.fast_top_p and top_p_filtered(params.top_p, params.top_k, params.temperature)
         return VSamplingParams(
             n=params.n,
             temperature=params.temperature,
             top_p=1.0 if ours else params.top_p,
-            extra_args={"ttscale_top_p": params.top_p} if ours else None,
+            extra_args={TOP_P_KEY: params.top_p} if ours else None,
             top_k=params.top_k if params.top_k > 0 else 0,
             max_tokens=params.max_tokens,
             stop=list(params.stop) or None,
