@@ -49,6 +49,8 @@ def main() -> None:
     parser.add_argument("--data-path", default=None, help="the dataset's source: a local JSONL (e.g. "
                         "../shared/data/gsm8k_test.jsonl) instead of the Hugging Face hub")
     parser.add_argument("--kv-gib", type=int, default=4)
+    parser.add_argument("--block-size", type=int, default=None,
+                        help="KV cache block size (the CPU build's default is 128; multiples of 32)")
     args = parser.parse_args()
 
     from ttscale.build import build_backend, build_model_path, build_problems, build_strategy
@@ -59,6 +61,8 @@ def main() -> None:
     model_cfg = group_config("model", "smollm2-135m")
     backend_cfg = group_config("backend", "vllm")
     backend_cfg["env"]["VLLM_CPU_KVCACHE_SPACE"] = args.kv_gib
+    if args.block_size:
+        backend_cfg["cpu_engine_args"] = {**backend_cfg.get("cpu_engine_args", {}), "block_size": args.block_size}
     dataset_cfg = group_config("dataset", args.dataset)
     if args.data_path:
         dataset_cfg["source"] = args.data_path
@@ -130,7 +134,8 @@ def main() -> None:
     print(f"# step requests' logprobs={step_params.logprobs}, top_p={step_params.top_p} "
           f"({'ttscale' if backend.fast_top_p else 'vLLM'}'s top-p filter; raw asks the same)")
     print(f"# particle filtering, {args.particles} particles, {args.problems} problems ({args.dataset}), "
-          f"max_step_tokens={args.max_step_tokens}, max_steps={args.max_steps}, verifier={args.verifier}; "
+          f"max_step_tokens={args.max_step_tokens}, max_steps={args.max_steps}, verifier={args.verifier}, "
+          f"KV block {args.block_size or 'default'}; "
           f"{platform.node()} {os.cpu_count()} cpus")
     print(f"{'path':32s} {'tokens':>8s} {'seconds':>8s} {'tok/s':>7s}")
     print(f"{'raw vLLM (same tokens, n=' + str(args.particles) + ')':32s} {raw_tokens:8d} {raw_secs:8.1f} {raw_rate:7.1f}")

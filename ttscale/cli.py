@@ -280,6 +280,9 @@ def _same(old: Any, new: Any, defaults: dict[str, Any]) -> bool:
 
 
 def main() -> None:
+    from ttscale.preload import restart_preloaded
+
+    restart_preloaded()  # tcmalloc and Intel OpenMP for vLLM's CPU engine (ttscale/preload.py)
     import hydra
 
     from ttscale.config import expand_recipe, register_schemas
