@@ -225,6 +225,11 @@ ADD_TESTS = ["assert add(2, 3) == 5", "assert abs(add(0.5, 0.25) - 0.75) < 1e-9"
 @pytest.mark.parametrize("name", sorted(FORGERIES))
 def test_forgeries_of_a_pass_fail(sandbox, name):
     attack = FORGERIES[name]
+    if sandbox.runs_as_root and name == "kills every process it can see":
+        # as root (isolation none, allow_root: the mode the Sandbox refuses by default) the program could
+        # kill this test run itself, whose pids are low on a fresh machine: it spares what ran before it
+        spared = {int(p) for p in os.listdir("/proc") if p.isdigit()}
+        attack = attack.replace("for pid in range(2, 400):", f"for pid in sorted(set(range(2, 400)) - {spared!r}):")
     program = attack if "def add" in attack else attack + WRONG_ADD
     before = set(REPO.iterdir())
     verdict = sandbox.run(program, ADD_TESTS)
