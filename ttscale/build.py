@@ -306,11 +306,8 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
         engine_args.update(backend_cfg.get("cpu_engine_args") or {})
     if logprobs_mode:
         engine_args["logprobs_mode"] = logprobs_mode
-    fast = backend_cfg.get("fast_top_p", "auto")
-    if fast not in ("auto", True, False):
-        raise ConfigError(f"backend.fast_top_p={fast!r}; choose one of: auto, true, false")
-    return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args, fast_top_p=fast,
-                       env=backend_cfg.get("env") or {})
+    return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
+                       fast_top_p=backend_cfg.get("fast_top_p", "auto"), env=backend_cfg.get("env") or {})
 
 
 def _openai_backend(cfg: Mapping[str, Any], model_path: str | None, logprobs_mode: str | None):
@@ -322,16 +319,12 @@ def _openai_backend(cfg: Mapping[str, Any], model_path: str | None, logprobs_mod
                           f"{cfg['logprobs_mode']}: start the server with --logprobs-mode {logprobs_mode} and set "
                           f"backend.logprobs_mode={logprobs_mode}")
     tokenizer = model_path if cfg.get("tokenizer") == "model" else cfg.get("tokenizer")
-    fast = cfg.get("fast_top_p", False)
-    if fast not in (True, False):
-        raise ConfigError(f"backend.fast_top_p={fast!r} with backend=openai; choose one of: true (the servers run "
-                          "--logits-processors ttscale.backends.top_p:TopP), false")
     try:
         return OpenAIBackend(cfg["endpoints"], cfg.get("model"), tokenizer=tokenizer, api_key_env=cfg.get("api_key_env"),
                              max_concurrency=cfg["max_concurrency"], timeout=cfg["timeout"],
                              stream_timeout=cfg["stream_timeout"], connect_timeout=cfg["connect_timeout"],
                              retry=cfg.get("retry"), send_seed=cfg["send_seed"], logprobs_mode=cfg["logprobs_mode"],
-                             fast_top_p=fast)
+                             fast_top_p=cfg.get("fast_top_p", False))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

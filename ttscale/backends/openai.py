@@ -72,6 +72,9 @@ class OpenAIBackend:
         self.endpoints = self.router.endpoints
         self.timeout, self.stream_timeout, self.connect_timeout = float(timeout), float(stream_timeout), float(connect_timeout)
         self.send_seed = send_seed
+        if fast_top_p not in (True, False):
+            raise ValueError(f"backend.fast_top_p={fast_top_p!r} with backend=openai; choose one of: true (the servers "
+                             "run --logits-processors ttscale.backends.top_p:TopP), false")
         self.fast_top_p = fast_top_p  # the servers run ttscale's top-p filter (backends/top_p.py)
         self.logprobs_mode = logprobs_mode
         headers = {}
@@ -402,16 +405,21 @@ class OpenAIBackend:
         """With fast_top_p, every server must run ttscale's TopP, or its requests would sample with no
         top-p at all: a request with an invalid p is refused (400) by TopP and answered by a server
         without it."""
+        import httpx
+
         for endpoint in self.endpoints:
             body = {"model": self.model, "prompt": [0] if self._tokenizer is not None else "x", "max_tokens": 1,
                     "temperature": 1.0, "top_p": 1.0, "top_k": -1, "vllm_xargs": {TOP_P_KEY: 2.0}}
-            response = await self._client.post(endpoint.url + "/completions", json=body)
+            try:
+                response = await self._client.post(endpoint.url + "/completions", json=body)
+            except httpx.TransportError as exc:
+                raise ValueError(f"backend.fast_top_p=true: could not check {endpoint.url} for ttscale's top-p "
+                                 f"filter ({type(exc).__name__}: {exc})") from None
             if response.status_code == 200:
                 raise ValueError(f"backend.fast_top_p=true, but {endpoint.url} does not run ttscale's top-p filter "
                                  "(start it with --logits-processors ttscale.backends.top_p:TopP), so its samples "
                                  "would have no top-p at all; or set backend.fast_top_p=false")
-            if TOP_P_KEY not in response.text:
-                _check(response)  # another failure: say it
+            if response.status_code != 400 or TOP_P_KEY not in response.text:
                 raise ValueError(f"backend.fast_top_p=true: {endpoint.url} answered the top-p filter check with "
                                  f"HTTP {response.status_code}, not the filter's refusal: {response.text[:200]}")
 

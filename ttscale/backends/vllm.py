@@ -94,9 +94,10 @@ class VLLMBackend:
         self.per_request_seed = seed_mode == "request" or (seed_mode == "auto" and not is_cpu_platform())
         # top-p without sorting the vocabulary (backends/top_p.py): the CPU sampler's full sort is the
         # largest cost of a sampled batch there
-        self.fast_top_p = fast_top_p is True or (fast_top_p == "auto" and is_cpu_platform())
-        self.fast_top_p = self.fast_top_p and args.get("runner") != "pooling" and not args.get("speculative_config")
-        if self.fast_top_p:  # (vLLM refuses custom logits processors with speculative decoding)
+        # (not for pooling models, and vLLM refuses custom logits processors with speculative decoding)
+        self.fast_top_p = ((fast_top_p is True or (fast_top_p == "auto" and is_cpu_platform()))
+                           and args.get("runner") != "pooling" and not args.get("speculative_config"))
+        if self.fast_top_p:
             args["logits_processors"] = [*(args.get("logits_processors") or []), "ttscale.backends.top_p:TopP"]
         self._engine_args = AsyncEngineArgs(model=model, seed=seed, **args)
 

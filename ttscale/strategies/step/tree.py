@@ -7,8 +7,9 @@ A child is finished on end-of-sequence (or another stop string), when its step c
 marker (`\\boxed`), when the solution's token budget is spent, or at the last allowed step. With
 `last_step="complete"` (search-and-learn's beam search) that step is generated without the delimiter
 stop, so that it can finish; with `last_step="step"` (Puri et al.'s particle filtering code and
-its_hub) it is a step like the others, and a solution still open there ends unfinished. With `block_tokens` set, steps are
-fixed blocks of that many tokens instead (value-guided block search: no notion of step needed).
+its_hub) it is a step like the others, and a solution still open there ends unfinished. With
+`block_tokens` set, steps are fixed blocks of that many tokens instead (value-guided block search: no
+notion of step needed).
 
 The prompt prefix is re-sent at each step; vLLM's prefix cache makes that cheap (the search reports
 the cached share of prompt tokens in usage). With `continuation="ids"` (the default) a partial
