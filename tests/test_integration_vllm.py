@@ -86,7 +86,10 @@ def test_continue_final_message(vllm_backend):
 
 def test_cancelling_a_request_aborts_it(vllm_backend):
     async def scenario():
-        task = asyncio.create_task(vllm_backend.generate("Write a long story.", SamplingParams(max_tokens=2000)))
+        # greedy counting to a thousand: deterministic, and far longer than the second before the cancel
+        # (a sampled "long story" could end at end-of-sequence within that second on a fast engine)
+        long = SamplingParams(max_tokens=2000, temperature=0.0)
+        task = asyncio.create_task(vllm_backend.generate("Count from 1 to 1000, separated by commas.", long))
         await asyncio.sleep(1.0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
