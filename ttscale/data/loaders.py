@@ -132,7 +132,7 @@ def _code_problem(where: str, index: int, row: Mapping[str, Any], spec: DatasetS
             if not text:
                 raise ValueError("no problem statement ('text' or 'prompt')")
             task = mbpp_task(list(row["test_list"]), row.get("test_setup_code") or "", row.get("entry_point"),
-                             spec.visible_tests)
+                             spec.visible_tests, list(row.get("test_imports") or ()))
             shown = "\n".join(task.tests[i] for i in task.visible)
             question = f"{text}\nYour code should pass these tests:\n\n{shown}" if shown else text
             answer = row.get("code")

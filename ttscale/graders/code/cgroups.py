@@ -11,17 +11,24 @@ from pathlib import Path
 
 
 class Cgroups:
-    """A fresh cgroup per run (memory and process count for the program's whole tree), where the
-    machine lets us make one: cgroup v2 with the memory and pids controllers, or v1 memory + pids.
+    """A fresh cgroup per run (memory and process count for the program's whole tree, and a CPU weight
+    of its own so a run that starts many processes gets no more of the machine than one that does not),
+    where the machine lets us make one: cgroup v2 with the memory and pids controllers (and cpu where
+    enabled), or v1 memory + pids (+ cpu). The tests' process of each run gets a cgroup of its own too
+    (TESTS_EXTRA_MB over the program's memory limit: it decodes what the program sends).
 
     Per run, not per slot: bubblewrap's processes are reaped by the system's init, sometimes a second
     or more after the run, and until then they still count against pids.max. A run's cgroup is removed
     once it is empty (retried at later runs and at close)."""
 
+    TESTS_EXTRA_MB = 128
+    CPU_SHARES = 1024  # v1 cpu.shares (the default weight); v2 cpu.weight 100
+
     def __init__(self, memory_mb: int, processes: int):
         self.memory_mb, self.processes = memory_mb, processes
         self.problem: str | None = None
         self.prefix = f"ttscale-{os.getpid()}-{secrets.token_hex(4)}"
+        self.cpu = False  # whether each run gets a CPU weight of its own
         self.roots = self._roots()
         self.pending: list[str] = []  # cgroups of finished runs, removed when their last process is reaped
         self._lock = threading.Lock()
@@ -57,25 +64,35 @@ class Cgroups:
             except OSError:
                 controllers = []
             if {"memory", "pids"} <= set(controllers) and os.access(root, os.W_OK):
+                self.cpu = "cpu" in controllers
                 return [("v2", root)]
         found = []
-        for kind in ("memory", "pids"):
-            mine = next((line.split(":", 2)[2] for line in own if line.split(":")[1:2] == [kind]), None)
+        for kind in ("memory", "pids", "cpu"):
+            mine = next((line.split(":", 2)[2] for line in own if kind in line.split(":")[1].split(",")), None)
             root = os.path.join(base, kind, (mine or "/").lstrip("/"))
             if mine is None or not os.access(root, os.W_OK):
+                if kind == "cpu":  # optional: fairness then rests on the kernel's scheduler alone
+                    continue
                 return []
             found.append((kind, root))
+        self.cpu = any(kind == "cpu" for kind, _ in found)
         return found
 
-    def create(self, run: str) -> list[str]:
+    def create(self, run: str, tests: bool = False) -> list[str]:
+        """A run's cgroups (the program's, or with tests=True its tests' process's)."""
         made = []
+        memory_mb = self.memory_mb + (self.TESTS_EXTRA_MB if tests else 0)
         try:
             for kind, root in self.roots:
                 path = os.path.join(root, f"{self.prefix}-{run}")
                 os.mkdir(path)
                 made.append(path)
+                if kind == "cpu":
+                    self._write(path, "cpu.shares", str(self.CPU_SHARES))
+                if kind == "v2" and self.cpu:
+                    self._write(path, "cpu.weight", "100", optional=True)
                 if kind in ("v2", "memory"):
-                    limit = str(self.memory_mb << 20)
+                    limit = str(memory_mb << 20)
                     self._write(path, "memory.max" if kind == "v2" else "memory.limit_in_bytes", limit)
                     if kind == "v2":
                         self._write(path, "memory.swap.max", "0", optional=True)

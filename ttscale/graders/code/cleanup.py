@@ -67,3 +67,45 @@ def remove_tree(path: str) -> str | None:
             os.close(fd)
         subprocess.run(["rm", "-rf", "--", path], capture_output=True, timeout=120)
         return None if not os.path.lexists(path) else f"could not remove {path}: {exc}"
+
+
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_CLEAR, KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = 7, -4, -5
+
+
+def keyring_users() -> set[int]:
+    """uids that hold kernel keys or keyrings (/proc/key-users; empty where it cannot be read)."""
+    try:
+        with open("/proc/key-users") as handle:
+            return {int(line.split(":", 1)[0]) for line in handle if line.strip()}
+    except (OSError, ValueError):
+        return set()
+
+
+def clear_keyrings(uid: int) -> bool:
+    """Empty the kernel keyrings a throw-away uid left behind (keyrings are per uid and survive every
+    namespace; the sandbox's seccomp filter keeps programs from making keys, this is the second line).
+    Root only; a cheap read of /proc/key-users when there is nothing to clear. True when it cleared."""
+    if os.geteuid() != 0 or uid not in keyring_users():
+        return False
+    import ctypes
+    import platform
+
+    number = _KEYCTL.get(platform.machine())
+    if number is None:
+        return False
+    syscall = ctypes.CDLL(None, use_errno=True).syscall
+    pid = os.fork()
+    if pid == 0:  # the child: become the uid (its keyrings are the caller's), clear them, leave
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for ring in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING):
+                syscall(number, KEYCTL_CLEAR, ring)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0

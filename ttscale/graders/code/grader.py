@@ -49,7 +49,7 @@ class CodeGrader:
         if program is None:
             return None
         verdict = await asyncio.to_thread(self.sandbox.run, program, (), task.setup, None, task.probes,
-                                          task.program_setup)
+                                          task.program_setup, task.exports)
         if all(value is None for value in verdict.probes):
             return None  # did not load, or ran out of time before any value: no vote
         return tuple(verdict.probes)
@@ -60,7 +60,8 @@ class CodeGrader:
             return None
         task = task_of(problem)
         tests = task.tests if which == "all" else tuple(task.tests[i] for i in task.visible)
-        return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup, None, (), task.program_setup)
+        return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup, None, (), task.program_setup,
+                                       task.exports)
 
     async def agrade(self, result: Result, problem: Problem) -> None:
         """Every distinct candidate program runs against all tests once; the chosen answer is correct

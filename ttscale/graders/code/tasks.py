@@ -27,6 +27,25 @@ class CodeTask:
     # reference solutions use, e.g. `VOWELS`); `setup` runs in the tests' process
     program_setup: str = ""
 
+    @property
+    def exports(self) -> tuple[str, ...]:
+        """The program's names the tests may see: the entry point, and the names the tests and probes
+        use that neither the setup nor Python's builtins define (a class of the program that a test
+        builds, say). Everything else of the program stays out of the tests' namespace."""
+        defined = _defined(self.setup) | set(dir(builtins))
+        used: list[str] = [self.entry_point]
+        for code in (*self.tests, *self.probes):
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:
+                continue
+            local = _defined_in(tree)
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in defined
+                        and node.id not in local and node.id not in used):
+                    used.append(node.id)
+        return tuple(used)
+
     def to_metadata(self) -> dict[str, Any]:
         return {"entry_point": self.entry_point, "prompt": self.prompt, "setup": self.setup,
                 "tests": list(self.tests), "visible": list(self.visible), "probes": list(self.probes),
@@ -39,6 +58,43 @@ class CodeTask:
                              "is dataset.format humaneval or mbpp?")
         return cls(meta["entry_point"], meta.get("prompt", ""), meta.get("setup", ""), tuple(meta["tests"]),
                    tuple(meta.get("visible", ())), tuple(meta.get("probes", ())), meta.get("program_setup", ""))
+
+
+def _defined_in(tree: ast.AST) -> set[str]:
+    """Names a piece of code binds itself (assignments, imports, defs, loop and comprehension targets)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def _defined(code: str) -> set[str]:
+    try:
+        return _defined_in(ast.parse(code))
+    except SyntaxError:
+        return set()
+
+
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The prompt's own code besides the function to complete: its imports and helper functions
+    (HumanEval/32's `poly`, /38's `encode_cyclic`). Trusted task text, so the tests run these
+    definitions, never the program's copies."""
+    try:
+        module = ast.parse(prompt)
+    except SyntaxError:
+        return ""
+    keep = [n for n in module.body if not (isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                           and n.name == entry_point)]
+    return "\n".join(ast.unparse(n) for n in keep)
 
 
 def _has_assert(node: ast.AST) -> bool:
@@ -81,14 +137,16 @@ def split_statements(statements: Sequence[ast.stmt]) -> list[str]:
 
 def humaneval_task(prompt: str, test: str, entry_point: str, visible: int = 1) -> CodeTask:
     """HumanEval's test module: its `check(candidate)` body becomes one test per assertion statement;
-    the rest of the module (METADATA, helpers, imports) is setup, with `candidate` bound to the entry point."""
+    the rest of the module (METADATA, helpers, imports) is setup, after the prompt's own helpers and
+    imports, with `candidate` bound to the entry point."""
     module = ast.parse(test)
     check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
     if check is None:
         raise ValueError("the test code has no `def check(candidate)`")
     argument = check.args.args[0].arg if check.args.args else "candidate"
     rest = [n for n in module.body if n is not check and not _is_check_call(n)]
-    setup = "\n".join(ast.unparse(n) for n in rest) + f"\n{argument} = {entry_point}\n"
+    helpers = prompt_helpers(prompt, entry_point)
+    setup = (helpers + "\n" if helpers else "") + "\n".join(ast.unparse(n) for n in rest) + f"\n{argument} = {entry_point}\n"
     tests = split_statements(check.body)
     if not tests:
         raise ValueError("check(candidate) has no assertions")
@@ -102,8 +160,11 @@ def _is_check_call(node: ast.stmt) -> bool:
             and isinstance(node.value.func, ast.Name) and node.value.func.id == "check")
 
 
-def mbpp_task(tests: Sequence[str], setup: str = "", entry_point: str | None = None, visible: int = 1) -> CodeTask:
-    """MBPP: each `assert` string is one test; the function name comes from the first test."""
+def mbpp_task(tests: Sequence[str], setup: str = "", entry_point: str | None = None, visible: int = 1,
+              test_imports: Sequence[str] = ()) -> CodeTask:
+    """MBPP: each `assert` string is one test; the function name comes from the first test.
+    test_imports (MBPP sanitized's, e.g. `import math`) run in the tests' process before the setup;
+    the setup (test_setup_code) runs in both processes, since reference solutions use its names."""
     if not tests:
         raise ValueError("no tests")
     if entry_point is None:
@@ -114,4 +175,8 @@ def mbpp_task(tests: Sequence[str], setup: str = "", entry_point: str | None = N
         entry_point = called[0]
     shown = list(range(min(visible, len(tests))))
     probes = [p for i in shown for p in _calls(ast.parse(tests[i]), (entry_point,))]
-    return CodeTask(entry_point, "", setup or "", tuple(tests), tuple(shown), tuple(probes), program_setup=setup or "")
+    imports = "\n".join(str(line) for line in test_imports)
+    for line in test_imports:
+        ast.parse(str(line))  # a SyntaxError names the row (the loader catches it)
+    tests_setup = "\n".join(part for part in (imports, setup or "") if part)
+    return CodeTask(entry_point, "", tests_setup, tuple(tests), tuple(shown), tuple(probes), program_setup=setup or "")

@@ -26,7 +26,9 @@ class Verdict:
     status: str
     tests: list[TestVerdict] = field(default_factory=list)
     reason: str | None = None
-    probes: list[str | None] = field(default_factory=list)  # repr of each probe's value ("!Error" if it raised)
+    # each probe's value as a hash of its full canonical form ("!Error" if it raised; None: no value)
+    probes: list[str | None] = field(default_factory=list)
+    probe_values: list[str | None] = field(default_factory=list)  # each one's repr, cut to 1000 characters
     stdout: str = ""
     stderr: str = ""
     returncode: int | None = None
@@ -53,8 +55,16 @@ def read_probes(events: list[dict], n: int) -> list[str | None]:
     values: list[str | None] = [None] * n
     for event in events:
         if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
-            values[event["index"]] = event["value"] if "value" in event else "!" + str(event.get("error"))
+            values[event["index"]] = str(event["key"]) if "key" in event else "!" + str(event.get("error"))
     return values
+
+def read_probe_values(events: list[dict], n: int) -> list[str | None]:
+    values: list[str | None] = [None] * n
+    for event in events:
+        if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
+            values[event["index"]] = str(event["value"]) if "value" in event else "!" + str(event.get("error"))
+    return values
+
 
 def decide(events: list[dict], n_tests: int, timed_out: bool, codes: tuple, oom: int, memory_mb: int) -> Verdict:
     """The verdict from the tests' report, the processes' exit codes, the clock and the cgroup."""

@@ -2,71 +2,339 @@
 
 Standalone on purpose (no ttscale import): the sandbox mounts this file beside its two scripts.
 
-`encode` turns a value into JSON-able data: None, bool, int, float (nan and infinities too), complex,
-str, bytes, bytearray, list, tuple, dict, set, frozenset, range, Fraction and Decimal, at any nesting;
-subclasses of these become their base type (an `int` subclass with `__eq__` always True is sent as
-its integer); numpy scalars and arrays become Python numbers and lists. Anything else becomes a
-*handle* (`register` decides what it refers to). `decode` builds only those plain types back — never
-an object of the sender's making — so whatever the program does to its own interpreter, the tests'
-process compares plain values with its own, unpatched operators.
+`encode` turns a value into a flat table of nodes (JSON-able, at most three levels deep whatever the
+value's nesting, so a 10,000-deep list costs no recursion on either side): None, bool, int, float (nan
+and infinities too), complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, Fraction,
+Decimal, and collections' Counter, OrderedDict, defaultdict (of a builtin factory) and deque. Shared and
+cyclic containers stay shared and cyclic. Subclasses become their base type (an `int` subclass with
+`__eq__` always True is sent as its integer); numpy scalars and arrays become Python numbers and lists.
+Anything else becomes a *handle* (`register` decides what it refers to). `decode` builds only those
+plain types back — never an object of the sender's making — so whatever the program does to its own
+interpreter, the tests' process compares plain values with its own, unpatched operators.
+
+Bounds: a message line is at most MAX_MESSAGE bytes, a table at most MAX_NODES nodes.
 """
 
+import collections
+import hashlib
 import json
 from decimal import Decimal
 from fractions import Fraction
 
-MAX_MESSAGE = 64 << 20  # bytes in one message line
+MAX_MESSAGE = 16 << 20  # bytes in one message line
+MAX_NODES = 1 << 20  # nodes in one encoded value
 _SMALL_INT = 1 << 62
+_FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple,
+              "bool": bool, "frozenset": frozenset, "bytes": bytes}
+_MUTABLE = ("l", "d", "s", "ba", "ctr", "od", "dd", "dq")
+_SEQUENCES = ("l", "t", "s", "fs", "dq")
+_MAPPINGS = ("d", "ctr", "od", "dd")
 
 
 class WireError(Exception):
-    """A message that is not plain data (or too large, too deep)."""
+    """A message that is not plain data (or too large)."""
 
 
-def encode(value, register):
-    """JSON-able form of `value`; `register(obj) -> int` gives handles for what is not plain data."""
-    kind = type(value)
+def _leaf(value, kind):
+    """The node of a value without children, or None when it has children (or is not plain data)."""
     if value is None or kind is bool or kind is str:
         return value
-    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
-        number = int.__index__(value)
-        return number if -_SMALL_INT < number < _SMALL_INT else {"$": "int", "v": hex(number)}
+    if kind is int:
+        return value if -_SMALL_INT < value < _SMALL_INT else ["i", hex(value)]
     if isinstance(value, bool):
         return bool(value)
+    if isinstance(value, int):
+        return _leaf(int.__index__(value), int)
     if isinstance(value, float):
         number = float.__float__(value)
         if number != number or number in (float("inf"), float("-inf")):
-            return {"$": "float", "v": repr(number)}
+            return ["f", repr(number)]
         return number
     if isinstance(value, complex):
-        number = complex(complex.real.__get__(value), complex.imag.__get__(value))
-        return {"$": "complex", "v": [encode(number.real, register), encode(number.imag, register)]}
+        return ["c", repr(complex.real.__get__(value)), repr(complex.imag.__get__(value))]
     if isinstance(value, str):
         return str.__str__(value)
-    if isinstance(value, (bytes, bytearray)):
-        return {"$": "bytes" if isinstance(value, bytes) else "bytearray", "v": bytes(value).hex()}
-    if isinstance(value, tuple):
-        return {"$": "tuple", "v": [encode(v, register) for v in tuple.__iter__(value)]}
-    if isinstance(value, list):
-        return [encode(v, register) for v in list.__iter__(value)]
-    if isinstance(value, dict):
-        return {"$": "dict", "v": [[encode(k, register), encode(v, register)] for k, v in dict.items(value)]}
-    if isinstance(value, (set, frozenset)):
-        return {"$": "set" if isinstance(value, set) else "frozenset",
-                "v": [encode(v, register) for v in (set.__iter__ if isinstance(value, set) else frozenset.__iter__)(value)]}
+    if isinstance(value, bytes):
+        return ["b", bytes(value).hex()]
     if kind is range:
-        return {"$": "range", "v": [value.start, value.stop, value.step]}
+        return ["r", value.start, value.stop, value.step]
     if kind is Fraction:
-        return {"$": "fraction", "v": [encode(value.numerator, register), encode(value.denominator, register)]}
+        return ["q", hex(value.numerator), hex(value.denominator)]
     if kind is Decimal:
-        return {"$": "decimal", "v": str(value)}
-    if getattr(kind, "__module__", "") == "numpy" and hasattr(value, "tolist"):
-        return encode(value.tolist(), register)
-    return {"$": "handle", "id": register(value), "type": getattr(kind, "__name__", "object")[:100]}
+        return ["dec", str(value)]
+    return None
+
+
+def encode(value, register):
+    """A flat table of nodes for `value` (node 0 is the value); `register(obj) -> int` gives handles
+    for what is not plain data."""
+    nodes = []
+    memo = {}  # id -> node index, for containers (aliasing and cycles kept)
+    keep = []  # objects made here (numpy's lists), alive until the table is done
+    stack = []
+
+    def index(item):
+        kind = type(item)
+        leaf = _leaf(item, kind)
+        if leaf is not None or item is None:
+            nodes.append(leaf)
+        else:
+            known = memo.get(id(item))
+            if known is not None:
+                return known
+            memo[id(item)] = len(nodes)
+            keep.append(item)
+            nodes.append(None)
+            stack.append((item, len(nodes) - 1))
+        if len(nodes) > MAX_NODES:
+            raise WireError(f"a value of over {MAX_NODES} parts")
+        return len(nodes) - 1
+
+    index(value)
+    while stack:
+        item, at = stack.pop()
+        nodes[at] = _node(item, index, register, keep)
+    return nodes
+
+
+def _node(item, index, register, keep):
+    if isinstance(item, bytearray):
+        return ["ba", bytes(item).hex()]
+    if isinstance(item, tuple):
+        return ["t", *[index(v) for v in tuple.__iter__(item)]]
+    if isinstance(item, list):
+        return ["l", *[index(v) for v in list.__iter__(item)]]
+    if isinstance(item, collections.deque):
+        return ["dq", item.maxlen, *[index(v) for v in collections.deque.__iter__(item)]]
+    if isinstance(item, dict):
+        if isinstance(item, collections.Counter):
+            tag = ["ctr"]
+        elif isinstance(item, collections.defaultdict):
+            factory = item.default_factory
+            name = next((n for n, f in _FACTORIES.items() if f is factory), None)
+            tag = ["dd", name]
+        elif isinstance(item, collections.OrderedDict):
+            tag = ["od"]
+        else:
+            tag = ["d"]
+        out = tag
+        for key, val in dict.items(item):
+            out.append(index(key))
+            out.append(index(val))
+        return out
+    if isinstance(item, set):
+        return ["s", *[index(v) for v in set.__iter__(item)]]
+    if isinstance(item, frozenset):
+        return ["fs", *[index(v) for v in frozenset.__iter__(item)]]
+    if getattr(type(item), "__module__", "") == "numpy" and hasattr(item, "tolist"):
+        plain = item.tolist()
+        keep.append(plain)
+        return ["="] + [index(plain)]  # an alias of another node
+    ident = register(item)  # an id, or (id, type name)
+    if isinstance(ident, tuple):
+        return ["h", int(ident[0]), str(ident[1])[:100]]
+    return ["h", ident, getattr(type(item), "__name__", "object")[:100]]
+
+
+def _children(node):
+    tag = node[0]
+    if tag in ("t", "l", "s", "fs", "d", "ctr", "od", "="):
+        return node[1:]
+    if tag in ("dq", "dd"):
+        return node[2:]
+    return ()
+
+
+def _made(node, resolve):
+    """The object of a node without children (or an empty container), by its tag."""
+    tag = node[0]
+    if tag == "i":
+        return int(node[1], 16)
+    if tag == "f":
+        return float(node[1])
+    if tag == "c":
+        return complex(float(node[1]), float(node[2]))
+    if tag == "b":
+        return bytes.fromhex(node[1])
+    if tag == "ba":
+        return bytearray.fromhex(node[1])
+    if tag == "r":
+        return range(*(int(x) for x in node[1:4]))
+    if tag == "q":
+        return Fraction(int(node[1], 16), int(node[2], 16))
+    if tag == "dec":
+        return Decimal(str(node[1]))
+    if tag == "h":
+        return resolve(int(node[1]), str(node[2]))
+    if tag == "l":
+        return []
+    if tag in ("d",):
+        return {}
+    if tag == "s":
+        return set()
+    if tag == "ctr":
+        return collections.Counter()
+    if tag == "od":
+        return collections.OrderedDict()
+    if tag == "dd":
+        return collections.defaultdict(_FACTORIES[node[1]] if node[1] is not None else None)
+    if tag == "dq":
+        return collections.deque(maxlen=None if node[1] is None else int(node[1]))
+    raise WireError(f"unknown wire tag {tag!r}")
+
+
+def decode(table, resolve):
+    """The value of `encode`'s table; `resolve(id, type_name)` turns a handle into an object."""
+    try:
+        return _decode(table, resolve)
+    except WireError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, ArithmeticError, RecursionError, AttributeError) as exc:
+        raise WireError(f"malformed value: {type(exc).__name__}: {exc}"[:300]) from None
+
+
+def _decode(table, resolve):
+    if type(table) is not list or not table or len(table) > MAX_NODES:
+        raise WireError("a value is not a table of at most MAX_NODES nodes")
+    n = len(table)
+    missing = object()
+    objs = [missing] * n
+    for i, node in enumerate(table):
+        if type(node) is list:
+            if not node or type(node[0]) is not str:
+                raise WireError("a node without a tag")
+            if node[0] not in ("t", "fs", "="):
+                objs[i] = _made(node, resolve)
+            for child in _children(node):
+                if type(child) is not int or not 0 <= child < n:
+                    raise WireError("a node refers to no node")
+        elif node is None or type(node) in (bool, int, float, str):
+            objs[i] = node
+        else:
+            raise WireError(f"unexpected {type(node).__name__} on the wire")
+    # immutable containers (and aliases) need their children first: children before parents, no recursion
+    for at in _postorder(table, lambda i: objs[i] is missing, cyclic="error"):
+        node = table[at]
+        parts = [objs[c] for c in node[1:]]
+        objs[at] = parts[0] if node[0] == "=" else (tuple(parts) if node[0] == "t" else frozenset(parts))
+    for i, node in enumerate(table):  # fill the mutable containers
+        if type(node) is not list or node[0] not in _MUTABLE or node[0] == "ba":
+            continue
+        target, children = objs[i], _children(node)
+        if node[0] in _MAPPINGS:
+            if len(children) % 2:
+                raise WireError("a mapping with a key and no value")
+            for k in range(0, len(children), 2):
+                target[objs[children[k]]] = objs[children[k + 1]]
+        elif node[0] == "s":
+            target.update(objs[c] for c in children)
+        else:
+            target.extend(objs[c] for c in children)
+    return objs[0]
+
+
+def update_in_place(original, new) -> None:
+    """Make the mutable containers of `original` hold what `new` holds (an argument the program
+    mutated): lists, dicts, sets, bytearrays and deques keep their identity, nested ones too."""
+    seen = set()
+    stack = [(original, new)]
+    while stack:
+        old, fresh = stack.pop()
+        if id(old) in seen or type(old) is not type(fresh):
+            continue
+        seen.add(id(old))
+        if isinstance(old, list):
+            merged = []
+            for k, item in enumerate(fresh):
+                if k < len(old) and _mutable(old[k]) and type(old[k]) is type(item):
+                    stack.append((old[k], item))
+                    merged.append(old[k])
+                else:
+                    merged.append(item)
+            old[:] = merged
+        elif isinstance(old, dict):
+            merged = {}
+            for key, item in fresh.items():
+                if key in old and _mutable(old[key]) and type(old[key]) is type(item):
+                    stack.append((old[key], item))
+                    merged[key] = old[key]
+                else:
+                    merged[key] = item
+            old.clear()
+            old.update(merged)
+        elif isinstance(old, (set, collections.deque)):
+            old.clear()
+            (old.update if isinstance(old, set) else old.extend)(fresh)
+        elif isinstance(old, bytearray):
+            old[:] = fresh
+
+
+def _mutable(value) -> bool:
+    return isinstance(value, (list, dict, set, bytearray, collections.deque))
+
+
+def digest(table) -> str:
+    """A hash of a value's canonical form (from its table): equal plain values of the same types hash
+    alike (sets and dicts whatever their order); every digit of a large number counts."""
+    out = [None] * len(table)
+    for at in _postorder(table, lambda i: True, cyclic="skip"):
+        node = table[at]
+        if type(node) is not list:
+            text = f"{type(node).__name__}:{node!r}"
+        else:
+            tag, kids = node[0], _children(node)
+            parts = [out[c] if out[c] is not None else "cycle" for c in kids]
+            if tag == "=":
+                out[at] = parts[0]
+                continue
+            if tag in ("s", "fs"):
+                parts.sort()
+            elif tag in _MAPPINGS:
+                pairs = sorted(zip(parts[0::2], parts[1::2]))
+                parts = [p for pair in pairs for p in pair]
+            head = [tag] + [str(x) for x in node[1:len(node) - len(kids)]]
+            if tag == "h":
+                head = ["h", str(node[2])]  # opaque: its type only
+            text = "|".join(head) + "(" + ",".join(parts) + ")"
+        out[at] = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return out[0]
+
+
+def _postorder(table, wanted, cyclic):
+    """Indices of the wanted nodes, each after its wanted children (iterative depth-first search).
+    A child on the current path (a cycle): cyclic="error" raises, "skip" leaves it to its ancestor."""
+    state = {}  # 1: on the path, 2: done
+    for start in range(len(table)):
+        if not wanted(start) or state.get(start):
+            continue
+        stack = [(start, 0)]
+        state[start] = 1
+        while stack:
+            at, pos = stack[-1]
+            node = table[at]
+            kids = _children(node) if type(node) is list else ()
+            while pos < len(kids):
+                child = kids[pos]
+                pos += 1
+                if not wanted(child) or state.get(child) == 2:
+                    continue
+                if state.get(child) == 1:
+                    if cyclic == "error":
+                        raise WireError("a cycle of tuples")
+                    continue
+                break
+            else:
+                stack.pop()
+                state[at] = 2
+                yield at
+                continue
+            stack[-1] = (at, pos)
+            state[child] = 1
+            stack.append((child, 0))
 
 
 def dumps(message) -> bytes:
-    data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode() + b"\n"
+    data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode("utf-8", "surrogatepass") + b"\n"
     if len(data) > MAX_MESSAGE:
         raise WireError(f"a message of {len(data)} bytes is over the {MAX_MESSAGE}-byte limit")
     return data
@@ -77,48 +345,6 @@ def loads(line: bytes):
         return json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise WireError(f"not a wire message: {type(exc).__name__}") from None
-
-
-def decode(data, resolve):
-    """Plain values from `encode`'s output; `resolve(id, type_name)` turns a handle into an object."""
-    if data is None or type(data) in (bool, int, float, str):
-        return data
-    if type(data) is list:
-        return [decode(v, resolve) for v in data]
-    if type(data) is not dict:
-        raise WireError(f"unexpected {type(data).__name__} on the wire")
-    tag, body = data.get("$"), data.get("v")
-    try:
-        if tag == "int":
-            return int(body, 16)
-        if tag == "float":
-            return float(body)
-        if tag == "complex":
-            return complex(decode(body[0], resolve), decode(body[1], resolve))
-        if tag in ("bytes", "bytearray"):
-            raw = bytes.fromhex(body)
-            return raw if tag == "bytes" else bytearray(raw)
-        if tag == "tuple":
-            return tuple(decode(v, resolve) for v in body)
-        if tag == "dict":
-            return {decode(k, resolve): decode(v, resolve) for k, v in body}
-        if tag == "set":
-            return {decode(v, resolve) for v in body}
-        if tag == "frozenset":
-            return frozenset(decode(v, resolve) for v in body)
-        if tag == "range":
-            return range(*(int(x) for x in body))
-        if tag == "fraction":
-            return Fraction(decode(body[0], resolve), decode(body[1], resolve))
-        if tag == "decimal":
-            return Decimal(str(body))
-        if tag == "handle":
-            return resolve(int(data["id"]), str(data.get("type", "object")))
-    except WireError:
-        raise
-    except (TypeError, ValueError, KeyError, IndexError, ArithmeticError, RecursionError) as exc:
-        raise WireError(f"malformed {tag!r} value: {type(exc).__name__}") from None
-    raise WireError(f"unknown wire tag {tag!r}")
 
 
 class Channel:
