@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ttscale.graders.math_answers import FALLBACKS, extract_answer, last_boxed, strip_thousands  # noqa: F401
+from ttscale.graders.math_answers import (FALLBACKS, clean_text, extract_answer, last_boxed, quick_extract,  # noqa: F401
+                                          strip_thousands)
 from ttscale.graders.pool import WorkerError, WorkerPool
 
 PERCENT_POLICIES = ("strip", "ratio", "either")
@@ -36,8 +37,11 @@ class MathSettings:
       math-verify's `verify` (its own defaults); allow_set_relation=True makes `x \\le 3` equal `(-\\infty, 3]`.
     percent ["strip"]: `50%` equals `50` (strip, the GSM8K/MATH convention), `0.5` (ratio), or both (either).
     max_answer_chars [1000]: longer answers are compared by exact digit/string rules only, else undecided.
-    fallback ["last_number"]: with no answer marker, the last number of a finished output when it is
-      unambiguous (not inside LaTeX, not one of a list); "none": no answer.
+    fallback ["last_number"]: answers without an anchor (plain math, a bare number; Math-Verify's
+      `try_extract_without_anchor`) count for finished outputs; "none": only anchored answers.
+    choices [None]: a multiple-choice benchmark's letters (e.g. "ABCD"): the answer is the chosen letter.
+    extract_timeout [5]: seconds for extracting one output inside a worker (then the regex-only
+      extraction, counted in stats as extraction_fallbacks).
     """
 
     float_rounding: int = 6
@@ -47,6 +51,8 @@ class MathSettings:
     percent: str = "strip"
     max_answer_chars: int = 1000
     fallback: str = "last_number"
+    choices: str | None = None
+    extract_timeout: int = 5
 
     def __post_init__(self):
         if self.percent not in PERCENT_POLICIES:
@@ -57,7 +63,8 @@ class MathSettings:
 
 # ---- normalisation and exact rules ---------------------------------------------------------------------
 
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\{([^{}]*)\}")
+_PAREN_NUMBER = re.compile(r"\((-?\d+(?:\.\d+)?)\)")
 _FRAC = re.compile(r"-?\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _WITH_WORDS = re.compile(r"(-?(?:\d+(?:\.\d+)?|\.\d+))((?:\s+[a-zA-Z]{2,}\.?)+)")
@@ -70,7 +77,7 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     """A canonical string: no spaces, `$`, `\\text{}` wrappers, `\\left`, degrees, thousands separators;
     unit words (two letters or more, after a space) dropped after a plain number; percent per policy
     ("ratio" writes `50%` as `50/100`)."""
-    s = answer.strip()
+    s = clean_text(answer).strip()
     s = _TEXT_CMD.sub(r" \1", s)
     for old, new in (("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\left", ""), ("\\right", ""),
                      ("^\\circ", ""), ("^{\\circ}", ""), ("\\$", ""), ("$", ""), ("dfrac", "frac"), ("tfrac", "frac")):
@@ -81,7 +88,10 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     m = _WITH_WORDS.fullmatch(s)
     if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
         s = m.group(1)
-    s = strip_thousands(s.replace(" ", ""))
+    s = strip_thousands(s).replace(" ", "")  # `2,125` is a number; `32, 349` is not one
+    m = _PAREN_NUMBER.fullmatch(s)  # `(042)`, as in `\textbf{(042)}`
+    if m:
+        s = m.group(1)
     if is_percent and percent == "ratio" and _PLAIN_NUMBER.fullmatch(s):
         s = f"{s}/100"
     return s
@@ -107,10 +117,46 @@ def _variants(answer: str, settings: MathSettings) -> list[str]:
     return [normalize_answer(answer, settings.percent)]
 
 
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)?", re.IGNORECASE)
+
+
+def _clock(s: str) -> tuple[int, int, int] | None:
+    """A time of day (`12:30`, `7:05 pm`) as (hours, minutes, seconds), pm counted; None when it is
+    not a time."""
+    m = _CLOCK.fullmatch(s.strip())
+    if not m:
+        return None
+    hours, minutes, seconds = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+    if minutes > 59 or seconds > 59 or hours > 24:
+        return None
+    suffix = (m.group(4) or "").lower().replace(".", "")
+    if suffix == "pm" and hours < 12:
+        hours += 12
+    if suffix == "am" and hours == 12:
+        hours = 0
+    return hours, minutes, seconds
+
+
+def _decimal_comma(s: str) -> str | None:
+    """`1,22` (a comma then one or two digits: never a thousands separator) as `1.22`, else None."""
+    m = re.fullmatch(r"(-?\d+),(\d{1,2})", s)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
 def quick_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
     """True/False when exact cheap rules decide; None when math-verify must decide. Inputs longer than
-    settings.max_answer_chars are not for this function (see `long_equivalent`)."""
+    settings.max_answer_chars are not for this function (see `long_equivalent`). Times of day
+    (`12:30`, `7:05 pm`) compare as times."""
     settings = settings or MathSettings()
+    clocks = _clock(clean_text(gold).replace("$", "")), _clock(clean_text(pred).replace("$", ""))
+    if clocks[0] is not None and clocks[1] is not None:
+        return clocks[0] == clocks[1]
+    comma = _decimal_comma(normalize_answer(gold)), _decimal_comma(normalize_answer(pred))
+    if (comma[0] is None) != (comma[1] is None):  # `1,22` against `1.22`: a decimal comma
+        plain = [normalize_answer(x) for x in (gold, pred)]
+        other = plain[1] if comma[0] is not None else plain[0]
+        if re.fullmatch(r"-?\d+\.\d+", other):
+            return Fraction(comma[0] or comma[1]) == Fraction(other)
     undecided = False
     for a in _variants(gold, settings):
         for b in _variants(pred, settings):
@@ -147,22 +193,68 @@ def long_equivalent(gold: str, pred: str) -> bool | None:
 # ---- symbolic work, run inside worker processes ----------------------------------------------------------
 
 def _init_worker() -> None:
+    """Once per worker: math-verify imported, and its memory bounded (a check that would need more
+    fails with MemoryError, undecided, instead of taking the machine)."""
+    import resource
+
     import math_verify  # noqa: F401  (import once per worker, not per call)
+
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
+    except (ValueError, OSError):
+        pass
+
+
+WORKER_MEMORY_BYTES = 4 << 30
+_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\*\*\s*\d+\s*\*\*")  # a^{b^c}, 9^{9^{9}}, 2^3^4
+_BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{7,})")  # 2^{10000000}
+_FACTORIAL = re.compile(r"(\d{5,}|\}|\))\s*!|\\binom\s*\{[^{}]*(?:\^|\d{5,})|\\(?:binom|choose)\b.*\d{6,}")
+
+
+def too_costly(answer: str) -> str | None:
+    """Why evaluating an answer could take unbounded time or memory (a power tower, a huge exponent,
+    a factorial or binomial of a large number), or None. Such answers are compared by their strings
+    only; otherwise undecided."""
+    if _TOWER.search(answer):
+        return "a power tower"
+    if _BIG_EXPONENT.search(answer):
+        return "an exponent of over a million"
+    if _FACTORIAL.search(answer):
+        return "a factorial or binomial of a large number"
+    return None
+
+
+class _Unread(Exception):
+    """math-verify could not decide how to read an answer (a timeout or an error): undecided."""
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(answer: str):
-    """math-verify's parse of one answer; memoised in the worker process (parsing is ~95% of a
-    symbolic check, and a problem's reference and its frequent answers come back in every batch)."""
+def _parse_cached(answer: str):
+    """math-verify's parse of one answer (a tuple; empty: it reads as nothing), or the reason it
+    could not run (a str); memoised in the worker process (parsing is ~95% of a symbolic check, and a
+    problem's reference and its frequent answers come back in every batch)."""
     from math_verify import parse
 
+    costly = too_costly(answer)
+    if costly:
+        return f"too costly to evaluate ({costly})"
+    text = answer if ("$" in answer or "\\boxed" in answer) else f"\\boxed{{{answer}}}"
     try:
-        return tuple(parse(f"\\boxed{{{answer}}}", parsing_timeout=5))
-    except Exception:
-        return ()
+        return tuple(parse(text, parsing_timeout=5, raise_on_error=True))
+    except BaseException as exc:  # math-verify's TimeoutException is a BaseException
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return f"math-verify could not read it: {type(exc).__name__}"
 
 
-def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool | None:
+def _parse(answer: str):
+    parsed = _parse_cached(answer)
+    if isinstance(parsed, str):
+        raise _Unread(parsed)
+    return parsed
+
+
+def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool:
     from math_verify import verify
 
     try:
@@ -170,61 +262,88 @@ def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool | None:
                            numeric_precision=settings.numeric_precision, strict=settings.strict,
                            allow_set_relation_comp=settings.allow_set_relation, timeout_seconds=5,
                            raise_on_error=True))
-    except Exception:
-        return None
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _Unread(f"math-verify could not compare them: {type(exc).__name__}") from None
 
 
-def symbolic_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
-    """math-verify on two extracted answers (runs in a worker). None: undecided (the reference cannot be
-    read, or math-verify failed); an answer it cannot read is wrong unless it is the reference's string."""
+def symbolic_check(gold: str, pred: str, settings: MathSettings | None = None, either: bool = False):
+    """(verdict, why undecided): math-verify on two extracted answers (runs in a worker). Undecided when
+    the reference cannot be read, math-verify timed out or failed, or an answer is too costly; an
+    answer that reads as nothing is wrong unless it is the reference's string. either: equal when
+    math-verify accepts either direction (grouping for the vote)."""
     settings = settings or MathSettings()
     decided = quick_equivalent(gold, pred, settings)
     if decided is not None:
-        return decided
-    g = _parse(gold)
-    if not g:
-        return None
-    p = _parse(pred)
-    if not p:
-        return False
-    return _verify(g, p, settings)
+        return decided, None
+    if settings.choices:
+        return normalize_answer(gold).upper() == normalize_answer(pred).upper(), None
+    try:
+        g = _parse(gold)
+        if not g:
+            return None, "the reference cannot be read"
+        p = _parse(pred)
+        if not p:
+            return False, None
+        if _verify(g, p, settings):
+            return True, None
+        return (_verify(p, g, settings) if either else False), None
+    except _Unread as exc:
+        return None, str(exc)
+
+
+def symbolic_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
+    return symbolic_check(gold, pred, settings)[0]
+
+
+def symbolic_checks_many(pairs: Sequence[tuple[str, str]], settings: MathSettings, either: bool = False):
+    """A worker's share of a batch, in one round trip."""
+    return [symbolic_check(g, p, settings, either) for g, p in pairs]
 
 
 def symbolic_equivalent_many(pairs: Sequence[tuple[str, str]], settings: MathSettings) -> list[bool | None]:
-    """A worker's share of a batch, in one round trip."""
-    return [symbolic_equivalent(g, p, settings) for g, p in pairs]
+    return [v for v, _ in symbolic_checks_many(pairs, settings)]
 
 
-def group_answers(answers: Sequence[str | None], settings: MathSettings | None = None) -> list[int | None]:
+def extract_many(items: Sequence[tuple[str | None, bool]], settings: MathSettings) -> list[str | None]:
+    """Math-Verify extraction of a worker's share of outputs (text, finished), each bounded."""
+    return [extract_answer(text, settings.fallback, finished, settings.choices, settings.extract_timeout)
+            for text, finished in items]
+
+
+def group_answers(answers: Sequence[str | None], settings: MathSettings | None = None,
+                  check=None) -> list[int | None]:
     """Group labels (first-seen order); None stays None. Order-free: the distinct answers are grouped
-    in a canonical order, and two answers group when math-verify accepts either direction."""
+    in a canonical order, and an answer joins the first representative it is equivalent to (either
+    direction). `check(pairs) -> verdicts` decides the pairs the cheap rules leave open, one bound per
+    pair (MathGrader passes its worker pool); by default math-verify in this process. An undecided
+    pair stays apart; the other answers are still grouped symbolically."""
     settings = settings or MathSettings()
+    check = check or (lambda pairs: [symbolic_check(a, b, settings, either=True)[0] for a, b in pairs])
     distinct = sorted({a for a in answers if a is not None},
                       key=lambda a: (normalize_answer(a[: settings.max_answer_chars]), a))
-    reps: list[tuple[str, object]] = []
-    parsed: dict[str, object] = {}
+    reps: list[str] = []
     label_of: dict[str, int] = {}
     for answer in distinct:
-        label = None
-        for index, (rep, rep_parsed) in enumerate(reps):
+        label, open_pairs = None, []
+        for index, rep in enumerate(reps):
             if max(len(rep), len(answer)) > settings.max_answer_chars:
                 decided = long_equivalent(rep, answer)
             else:
                 decided = quick_equivalent(rep, answer, settings)
                 if decided is None:
-                    if answer not in parsed:
-                        parsed[answer] = _parse(answer)
-                    mine = parsed[answer]
-                    decided = bool(rep_parsed and mine and (_verify(rep_parsed, mine, settings)
-                                                            or _verify(mine, rep_parsed, settings)))
+                    open_pairs.append(index)
+                    continue
             if decided:
                 label = index
                 break
+        if label is None and open_pairs:
+            verdicts = check([(reps[i], answer) for i in open_pairs])
+            label = next((i for i, v in zip(open_pairs, verdicts) if v is True), None)
         if label is None:
             label = len(reps)
-            if len(answer) <= settings.max_answer_chars and answer not in parsed:
-                parsed[answer] = _parse(answer)
-            reps.append((answer, parsed.get(answer)))
+            reps.append(answer)
         label_of[answer] = label
     return _first_seen([None if a is None else label_of[a] for a in answers])
 
@@ -254,7 +373,8 @@ class MathGrader:
         self.settings = settings or MathSettings(**options)
         self.pool = WorkerPool(size=workers, timeout=timeout, initializer="ttscale.graders.math:_init_worker")
         self.undecided = 0
-        self.grouping_fallbacks = 0
+        self.grouping_fallbacks = 0  # grouping checks that could not run (those pairs stay apart)
+        self.extraction_fallbacks = 0  # outputs read by the regex-only extraction (a worker failed)
         self.last_reason: str | None = None  # of the latest undecided check (a result keeps its own)
 
     # -- equivalence -------------------------------------------------------------------------------
@@ -266,7 +386,8 @@ class MathGrader:
         """Equivalence of many (gold, pred) pairs (None: undecided; see `checks` for why)."""
         return [verdict for verdict, _ in self.checks(pairs)]
 
-    def checks(self, pairs: Sequence[tuple[str | None, str | None]]) -> list[tuple[bool | None, str | None]]:
+    def checks(self, pairs: Sequence[tuple[str | None, str | None]], either: bool = False,
+               count: bool = True) -> list[tuple[bool | None, str | None]]:
         """(verdict, why it is undecided) for each pair: the cheap rules here, the rest in one round trip
         per worker (a chunk that fails is retried pair by pair, so one pathological pair costs only itself)."""
         out: list[tuple[bool | None, str | None]] = []
@@ -285,46 +406,77 @@ class MathGrader:
                     pending.append(i)
         if pending:
             chunks = [pending[k:: self.pool.size] for k in range(min(self.pool.size, len(pending)))]
-            outcomes = self.pool.map(symbolic_equivalent_many,
-                                     [([pairs[i] for i in chunk], self.settings) for chunk in chunks],
+            outcomes = self.pool.map(symbolic_checks_many,
+                                     [([pairs[i] for i in chunk], self.settings, either) for chunk in chunks],
                                      on_error=lambda exc: exc)
             for chunk, outcome in zip(chunks, outcomes):
                 if isinstance(outcome, WorkerError):
-                    checked = [self._one(pairs[i]) for i in chunk] if len(chunk) > 1 else [(None, _did_not_run(outcome))]
+                    checked = ([self._one(pairs[i], either) for i in chunk] if len(chunk) > 1
+                               else [(None, _did_not_run(outcome))])
                 else:
-                    checked = [(v, None if v is not None else "math-verify could not decide") for v in outcome]
+                    checked = [(v, why) for v, why in outcome]
                 for i, check in zip(chunk, checked):
                     out[i] = check
-        for verdict, reason in out:
-            if verdict is None:
-                self.undecided += 1
-                self.last_reason = reason
+        if count:
+            for verdict, reason in out:
+                if verdict is None:
+                    self.undecided += 1
+                    self.last_reason = reason
         return out
 
-    def _one(self, pair: tuple[str, str]) -> tuple[bool | None, str | None]:
+    def _one(self, pair: tuple[str, str], either: bool = False) -> tuple[bool | None, str | None]:
         try:
-            verdict = self.pool.call(symbolic_equivalent, pair[0], pair[1], self.settings)
+            return tuple(self.pool.call(symbolic_check, pair[0], pair[1], self.settings, either))
         except WorkerError as exc:
             return None, _did_not_run(exc)
-        return verdict, None if verdict is not None else "math-verify could not decide"
 
     # -- grouping ---------------------------------------------------------------------------------
     def group(self, answers: Sequence[str | None]) -> list[int | None]:
-        """Equivalence-group labels, independent of the answers' order. If the symbolic grouping cannot
-        run, answers are grouped by normalised strings and the fallback is counted in `stats`."""
+        """Equivalence-group labels, independent of the answers' order. Each open pair is checked with a
+        bound of its own; a pair whose check cannot run stays apart (counted in `stats` as a grouping
+        fallback), and the rest of the problem's answers are still grouped symbolically."""
         present = [a for a in answers if a is not None]
         if len({normalize_answer(a, self.settings.percent) for a in present}) <= 1:
             return _group_by_normalized(answers, self.settings.percent)
-        try:
-            return self.pool.call(group_answers, list(answers), self.settings)
-        except WorkerError:
-            self.grouping_fallbacks += 1
-            return _group_by_normalized(answers, self.settings.percent)
+
+        def check(pairs):
+            results = self.checks(pairs, either=True, count=False)
+            self.grouping_fallbacks += sum(1 for v, _ in results if v is None)
+            return [v for v, _ in results]
+
+        return group_answers(answers, self.settings, check)
 
     # -- the grader contract shared with CodeGrader -------------------------------------------------
     def extract(self, text: str | None, problem=None, finished: bool = True) -> str | None:
-        """The final answer of a completion; `finished=False` (truncated) disables the number fallback."""
-        return extract_answer(text, self.settings.fallback, finished)
+        """The final answer of a completion (Math-Verify's extraction in a worker, bounded; see
+        ttscale.graders.math_answers); `finished=False` (truncated) takes only anchored answers."""
+        return self.extract_many([text], [finished])[0]
+
+    def extract_many(self, texts: Sequence[str | None], finished: Sequence[bool]) -> list[str | None]:
+        """Answers of many completions in one round trip per worker. An output whose extraction fails or
+        times out is read by the regex-only extraction (counted as an extraction fallback)."""
+        out: list[str | None] = [None] * len(texts)
+        todo = [i for i, t in enumerate(texts) if t]
+        if not todo:
+            return out
+        chunks = [todo[k:: self.pool.size] for k in range(min(self.pool.size, len(todo)))]
+        outcomes = self.pool.map(extract_many, [([(texts[i], finished[i]) for i in chunk], self.settings)
+                                                for chunk in chunks], on_error=lambda exc: exc)
+        for chunk, outcome in zip(chunks, outcomes):
+            if isinstance(outcome, WorkerError):
+                outcome = [self._extract_one(texts[i], finished[i]) for i in chunk]
+            for i, answer in zip(chunk, outcome):
+                out[i] = answer
+        return out
+
+    def _extract_one(self, text: str, finished: bool) -> str | None:
+        try:
+            return self.pool.call(extract_many, [(text, finished)], self.settings)[0]
+        except WorkerError:
+            self.extraction_fallbacks += 1
+            if self.settings.choices:
+                return None
+            return quick_extract(text, self.settings.fallback, finished)
 
     async def agroup(self, answers: Sequence[str | None], problem=None) -> list[int | None]:
         return await asyncio.to_thread(self.group, answers)
@@ -338,7 +490,8 @@ class MathGrader:
 
     def stats(self) -> dict[str, int]:
         return {"undecided_checks": self.undecided, "worker_timeouts": self.pool.timeouts,
-                "worker_failures": self.pool.failures, "grouping_fallbacks": self.grouping_fallbacks}
+                "worker_failures": self.pool.failures, "grouping_fallbacks": self.grouping_fallbacks,
+                "extraction_fallbacks": self.extraction_fallbacks}
 
     def options(self) -> dict:
         return asdict(self.settings)
@@ -360,12 +513,35 @@ def grade_math_result(grader: MathGrader, result, problem) -> None:
         return
     answers = list(dict.fromkeys([c.answer for c in result.candidates if c.answer is not None]
                                  + ([result.answer] if result.answer is not None else [])))
-    checks = dict(zip(answers, grader.checks([(problem.answer, a) for a in answers])))
+    gold = reference_answer(problem.answer)
+    checks = dict(zip(answers, grader.checks([(gold, a) for a in answers])))
     result.correct = False if result.answer is None else checks[result.answer][0]
     for candidate in result.candidates:
         candidate.correct = False if candidate.answer is None else checks[candidate.answer][0]
     if result.correct is None:
         result.undecided = checks[result.answer][1]
+
+
+def reference_answer(gold: str) -> str:
+    """A dataset's reference as an answer: one written with math delimiters or boxes (`$...$`,
+    `\\boxed{1}, \\boxed{2}`) is read like a model's output (Math-Verify's extraction: several boxes
+    form one set); anything else is taken as it is."""
+    text = clean_text(gold).strip()
+    if any(mark in text for mark in ("$", "\\boxed", "\\fbox", "\\(", "\\[")):
+        try:  # written like a model's output: read it the same way (trusted data, once per problem)
+            extracted = extract_answer(text)
+            if extracted:
+                return extracted
+        except Exception:  # noqa: BLE001  (then the plain unwrapping below)
+            pass
+    if "\\boxed" in text or "\\fbox" in text:
+        boxed = last_boxed(text)
+        if boxed:
+            return boxed
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right):
+            return text[len(left): len(text) - len(right)].strip()
+    return text
 
 
 def is_equivalent(gold: str | None, pred: str | None, timeout: float = 10.0, **options) -> bool | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass, replace
 
 from ttscale.strategies.context import Context
@@ -38,9 +40,16 @@ class Strategy:
         return await self._finish(problem, ctx, before + more, scored=len(before))
 
     async def _finish(self, problem: Problem, ctx: Context, trajectories: list[Trajectory], scored: int = 0) -> Result:
-        for t in trajectories:
-            if t.answer is None:
-                t.answer = ctx.grader.extract(t.text, problem, finished=t.finish_reason not in ("length", "abort", None))
+        todo = [t for t in trajectories if t.answer is None]
+        if todo:
+            finished = [t.finish_reason not in ("length", "abort", None) for t in todo]
+            many = getattr(ctx.grader, "extract_many", None)
+            if many is not None:  # one round trip for all of them (math: Math-Verify in the grader's workers)
+                answers = await asyncio.to_thread(many, [t.text for t in todo], finished)
+            else:
+                answers = [ctx.grader.extract(t.text, problem, finished=f) for t, f in zip(todo, finished)]
+            for t, answer in zip(todo, answers):
+                t.answer = answer
         if self.verifier is not None and trajectories[scored:]:
             scores = await self.verifier.score(problem, trajectories[scored:], ctx.usage)
             for t, s in zip(trajectories[scored:], scores):
