@@ -1,6 +1,6 @@
 """Math grader throughput: answers graded per second against their references, 2 worker processes.
 
-    python evals/bench_grader.py --data ../shared/data [--baseline DIR] [--rounds 3]
+    python evals/bench_grader.py --data ../shared/data [--baseline DIR] [--rounds 3] [--outputs 500]
 
 Pairs are built from real references (MATH-500 and GSM8K test answers): each reference against
 itself, against a rewriting of it (`\\dfrac`, spaces, `.0`, thousands separators), against another
@@ -8,7 +8,8 @@ problem's reference and against itself in parentheses, so the mix has cheap exac
 ones (the share that needs math-verify is printed). Each round grades all pairs
 with a fresh grader (its workers started before the clock) in a child process; with `--baseline DIR`
 (a checkout of an older ttscale) the same pairs are graded by that version in alternating rounds, and
-the ratio is printed. Verdicts that differ between the versions are counted too.
+the ratio is printed. Verdicts that differ between the versions are counted too. Extraction is timed
+on MATH-500's reference solutions read as model outputs (outputs/s).
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ with MathGrader(workers=2, timeout=10.0) as grader:
     t0 = time.perf_counter()
     verdicts = grader.grade_batch(pairs)
     seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "verdicts": verdicts}))
+    texts = json.load(open(sys.argv[2]))
+    grader.extract(texts[0])
+    t0 = time.perf_counter()
+    if hasattr(grader, "extract_many"):
+        answers = grader.extract_many(texts, [True] * len(texts))
+    else:
+        answers = [grader.extract(t) for t in texts]
+    extract_seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "verdicts": verdicts, "extract_seconds": extract_seconds, "answers": answers}))
 """
 
 
@@ -57,9 +66,9 @@ def build_pairs(data: Path, count: int, seed: int) -> list[tuple[str, str]]:
     return pairs[:count]
 
 
-def measure(pythonpath: str, pairs_file: str) -> dict:
+def measure(pythonpath: str, pairs_file: str, texts_file: str) -> dict:
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    proc = subprocess.run([sys.executable, "-c", CHILD, pairs_file], capture_output=True, text=True, env=env, check=True,
+    proc = subprocess.run([sys.executable, "-c", CHILD, pairs_file, texts_file], capture_output=True, text=True, env=env, check=True,
                           cwd=tempfile.gettempdir())  # not the checkout: PYTHONPATH picks the version
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -69,6 +78,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with math500.jsonl and gsm8k_test.jsonl")
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--outputs", type=int, default=500, help="MATH-500 solutions to extract answers from")
     parser.add_argument("--baseline", help="a checkout of another ttscale version to compare with")
     args = parser.parse_args()
     pairs = build_pairs(args.data, args.pairs, seed=0)
@@ -77,19 +87,29 @@ def main() -> None:
         versions["baseline"] = str(Path(args.baseline).resolve())
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(pairs, handle)
+    # extraction: MATH-500's reference solutions as model outputs (boxed answers inside prose and LaTeX)
+    texts = [json.loads(line).get("solution") or "" for line in open(args.data / "math500.jsonl")][: args.outputs]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as text_handle:
+        json.dump(texts, text_handle)
     rates: dict[str, list[float]] = {name: [] for name in versions}
+    extract_rates: dict[str, list[float]] = {name: [] for name in versions}
     verdicts: dict[str, list] = {}
     for _ in range(args.rounds):
         for name, path in versions.items():
-            outcome = measure(path, handle.name)
+            outcome = measure(path, handle.name, text_handle.name)
             rates[name].append(len(pairs) / outcome["seconds"])
+            extract_rates[name].append(len(texts) / outcome["extract_seconds"])
             verdicts[name] = outcome["verdicts"]
     os.unlink(handle.name)
+    os.unlink(text_handle.name)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; {len(pairs)} pairs "
           f"(each reference vs itself, a rewriting, another reference); 2 workers; {args.rounds} rounds")
     means = {name: sum(r) / len(r) for name, r in rates.items()}
     for name, values in rates.items():
         print(f"{name:>9}: {means[name]:8.1f} answers/s  (rounds: {', '.join(f'{v:.1f}' for v in values)})")
+    for name, values in extract_rates.items():
+        print(f"{name:>9}: {sum(values) / len(values):8.1f} outputs/s extracted ({len(texts)} MATH-500 solutions; "
+              f"rounds: {', '.join(f'{v:.1f}' for v in values)})")
     from ttscale.graders.math import quick_equivalent
 
     symbolic = sum(quick_equivalent(g, p) is None for g, p in pairs)

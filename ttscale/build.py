@@ -254,6 +254,10 @@ def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
     _choice("grader.percent", grader_cfg.get("percent", "strip"), PERCENT_POLICIES)
     _choice("grader.fallback", grader_cfg.get("fallback", "last_number"), FALLBACKS)
     _positive("grader.max_answer_chars", grader_cfg.get("max_answer_chars", 1000))
+    _positive("grader.extract_timeout", grader_cfg.get("extract_timeout", 5))
+    choices = grader_cfg.get("choices")
+    if choices is not None and (not isinstance(choices, str) or not choices.isalnum() or len(set(choices)) != len(choices)):
+        raise ConfigError(f"grader.choices={choices!r}: the letters of the options, e.g. ABCD (or null)")
     _choice("grader.isolation", grader_cfg.get("isolation", "auto"), ISOLATIONS)
     _choice("grader.code_grouping", grader_cfg.get("code_grouping", "program"), GROUPINGS)
     _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))
@@ -275,11 +279,14 @@ def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
     from ttscale.graders.code.sandbox import SandboxError
 
     try:
+        packages = grader_cfg.get("code_packages")
         return code_grader(grader_cfg["isolation"], grader_cfg["code_timeout"], grader_cfg["code_memory_mb"],
                            grader_cfg.get("code_parallel"), grader_cfg["code_grouping"],
-                           grader_cfg.get("code_allow_root", False))
+                           grader_cfg.get("code_allow_root", False), None if packages is None else list(packages))
     except SandboxError as exc:  # isolation=bwrap where it cannot work
         raise ConfigError(f"grader.{exc}") from None
+    except ValueError as exc:  # a code package that is not installed
+        raise ConfigError(f"grader.code_packages: {exc}") from None
 
 
 def build_model_path(cfg: Mapping[str, Any]) -> str:

@@ -303,13 +303,18 @@ class GraderConfig:
     allow_set_relation: bool = False  # `x \le 3` equals `(-\infty, 3]` both ways (math-verify: one way)
     percent: str = "strip"  # strip: 50% = 50 | ratio: 50% = 0.5 | either
     max_answer_chars: int = 1000  # longer answers: exact digit/string rules only, else undecided
-    fallback: str = "last_number"  # no answer marker: last_number (unambiguous, finished outputs only) | none
+    fallback: str = "last_number"  # answers without an anchor (plain math, a bare number; finished outputs only) | none
+    choices: Optional[str] = None  # multiple choice: the letters (e.g. ABCD); the answer is the chosen letter
+    extract_timeout: int = 5  # math: seconds to extract one output in a worker (then the regex-only extraction)
     isolation: str = "auto"  # code: bwrap | none | auto (bwrap when it works here)
     code_timeout: float = 10.0  # code: wall-clock seconds per program (and CPU seconds)
     code_memory_mb: int = 1024  # code: address space per program
     code_parallel: Optional[int] = None  # code: programs at once (None: the CPU count)
     code_grouping: str = "program"  # code votes: program (same code) | outputs (same values on visible inputs)
     code_allow_root: bool = False  # code: let programs run as root when nothing else is possible (never by default)
+    # code: installed packages programs may import besides the standard library (null: numpy where installed);
+    # every other packages folder, with any benchmark data in it, is hidden from programs
+    code_packages: Optional[List[str]] = None
 
 
 @dataclass

@@ -112,6 +112,6 @@ def _summary(verdict: Verdict | None) -> dict | None:
 
 
 def code_grader(isolation: str = "auto", timeout: float = 10.0, memory_mb: int = 1024, parallel: int | None = None,
-                grouping: str = "program", allow_root: bool = False) -> CodeGrader:
+                grouping: str = "program", allow_root: bool = False, packages: Sequence[str] | None = None) -> CodeGrader:
     limits = Limits(timeout=timeout, cpu_seconds=max(1, int(timeout)), memory_mb=memory_mb)
-    return CodeGrader(Sandbox(isolation, limits, parallel, allow_root=allow_root), grouping)
+    return CodeGrader(Sandbox(isolation, limits, parallel, allow_root=allow_root, packages=packages), grouping)
