@@ -94,7 +94,7 @@ def exposed_packages(names: Sequence[str]) -> list[tuple[str, str]]:
 
 def bwrap_prefix(bwrap: str, python: str, scripts: str, inside: str, env: dict[str, str], tmp_mb: int,
                  own_user_namespace: bool, packages: Sequence[tuple[str, str]] = (),
-                 hidden: Sequence[str] = ()) -> list[str]:
+                 hidden: Sequence[str] = (), seccomp_fd: int | None = None) -> list[str]:
     """bwrap's arguments up to `--`: new PID, network, IPC, UTS (and user) namespaces; the system's
     folders and the interpreter's prefix read-only, with the `hidden` folders (every installed-packages
     folder: `system_folders` and `package_dirs`) under an empty read-only tmpfs (the named `packages`
@@ -137,6 +137,8 @@ def bwrap_prefix(bwrap: str, python: str, scripts: str, inside: str, env: dict[s
         cmd += ["--perms", "0755", "--dir", SITE_INSIDE]
         for source, name in packages:
             cmd += ["--ro-bind", source, f"{SITE_INSIDE}/{name}"]
+    if seccomp_fd is not None:  # the compiled filter (seccomp.py), installed by bwrap before the command runs
+        cmd += ["--seccomp", str(seccomp_fd)]
     cmd += ["--chdir", inside]
     for key, value in env.items():
         cmd += ["--setenv", key, value]

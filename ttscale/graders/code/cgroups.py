@@ -111,6 +111,13 @@ class Cgroups:
         return ["/bin/sh", "-c", f'for f in {procs}; do echo $$ > "$f" || exit 125; done; exec "$@"', "sh"]
 
     @staticmethod
+    def enter(paths: list[str], pid: int) -> None:
+        """Move a running process into the run's cgroups (its later children follow)."""
+        for path in paths:
+            with open(os.path.join(path, "cgroup.procs"), "w") as handle:
+                handle.write(str(pid))
+
+    @staticmethod
     def kill(paths: list[str], wait: float = 2.0) -> None:
         """SIGKILL whatever is left in the run's cgroups, until none is listed."""
         deadline = time.monotonic() + wait

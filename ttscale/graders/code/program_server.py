@@ -219,7 +219,9 @@ def main():
     _limit("RLIMIT_NOFILE", limits.get("open_files"))
     channel = wire.Channel(request_fd, response_fd)
     filtered = None
-    if limits.get("seccomp", True):
+    if limits.get("seccomp") == "inherited":  # bubblewrap installed it: check that it is there
+        filtered = True if _filter_mode() else "bubblewrap did not install the filter"
+    elif limits.get("seccomp") == "install":
         try:
             import seccomp
 
@@ -244,6 +246,15 @@ def main():
         names = {k: v for k, v in names.items() if v["kind"] != "value"}
         channel.send({"loaded": True, "names": names, "modules": modules, "seccomp": filtered})
     server.serve()
+
+
+def _filter_mode():
+    """Whether this process runs under a seccomp filter (/proc/self/status: Seccomp 2)."""
+    try:
+        with open("/proc/self/status") as handle:
+            return any(line.split()[1:2] == ["2"] for line in handle if line.startswith("Seccomp:"))
+    except OSError:
+        return False
 
 
 def _message(exc):

@@ -5,13 +5,13 @@ Denied with EPERM: unshare, setns, clone with any CLONE_NEW* flag, mount and the
 umount2, pivot_root, chroot, keyctl, add_key, request_key, ptrace, process_vm_readv/writev, bpf,
 perf_event_open, userfaultfd, io_uring, kexec_load and kernel modules. clone3 gets ENOSYS (its flags
 sit in memory a filter cannot read), so the C library falls back to clone, whose flags it can. A
-system call of another ABI (x32, or i386 on x86-64) kills the process. The filter is installed with
-no_new_privs right before the program is loaded, and is inherited by every process it starts.
+system call of another ABI (x32, or i386 on x86-64) kills the process. Under bubblewrap the filter
+is handed to bwrap (--seccomp), which installs it before the program's interpreter starts; without
+it the program's process installs it itself (no_new_privs, prctl) right before the program loads.
+Either way every process the program starts inherits it.
 """
 
-import ctypes
 import os
-import platform
 import struct
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -45,7 +45,7 @@ EPERM, ENOSYS = 1, 38
 
 def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     """The filter's instructions (code, jt, jf, k) for this machine's architecture."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     if machine not in AUDIT_ARCH:
         raise OSError(f"no seccomp filter for the {machine} architecture")
     denied = sorted(DENIED[machine].values())
@@ -73,10 +73,17 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     return head + body + tail
 
 
+def compiled(machine: str | None = None) -> bytes:
+    """The filter as the kernel (and bubblewrap's --seccomp) takes it: struct sock_filter records."""
+    return b"".join(struct.pack("HBBI", c, jt, jf, k) for c, jt, jf, k in program(machine))
+
+
 def install() -> None:
     """Install the filter on this process (OSError when the kernel refuses)."""
+    import ctypes
+
+    raw = compiled()
     code = program()
-    raw = b"".join(struct.pack("HBBI", c, jt, jf, k) for c, jt, jf, k in code)
     buffer = ctypes.create_string_buffer(raw, len(raw))
 
     class Prog(ctypes.Structure):
