@@ -224,6 +224,9 @@ def too_costly(answer: str) -> str | None:
     return None
 
 
+_DELIMITER = re.compile(r"(?<!\\)\$")
+
+
 class _Unread(Exception):
     """math-verify could not decide how to read an answer (a timeout or an error): undecided."""
 
@@ -238,7 +241,9 @@ def _parse_cached(answer: str):
     costly = too_costly(answer)
     if costly:
         return f"too costly to evaluate ({costly})"
-    text = answer if ("$" in answer or "\\boxed" in answer) else f"\\boxed{{{answer}}}"
+    # an answer that is itself math-delimited or boxed is read as written; anything else inside a box
+    # (an escaped dollar, `\\$32`, is a currency sign, not a delimiter)
+    text = answer if (_DELIMITER.search(answer) or "\\boxed" in answer) else f"\\boxed{{{answer}}}"
     try:
         return tuple(parse(text, parsing_timeout=5, raise_on_error=True))
     except BaseException as exc:  # math-verify's TimeoutException is a BaseException
