@@ -196,6 +196,10 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
+        from ttscale.reaper import guard
+
+        guard()  # a job a launcher runs in a process of its own watches over what it starts
+
         from ttscale.analysis.compute import Prices, compute_summary
         from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
@@ -283,6 +287,10 @@ def main() -> None:
     from ttscale.preload import restart_preloaded
 
     restart_preloaded()  # tcmalloc and Intel OpenMP for vLLM's CPU engine (ttscale/preload.py)
+    from ttscale.reaper import guard, install_signal_handlers
+
+    guard()  # every process this run starts ends with it, SIGKILL included (ttscale/reaper.py)
+    install_signal_handlers()  # SIGTERM stops the run as Ctrl-C does: results kept, engine shut down
     import hydra
 
     from ttscale.config import expand_recipe, register_schemas

@@ -31,6 +31,9 @@ def vllm_server(model: str, *, name: str | None = None, port: int | None = None,
 
     cpus: the cores it may use (pinned with sched_setaffinity; the CPU engine binds its threads to
     them); None: every core this process may use. Fails with the log's tail if it does not start."""
+    from ttscale.reaper import guard
+
+    guard()  # the server ends with this process, however it ends (before `env` copies the token)
     port = port or free_port()
     cores = sorted(cpus) if cpus is not None else sorted(os.sched_getaffinity(0))
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),

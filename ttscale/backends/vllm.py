@@ -104,6 +104,9 @@ class VLLMBackend:
         self._worker = LoopThread("ttscale-vllm")
         self._engine = None
         self._tokenizer = None
+        from ttscale.reaper import guard
+
+        guard()  # the engine's processes end with this one, however it ends (research scripts too)
         self._submit(self._start()).result()
 
     async def _start(self) -> None:

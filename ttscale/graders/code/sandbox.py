@@ -52,6 +52,7 @@ from ttscale.graders.code.cgroups import Cgroups
 from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
 from ttscale.graders.code.verdict import (TestVerdict, Verdict, decide, read_events, read_probe_values,  # noqa: F401
                                           read_probes)
+from ttscale.reaper import MARK
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +321,11 @@ class Sandbox:
 
     @staticmethod
     def _env(home: str) -> dict[str, str]:
-        return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
-                "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8",
+               "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        if os.environ.get(MARK):  # ttscale's watchdog ends a run's processes if ttscale dies (reaper.py)
+            env[MARK] = os.environ[MARK]
+        return env
 
     def _spawn(self, slot, uid, workdir, program, program_limits, job, limits):
         request_r, request_w = os.pipe()  # tests -> program

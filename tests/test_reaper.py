@@ -1,0 +1,177 @@
+"""A killed run takes its engine with it (#30): every process ttscale starts ends when ttscale dies by
+any signal, SIGKILL included; SIGTERM stops a run as Ctrl-C does; a rerun resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def marked_by(pid: int) -> list[int]:
+    """Processes whose environment carries the watchdog token of ttscale process `pid`."""
+    needle = f"TTSCALE_RUN={pid}-".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    if any(item.startswith(needle) for item in handle.read().split(b"\0")):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                if "\nState:\tZ" not in handle.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def wait_gone(pids: list[int], seconds: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive(pids):
+        time.sleep(0.2)
+    return alive(pids)
+
+
+GUARDED = textwrap.dedent("""
+    import subprocess, sys, time
+    from ttscale.reaper import guard, install_signal_handlers
+    guard()
+    install_signal_handlers()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+    subprocess.Popen(sleeper)                           # a child
+    subprocess.Popen(sleeper, start_new_session=True)   # one in a session of its own
+    subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                      "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"])
+    print("ready", flush=True)
+    try:
+        time.sleep(600)
+    except KeyboardInterrupt as exc:
+        print("stopped:", exc, flush=True)
+        sys.exit(130)
+""")
+
+
+def start_guarded():
+    proc = subprocess.Popen([sys.executable, "-c", GUARDED], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert proc.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 10
+    while len(marked_by(proc.pid)) < 5 and time.monotonic() < deadline:  # 4 sleepers and the middle one
+        time.sleep(0.1)
+    return proc, marked_by(proc.pid)
+
+
+def test_every_descendant_dies_with_a_sigkilled_process():
+    proc, descendants = start_guarded()
+    assert len(descendants) >= 4, descendants
+    proc.kill()
+    proc.wait()
+    assert wait_gone(descendants, 15) == []
+
+
+def test_sigterm_stops_like_ctrl_c_and_still_reaps():
+    proc, descendants = start_guarded()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "stopped: signal SIGTERM" in out
+    assert wait_gone(descendants, 15) == []
+
+
+def ttscale_popen(*args):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("TTSCALE_RUN", None)
+    return subprocess.Popen([sys.executable, "-m", "ttscale.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def wait_for_results(paths: list[Path], at_least: int, proc, seconds: float = 400) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sum(len(lines(p)) for p in paths) >= at_least:
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended first: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.5)
+    raise AssertionError("no results in time")
+
+
+@pytest.mark.integration
+def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path):
+    """The CPU engine: SIGTERM mid-sweep stops it cleanly, SIGKILL of the rerun leaves no process of
+    its tree, and a third run finishes every problem once with no errors."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "strategy.n=1,2", "dataset.limit=8", "strategy.max_tokens=48", "progress=false",
+            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"]
+    results = [sweep / str(job) / "results.jsonl" for job in (0, 1)]
+    # 1. SIGTERM (SLURM's and submitit's first signal): a clean stop, what was done is kept
+    proc = ttscale_popen(*args)
+    wait_for_results(results, 2, proc)
+    engine = marked_by(proc.pid)
+    assert engine, "the engine's processes carry the run's token"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert wait_gone(engine, 20) == []
+    done = sum(len(lines(p)) for p in results)
+    assert done >= 2
+    # 2. SIGKILL (preemption after the grace period, the OOM killer): nothing of its tree survives
+    proc = ttscale_popen(*args)
+    wait_for_results(results, done + 1, proc)
+    engine = marked_by(proc.pid)
+    assert engine
+    proc.kill()
+    proc.wait()
+    assert wait_gone(engine, 20) == []
+    # 3. the rerun into the same folder finishes: every problem once, no errors
+    proc = ttscale_popen(*args)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    for path in results:
+        rows = lines(path)
+        assert len(rows) == 8 and len({r["problem_id"] for r in rows}) == 8, path
+        assert not any(r.get("error") for r in rows)
+    assert wait_gone(marked_by(proc.pid), 20) == []
+
+
+@pytest.mark.integration
+def test_a_launched_server_dies_with_the_process_that_launched_it(smollm2_path, tmp_path):
+    script = textwrap.dedent(f"""
+        import time
+        from ttscale.backends.launch import vllm_server
+        with vllm_server({str(smollm2_path)!r}, cpus=[0], kv_cache_gib=1, log={str(tmp_path / 'server.log')!r}) as url:
+            print(url, flush=True)
+            time.sleep(600)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TTSCALE_RUN"}
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), (tmp_path / "server.log").read_text()[-2000:]
+    server = marked_by(proc.pid)
+    assert server
+    proc.kill()
+    proc.wait()
+    assert wait_gone(server, 20) == []
