@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ttscale.config import VerifierConfig
@@ -152,6 +152,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
                           "refuses n > 1 greedy); set strategy.temperature > 0, or strategy.n=1 with a sampling search")
     if not 0 < cfg["top_p"] <= 1:
         raise ConfigError(f"strategy.top_p={cfg['top_p']!r} must be in (0, 1]")
+    _check_statistics(cfg, search_cls, selector, backend)
     if (selector.needs_scores or step_wise) and verifier is None:
         needs = f"strategy.search={cfg['search']!r}" if step_wise else f"strategy.select={cfg['select']!r}"
         raise ConfigError(f"{needs} needs scores; choose a verifier: "
@@ -189,6 +190,57 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"strategy.{exc}") from None
+
+
+@dataclass(frozen=True)
+class DeclaredBackend:
+    """What a backend config will return, known before anything starts (for checks at start)."""
+
+    top_logprobs: bool = True
+    sampled_logprobs: bool = True
+    token_ids: bool = True
+
+
+def declared_backend(backend_cfg: Mapping[str, Any]) -> DeclaredBackend:
+    kind = backend_cfg.get("kind")
+    if kind == "scripted":
+        synthetic = bool(backend_cfg.get("synthetic_logprobs") or 0)
+        return DeclaredBackend(top_logprobs=synthetic, sampled_logprobs=synthetic)
+    if kind == "openai":
+        return DeclaredBackend(token_ids=backend_cfg.get("tokenizer", "model") is not None)
+    return DeclaredBackend()
+
+
+def check_statistics(cfg: Mapping[str, Any], backend) -> None:
+    """`_check_statistics` from a strategy config (before any backend starts: a DeclaredBackend)."""
+    try:
+        search_cls, _ = registry.resolve("search", cfg["search"])
+        select_cls, select_fixed = registry.resolve("select", cfg["select"])
+        options = dict(cfg.get("options") or {})
+        select_keys = {f.name for f in fields(select_cls)}
+        selector = registry.build(select_cls, cfg, {}, select_fixed, {k: v for k, v in options.items() if k in select_keys})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"strategy.{exc}") from None
+    _check_statistics(cfg, search_cls, selector, backend)
+
+
+def _check_statistics(cfg: Mapping[str, Any], search_cls, selector, backend) -> None:
+    """Refuse before the first problem a method that reads token statistics the backend does not
+    return (a backend declares `top_logprobs` and `sampled_logprobs`): every problem would fail."""
+    if backend is None:
+        return
+    needs = []
+    if getattr(selector, "needs_top_logprobs", selector.needs_stats):
+        needs.append((f"strategy.select={cfg['select']!r}", "top-k logprobs", "top_logprobs"))
+    if getattr(search_cls, "needs_top_logprobs", False):
+        needs.append((f"strategy.search={cfg['search']!r}", "top-k logprobs", "top_logprobs"))
+    if getattr(search_cls, "needs_sampled_logprobs", False):
+        needs.append((f"strategy.search={cfg['search']!r}", "each sampled token's logprob", "sampled_logprobs"))
+    for who, what, capability in needs:
+        if not getattr(backend, capability, True):
+            raise ConfigError(f"strategy={cfg['name']}: {who} reads {what}, and this backend returns none, so every "
+                              "problem would fail: use backend=vllm or backend=openai (a vLLM server), or "
+                              "backend.synthetic_logprobs=20 on the scripted backend")
 
 
 def logprobs_mode(strategy_cfg: Mapping[str, Any]) -> str | None:
@@ -301,8 +353,12 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
     if backend_cfg["kind"] == "scripted":  # a stand-in model for pipeline tests: no weights, no engine
         from ttscale.backends.scripted import SCRIPTS, ScriptedBackend
 
+        synthetic = backend_cfg.get("synthetic_logprobs") or 0
+        if not isinstance(synthetic, int) or synthetic < 0:
+            raise ConfigError(f"backend.synthetic_logprobs={synthetic!r}: the k of the invented top-k logprobs "
+                              "per token (an integer >= 0; 0: none)")
         return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS),
-                               logprobs_mode=logprobs_mode or "raw_logprobs")
+                               logprobs_mode=logprobs_mode or "raw_logprobs", synthetic_logprobs=synthetic)
     if backend_cfg["kind"] == "openai":
         return _openai_backend(backend_cfg, model_path, logprobs_mode)
     from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform

@@ -111,7 +111,7 @@ def check_overrides(overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ttscale.build import ConfigError, build_strategy, check_grader
+    from ttscale.build import ConfigError, build_strategy, check_grader, check_statistics, declared_backend
     from ttscale.config import register_schemas
 
     register_schemas()
@@ -119,9 +119,12 @@ def check_overrides(overrides: list[str]) -> str | None:
         for variant in _variants(overrides):
             try:
                 cfg = compose(config_name=CONFIG_NAME, overrides=variant)
-                build_strategy(OmegaConf.to_container(cfg.strategy, resolve=True),
-                               OmegaConf.to_container(cfg.verifier, resolve=True))
+                strategy_cfg = OmegaConf.to_container(cfg.strategy, resolve=True)
+                build_strategy(strategy_cfg, OmegaConf.to_container(cfg.verifier, resolve=True))
+                check_statistics(strategy_cfg, declared_backend(OmegaConf.to_container(cfg.backend, resolve=True)))
                 check_logger(cfg.logger.name)
+                if not isinstance(cfg.concurrency, int) or cfg.concurrency < 1:
+                    raise ConfigError(f"concurrency={cfg.concurrency!r}: the problems in flight at once, an integer >= 1")
                 check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
                              OmegaConf.to_container(cfg.grader, resolve=True),
                              OmegaConf.to_container(cfg.verifier, resolve=True))
@@ -163,6 +166,7 @@ class App:
     def __init__(self, verbose: bool = False) -> None:
         self._backends: dict[str, Any] = {}
         self.verbose = verbose
+        self.failed: list[str] = []  # jobs whose every problem errored: the command then exits 1
 
     def backend(self, cfg, out_dir: Path | None = None) -> Any:
         from omegaconf import OmegaConf
@@ -211,7 +215,14 @@ class App:
         _check_resume(out_dir, resolved)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-        problems = build_problems(resolved["dataset"], resolved["model"])
+        from ttscale.build import ConfigError
+        from ttscale.data.loaders import DatasetError
+
+        try:  # a data or config error in one line, no traceback; the run cannot be right, so it does not start
+            problems = build_problems(resolved["dataset"], resolved["model"])
+        except (ConfigError, DatasetError) as exc:
+            print(f"ttscale: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         backend = self.backend(cfg, out_dir)
         with build_grader(resolved["dataset"], resolved["grader"]) as grader:
             strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
@@ -232,6 +243,12 @@ class App:
         print(f"results: {out_dir}")
         if tracked:
             print(f"logged: {tracked}")
+        if summary["problems"] and summary["errors"] == summary["problems"]:
+            first = next((r.error for r in outcome.results if r.error), "")
+            line = (f"every problem of this run errored ({summary['errors']} of {summary['problems']}; the first: "
+                    f"{str(first).splitlines()[-1][:300] if first else '?'})")
+            print(f"ttscale: {line}", file=sys.stderr)
+            self.failed.append(f"{out_dir}: {line}")
         return summary
 
     def close(self) -> None:
@@ -324,6 +341,8 @@ def main() -> None:
         hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=None)(app)()
     finally:
         app.close()
+    if app.failed:  # a run that is no result must not exit 0
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ class BackendConfig:
     env: Dict[str, Any] = field(default_factory=dict)
     fast_top_p: Any = "auto"  # kind=vllm: top-p without sorting the vocabulary (backends/top_p.py): auto (CPU) | true | false
     script: Optional[str] = None  # kind=scripted: a stand-in model for pipeline tests (guess)
+    synthetic_logprobs: int = 0  # kind=scripted: k invented top-k logprobs per token (0: none), for token-level methods
     # kind=openai (conf/backend/openai.yaml; ttscale/backends/openai.py)
     endpoints: List[Any] = field(default_factory=list)  # base URLs, or {url, max_concurrency}
     model: Optional[str] = None  # the served model name (None: the one the server lists)

@@ -138,7 +138,9 @@ async def arun(
     todo = [p for p in problems if p.id not in done or _unavailable(done[p.id])]
     own_grader = grader is None
     grader = grader or MathGrader()
-    limit = asyncio.Semaphore(max(1, concurrency))
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r}: the problems in flight at once, an integer >= 1")
+    limit = asyncio.Semaphore(concurrency)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -91,7 +92,10 @@ class ScriptedBackend:
     Text longer than max_tokens words is cut there, with finish_reason "length". It may raise, to test failure isolation. Every call is recorded in
     `calls`. `delay` seconds of simulated latency let tests see calls overlap; `max_in_flight`
     records the most calls that were awaiting at once. `top_logprobs` declares whether the script's
-    completions carry top-k logprobs (text scripts do not; see `traced`).
+    completions carry top-k logprobs (text scripts do not; see `traced`). `synthetic_logprobs=k`
+    gives every text completion k invented top-k logprobs per token (deterministic in the request's
+    seed, the sample and the position; the sampled token's first), so every token-level method's
+    plumbing runs end to end without an engine (`backend.synthetic_logprobs` on the command line).
 
     The whole contract: tokens are `pieces` with ids from the backend's own `tokenizer`; a token-id
     prompt is decoded before the script sees it. `stream` yields one delta per token, each after
@@ -102,12 +106,17 @@ class ScriptedBackend:
     """
 
     def __init__(self, script: Script, delay: float = 0.0, top_logprobs: bool = False, token_delay: float = 0.0,
-                 scorer: Callable[[str, list[str]], list[float]] | None = None, logprobs_mode: str = "raw_logprobs"):
+                 scorer: Callable[[str, list[str]], list[float]] | None = None, logprobs_mode: str = "raw_logprobs",
+                 synthetic_logprobs: int = 0):
+        if synthetic_logprobs < 0:
+            raise ValueError(f"synthetic_logprobs={synthetic_logprobs!r} must be >= 0 (the k of top-k; 0: none)")
+        self.synthetic = int(synthetic_logprobs)
         self.script = script
         self.delay = delay
         self.token_delay = token_delay
         self.scorer = scorer
-        self.top_logprobs = top_logprobs  # True when the script returns Completions with token_logprobs
+        self.top_logprobs = top_logprobs or self.synthetic > 0  # completions carry top-k logprobs
+        self.sampled_logprobs = self.top_logprobs  # each sampled token's logprob (text scripts: none)
         self.logprobs_mode = logprobs_mode  # what the script's logprobs stand for (see base.py)
         self.tokenizer = ScriptedTokenizer()
         self.calls: list[ScriptedCall] = []
@@ -211,8 +220,29 @@ class ScriptedBackend:
         if params.max_tokens is not None and count_tokens(out) > params.max_tokens:
             out, finish, stop_reason = " ".join(out.split()[: params.max_tokens]), "length", None
         tokens = count_tokens(out)
+        if self.synthetic and out:
+            made = traced(out, [self._invented_top(params, index, t, w) for t, w in enumerate(pieces(out))])
+            made.finish_reason, made.stop_reason = finish, stop_reason
+            return self._complete_made(made, params)
         return Completion(text=out, num_tokens=tokens, finish_reason=finish, stop_reason=stop_reason,
                           cumulative_logprob=-0.1 * tokens, token_ids=tuple(self.tokenizer.encode(out)))
+
+    def _invented_top(self, params: SamplingParams, index: int, position: int, word: str) -> dict[str, float]:
+        """k logprobs for one token, the sampled one first: a confident token most of the time, an
+        uncertain one now and then, as a model's are."""
+        u = zlib.crc32(f"{params.seed}|{index}|{position}|{word}".encode()) / 2 ** 32
+        first = -0.02 - 2.5 * u ** 3
+        alternatives = {f"alt{j}": first - 0.5 - 1.5 * j * (1 - u) for j in range(1, self.synthetic)}
+        return {word: first, **alternatives}
+
+    def _complete_made(self, out: Completion, params: SamplingParams) -> Completion:
+        out.token_ids = tuple(self.tokenizer.encode(out.text))
+        if out.token_logprobs and params.logprobs and not out.stats:
+            tops = [list(t.top.values())[: params.logprobs] for t in out.token_logprobs]
+            series = token_series([t.logprob for t in out.token_logprobs], tops)
+            out.stats = series_stats(series, params.stats)
+            out.series = series if params.keep_series else None
+        return out
 
     def close(self) -> None:
         pass
@@ -235,4 +265,9 @@ def guess_script(text: str, params: SamplingParams, index: int) -> str:
     return f"Let me think step by step.\n\n{answer}"
 
 
-SCRIPTS = {"guess": guess_script}  # backend=scripted: backend.script names one of these
+def failing_script(text: str, params: SamplingParams, index: int) -> str:
+    """A stand-in model whose every call fails (for the error paths: a run that is no result)."""
+    raise RuntimeError("the scripted model failed (backend.script=fail)")
+
+
+SCRIPTS = {"guess": guess_script, "fail": failing_script}  # backend=scripted: backend.script names one

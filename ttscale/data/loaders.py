@@ -171,4 +171,8 @@ def load_problems(spec: DatasetSpec) -> list[Problem]:
         if spec.limit is not None and len(problems) >= spec.limit:
             break
         problems.append(_problem(where, index, row, spec))
+    if not problems:
+        where = spec.source or spec.name
+        raise DatasetError(f"dataset {where!r} selects no problem (offset={spec.offset}, limit={spec.limit}): "
+                           + ("the offset is past the end" if spec.offset else "it has no rows"))
     return problems

@@ -51,6 +51,7 @@ def threshold(lowest: list[float], eta: float) -> float:
 @dataclass
 class DeepConfOnline:
     needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
+    needs_top_logprobs = True  # group confidences from each token's top-k (checked at build)
     n: int = 64  # the budget B: the most traces, warm-up included
     params: SamplingParams = SamplingParams(logprobs=20)
     warmup: int = 16  # N_init (paper and code)

@@ -75,6 +75,7 @@ class Sequence:
 @dataclass
 class EntropyBranching:
     needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
+    needs_top_logprobs = True  # the entropy of each token's top-k (checked against the backend at build)
     n: int = 32  # the most sequences per problem (M)
     params: SamplingParams = SamplingParams(logprobs=20)
     threshold: float = field(default=2.5, metadata={"config": "entropy_threshold"})  # nats

@@ -70,6 +70,7 @@ class Chain:
 @dataclass
 class PowerSampling:
     needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
+    needs_sampled_logprobs = True  # each sampled token's logprob, for the MH ratio (checked at build)
     n: int = 1  # independent chains (the paper: one per problem); the selection picks among them
     params: SamplingParams = SamplingParams(temperature=0.25)
     alpha: float = 4.0  # the power: the target is p^alpha, the proposal p at temperature 1/alpha

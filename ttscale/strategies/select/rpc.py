@@ -68,6 +68,7 @@ class RPCVote:
     needs_scores = False
     needs_probability_scores = False
     needs_stats = True
+    needs_top_logprobs = False  # perplexity of the sampled tokens only
 
     def __call__(self, trajectories: Sequence[Trajectory], groups: Sequence[int | None]) -> Selection:
         probs = [path_probability(t) for t in trajectories]

@@ -1,0 +1,74 @@
+"""A run that cannot be right refuses before its first problem, in one line; a run that is no result
+never exits 0 (#27, first part)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ttscale.cli import check_overrides
+
+NEEDS_TOKEN_STATISTICS = ["deepconf", "deepconf_online", "eager", "inverse_entropy", "power_sampling", "sequential",
+                          "weighted_vote"]
+
+
+def ttscale(*args, timeout=300):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "ttscale.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("strategy", NEEDS_TOKEN_STATISTICS)
+def test_methods_that_read_token_statistics_refuse_a_backend_without_them(strategy):
+    problem = check_overrides(["backend=scripted", f"strategy={strategy}"])
+    assert problem is not None and problem.startswith(f"strategy={strategy}: ") and "returns none" in problem
+    assert "backend.synthetic_logprobs" in problem and "\n" not in problem
+    assert check_overrides(["backend=scripted", "backend.synthetic_logprobs=20", f"strategy={strategy}"]) is None
+    assert check_overrides([f"strategy={strategy}"]) is None  # the vLLM engine returns them
+
+
+def test_rpc_and_majority_need_no_top_k():
+    assert check_overrides(["backend=scripted", "strategy=rpc"]) is None
+    assert check_overrides(["backend=scripted", "strategy=self_consistency"]) is None
+
+
+@pytest.mark.parametrize("strategy", NEEDS_TOKEN_STATISTICS)
+def test_every_token_level_method_runs_end_to_end_on_synthetic_logprobs(strategy, tmp_path):
+    proc = ttscale("backend=scripted", "backend.synthetic_logprobs=20", f"strategy={strategy}", "dataset.limit=3",
+                   "progress=false", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and not any(r.get("error") for r in rows), rows[0].get("error")
+    assert all(r["answer"] is not None for r in rows)
+
+
+def test_refused_in_one_line_before_anything_starts(tmp_path):
+    proc = ttscale("backend=scripted", "strategy=eager", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("ttscale: strategy=eager: strategy.search='eager' reads top-k logprobs")
+    assert not (tmp_path / "results.jsonl").exists()
+
+
+def test_a_run_whose_every_problem_errored_exits_non_zero(tmp_path):
+    proc = ttscale("backend=scripted", "backend.script=fail", "dataset.limit=3", "progress=false",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "ttscale: every problem of this run errored (3 of 3; the first: " in proc.stderr
+    rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["error"] for r in rows)  # recorded all the same
+    assert json.loads((tmp_path / "summary.json").read_text())["errors"] == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["concurrency=0"], "ttscale: concurrency=0: the problems in flight at once, an integer >= 1"),
+    (["dataset.offset=100000"], "ttscale: dataset 'fixture:gsm8k_test_30' selects no problem (offset=100000, "
+                                "limit=None): the offset is past the end"),
+    (["dataset=gsm8k", "dataset.source=/no/such/file.jsonl"], "ttscale: dataset file '/no/such/file.jsonl' does not exist"),
+])
+def test_bad_runs_stop_in_one_line(args, message, tmp_path):
+    proc = ttscale("backend=scripted", "progress=false", *args, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and proc.stderr.strip() == message, proc.stderr[-2000:]
