@@ -72,3 +72,30 @@ def test_a_run_whose_every_problem_errored_exits_non_zero(tmp_path):
 def test_bad_runs_stop_in_one_line(args, message, tmp_path):
     proc = ttscale("backend=scripted", "progress=false", *args, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and proc.stderr.strip() == message, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("override", ["strategy.eta=90", "+strategy.foo=1"])
+def test_keys_the_strategy_does_not_read_are_refused(override):
+    problem = check_overrides([override])
+    assert problem.startswith(f"strategy.{override.split('.')[1].split('=')[0]} is not read by strategy=self_consistency")
+    assert check_overrides(["strategy=deepconf", "strategy.eta=90"]) is None
+    assert check_overrides(["strategy=particle_filtering", "strategy.max_steps=8"]) is None
+
+
+def test_a_sweep_is_checked_whole_before_its_first_job():
+    # the case: the third job (deepconf, eta=200) used to fail after two had run
+    problem = check_overrides(["strategy=self_consistency,deepconf", "strategy.eta=10,200"])
+    assert problem == "strategy.eta=200.0 must be in (0, 100]"
+    # a key one strategy of the sweep reads is fine (a recipe comparing methods); one none reads is not
+    assert check_overrides(["strategy=self_consistency,deepconf", "strategy.eta=10,90"]) is None
+    problem = check_overrides(["strategy=self_consistency,best_of_n", "strategy.eta=10"])
+    assert problem == "strategy.eta is not read by any strategy of this sweep (self_consistency, best_of_n): it would be ignored"
+    assert check_overrides(["strategy.n=1,2,4", "strategy.temperature=0.5,0.7"]) is None
+
+
+def test_a_backend_check_is_one_line_too(tmp_path):
+    proc = ttscale("backend=scripted", "strategy=particle_filtering", "dataset.limit=1", "progress=false",
+                   f"hydra.run.dir={tmp_path}")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("ttscale: verifier=self_eval reads top-k logprobs"), proc.stderr
+    assert "Traceback" not in proc.stderr

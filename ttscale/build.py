@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -209,6 +209,50 @@ def declared_backend(backend_cfg: Mapping[str, Any]) -> DeclaredBackend:
     if kind == "openai":
         return DeclaredBackend(token_ids=backend_cfg.get("tokenizer", "model") is not None)
     return DeclaredBackend()
+
+
+STRATEGY_KEYS = ("name", "search", "select", "n", "temperature", "top_p", "top_k", "max_tokens", "stop", "logprobs",
+                 "stats_window", "options", "verifier")  # read for every strategy (build_strategy)
+STEP_KEYS = ("aggregation", "continuation", "last_step", "lookahead", "lookahead_scoring", "max_step_tokens",
+             "max_steps", "resampling", "weight_temperature", "answer_marker", "step_delimiter")  # _step_generator
+
+
+def strategy_keys(cfg: Mapping[str, Any]) -> set[str]:
+    """The strategy config keys this strategy reads: the shared ones, the step generator's for a
+    step-wise search, and its search's and selection's own fields (by their config names)."""
+    try:
+        search_cls, search_fixed = registry.resolve("search", cfg["search"])
+        select_cls, select_fixed = registry.resolve("select", cfg["select"])
+    except ValueError as exc:
+        raise ConfigError(f"strategy.{exc}") from None
+    keys = set(STRATEGY_KEYS)
+    if registry.is_step_wise(search_cls) or getattr(search_cls, "needs_generator", False):
+        keys.update(STEP_KEYS)
+    for cls, fixed in ((search_cls, search_fixed), (select_cls, select_fixed)):
+        keys.update(f.metadata.get("config", f.name) for f in fields(cls)
+                    if f.init and f.name not in (fixed or {}) and f.name not in ("params", "generator", "verifier"))
+    return keys
+
+
+def check_strategy_overrides(cfgs: Sequence[Mapping[str, Any]], overrides: Sequence[str]) -> None:
+    """Refuse `strategy.KEY=...` (or `+strategy.KEY=...`) when no strategy of the run (of the sweep, when
+    it sweeps strategies: a key one of them reads is fine) reads KEY: the value would be silently
+    ignored (`strategy.eta=90` on self_consistency)."""
+    by_name = {cfg["name"]: cfg for cfg in cfgs}
+    readable = {name: strategy_keys(cfg) for name, cfg in by_name.items()}
+    for override in overrides:
+        name, _, _ = override.lstrip("+~").partition("=")
+        if not name.startswith("strategy.") or name.count(".") != 1:
+            continue
+        key = name.split(".", 1)[1]
+        if not any(key in keys for keys in readable.values()):
+            if len(by_name) == 1:
+                cfg = next(iter(by_name.values()))
+                raise ConfigError(f"strategy.{key} is not read by strategy={cfg['name']} (search {cfg['search']}, "
+                                  f"selection {cfg['select']}): it would be ignored; its keys: "
+                                  f"{', '.join(sorted(readable[cfg['name']]))}")
+            raise ConfigError(f"strategy.{key} is not read by any strategy of this sweep ({', '.join(by_name)}): "
+                              "it would be ignored")
 
 
 def check_statistics(cfg: Mapping[str, Any], backend) -> None:

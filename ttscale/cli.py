@@ -16,8 +16,10 @@ first job's, in a sweep); `-v` (or `--verbose`) shows it on the console instead.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -26,11 +28,13 @@ from typing import Any
 from ttscale.config import CONFIG_NAME, conf_dir
 
 RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger")  # may change when a run resumes
+FULL_CHECK = 64  # sweeps of up to this many jobs are checked job by job before the first starts
 
 
 def _variants(overrides: list[str]) -> list[list[str]]:
-    """Override lists to check: every sweep at its first value, then each other sweep value once
-    (not the full product: a bad value shows up in one of them)."""
+    """Override lists to check: every combination of a sweep's values (up to FULL_CHECK of them, so a
+    bad pair, such as a key only one strategy reads, is found before the first job); past that, every
+    sweep at its first value, then each other sweep value once."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = [o for o in OverridesParser.create().parse_overrides(overrides) if not o.is_hydra_override()]
@@ -44,6 +48,9 @@ def _variants(overrides: list[str]) -> list[list[str]]:
             values.append(options)
         else:
             values.append([override.input_line])
+    present = [v for v in values if v]
+    if math.prod(len(v) for v in present) <= FULL_CHECK:
+        return [list(combo) for combo in itertools.product(*present)]
     base = [v[0] for v in values if v]
     variants = [base]
     for i, options in enumerate(values):
@@ -111,10 +118,12 @@ def check_overrides(overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ttscale.build import ConfigError, build_strategy, check_grader, check_statistics, declared_backend
+    from ttscale.build import (ConfigError, build_strategy, check_grader, check_statistics, check_strategy_overrides,
+                               declared_backend)
     from ttscale.config import register_schemas
 
     register_schemas()
+    strategies = []
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
         for variant in _variants(overrides):
             try:
@@ -122,6 +131,7 @@ def check_overrides(overrides: list[str]) -> str | None:
                 strategy_cfg = OmegaConf.to_container(cfg.strategy, resolve=True)
                 build_strategy(strategy_cfg, OmegaConf.to_container(cfg.verifier, resolve=True))
                 check_statistics(strategy_cfg, declared_backend(OmegaConf.to_container(cfg.backend, resolve=True)))
+                strategies.append(strategy_cfg)
                 check_logger(cfg.logger.name)
                 if not isinstance(cfg.concurrency, int) or cfg.concurrency < 1:
                     raise ConfigError(f"concurrency={cfg.concurrency!r}: the problems in flight at once, an integer >= 1")
@@ -132,6 +142,10 @@ def check_overrides(overrides: list[str]) -> str | None:
                 return str(exc)
             except Exception as exc:
                 return _explain(exc, variant)
+    try:
+        check_strategy_overrides(strategies, overrides)
+    except ConfigError as exc:
+        return str(exc)
     return None
 
 
@@ -225,9 +239,13 @@ class App:
             raise SystemExit(2) from None
         backend = self.backend(cfg, out_dir)
         with build_grader(resolved["dataset"], resolved["grader"]) as grader:
-            strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
-                                      extra_stop=model_stop(resolved["model"]),
-                                      step_delimiter=resolved["model"]["step_delimiter"])
+            try:  # checks that need the backend itself (what it returns): one line, before the first problem
+                strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
+                                          extra_stop=model_stop(resolved["model"]),
+                                          step_delimiter=resolved["model"]["step_delimiter"])
+            except ConfigError as exc:
+                print(f"ttscale: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
         summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
