@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ttscale.analysis import bootstrap_ci
+from ttscale.analysis import proportion_ci
 from ttscale.runtime import load_results
 from ttscale.strategies.search.fractured_sampling import depth_weight
 from ttscale.strategies.select import WeightedVote
@@ -53,7 +53,7 @@ def study(run_dir: Path) -> list[dict]:
             chosen = WeightedVote(SEARCH_WEIGHT)(trajectories, [c.group for c in kept]).index if kept else None
             outcomes.append(float(chosen is not None and bool(kept[chosen].correct)))
             tokens.append(r.info["trajectory_tokens"] + sum(c.num_tokens for c in kept if id(c) not in own))
-        rows.append({"scheme": name, "accuracy": sum(outcomes) / len(outcomes), "ci95": bootstrap_ci(outcomes),
+        rows.append({"scheme": name, "accuracy": sum(outcomes) / len(outcomes), "ci95": proportion_ci(outcomes),
                      "tokens": sum(tokens) / len(tokens), "problems": len(outcomes)})
     return rows
 

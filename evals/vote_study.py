@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from ttscale.analysis import bootstrap_ci
+from ttscale.analysis import proportion_ci
 from ttscale.runtime import load_results
 from ttscale.strategies.select import DeepConfVote, MajorityVote, RPCVote, WeightedVote
 from ttscale.types import Trajectory
@@ -45,10 +45,10 @@ def study(run_dir: Path) -> list[dict]:
             chosen = select(trajectories, [c.group for c in result.candidates]).index
             outcomes.append(float(chosen is not None and bool(result.candidates[chosen].correct)))
         rows.append({"method": name, "problems": len(outcomes), "accuracy": sum(outcomes) / len(outcomes),
-                     "ci95": bootstrap_ci(outcomes)})
+                     "ci95": proportion_ci(outcomes)})
     covered = [float(any(c.correct for c in r.candidates)) for r in results if r.correct is not None]
     rows.append({"method": "pass@n (oracle)", "problems": len(covered), "accuracy": sum(covered) / len(covered),
-                 "ci95": bootstrap_ci(covered)})
+                 "ci95": proportion_ci(covered)})
     return rows
 
 

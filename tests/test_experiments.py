@@ -34,7 +34,7 @@ def test_sweep_then_one_analysis_command_gives_curves_and_a_leaderboard(tmp_path
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (out / "leaderboard.md").read_text().splitlines()
-    assert table[0].startswith("| strategy | n | n_counts | verifier | problems | accuracy | accuracy_ci95 |") and len(table) == 8
+    assert table[0].startswith("| strategy | n | n_counts | verifier | problems | errors | accuracy | accuracy_ci95 |") and len(table) == 8
     for name in ("leaderboard.csv", "compute_tokens.png", "compute_flops.png", "compute_wall.png"):
         assert (out / name).stat().st_size > 1000, name
     assert (sweep / "2" / "curve.png").exists() and (sweep / "2" / "curve.csv").exists()  # n=4: a curve

@@ -99,3 +99,29 @@ def test_a_backend_check_is_one_line_too(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 2 and last.startswith("ttscale: verifier=self_eval reads top-k logprobs"), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_proportions_have_honest_intervals_at_zero_and_one():
+    from ttscale.analysis import proportion_ci, wilson_ci
+
+    low, high = wilson_ci(0, 30)
+    assert low == 0.0 and 0.11 < high < 0.12  # not [0, 0]
+    low, high = wilson_ci(30, 30)
+    assert high == 1.0 and 0.88 < low < 0.89
+    assert proportion_ci([1, 0, 1, 1]) == wilson_ci(3, 4)
+    assert proportion_ci([]) is None and wilson_ci(0, 0) is None
+
+
+def test_an_all_errored_run_has_no_accuracy_on_the_leaderboard(tmp_path):
+    from ttscale.analysis.report import leaderboard, plot_compute
+
+    proc = ttscale("backend=scripted", "backend.script=fail", "dataset.limit=2", "progress=false",
+                   f"hydra.run.dir={tmp_path / 'bad'}")
+    assert proc.returncode == 1
+    proc = ttscale("backend=scripted", "dataset.limit=2", "progress=false", f"hydra.run.dir={tmp_path / 'good'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["run"].rsplit("/", 1)[-1]: r for r in leaderboard([str(tmp_path / "bad"), str(tmp_path / "good")])}
+    assert rows["bad"]["errors"] == 2 and rows["bad"]["accuracy"] is None and rows["bad"]["accuracy_ci95"] is None
+    assert rows["good"]["errors"] == 0 and rows["good"]["accuracy"] is not None
+    plot = plot_compute(list(rows.values()), "tokens", tmp_path / "plot.png")
+    assert plot is not None  # the good run is plotted, the all-errored one is left out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ttscale.analysis.metrics import bootstrap_ci
+from ttscale.analysis.metrics import proportion_ci
 from ttscale.backends.base import AFFINITY, Backend, BackendUnavailable
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
@@ -72,7 +72,7 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         # problems whose verdict the grader could not decide: not in accuracy's denominator, never "wrong"
         "undecided": len(undecided),
         "accuracy": (sum(correct) / len(graded)) if graded else None,
-        "accuracy_ci95": bootstrap_ci(correct),
+        "accuracy_ci95": proportion_ci(correct),  # Wilson's interval (0/30 is not [0, 0])
         "pass_at_n": (sum(covered) / len(graded)) if graded else None,
         "pass_at_k": _pass_at_k(graded),
         # graded problems without a candidate (errored, or no finished solution): 0 in pass@k and curves

@@ -2,7 +2,7 @@
 leaderboards and plots. `load_run(RUN_DIR)` gives a run's problems as a pandas DataFrame."""
 
 from ttscale.analysis.compute import Prices, compute_summary, cost_of_pass, flops
-from ttscale.analysis.metrics import bootstrap_ci
+from ttscale.analysis.metrics import bootstrap_ci, proportion_ci, wilson_ci
 
 
 # report.py imports the runtime, which imports this package's metrics: import it on call, not here
@@ -20,4 +20,4 @@ def leaderboard(runs):
     return _leaderboard(runs)
 
 
-__all__ = ["Prices", "bootstrap_ci", "compute_summary", "cost_of_pass", "flops", "leaderboard", "load_run"]
+__all__ = ["Prices", "bootstrap_ci", "proportion_ci", "wilson_ci", "compute_summary", "cost_of_pass", "flops", "leaderboard", "load_run"]

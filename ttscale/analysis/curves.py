@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-from ttscale.analysis.metrics import bootstrap_ci
+from ttscale.analysis.metrics import proportion_ci
 from ttscale.types import Candidate, Result
 
 
@@ -78,9 +78,9 @@ def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) 
             if has_scores:
                 best.append(sum(_best_correct(d) for d in draws) / len(draws))
             cover.append(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k))
-        row = {"k": k, "problems": len(graded), "no_candidates": len(graded) - len(sized), "maj_at_k": sum(maj) / len(maj), "maj_at_k_ci95": bootstrap_ci(maj),
-               "pass_at_k": sum(cover) / len(cover), "pass_at_k_ci95": bootstrap_ci(cover)}
+        row = {"k": k, "problems": len(graded), "no_candidates": len(graded) - len(sized), "maj_at_k": sum(maj) / len(maj), "maj_at_k_ci95": proportion_ci(maj),
+               "pass_at_k": sum(cover) / len(cover), "pass_at_k_ci95": proportion_ci(cover)}
         if has_scores:
-            row.update({"best_of_k": sum(best) / len(best), "best_of_k_ci95": bootstrap_ci(best)})
+            row.update({"best_of_k": sum(best) / len(best), "best_of_k_ci95": proportion_ci(best)})
         rows.append(row)
     return rows

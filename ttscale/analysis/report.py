@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.analysis.compute import Prices, compute_summary, flops
-from ttscale.analysis.metrics import bootstrap_ci
+from ttscale.analysis.metrics import proportion_ci
 from ttscale.runtime import load_results
 from ttscale.strategies.budget import budget_knob
 
@@ -68,15 +68,17 @@ def leaderboard(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     for run in run_dirs(paths):
         cfg = _config(run)
         results = [r for r in load_results(run / "results.jsonl").values()]
-        graded = [r for r in results if r.correct is not None]
+        errored = sum(r.error is not None for r in results)
+        # a run whose every problem errored has no accuracy (never a 0% point in a table or a plot)
+        graded = [r for r in results if r.correct is not None] if errored < len(results) else []
         correct = [float(bool(r.correct)) for r in graded]
         n = len(results) or 1
         strategy = cfg.get("strategy") or {}
         row = {"run": str(run), "strategy": strategy.get("name"), "n": strategy.get("n"),
                "n_counts": budget_knob(strategy),
                "verifier": (cfg.get("verifier") or {}).get("name") or strategy.get("verifier"),
-               "problems": len(results), "errors": sum(r.error is not None for r in results),
-               "accuracy": sum(correct) / len(correct) if correct else None, "accuracy_ci95": bootstrap_ci(correct),
+               "problems": len(results), "errors": errored,
+               "accuracy": sum(correct) / len(correct) if correct else None, "accuracy_ci95": proportion_ci(correct),
                "pass_at_n": (sum(any(c.correct for c in r.candidates) for r in graded) / len(graded)) if graded else None,
                "completion_tokens_per_problem": sum(r.usage.completion_tokens for r in results) / n,
                "prompt_tokens_per_problem": sum(r.usage.prompt_tokens for r in results) / n,
@@ -125,7 +127,7 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-LEADERBOARD_COLUMNS = ("strategy", "n", "n_counts", "verifier", "problems", "accuracy", "accuracy_ci95", "pass_at_n",
+LEADERBOARD_COLUMNS = ("strategy", "n", "n_counts", "verifier", "problems", "errors", "accuracy", "accuracy_ci95", "pass_at_n",
                        "completion_tokens_per_problem", "verifier_tokens_per_problem", "verifier_calls_per_problem",
                        "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass",
                        "wall_seconds_per_problem", "cost_of_pass", "run")
