@@ -125,3 +125,18 @@ def test_an_all_errored_run_has_no_accuracy_on_the_leaderboard(tmp_path):
     assert rows["good"]["errors"] == 0 and rows["good"]["accuracy"] is not None
     plot = plot_compute(list(rows.values()), "tokens", tmp_path / "plot.png")
     assert plot is not None  # the good run is plotted, the all-errored one is left out
+
+
+def test_every_summary_says_what_it_came_from(tmp_path):
+    proc = ttscale("backend=scripted", "dataset.limit=2", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    prov = summary["provenance"]
+    assert prov["ttscale"] and prov["engine"] and prov["date"] and prov["machine"]["cpus"]
+    assert prov["model"]["name"] == "smollm2-135m" and len(prov["model"]["sha256"]) == 64
+    assert prov["dataset"]["problems"] == 2 and len(prov["dataset"]["sha256"]) == 64
+    if (tmp_path.parent / ".git").exists() or prov["git"]:
+        assert len(prov["git"]["commit"]) == 40
+    row = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
+    assert len(row["info"]["question_sha256"]) == 64 and row["info"]["prompt"]
+    assert "provenance" not in proc.stdout  # in the file, not on the terminal

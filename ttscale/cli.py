@@ -221,6 +221,7 @@ class App:
         from ttscale.analysis.compute import Prices, compute_summary
         from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
+        from ttscale.provenance import provenance
         from ttscale.runtime import format_summary, run
         from ttscale.strategies.budget import budget_knob
 
@@ -253,7 +254,8 @@ class App:
                    "verifier": cfg.verifier.name or cfg.strategy.verifier, "dataset": cfg.dataset.name,
                    **outcome.summary,
                    **compute_summary(outcome.results, resolved["model"].get("params"),
-                                     resolved["verifier"].get("params"), Prices.from_config(resolved["model"].get("prices")))}
+                                     resolved["verifier"].get("params"), Prices.from_config(resolved["model"].get("prices"))),
+                   "provenance": provenance(resolved, problems)}
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         tracked = log_run(resolved["logger"], resolved, summary, outcome.results, out_dir,
                           group=str(out_dir.parent) if HydraConfig.get().mode.name == "MULTIRUN" else None)

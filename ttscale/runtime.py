@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.analysis.metrics import proportion_ci
+from ttscale.provenance import question_hash
 from ttscale.backends.base import AFFINITY, Backend, BackendUnavailable
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
@@ -161,6 +162,9 @@ async def arun(
                 result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb,
                                 error_type=type(exc).__name__)
             result.usage.wall_seconds = time.perf_counter() - t0
+            # what was asked, as lm-eval's logged samples keep it: the question's hash, the prompt sent
+            result.info.setdefault("question_sha256", question_hash(problem.question))
+            result.info.setdefault("prompt", ctx.prompt)
             try:
                 await grader.agrade(result, problem)
             except Exception as exc:  # a grading failure is recorded like a strategy failure
@@ -235,6 +239,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     """A small aligned table of the summary for terminals."""
     rows = []
     for key, value in summary.items():
+        if key == "provenance":  # in summary.json; too long for a terminal
+            continue
         if isinstance(value, float):
             value = f"{value:.4g}"
         elif isinstance(value, dict):
