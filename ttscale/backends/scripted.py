@@ -203,14 +203,7 @@ class ScriptedBackend:
     def _complete(self, text: str, params: SamplingParams, index: int) -> Completion:
         out = self.script(text, params, index)
         if isinstance(out, Completion):
-            if out.token_ids is None:
-                out.token_ids = tuple(self.tokenizer.encode(out.text))
-            if out.token_logprobs and params.logprobs and not out.stats:
-                tops = [list(t.top.values())[: params.logprobs] for t in out.token_logprobs]
-                series = token_series([t.logprob for t in out.token_logprobs], tops)
-                out.stats = series_stats(series, params.stats)
-                out.series = series if params.keep_series else None
-            return out
+            return self._complete_made(out, params)
         stop_reason = None
         hits = [(out.find(s), s) for s in params.stop if s and s in out]
         if hits:
@@ -236,7 +229,9 @@ class ScriptedBackend:
         return {word: first, **alternatives}
 
     def _complete_made(self, out: Completion, params: SamplingParams) -> Completion:
-        out.token_ids = tuple(self.tokenizer.encode(out.text))
+        """A Completion made by a script (or from invented logprobs): token ids and statistics filled in."""
+        if out.token_ids is None:
+            out.token_ids = tuple(self.tokenizer.encode(out.text))
         if out.token_logprobs and params.logprobs and not out.stats:
             tops = [list(t.top.values())[: params.logprobs] for t in out.token_logprobs]
             series = token_series([t.logprob for t in out.token_logprobs], tops)
