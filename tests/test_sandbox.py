@@ -229,8 +229,24 @@ def test_forgeries_of_a_pass_fail(sandbox, name):
     if sandbox.runs_as_root and name == "kills every process it can see":
         # as root (isolation none, allow_root: the mode the Sandbox refuses by default) the program could
         # kill this test run itself, whose pids are low on a fresh machine: it spares what ran before it
+        # (and the threads of those processes: after pids wrap around, a thread this run starts gets a low
+        # id, and a SIGKILL to a thread id kills its whole process)
         spared = {int(p) for p in os.listdir("/proc") if p.isdigit()}
-        attack = attack.replace("for pid in range(2, 400):", f"for pid in sorted(set(range(2, 400)) - {spared!r}):")
+        attack = ("import os, signal\n"
+                  f"spared = {spared!r}\n"
+                  "def tgid(pid):\n"
+                  "    try:\n"
+                  "        with open(f'/proc/{pid}/status') as handle:\n"
+                  "            return next(int(l.split()[1]) for l in handle if l.startswith('Tgid:'))\n"
+                  "    except (OSError, StopIteration, ValueError):\n"
+                  "        return pid\n"
+                  "for pid in range(2, 400):\n"
+                  "    if pid in spared or tgid(pid) in spared:\n"
+                  "        continue\n"
+                  "    try:\n"
+                  "        os.kill(pid, signal.SIGKILL)\n"
+                  "    except OSError:\n"
+                  "        pass\n")
     program = attack if "def add" in attack else attack + WRONG_ADD
     before = set(REPO.iterdir())
     verdict = sandbox.run(program, ADD_TESTS)
