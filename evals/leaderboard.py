@@ -34,9 +34,25 @@ import sys
 from pathlib import Path
 
 
+def for_strategy(strategy: str, extra: list[str]) -> list[str]:
+    """The shared overrides without the strategy.* keys this strategy does not read (a grid's
+    `strategy.beam_width=4` is meant for the beam searches; ttscale refuses unread keys)."""
+    from ttscale.build import strategy_keys
+    from ttscale.config import group_config
+
+    readable = strategy_keys(group_config("strategy", strategy))
+    out = []
+    for override in extra:
+        key = override.lstrip("+~").partition("=")[0]
+        if key.startswith("strategy.") and key.count(".") == 1 and key.split(".", 1)[1] not in readable:
+            continue
+        out.append(override)
+    return out
+
+
 def run_cell(strategy: str, n: int, run_dir: Path, extra: list[str]) -> dict:
     command = [sys.executable, "-m", "ttscale.cli", f"strategy={strategy}", f"strategy.n={n}", "progress=false",
-               f"hydra.run.dir={run_dir}", *extra]
+               f"hydra.run.dir={run_dir}", *for_strategy(strategy, extra)]
     print("running:", " ".join(command[2:]), flush=True)
     proc = subprocess.run(command)
     if proc.returncode != 0:
