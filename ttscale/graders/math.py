@@ -148,12 +148,12 @@ def quick_equivalent(gold: str, pred: str, settings: MathSettings | None = None)
     settings.max_answer_chars are not for this function (see `long_equivalent`). Times of day
     (`12:30`, `7:05 pm`) compare as times."""
     settings = settings or MathSettings()
-    clocks = _clock(clean_text(gold).replace("$", "")), _clock(clean_text(pred).replace("$", ""))
+    plain = normalize_answer(gold), normalize_answer(pred)  # once: this runs for every pair in the caller
+    clocks = _clock(plain[0]), _clock(plain[1])
     if clocks[0] is not None and clocks[1] is not None:
         return clocks[0] == clocks[1]
-    comma = _decimal_comma(normalize_answer(gold)), _decimal_comma(normalize_answer(pred))
+    comma = _decimal_comma(plain[0]), _decimal_comma(plain[1])
     if (comma[0] is None) != (comma[1] is None):  # `1,22` against `1.22`: a decimal comma
-        plain = [normalize_answer(x) for x in (gold, pred)]
         other = plain[1] if comma[0] is not None else plain[0]
         if re.fullmatch(r"-?\d+\.\d+", other):
             return Fraction(comma[0] or comma[1]) == Fraction(other)

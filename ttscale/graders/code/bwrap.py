@@ -3,7 +3,6 @@ size-capped private tmpfs folders, a cleared environment."""
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
 import shutil

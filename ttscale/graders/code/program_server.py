@@ -24,8 +24,6 @@ import types
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wire  # noqa: E402  (mounted beside this file)
 
-_MUTABLE_TAGS = {"l", "d", "s", "ba", "ctr", "od", "dd", "dq"}
-
 
 def _limit(name, value):
     if value is None:

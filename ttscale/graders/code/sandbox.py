@@ -50,8 +50,7 @@ from ttscale.graders.code.bwrap import (SCRIPTS_INSIDE, SITE_INSIDE, SYSTEM_FOLD
 from ttscale.graders.code import seccomp as seccomp_filter
 from ttscale.graders.code.cgroups import Cgroups
 from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
-from ttscale.graders.code.verdict import (TestVerdict, Verdict, decide, read_events, read_probe_values,  # noqa: F401
-                                          read_probes)
+from ttscale.graders.code.verdict import TestVerdict, Verdict, decide, read_events, read_probes  # noqa: F401
 from ttscale.reaper import MARK
 
 log = logging.getLogger(__name__)
@@ -288,7 +287,7 @@ class Sandbox:
             self.seccomp = True
         verdict = decide(events, len(tests), timed_out, codes, oom, limits.memory_mb)
         verdict.probes = read_probes(events, len(probes))
-        verdict.probe_values = read_probe_values(events, len(probes))
+        verdict.probe_values = read_probes(events, len(probes), field="value")
         verdict.stdout = streams.text("program_out", limits.output_tail)
         verdict.stderr = streams.text("program_err", limits.output_tail)
         if verdict.status == "error" and not verdict.reason:

@@ -83,13 +83,12 @@ def install() -> None:
     import ctypes
 
     raw = compiled()
-    code = program()
     buffer = ctypes.create_string_buffer(raw, len(raw))
 
     class Prog(ctypes.Structure):
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
-    prog = Prog(len(code), ctypes.addressof(buffer))
+    prog = Prog(len(raw) // struct.calcsize("HBBI"), ctypes.addressof(buffer))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS

@@ -38,7 +38,6 @@ import wire  # noqa: E402  (mounted beside this file)
 
 NEVER_CROSS = ("StopIteration", "StopAsyncIteration", "GeneratorExit")
 NOT_IMPORTED = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "webbrowser", "pydoc"}
-_MUTABLE_TAGS = {"l", "d", "s", "ba", "ctr", "od", "dd", "dq"}
 
 
 class ProgramGone(Exception):
@@ -161,7 +160,7 @@ class Client:
         args = list(args)
         pairs = [[k, v] for k, v in kwargs.items()]
         encoded_args, encoded_kwargs = self.encode(args), self.encode(pairs)
-        sync = any(type(n) is list and n[0] in _MUTABLE_TAGS for n in encoded_args[1:] + encoded_kwargs[1:])
+        sync = any(type(n) is list and n[0] in wire.MUTABLE_TAGS for n in encoded_args[1:] + encoded_kwargs[1:])
         reply = self.exchange({"op": "call", "target": ref, "args": encoded_args, "kwargs": encoded_kwargs,
                                **({"sync": True} if sync else {})})
         value = self.result(reply)

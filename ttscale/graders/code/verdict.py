@@ -51,18 +51,13 @@ def read_events(report: bytes, nonce: str) -> list[dict]:
                 continue
     return events
 
-def read_probes(events: list[dict], n: int) -> list[str | None]:
+def read_probes(events: list[dict], n: int, field: str = "key") -> list[str | None]:
+    """Each probe's `key` (a hash of its value, for votes) or `value` (its repr, for reading);
+    "!Error" where it raised, None where it gave nothing."""
     values: list[str | None] = [None] * n
     for event in events:
         if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
-            values[event["index"]] = str(event["key"]) if "key" in event else "!" + str(event.get("error"))
-    return values
-
-def read_probe_values(events: list[dict], n: int) -> list[str | None]:
-    values: list[str | None] = [None] * n
-    for event in events:
-        if event.get("event") == "probe" and 0 <= event.get("index", -1) < n:
-            values[event["index"]] = str(event["value"]) if "value" in event else "!" + str(event.get("error"))
+            values[event["index"]] = str(event[field]) if field in event else "!" + str(event.get("error"))
     return values
 
 

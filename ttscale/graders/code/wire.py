@@ -23,8 +23,7 @@ MAX_NODES = 1 << 20  # nodes in one encoded value
 _SMALL_INT = 1 << 62
 _FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple,
               "bool": bool, "frozenset": frozenset, "bytes": bytes}
-_MUTABLE = ("l", "d", "s", "ba", "ctr", "od", "dd", "dq")
-_SEQUENCES = ("l", "t", "s", "fs", "dq")
+MUTABLE_TAGS = ("l", "d", "s", "ba", "ctr", "od", "dd", "dq")  # containers decoded empty, then filled
 _MAPPINGS = ("d", "ctr", "od", "dd")
 
 
@@ -220,7 +219,7 @@ def _decode(table, resolve):
         parts = [objs[c] for c in node[1:]]
         objs[at] = parts[0] if node[0] == "=" else (tuple(parts) if node[0] == "t" else frozenset(parts))
     for i, node in enumerate(table):  # fill the mutable containers
-        if type(node) is not list or node[0] not in _MUTABLE or node[0] == "ba":
+        if type(node) is not list or node[0] not in MUTABLE_TAGS or node[0] == "ba":
             continue
         target, children = objs[i], _children(node)
         if node[0] in _MAPPINGS:
