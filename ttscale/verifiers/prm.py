@@ -135,7 +135,9 @@ class TransformersPRM:
             raise ValueError(f"format={self.format!r}; choose one of: {', '.join(FORMATS)}")
         aggregate([0.5], self.aggregation)  # "model" is refused: no format gives its own final score
         self._model = None
+        self._loaded = False  # set once model, head and tokenizer are all in place
         self._load_lock = threading.Lock()
+        self._loading: tuple[object, asyncio.Future] | None = None
         self._pending: list[tuple[Encoded, asyncio.Future]] = []
         self._flush_scheduled = False
         self._loop_lock: tuple[object, asyncio.Lock] | None = None
@@ -143,9 +145,17 @@ class TransformersPRM:
     # -- model -----------------------------------------------------------------------------------
     def load(self):
         with self._load_lock:
-            if self._model is None:
+            if not self._loaded:
                 self._load()
+                self._loaded = True
         return self
+
+    async def _load_async(self) -> None:
+        # Concurrent first calls share one load and resume together, so they still form one batch.
+        loop = asyncio.get_running_loop()
+        if self._loading is None or self._loading[0] is not loop:
+            self._loading = (loop, asyncio.ensure_future(asyncio.to_thread(self.load)))
+        await asyncio.shield(self._loading[1])
 
     def _load(self) -> None:
         import torch
@@ -251,8 +261,8 @@ class TransformersPRM:
                 future.set_result(scores)
 
     async def score(self, problem: Problem, trajectories: Sequence[Trajectory], usage: Usage) -> list[Scores]:
-        if self._model is None:
-            await asyncio.to_thread(self.load)
+        if not self._loaded:
+            await self._load_async()
         steps = [steps_of(t, self.step_delimiter) or [t.text] for t in trajectories]
         items = [self.encode(problem.question, s) for s in steps]  # fast; keeps concurrent calls in one tick
         step_scores = await self._submit(items)
