@@ -184,6 +184,29 @@ def test_fractured_sampling_budget_and_vote_by_hand(grader):
     assert last.answer == "7" and len(last.candidates) == 4 and last.usage.backend_calls == 1 + 2
 
 
+def test_fractured_answers_cut_by_the_cap_do_not_vote(grader):
+    # Early depths (1, 2) ramble past answer_tokens: their text after the cue "Final answer: \\boxed{"
+    # must not vote (the cue's "Final answer:" is no answer). Depth 3 closes a box before the cap:
+    # that closed box counts. Depth 4: the trajectories' own answers, 7.
+    def script(text, params, index):
+        if "Final answer:" not in text:
+            return TRACE
+        seen = sum(f"s{i}" in text for i in range(1, 8))
+        if seen <= 4:
+            return "3 3 3 3 3 3 3 3 3 3 3 3"
+        return "7} because s7 gives it and so on" if seen == 6 else "7}"
+    backend = ScriptedBackend(script)
+    search = FracturedSampling(n=2, params=SamplingParams(max_tokens=64), depths=4, answers=4, answer_tokens=4)
+    ctx = Context(problem=PROBLEM, backend=backend, grader=grader)
+    result = asyncio.run(Strategy(search, WeightedVote("search_weight")).solve(PROBLEM, ctx))
+    by_depth = {}
+    for c in result.candidates:
+        by_depth.setdefault(c.stats["depth"], set()).add((c.finish_reason, c.answer))
+    assert by_depth[1] == by_depth[2] == {("length", None)}  # 16 cut fragments: no votes
+    assert by_depth[3] == {("length", "7")}  # cut after its box closed
+    assert result.answer == "7" and result.info["weights"] == {"7": pytest.approx(16.0)}
+
+
 def test_fractured_sampling_bad_settings():
     with pytest.raises(ValueError, match="depth_weighting"):
         FracturedSampling(depth_weighting="exp")

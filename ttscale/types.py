@@ -167,6 +167,9 @@ class Trajectory:
     score: float | None = None
     step_scores: list[float] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    # The text the answer is read from when it is not all of `text` (fractured sampling: the answer
+    # after its cue); "" reads no answer (one cut before it closed).
+    answer_text: str | None = None
 
     @classmethod
     def from_completion(cls, completion: Completion) -> Trajectory:

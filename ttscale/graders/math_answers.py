@@ -215,6 +215,20 @@ def _boxes(text: str) -> list[tuple[int, str]]:
     return [(pos, text[a:b].strip()) for pos, a, b in spans]
 
 
+def closed_boxes(text: str) -> list[int]:
+    """End offsets (one past the closing brace) of the balanced \\boxed{...} / \\fbox{...} /
+    \\framebox{...} in text, in order; an unclosed box is not among them."""
+    pairs = _closing_braces(text)
+    ends = []
+    for m in _BOX.finditer(text):
+        j = m.end()
+        while j < len(text) and text[j] == " ":
+            j += 1
+        if j < len(text) and text[j] == "{" and j in pairs:
+            ends.append(pairs[j] + 1)
+    return sorted(ends)
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last balanced \\boxed{...} / \\fbox{...} / \\framebox{...} (or `\\boxed 5`)."""
     boxes = _boxes(text)

@@ -43,11 +43,12 @@ class Strategy:
         todo = [t for t in trajectories if t.answer is None]
         if todo:
             finished = [t.finish_reason not in ("length", "abort", None) for t in todo]
+            texts = [t.text if t.answer_text is None else t.answer_text for t in todo]
             many = getattr(ctx.grader, "extract_many", None)
             if many is not None:  # one round trip for all of them (math: Math-Verify in the grader's workers)
-                answers = await asyncio.to_thread(many, [t.text for t in todo], finished)
+                answers = await asyncio.to_thread(many, texts, finished)
             else:
-                answers = [ctx.grader.extract(t.text, problem, finished=f) for t, f in zip(todo, finished)]
+                answers = [ctx.grader.extract(t, problem, finished=f) if t else None for t, f in zip(texts, finished)]
             for t, answer in zip(todo, answers):
                 t.answer = answer
         if self.verifier is not None and trajectories[scored:]:

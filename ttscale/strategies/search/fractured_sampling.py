@@ -16,7 +16,8 @@ w_h = 2h / (H(H+1)) (the paper's Appendix B.1); `last_depths: K` samples only th
 (the paper's "H = -K"; the reference code has no vote, only pass@k).
 The answer cue ends the reasoning and asks for the answer: "</think>\n\n" for a thinking model
 (the reference's, with answers of up to 2048 tokens); for a chat model that writes no think block,
-a cue that opens the boxed answer and a short answer cap (an answer cut by the cap has no answer).
+a cue that opens the boxed answer and a short answer cap. A sampled answer is read from the cue and
+what follows it; one cut by the cap counts only with a closed \\boxed{} (else it carries no answer).
 Usage counts every answer's tokens and each truncated prefix's prompt (served mostly by the prefix
 cache), so budgets compare with full-CoT sampling: the paper's B(n, m, H) = n C_thinking + n m H C_answer.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 
+from ttscale.graders.math_answers import closed_boxes
 from ttscale.strategies.context import Context
 from ttscale.strategies.select.weighted import SEARCH_WEIGHT
 from ttscale.types import Completion, Problem, SamplingParams, Trajectory
@@ -109,7 +111,19 @@ class FracturedSampling:
         answers = await ctx.generate(prompt, params, key=f"answers/{i}/{h}")
         prefix_text = ctx.backend.decode(prefix)
         return own + [Trajectory(text=prefix_text + self.answer_cue + a.text, num_tokens=a.num_tokens,
-                                 finish_reason=a.finish_reason, stats=dict(stats)) for a in answers]
+                                 finish_reason=a.finish_reason, stats=dict(stats),
+                                 answer_text=self.answer_part(a)) for a in answers]
+
+    def answer_part(self, answer: Completion) -> str:
+        """What a sampled answer's vote is read from: the cue and the answer (never the reasoning before
+        them). An answer cut by `answer_tokens` (or aborted) is read only up to a closed \\boxed{} after
+        the cue; without one it carries no answer ("") -- the cue's own "Final answer:" must not make a
+        cut-off fragment vote."""
+        text = self.answer_cue + answer.text
+        if answer.finish_reason not in ("length", "abort", None):
+            return text
+        boxes = closed_boxes(text)
+        return text[: boxes[-1]] if boxes else ""
 
 
 METHODS = {"fractured_sampling": FracturedSampling}  # strategy.search=fractured_sampling
