@@ -1,21 +1,45 @@
 """ttscale: test-time scaling of LLM reasoning. A strategy is async code for one problem; the
-runtime runs many problems at once and the backend batches their requests."""
+runtime runs many problems at once and the backend batches their requests.
 
+Every building block is importable from here. `VLLMBackend` and `OpenAIBackend` load on first use,
+so that importing ttscale never imports vLLM.
+"""
+
+from ttscale.analysis import load_run, results_frame
+from ttscale.backends import ScriptedBackend
 from ttscale.data import DatasetSpec, PromptTemplate, load_problems
-from ttscale.graders import MathGrader, extract_answer, grade_batch, is_equivalent
+from ttscale.graders import CodeGrader, MathGrader, extract_answer, grade_batch, is_equivalent
 from ttscale.runtime import RunResult, arun, run
-from ttscale.strategies import (DVTS, AStarDecoding, BeamSearch, BestScore, DeepConfVote, MajorityVote,
-                                ParallelSampling, ParticleFiltering, ParticleGibbs, Rebase, StepGenerator, Strategy,
+from ttscale.strategies import (DVTS, AdaptiveSampling, AStarDecoding, BeamSearch, BestScore, Context, DeepConfOnline,
+                                DeepConfVote, EntropyBranching, FracturedSampling, MajorityVote, MissingStatistic,
+                                ParallelSampling, ParticleFiltering, ParticleGibbs, PhiDecoding, PowerSampling, Rebase,
+                                RPCVote, SequentialRefinement, SetCoverPruning, StepGenerator, Strategy,
                                 ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
 from ttscale.types import Completion, Delta, Problem, Result, SamplingParams, TokenPrompt, Trajectory, Usage
-from ttscale.verifiers import GroundTruth, MeanLogprob, Scores, SelfEvaluation, Traits
+from ttscale.verifiers import (FunctionVerifier, GroundTruth, MeanLogprob, MeanTokenProbability, Scores,
+                               SelfEvaluation, Traits, TransformersPRM, UnitTests, VLLMPoolingPRM)
 
 __version__ = "0.1.0"
 
+_LAZY = {"VLLMBackend": "ttscale.backends.vllm", "OpenAIBackend": "ttscale.backends.openai"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ttscale' has no attribute {name!r}")
+
+
 __all__ = [
-    "AStarDecoding", "BeamSearch", "BestScore", "Completion", "DVTS", "Delta", "TokenPrompt", "DatasetSpec", "DeepConfVote", "GroundTruth",
-    "MajorityVote", "MathGrader", "MeanLogprob", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "Problem",
-    "PromptTemplate", "Rebase", "Result", "RunResult", "SamplingParams", "Scores", "SelfEvaluation", "StepGenerator",
-    "Strategy", "Traits", "Trajectory", "Usage", "ValueGuidedBlockSearch", "WeightedVote", "arun", "best_of_n",
-    "extract_answer", "grade_batch", "is_equivalent", "load_problems", "run", "self_consistency",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "CodeGrader", "Completion", "Context", "DVTS",
+    "DatasetSpec", "DeepConfOnline", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
+    "FunctionVerifier", "GroundTruth", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
+    "MissingStatistic", "OpenAIBackend", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "PhiDecoding",
+    "PowerSampling", "Problem", "PromptTemplate", "RPCVote", "Rebase", "Result", "RunResult", "SamplingParams",
+    "Scores", "ScriptedBackend", "SelfEvaluation", "SequentialRefinement", "SetCoverPruning", "StepGenerator",
+    "Strategy", "TokenPrompt", "Traits", "Trajectory", "TransformersPRM", "UnitTests", "Usage", "VLLMBackend",
+    "VLLMPoolingPRM", "ValueGuidedBlockSearch", "WeightedVote", "arun", "best_of_n", "extract_answer", "grade_batch",
+    "is_equivalent", "load_problems", "load_run", "results_frame", "run", "self_consistency",
 ]

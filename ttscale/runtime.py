@@ -27,6 +27,13 @@ class RunResult:
     results: list[Result]
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def to_dataframe(self, params: float | None = None):
+        """One row per problem (pandas; see ttscale.analysis.results_frame); `params`: the policy's
+        parameter count, for FLOPs."""
+        from ttscale.analysis import results_frame
+
+        return results_frame(self.results, params=params)
+
 
 def load_results(path: Path) -> dict[str, Result]:
     """Finished results by problem id. A partial last line (a killed write) is cut off the file."""

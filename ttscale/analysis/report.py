@@ -42,18 +42,29 @@ def _config(run: Path) -> dict[str, Any]:
 
 def load_run(run: str | Path):
     """One row per problem: outcome, usage and estimated FLOPs (pandas.DataFrame)."""
-    import pandas as pd
-
     run = Path(run)
     cfg = _config(run)
-    params = (cfg.get("model") or {}).get("params")
-    verifier_params = (cfg.get("verifier") or {}).get("params")
+    strategy = cfg.get("strategy") or {}
+    return results_frame(load_results(run / "results.jsonl").values(), params=(cfg.get("model") or {}).get("params"),
+                         verifier_params=(cfg.get("verifier") or {}).get("params"),
+                         columns={"run": str(run), "strategy": strategy.get("name"), "n": strategy.get("n")})
+
+
+def results_frame(results, params: float | None = None, verifier_params: float | None = None,
+                  columns: dict[str, Any] | None = None):
+    """Results (a list, or a RunResult from `ttscale.run`) as a pandas DataFrame, one row per problem:
+    answer, reference, correct (None: undecided or not graded), covered (some candidate correct), error,
+    usage, and FLOPs when `params` (the policy's parameter count) is given. `columns`: constant columns
+    put first (a run's name, a sweep cell's settings)."""
+    import pandas as pd
+
+    results = getattr(results, "results", results)
     rows = []
-    for result in load_results(run / "results.jsonl").values():
+    for result in results:
         u = result.usage
-        rows.append({"run": str(run), "strategy": (cfg.get("strategy") or {}).get("name"),
-                     "n": (cfg.get("strategy") or {}).get("n"), "problem_id": result.problem_id,
-                     "correct": result.correct, "covered": any(c.correct for c in result.candidates),
+        rows.append({**(columns or {}), "problem_id": result.problem_id, "answer": result.answer,
+                     "reference": result.reference, "correct": result.correct, "undecided": result.undecided,
+                     "covered": any(c.correct for c in result.candidates),
                      "error": result.error, "candidates": len(result.candidates),
                      "completion_tokens": u.completion_tokens, "prompt_tokens": u.prompt_tokens,
                      "cached_prompt_tokens": u.cached_prompt_tokens, "verifier_tokens": u.verifier_tokens,

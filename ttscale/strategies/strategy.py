@@ -13,6 +13,7 @@ from ttscale.strategies.select.best_score import BestScore
 from ttscale.strategies.select.majority import MajorityVote
 from ttscale.types import Candidate, Problem, Result, SamplingParams, Trajectory
 from ttscale.verifiers.base import Verifier, traits_of
+from ttscale.verifiers.function import check_verifier
 from ttscale.verifiers.logprob import MeanLogprob
 
 
@@ -22,6 +23,19 @@ class Strategy:
     select: Selector
     verifier: Verifier | None = None
     name: str = "strategy"
+
+    def __post_init__(self) -> None:
+        # What cannot give a right result is refused here, not on the first problem.
+        searched = getattr(self.search, "verifier", None)  # a step-wise search scores as it goes
+        check_verifier(self.verifier, "Strategy(verifier=...)")
+        check_verifier(searched, f"{type(self.search).__name__}(verifier=...)")
+        if self.verifier is not None and self.verifier is searched:
+            raise ValueError(f"the same verifier is given to {type(self.search).__name__} and to Strategy: the search "
+                             "already scored its trajectories, and the Strategy would score them again (twice the "
+                             "verifier compute, counted twice); pass it to the search only")
+        if getattr(self.select, "needs_scores", False) and self.verifier is None and searched is None:
+            raise ValueError(f"{type(self.select).__name__} selects by score, and nothing scores the trajectories: "
+                             "give Strategy(verifier=...) (e.g. MeanLogprob(), a PRM, FunctionVerifier(fn))")
 
     async def solve(self, problem: Problem, ctx: Context) -> Result:
         return await self._finish(problem, ctx, await self.search(problem, ctx))

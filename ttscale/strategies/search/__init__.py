@@ -3,8 +3,11 @@
 from ttscale.strategies.search.adaptive import AdaptiveSampling
 from ttscale.strategies.search.deepconf_online import DeepConfOnline
 from ttscale.strategies.search.eager import EntropyBranching
+from ttscale.strategies.search.fractured_sampling import FracturedSampling
 from ttscale.strategies.search.parallel import ParallelSampling
+from ttscale.strategies.search.power_sampling import PowerSampling
 from ttscale.strategies.search.sequential import SequentialRefinement
 from ttscale.strategies.search.set_cover_pruning import SetCoverPruning
 
-__all__ = ["AdaptiveSampling", "DeepConfOnline", "EntropyBranching", "ParallelSampling", "SequentialRefinement", "SetCoverPruning"]
+__all__ = ["AdaptiveSampling", "DeepConfOnline", "EntropyBranching", "FracturedSampling", "ParallelSampling",
+           "PowerSampling", "SequentialRefinement", "SetCoverPruning"]

@@ -9,6 +9,11 @@ from typing import Any, Protocol
 from ttscale.types import Trajectory
 
 
+class MissingStatistic(ValueError):
+    """A score or statistic a selection needs and a sample lacks: never silently a weight of 0 or
+    the first sample."""
+
+
 @dataclass
 class Selection:
     """The chosen trajectory (None when nothing can be chosen) and how the choice was made."""

@@ -12,16 +12,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ttscale.strategies.select.base import Selection
+from ttscale.strategies.select.base import MissingStatistic, Selection
 from ttscale.types import Trajectory
 
 STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_confidence", "tail_confidence")
 SEARCH_WEIGHT = "search_weight"  # a weight the search gives each trajectory (fractured sampling: its depth's)
 WEIGHTS = ("score", "inverse_entropy", SEARCH_WEIGHT) + STAT_WEIGHTS
-
-
-class MissingStatistic(ValueError):
-    """A vote weight that cannot be computed: never silently a weight of 0."""
 
 
 def trajectory_weight(t: Trajectory, weight: str) -> float:

@@ -6,8 +6,9 @@ from ttscale.strategies.step.block_search import ValueGuidedBlockSearch
 from ttscale.strategies.step.dvts import DVTS
 from ttscale.strategies.step.particle_filtering import ParticleFiltering
 from ttscale.strategies.step.particle_gibbs import ParticleGibbs
+from ttscale.strategies.step.phi_decoding import PhiDecoding
 from ttscale.strategies.step.rebase import Rebase
 from ttscale.strategies.step.tree import Node, StepGenerator
 
-__all__ = ["AStarDecoding", "BeamSearch", "DVTS", "Node", "ParticleFiltering", "ParticleGibbs", "Rebase",
+__all__ = ["AStarDecoding", "BeamSearch", "DVTS", "Node", "ParticleFiltering", "ParticleGibbs", "PhiDecoding", "Rebase",
            "StepGenerator", "ValueGuidedBlockSearch"]
