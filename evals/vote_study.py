@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ttscale.analysis import proportion_ci
 from ttscale.runtime import load_results
-from ttscale.strategies.select import DeepConfVote, MajorityVote, RPCVote, WeightedVote
+from ttscale.strategies.select import DeepConfVote, MajorityVote, MissingStatistic, RPCVote, WeightedVote
 from ttscale.types import Trajectory
 
 METHODS = {
@@ -30,23 +30,43 @@ METHODS = {
 }
 
 
+class Refused(SystemExit):
+    """A run this study cannot re-vote, said in one line."""
+
+
+def graded(run_dir: Path) -> list:
+    """The run's graded problems; a folder that is no run, or a run with nothing graded or without
+    the token statistics the votes read, is refused in one line."""
+    if not (run_dir / "results.jsonl").exists():
+        raise Refused(f"vote_study: {run_dir}: no results.jsonl (is it a ttscale run folder?)")
+    results = [r for r in load_results(run_dir / "results.jsonl").values() if not r.error and r.correct is not None]
+    if not results:
+        raise Refused(f"vote_study: {run_dir}: no graded problem (every one errored or was undecided)")
+    for name, select in METHODS.items():
+        try:
+            select(trajectories(results[0]), [c.group for c in results[0].candidates])
+        except MissingStatistic as exc:
+            raise Refused(f"vote_study: {run_dir}: its samples carry no token statistics, which {name} reads "
+                          f"({exc}); run it with strategy.logprobs=20 on a backend that returns top-k logprobs") from None
+    return results
+
+
+def trajectories(result) -> list[Trajectory]:
+    return [Trajectory(text=c.text, num_tokens=c.num_tokens, answer=c.answer, score=c.score, stats=c.stats)
+            for c in result.candidates]
+
+
 def study(run_dir: Path) -> list[dict]:
-    results = list(load_results(run_dir / "results.jsonl").values())
+    results = graded(run_dir)
     rows = []
     for name, select in METHODS.items():
         outcomes = []
         for result in results:
-            if result.error or result.correct is None:
-                continue
-            trajectories = []
-            for c in result.candidates:
-                t = Trajectory(text=c.text, num_tokens=c.num_tokens, answer=c.answer, score=c.score, stats=c.stats)
-                trajectories.append(t)
-            chosen = select(trajectories, [c.group for c in result.candidates]).index
+            chosen = select(trajectories(result), [c.group for c in result.candidates]).index
             outcomes.append(float(chosen is not None and bool(result.candidates[chosen].correct)))
         rows.append({"method": name, "problems": len(outcomes), "accuracy": sum(outcomes) / len(outcomes),
                      "ci95": proportion_ci(outcomes)})
-    covered = [float(any(c.correct for c in r.candidates)) for r in results if r.correct is not None]
+    covered = [float(any(c.correct for c in r.candidates)) for r in results]
     rows.append({"method": "pass@n (oracle)", "problems": len(covered), "accuracy": sum(covered) / len(covered),
                  "ci95": proportion_ci(covered)})
     return rows

@@ -93,3 +93,29 @@ def test_results_as_a_dataframe():
     assert (frame["completion_tokens"] == 3).all() and (frame["flops"] > 0).all()
     same = ttscale.results_frame(outcome.results, columns={"run": "sc"})
     assert list(same.columns[:2]) == ["run", "problem_id"] and same["flops"].isna().all()
+
+
+def test_vote_study_refuses_a_run_without_token_statistics_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    study = Path(__file__).resolve().parents[1] / "evals" / "vote_study.py"
+    problems = [PROBLEM, ttscale.Problem(id="q", question="What is 3 + 3?", answer="6")]
+    texts = ["so \\boxed{4}", "\\boxed{4}", "\\boxed{6}"]
+    runs = {}
+    for name, kwargs in {"plain": {}, "stats": {"synthetic_logprobs": 20}}.items():
+        backend = ttscale.ScriptedBackend(lambda prompt, params, i: texts[i % 3], **kwargs)
+        params = ttscale.SamplingParams(logprobs=20 if kwargs else None)
+        ttscale.run(ttscale.self_consistency(n=3, params=params), problems, backend, output=tmp_path / name / "results.jsonl",
+                    progress=False)
+        runs[name] = subprocess.run([sys.executable, str(study), str(tmp_path / name)], capture_output=True, text=True,
+                                    timeout=120)
+    plain = runs["plain"]
+    assert plain.returncode != 0 and plain.stderr.count("\n") == 1 and "carry no token statistics" in plain.stderr
+    assert "strategy.logprobs=20" in plain.stderr and "Traceback" not in plain.stderr
+    assert runs["stats"].returncode == 0, runs["stats"].stderr[-2000:]
+    assert "| majority | 2 |" in runs["stats"].stdout and "| inverse_entropy | 2 |" in runs["stats"].stdout
+    missing = subprocess.run([sys.executable, str(study), str(tmp_path / "nothing")], capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode != 0 and "no results.jsonl" in missing.stderr and "Traceback" not in missing.stderr

@@ -154,6 +154,8 @@ async def arun(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=strategy.name, unit="problem")
+    if out_path:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(out_path, "a", encoding="utf-8") if out_path else None
     started = time.perf_counter()
 

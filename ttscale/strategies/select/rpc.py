@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ttscale.strategies.select.base import Selection
+from ttscale.strategies.select.base import MissingStatistic, Selection
 from ttscale.strategies.select.weighted import weighted_winner
 from ttscale.types import Trajectory
 
@@ -28,7 +28,7 @@ def path_probability(t: Trajectory) -> float:
     if mean is None or math.isnan(mean):
         if t.num_tokens == 0:
             return 0.0  # an empty sample: probability of nothing generated is not a statistic
-        raise ValueError("rpc needs each sample's mean logprob (its token statistics): this sample has none; "
+        raise MissingStatistic("rpc needs each sample's mean logprob (its token statistics): this sample has none; "
                          "the search or backend did not return logprobs")
     return math.exp(mean)
 
