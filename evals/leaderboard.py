@@ -4,15 +4,21 @@ compute and cost-of-pass, and plotted at matched compute.
     python evals/leaderboard.py --out leaderboards/gsm8k-cpu                      # the CPU default grid
     python evals/leaderboard.py --out lb --strategies self_consistency,best_of_n,weighted_vote \\
         --budgets 1,2,4,8 -- dataset=gsm8k dataset.source=../shared/data/gsm8k_test.jsonl dataset.limit=50
-    python evals/leaderboard.py --out lb --token-budget 800 \\
+    python evals/leaderboard.py --out lb --budget 800 \\
         --strategies self_consistency,particle_filtering,beam_search -- verifier=self_eval
 
 `--budgets` runs every strategy at the same n values as ONE Hydra sweep (one engine serves every
-cell). But n counts unlike things (samples, particles, beams, expansions...), so `--token-budget T`
+cell). But n counts unlike things (samples, particles, beams, expansions...), so `--budget B`
 instead matches compute, as the seed papers compare: each strategy's own knob (its n, in the
-multiples it accepts) is calibrated to generate about T tokens per problem — a pilot run at
-`--pilot-n`, then n scaled by the measured tokens, up to `--calibration-runs` runs, keeping the run
-closest to T. `matched_budget.md` lists each strategy's n, what n counts, and the tokens it reached.
+multiples it accepts) is calibrated to spend about B per problem — a pilot run at `--pilot-n`, then
+n scaled by the measured compute, up to `--calibration-runs` runs, keeping the run closest to B.
+`--budget-on` says what is matched:
+    tokens     generated + verifier tokens (the default: a verifier's reading counts as compute)
+    generated  generated tokens only (what `--token-budget T` matches, its older spelling)
+    flops      estimated FLOPs (2 x params x tokens; needs model.params, and verifier.params for a
+               verifier that is a model of its own)
+`matched_budget.md` lists each strategy's n, what n counts, what it spent on each measure, and what
+was matched; leaderboard.md's first line says it too.
 
 `--baseline NAME` (a strategy name, or NAME@N for one budget) pairs every other cell against that
 cell on their shared problems — accuracy difference with a paired bootstrap interval, exact McNemar
@@ -78,9 +84,24 @@ def aligned(n: float, step: int) -> int:
     return max(step, int(round(n / step)) * step)
 
 
-def matched_budget(strategies: list[str], budget: float, pilot_n: int, runs: int, out: Path, extra: list[str]) -> list[dict]:
-    """Calibrate each strategy's n to generate about `budget` tokens per problem; the chosen run of
-    each goes to OUT/runs/<strategy>."""
+MEASURES = {"tokens": "generated + verifier tokens", "generated": "generated tokens", "flops": "FLOPs"}
+
+
+def spent(run_dir: Path) -> dict[str, float | None]:
+    """A run's compute per problem on each measure (FLOPs: None when a size is unknown)."""
+    from ttscale.analysis import load_run
+
+    frame = load_run(run_dir)
+    generated, verifier = frame["completion_tokens"].mean(), frame["verifier_tokens"].mean()
+    flops = None if frame["flops"].isna().any() else float(frame["flops"].mean())
+    return {"generated": float(generated), "verifier": float(verifier), "tokens": float(generated + verifier),
+            "flops": flops}
+
+
+def matched_budget(strategies: list[str], budget: float, measure: str, pilot_n: int, runs: int, out: Path,
+                   extra: list[str]) -> list[dict]:
+    """Calibrate each strategy's n to spend about `budget` per problem on `measure` (MEASURES); the
+    chosen run of each goes to OUT/runs/<strategy>."""
     from ttscale.strategies.budget import budget_knob, budget_step
 
     rows = []
@@ -90,25 +111,31 @@ def matched_budget(strategies: list[str], budget: float, pilot_n: int, runs: int
         n, tried = aligned(pilot_n, step), {}
         for _ in range(max(1, runs)):
             run_dir = out / "calibration" / f"{strategy}-n{n}"
-            tried[n] = (run_cell(strategy, n, run_dir, extra)["completion_tokens_per_problem"], run_dir)
-            tokens = tried[n][0]
-            if tokens <= 0 or abs(tokens - budget) <= 0.1 * budget:
+            run_cell(strategy, n, run_dir, extra)
+            tried[n] = (spent(run_dir), run_dir)
+            value = tried[n][0][measure]
+            if value is None:
+                raise SystemExit(f"leaderboard: --budget-on {measure} needs the model's size: set model.params (and "
+                                 "verifier.params for a verifier that is a model of its own) after --")
+            if value <= 0 or abs(value - budget) <= 0.1 * budget:
                 break
-            nxt = aligned(n * budget / tokens, step)
+            nxt = aligned(n * budget / value, step)
             if nxt in tried:
                 break
             n = nxt
-        best = min(tried, key=lambda k: (abs(tried[k][0] - budget), k))
-        tokens, run_dir = tried[best]
+        best = min(tried, key=lambda k: (abs(tried[k][0][measure] - budget), k))
+        used, run_dir = tried[best]
         target = out / "runs" / strategy
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(run_dir, target)
-        rows.append({"strategy": strategy, "n": best, "n_counts": budget_knob(cfg), "tokens_per_problem": tokens,
-                     "budget": budget, "off_by": (tokens - budget) / budget, "calibration_runs": len(tried)})
-    lines = ["| strategy | n | n counts | generated tokens / problem | budget | off by |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['strategy']} | {r['n']} | {r['n_counts']} | {r['tokens_per_problem']:.1f} | {r['budget']:g} | "
-              f"{100 * r['off_by']:+.0f}% |" for r in rows]
+        rows.append({"strategy": strategy, "n": best, "n_counts": budget_knob(cfg), **used, "budget": budget,
+                     "measure": measure, "off_by": (used[measure] - budget) / budget, "calibration_runs": len(tried)})
+    lines = [f"Matched on {MEASURES[measure]} per problem: {budget:g}.", "",
+             "| strategy | n | n counts | generated tokens / problem | verifier tokens / problem | FLOPs / problem | "
+             "off by |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['strategy']} | {r['n']} | {r['n_counts']} | {r['generated']:.1f} | {r['verifier']:.1f} | "
+              f"{'-' if r['flops'] is None else format(r['flops'], '.3g')} | {100 * r['off_by']:+.0f}% |" for r in rows]
     (out / "matched_budget.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return rows
@@ -151,7 +178,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="the leaderboard's folder")
     parser.add_argument("--strategies", default="self_consistency,best_of_n,weighted_vote")
     parser.add_argument("--budgets", default="1,2,4,8", help="strategy.n values (without --token-budget)")
-    parser.add_argument("--token-budget", type=float, help="match compute: generated tokens per problem for every strategy")
+    parser.add_argument("--budget", type=float, help="match compute: what every strategy spends per problem")
+    parser.add_argument("--budget-on", choices=sorted(MEASURES), default="tokens",
+                        help="--budget's measure: tokens (generated + verifier, the default), generated, flops")
+    parser.add_argument("--token-budget", type=float, help="the same as --budget T --budget-on generated")
     parser.add_argument("--pilot-n", type=int, default=2, help="--token-budget: n of each strategy's first run")
     parser.add_argument("--calibration-runs", type=int, default=3, help="--token-budget: runs per strategy at most")
     parser.add_argument("--baseline", help="pair every cell against this one: a strategy name, or NAME@N")
@@ -159,8 +189,11 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     runs = out / "runs"
-    if args.token_budget:
-        matched_budget(args.strategies.split(","), args.token_budget, args.pilot_n, args.calibration_runs, out,
+    if args.token_budget and args.budget:
+        parser.error("give --budget (with --budget-on) or --token-budget, not both")
+    budget, measure = (args.token_budget, "generated") if args.token_budget else (args.budget, args.budget_on)
+    if budget:
+        matched_budget(args.strategies.split(","), budget, measure, args.pilot_n, args.calibration_runs, out,
                        args.ttscale_args)
     else:
         command = [sys.executable, "-m", "ttscale.cli", "-m", f"strategy={args.strategies}",
@@ -170,6 +203,11 @@ def main() -> None:
         if proc.returncode != 0:
             raise SystemExit(f"leaderboard: the sweep failed (exit {proc.returncode}); rerun to resume")
     analysis = subprocess.run([sys.executable, "-m", "ttscale.analysis", str(runs), "--out", str(out)])
+    board = out / "leaderboard.md"
+    if analysis.returncode == 0 and board.exists():  # what the table's cells have in common, said first
+        said = (f"Matched compute: {MEASURES[measure]} per problem, {budget:g} (matched_budget.md)." if budget
+                else f"Not matched on compute: every strategy at strategy.n in {args.budgets} (n counts unlike things).")
+        board.write_text(said + "\n\n" + board.read_text())
     if analysis.returncode == 0 and args.baseline:
         compare_cells(runs, args.baseline, out)
     raise SystemExit(analysis.returncode)

@@ -178,15 +178,48 @@ def test_a_scripted_leaderboard_at_a_matched_token_budget(tmp_path):
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (out / "matched_budget.md").read_text()
-    rows = [line.split("|")[1:-1] for line in table.splitlines()[2:]]
+    assert table.startswith("Matched on generated tokens per problem: 40.")
+    rows = [line.split("|")[1:-1] for line in table.splitlines()[4:]]
     assert {r[0].strip(): int(r[1]) for r in rows} == {"self_consistency": 4, "best_of_n": 4, "particle_filtering": 4,
                                                        "beam_search": 4}
     assert all(abs(float(r[3]) - 40) <= 4 for r in rows)
     assert {r[2].strip() for r in rows} == {"samples", "particles", "beams"}
     board = (out / "leaderboard.md").read_text()
+    assert board.startswith("Matched compute: generated tokens per problem, 40 (matched_budget.md).")
     assert "n_counts" in board and "particles" in board
     pairs = (out / "comparisons.md").read_text()  # every cell paired against self-consistency
     assert "Paired against self_consistency@4" in pairs and pairs.count("\n| ") == 4
+
+
+def test_budgets_match_generated_plus_verifier_tokens_or_flops(tmp_path, monkeypatch):
+    """The calibration on each measure, on made runs: a cell of n spends 10 n generated and 30 n
+    verifier tokens per problem (a guided search reading 3x what it writes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("leaderboard", Path(__file__).resolve().parents[1] / "evals" / "leaderboard.py")
+    board = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(board)
+    params = {}
+
+    def run_cell(strategy, n, run_dir, extra):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        usage = Usage(completion_tokens=10 * n, verifier_tokens=30 * n, prompt_tokens=0)
+        lines = [json.dumps(Result(problem_id=str(i), answer="1", usage=usage).to_dict()) for i in range(2)]
+        (run_dir / "results.jsonl").write_text("\n".join(lines) + "\n")
+        (run_dir / "config.yaml").write_text(json.dumps({"strategy": {"name": strategy, "n": n}, "model": params}))
+
+    monkeypatch.setattr(board, "run_cell", run_cell)
+    (on_tokens,) = board.matched_budget(["self_consistency"], 320, "tokens", 2, 3, tmp_path / "a", [])
+    assert on_tokens["n"] == 8 and on_tokens["tokens"] == 320 and on_tokens["generated"] == 80
+    (on_generated,) = board.matched_budget(["self_consistency"], 320, "generated", 2, 3, tmp_path / "b", [])
+    assert on_generated["n"] == 32 and on_generated["tokens"] == 1280  # 4x the compute, "matched"
+    assert (tmp_path / "a" / "matched_budget.md").read_text().startswith(
+        "Matched on generated + verifier tokens per problem: 320.")
+    with pytest.raises(SystemExit, match="needs the model's size: set model.params"):
+        board.matched_budget(["self_consistency"], 1e12, "flops", 2, 3, tmp_path / "c", [])
+    params["params"] = 1e9  # 2 x 1e9 x 40 n FLOPs per problem: n = 4 for 3.2e11
+    (on_flops,) = board.matched_budget(["self_consistency"], 3.2e11, "flops", 2, 3, tmp_path / "d", [])
+    assert on_flops["n"] == 4 and on_flops["flops"] == pytest.approx(3.2e11)
 
 
 def test_a_sample_without_its_logprob_is_an_error_not_a_score():
