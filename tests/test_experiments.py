@@ -38,6 +38,19 @@ def test_sweep_then_one_analysis_command_gives_curves_and_a_leaderboard(tmp_path
     for name in ("leaderboard.csv", "compute_tokens.png", "compute_flops.png", "compute_wall.png"):
         assert (out / name).stat().st_size > 1000, name
     assert (sweep / "2" / "curve.png").exists() and (sweep / "2" / "curve.csv").exists()  # n=4: a curve
+    import csv
+
+    with open(out / "leaderboard.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:  # an interval is two numbers; a cell is named by what it overrode, not runs/0..5
+        low, high = float(row["accuracy_ci95_low"]), float(row["accuracy_ci95_high"])
+        assert 0 <= low <= float(row["accuracy"]) <= high <= 1
+        assert row["cell"] == f"strategy={row['strategy']} strategy.n={row['n']}"
+        assert row["model"] == "smollm2-135m" and row["dataset"] == "gsm8k_fixture"
+    from ttscale.analysis.__main__ import curve_title
+
+    assert curve_title(sweep / "2", [{"problems": 6}]).startswith(
+        "self_consistency (n=4 samples) · smollm2-135m · gsm8k_fixture · 6 problems")
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):

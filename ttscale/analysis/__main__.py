@@ -40,8 +40,23 @@ def curve(folder: Path) -> list[dict]:
         for row in rows:
             writer.writerow([row["k"], row["problems"]] + [v for m in metrics for v in (row[m], *row[m + "_ci95"])])
     if len(rows) > 1:
-        plot_curve(rows, folder / "curve.png", title=str(folder))
+        plot_curve(rows, folder / "curve.png", title=curve_title(folder, rows))
     return rows
+
+
+def curve_title(folder: Path, rows: list[dict]) -> str:
+    """strategy (n, what n counts) · model · dataset · problems, and the folder."""
+    from ttscale.analysis.report import _config
+    from ttscale.strategies.budget import budget_knob
+
+    cfg = _config(folder)
+    strategy = cfg.get("strategy") or {}
+    model, dataset = (cfg.get("model") or {}).get("name"), (cfg.get("dataset") or {}).get("name")
+    verifier = (cfg.get("verifier") or {}).get("name") or strategy.get("verifier")
+    head = f"{strategy.get('name', 'strategy unknown')} (n={strategy.get('n')} {budget_knob(strategy)}"
+    head += f", verifier {verifier})" if verifier else ")"
+    return (f"{head} · {model or 'model unknown'} · {dataset or 'dataset unknown'} · "
+            f"{max((r['problems'] for r in rows), default=0)} problems\n{folder}")
 
 
 def compare_main(argv: list[str]) -> None:
@@ -89,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     csv_path, md_path = write_leaderboard(rows, out)
     print(f"\n# leaderboard ({len(rows)} runs)\n" + md_path.read_text())
     for axis in COMPUTE_AXES:
-        plot_compute(rows, axis, out / f"compute_{axis}.png", title=f"{len(rows)} runs")
+        plot_compute(rows, axis, out / f"compute_{axis}.png")
     print(f"written: {csv_path}, {md_path}, {out}/compute_{{tokens,flops,wall}}.png")
 
 

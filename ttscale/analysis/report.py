@@ -86,7 +86,8 @@ def leaderboard(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         n = len(results) or 1
         strategy = cfg.get("strategy") or {}
         row = {"run": str(run), "strategy": strategy.get("name"), "n": strategy.get("n"),
-               "n_counts": budget_knob(strategy),
+               "model": (cfg.get("model") or {}).get("name"), "dataset": (cfg.get("dataset") or {}).get("name"),
+               "overrides": _overrides(run), "n_counts": budget_knob(strategy),
                "verifier": (cfg.get("verifier") or {}).get("name") or strategy.get("verifier"),
                "problems": len(results), "errors": errored,
                "accuracy": sum(correct) / len(correct) if correct else None, "accuracy_ci95": proportion_ci(correct),
@@ -104,7 +105,36 @@ def leaderboard(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
         row.update(compute_summary(results, model.get("params"), (cfg.get("verifier") or {}).get("params"),
                                    Prices.from_config(model.get("prices"))))
         rows.append(row)
+    for row, label in zip(rows, cell_labels(rows)):
+        row["cell"] = label
     return rows
+
+
+def _overrides(run: Path) -> list[str]:
+    """The command-line overrides the run was made with (Hydra's record of them), hydra.* left out."""
+    import yaml
+
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return []
+    return [o for o in (yaml.safe_load(path.read_text()) or []) if not o.lstrip("+~").startswith("hydra.")]
+
+
+def cell_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """What tells each run apart from the others: its overrides that not every run shares
+    (`strategy=beam_search strategy.n=4`, not `runs/3`); the strategy and n where nothing does."""
+    shared = set.intersection(*(set(r.get("overrides") or []) for r in rows)) if rows else set()
+    labels = []
+    for r in rows:
+        own = [o for o in r.get("overrides") or [] if o not in shared]
+        labels.append(" ".join(own) if own else f"{r.get('strategy')}@{r.get('n')}")
+    return labels
+
+
+def describe(rows: Sequence[dict[str, Any]], key: str) -> str:
+    """The distinct values of `key` over the runs, joined (a plot title's model / dataset)."""
+    values = sorted({str(r.get(key)) for r in rows if r.get(key) is not None})
+    return ", ".join(values) if values else f"{key} unknown"
 
 
 def _run_wall(run: Path, results) -> float:
@@ -141,7 +171,8 @@ def _fmt(value: Any) -> str:
 LEADERBOARD_COLUMNS = ("strategy", "n", "n_counts", "verifier", "problems", "errors", "accuracy", "accuracy_ci95", "pass_at_n",
                        "completion_tokens_per_problem", "verifier_tokens_per_problem", "verifier_calls_per_problem",
                        "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass",
-                       "wall_seconds_per_problem", "cost_of_pass", "run")
+                       "wall_seconds_per_problem", "cost_of_pass", "model", "dataset", "cell", "run")
+INTERVALS = ("accuracy_ci95",)  # in the CSV: two numeric columns, NAME_low and NAME_high
 
 
 def write_leaderboard(rows: Sequence[dict[str, Any]], out: Path) -> tuple[Path, Path]:
@@ -151,11 +182,19 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], out: Path) -> tuple[Path, 
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(rows, key=lambda r: (-(r["accuracy"] or 0), r["completion_tokens_per_problem"]))
     columns = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
+    csv_columns = [name for c in columns for name in ((f"{c}_low", f"{c}_high") if c in INTERVALS else (c,))]
     with open(out / "leaderboard.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        writer.writerow(csv_columns)
         for r in ordered:
-            writer.writerow([json.dumps(r.get(c)) if isinstance(r.get(c), (list, tuple)) else r.get(c) for c in columns])
+            cells = []
+            for c in columns:
+                value = r.get(c)
+                if c in INTERVALS:
+                    cells += list(value) if value is not None else ["", ""]
+                else:
+                    cells.append(json.dumps(value) if isinstance(value, (list, tuple)) else value)
+            writer.writerow(cells)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in ordered]
     (out / "leaderboard.md").write_text("\n".join(lines) + "\n")
@@ -199,27 +238,41 @@ def plot_compute(rows: Sequence[dict[str, Any]], axis: str, path: Path, title: s
     points = [r for r in rows if r.get(key) is not None and r.get("accuracy") is not None]
     if not points:
         return None
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
     groups = sorted({r["strategy"] for r in points})
-    for name in groups:
+    # points at one spot (same compute and accuracy) are drawn side by side, their labels stacked
+    placed: dict[tuple[float, float], int] = {}
+    rank = {}
+    for r in sorted(points, key=lambda r: (r["strategy"], r[key])):
+        spot = (round(math.log10(r[key]), 2) if r[key] > 0 else r[key], round(r["accuracy"], 2))
+        rank[id(r)] = placed[spot] = placed.get(spot, -1) + 1
+    for name, marker in zip(groups, "osD^vP*Xh<>p" * 4):
         mine = [r for r in points if r["strategy"] == name]
+        xs = [r[key] * 1.05 ** rank[id(r)] if r[key] > 0 else r[key] for r in mine]
         lows = [r["accuracy"] - r["accuracy_ci95"][0] for r in mine]
         highs = [r["accuracy_ci95"][1] - r["accuracy"] for r in mine]
-        ax.errorbar([r[key] for r in mine], [r["accuracy"] for r in mine], yerr=[lows, highs], fmt="o", capsize=3,
-                    label=name)
-        for r in mine:
-            ax.annotate(f"{r['n']} {r.get('n_counts') or 'n'}", (r[key], r["accuracy"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        bars = ax.errorbar(xs, [r["accuracy"] for r in mine], yerr=[lows, highs], fmt=marker, capsize=3,
+                           alpha=0.85, label=name)
+        for x, r in zip(xs, mine):
+            ax.annotate(f"{r['n']} {r.get('n_counts') or 'n'}", (x, r["accuracy"]), fontsize=7,
+                        color=bars.lines[0].get_color(), xytext=(4, 3 + 9 * rank[id(r)]), textcoords="offset points")
     frontier = pareto_frontier([(r[key], r["accuracy"]) for r in points])
     ax.plot([points[i][key] for i in frontier], [points[i]["accuracy"] for i in frontier], "k--", lw=1,
             label="Pareto frontier")
     if all(r[key] > 0 for r in points):
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}" if str(f"{v:.3g}")[0] in "25" else ""))
     ax.set_xlabel({"tokens": "generated + verifier tokens per problem", "flops": "FLOPs per problem (estimated)",
-                   "wall": "run wall seconds / problems"}[axis])
+                   "wall": "run wall seconds / problems"}[axis]
+                  + ("\n(points at one spot are drawn side by side)" if any(rank.values()) else ""))
     ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title or f"{describe(points, 'model')} on {describe(points, 'dataset')}: {len(points)} runs",
+                 fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside, not over, the points
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
