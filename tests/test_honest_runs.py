@@ -140,3 +140,38 @@ def test_every_summary_says_what_it_came_from(tmp_path):
     row = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[0])
     assert len(row["info"]["question_sha256"]) == 64 and row["info"]["prompt"]
     assert "provenance" not in proc.stdout  # in the file, not on the terminal
+
+
+def test_the_demo_stand_in_lets_scaling_curves_rise(tmp_path):
+    """backend=demo: majority voting rises with n, and a verifier that reads confidence (best-of-n by
+    mean logprob, DeepConf) rises faster; curves from one n=16 run rise from k=1 to k=16."""
+    import ttscale as tts
+    from ttscale.analysis.curves import scaling_curve
+    from ttscale.backends.demo import DemoBackend
+
+    problems = tts.load_problems(tts.DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k"))
+
+    def accuracy(strategy):
+        return tts.run(strategy, problems, DemoBackend(problems), progress=False).summary["accuracy"]
+
+    one, sixteen = accuracy(tts.self_consistency(n=1)), accuracy(tts.self_consistency(n=16))
+    assert 0.2 <= one <= 0.5 and sixteen >= one + 0.3
+    assert accuracy(tts.best_of_n(n=16)) >= sixteen
+    outcome = tts.run(tts.best_of_n(n=16), problems, DemoBackend(problems), progress=False)
+    curve = scaling_curve(outcome.results)
+    for metric in ("maj_at_k", "best_of_k", "pass_at_k"):
+        values = [row[metric] for row in curve]
+        assert values[-1] > values[0] + 0.3 and values == sorted(values), (metric, values)
+
+    proc = ttscale_cli_demo(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "a scripted stand-in model (backend.script=demo)" in proc.stderr and "no result" in proc.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["accuracy"] >= 0.6
+    bad = ttscale("backend=demo", "backend.demo_accuracy=1.5", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == (
+        "ttscale: backend.demo_accuracy=1.5: how often the stand-in answers right, in [0, 1]")
+
+
+def ttscale_cli_demo(tmp_path):
+    return ttscale("backend=demo", "strategy=deepconf", "strategy.n=8", "progress=false", f"hydra.run.dir={tmp_path}")

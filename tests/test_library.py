@@ -29,7 +29,7 @@ def test_every_registered_method_and_verifier_is_exported():
             assert getattr(ttscale.strategies, cls.__name__) is cls
     for name in ("UnitTests", "TransformersPRM", "VLLMPoolingPRM", "MeanTokenProbability", "SelfEvaluation",
                  "GroundTruth", "MeanLogprob", "FunctionVerifier", "CodeGrader", "MathGrader", "VLLMBackend",
-                 "OpenAIBackend", "ScriptedBackend"):
+                 "OpenAIBackend", "ScriptedBackend", "DemoBackend"):
         assert getattr(ttscale, name).__name__ == name
     assert len(VERIFIERS) == 6  # the CLI's verifiers (mean_logprob ... unit_tests): their classes are above
     for name in ttscale.__all__:

@@ -7,6 +7,7 @@ so that importing ttscale never imports vLLM.
 
 from ttscale.analysis import load_run, results_frame
 from ttscale.backends import ScriptedBackend
+from ttscale.backends.demo import DemoBackend
 from ttscale.data import DatasetSpec, PromptTemplate, load_problems
 from ttscale.graders import CodeGrader, MathGrader, extract_answer, grade_batch, is_equivalent
 from ttscale.runtime import RunResult, arun, run
@@ -34,7 +35,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "CodeGrader", "Completion", "Context", "DVTS",
-    "DatasetSpec", "DeepConfOnline", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
+    "DatasetSpec", "DeepConfOnline", "DemoBackend", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
     "FunctionVerifier", "GroundTruth", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
     "MissingStatistic", "OpenAIBackend", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "PhiDecoding",
     "PowerSampling", "Problem", "PromptTemplate", "RPCVote", "Rebase", "Result", "RunResult", "SamplingParams",

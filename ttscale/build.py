@@ -401,8 +401,16 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
         if not isinstance(synthetic, int) or synthetic < 0:
             raise ConfigError(f"backend.synthetic_logprobs={synthetic!r}: the k of the invented top-k logprobs "
                               "per token (an integer >= 0; 0: none)")
-        return ScriptedBackend(_choice("backend.script", backend_cfg.get("script"), SCRIPTS),
-                               logprobs_mode=logprobs_mode or "raw_logprobs", synthetic_logprobs=synthetic)
+        script = _choice("backend.script", backend_cfg.get("script"), {**SCRIPTS, "demo": None})
+        if backend_cfg.get("script") == "demo":  # knows the references: the CLI tells it the problems
+            from ttscale.backends.demo import DemoBackend
+
+            accuracy = backend_cfg.get("demo_accuracy", 0.35)
+            if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+                raise ConfigError(f"backend.demo_accuracy={accuracy!r}: how often the stand-in answers right, in [0, 1]")
+            return DemoBackend(accuracy=float(accuracy), synthetic_logprobs=synthetic,
+                               logprobs_mode=logprobs_mode or "raw_logprobs")
+        return ScriptedBackend(script, logprobs_mode=logprobs_mode or "raw_logprobs", synthetic_logprobs=synthetic)
     if backend_cfg["kind"] == "openai":
         return _openai_backend(backend_cfg, model_path, logprobs_mode)
     from ttscale.backends.vllm import VLLMBackend, apply_env, is_cpu_platform

@@ -200,6 +200,9 @@ class App:
             log_path = out_dir / "engine.log" if quiet else None
             if cfg.backend.kind == "openai":
                 print(f"ttscale: {cfg.model.name} served at {', '.join(map(str, cfg.backend.endpoints))}", file=sys.stderr)
+            elif cfg.backend.kind == "scripted":
+                print(f"ttscale: a scripted stand-in model (backend.script={cfg.backend.script}), not {cfg.model.name}: "
+                      "no engine, and its numbers are no result", file=sys.stderr)
             else:
                 print(f"ttscale: starting the {cfg.backend.kind} engine for {cfg.model.name}"
                       + (f" (its log: {log_path}; -v shows it here)" if log_path else ""), file=sys.stderr)
@@ -238,7 +241,15 @@ class App:
         except (ConfigError, DatasetError) as exc:
             print(f"ttscale: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        backend = self.backend(cfg, out_dir)
+        try:
+            backend = self.backend(cfg, out_dir)
+        except ConfigError as exc:  # a backend setting that cannot work: one line
+            print(f"ttscale: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        from ttscale.backends.demo import DemoBackend
+
+        if isinstance(backend, DemoBackend):  # the stand-in that knows the answers (backend=demo)
+            backend.learn(problems)
         with build_grader(resolved["dataset"], resolved["grader"]) as grader:
             try:  # checks that need the backend itself (what it returns): one line, before the first problem
                 strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,

@@ -119,7 +119,8 @@ class BackendConfig:
     cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
     env: Dict[str, Any] = field(default_factory=dict)
     fast_top_p: Any = "auto"  # kind=vllm: top-p without sorting the vocabulary (backends/top_p.py): auto (CPU) | true | false
-    script: Optional[str] = None  # kind=scripted: a stand-in model for pipeline tests (guess)
+    script: Optional[str] = None  # kind=scripted: a stand-in model: guess (pipeline tests), fail, demo (backend=demo)
+    demo_accuracy: float = 0.35  # kind=scripted, script=demo: how often the stand-in gives the reference
     synthetic_logprobs: int = 0  # kind=scripted: k invented top-k logprobs per token (0: none), for token-level methods
     # kind=openai (conf/backend/openai.yaml; ttscale/backends/openai.py)
     endpoints: List[Any] = field(default_factory=list)  # base URLs, or {url, max_concurrency}
