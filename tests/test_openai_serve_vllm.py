@@ -160,7 +160,7 @@ def test_a_cli_run_over_http_keeps_the_api_key_out_of_every_file(server, tmp_pat
 def test_serve_answers_with_a_strategy_on_the_cpu_engine(vllm_backend):
     import openai
 
-    from test_serve import Running
+    from test_serve import GSM8K_GEN_KWARGS, Running, lm_eval_generate
     from ttscale.serve import Server
 
     running = Running(Server([], backend=vllm_backend))
@@ -169,8 +169,18 @@ def test_serve_answers_with_a_strategy_on_the_cpu_engine(vllm_backend):
         client = openai.OpenAI(base_url=running.url, api_key="unused")
         reply = client.chat.completions.create(model="self_consistency@3", max_tokens=64,
                                                messages=problems(1)[0].messages)
+        streamed = client.chat.completions.create(model="self_consistency@3", max_tokens=64, stream=True,
+                                                  messages=problems(1)[0].messages)
+        text = "".join(e.choices[0].delta.content or "" for e in streamed if e.choices)
+        # lm-evaluation-harness's chat client on three GSM8K problems, as `lm_eval --model
+        # local-chat-completions --apply_chat_template --gen_kwargs temperature=0.8,max_gen_toks=64` asks
+        chats = [p.messages for p in problems(3)]
+        replies = lm_eval_generate(running.url, "self_consistency@2", chats,
+                                   {**GSM8K_GEN_KWARGS, "max_gen_toks": 64})
     finally:
         running.close()
+    assert text == reply.choices[0].message.content  # the same seed: the same chosen sample, streamed
+    assert len(replies) == 3 and all(r.strip() for r in replies), replies
     extra = reply.model_extra["ttscale"]
     assert extra["candidates"] == 3 and reply.choices[0].message.content
     assert reply.usage.completion_tokens == extra["usage"]["completion_tokens"] > 0

@@ -74,11 +74,22 @@ def test_the_header_picks_the_strategy_and_guided_search_runs(served):
 @pytest.mark.parametrize("body, says", [
     ({"model": "no_such_strategy@4", "messages": QUESTION}, "no strategy 'no_such_strategy'; choose one of: a_star"),
     ({"model": "self_consistency@x", "messages": QUESTION}, "budget after '@' must be an integer"),
-    ({"model": "self_consistency@0", "messages": QUESTION}, "budget after '@' must be an integer from 1 to 1024"),
-    ({"model": "self_consistency@1000000", "messages": QUESTION}, "must be an integer from 1 to 1024"),
+    ({"model": "self_consistency@0", "messages": QUESTION}, "budget after '@' must be an integer from 1 to 64"),
+    ({"model": "self_consistency@1000000", "messages": QUESTION}, "must be an integer from 1 to 64"),
+    ({"model": "self_consistency@64", "messages": QUESTION, "max_tokens": 100000},
+     "max_tokens=100000 is over this server's limit of 4096 per sample"),
+    ({"model": "self_consistency@64", "messages": QUESTION, "max_tokens": 4096},
+     "n x max_tokens = 64 x 4096 = 262144 generated tokens at most, over this server's limit of 131072"),
+    ({"model": "greedy", "messages": QUESTION, "stop": ["a", "b", "c", "d", "e"]}, "'stop' must be a non-empty string"),
+    ({"model": "greedy", "messages": QUESTION, "stop": [""]}, "'stop' must be a non-empty string"),
+    ({"model": "greedy", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
+     "messages[0].content[0] is a 'image_url' part; only text parts"),
+    ({"model": "greedy", "messages": QUESTION, "presence_penalty": 0.5}, "'presence_penalty'=0.5 cannot be honoured"),
+    ({"model": "greedy", "messages": QUESTION, "logprobs": True}, "'logprobs'=True cannot be honoured"),
+    ({"model": "greedy", "messages": QUESTION, "stream": "yes"}, "'stream' must be true or false"),
+    ({"model": "greedy", "messages": QUESTION, "max_tokens": 8, "max_completion_tokens": 9}, "differ; send one"),
     ({"model": "greedy", "messages": []}, "'messages' must be a non-empty list"),
     ({"model": "greedy", "messages": [{"role": "user"}]}, "messages[0] must be {role"),
-    ({"model": "greedy", "messages": QUESTION, "stream": True}, "stream=true is not supported"),
     ({"model": "greedy", "messages": QUESTION, "n": 3}, "n must be 1"),
     ({"model": "greedy", "messages": QUESTION, "max_tokens": "many"}, "'max_tokens' must be a finite number"),
     ({"model": "greedy", "messages": QUESTION, "temperature": 10 ** 400}, "'temperature' must be a finite number"),
@@ -107,6 +118,61 @@ def test_the_openai_client_sees_the_400_as_a_bad_request(served):
         client.chat.completions.create(model="nope@2", messages=QUESTION)
 
 
+def test_stop_content_parts_and_neutral_fields_as_the_openai_api_defines_them(served):
+    client = openai.OpenAI(base_url=served.url, api_key="unused")
+    parts = [{"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
+             {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "3 + 4?"}]}]
+    reply = client.chat.completions.create(model="self_consistency@2", messages=parts, stop=["step."],
+                                           presence_penalty=0, frequency_penalty=0, logprobs=False)
+    # the scripted samples are "Let me think step by step.\n\nThe answer is N.": cut at the stop string
+    assert reply.choices[0].message.content == "Let me think step by "
+    assert reply.model_extra["ttscale"]["usage"]["completion_tokens"] == 2 * 5
+    assert reply.choices[0].finish_reason == "stop"
+
+
+def test_a_streamed_answer_is_server_sent_events_of_the_chosen_sample(served):
+    client = openai.OpenAI(base_url=served.url, api_key="unused")
+    whole = client.chat.completions.create(model="self_consistency@4", messages=QUESTION)
+    stream = client.chat.completions.create(model="self_consistency@4", messages=QUESTION, stream=True,
+                                            stream_options={"include_usage": True})
+    events = list(stream)
+    text = "".join(e.choices[0].delta.content or "" for e in events if e.choices)
+    assert text == whole.choices[0].message.content
+    assert [e.choices[0].finish_reason for e in events if e.choices][-1] == "stop"
+    assert events[-1].usage.completion_tokens == whole.usage.completion_tokens == 40 and not events[-1].choices
+
+
+def test_an_api_key_guards_every_v1_route_and_requests_over_the_limit_wait_or_get_a_429():
+    import concurrent.futures
+
+    from ttscale.backends.scripted import ScriptedBackend
+    from ttscale.serve import Limits
+
+    backend = ScriptedBackend(lambda prompt, params, i: "The answer is 7.", delay=0.5)
+    running = Running(Server(["backend=scripted"], backend=backend, api_key="sk-test",
+                             limits=Limits(max_concurrent=1, max_waiting=1)))
+    try:
+        assert requests.get(running.url + "/models", timeout=10).status_code == 401
+        wrong = openai.OpenAI(base_url=running.url, api_key="sk-wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError, match="missing or wrong API key"):
+            wrong.chat.completions.create(model="greedy", messages=QUESTION)
+        assert requests.get(running.url.removesuffix("/v1") + "/health", timeout=10).ok  # probes need no key
+        client = openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0)
+
+        def ask(_):
+            try:
+                return client.chat.completions.create(model="greedy", messages=QUESTION).choices[0].message.content
+            except openai.RateLimitError as exc:
+                return exc.status_code
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            outcomes = list(pool.map(ask, range(4)))
+        # one runs, one waits, the other two are turned away (each greedy request takes 0.5 s)
+        assert sorted(map(str, outcomes)) == ["429", "429", "The answer is 7.", "The answer is 7."], outcomes
+    finally:
+        running.close()
+
+
 def test_the_serve_command_starts_answers_and_refuses_a_bad_override():
     import subprocess
     import sys
@@ -132,4 +198,56 @@ def test_the_serve_command_starts_answers_and_refuses_a_bad_override():
         process.terminate()
         process.wait(20)
     bad = subprocess.run(command + ["backend=nope"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == "ttscale serve: backend=nope is not a known choice; choose one of: openai, scripted, vllm"
+    assert bad.returncode == 2 and bad.stderr.strip() == ("ttscale serve: backend=nope is not a known choice; choose one of: "
+                                                          "demo, openai, scripted, vllm")
+
+
+def lm_eval_generate(url: str, model: str, chats: list[list[dict]], gen_kwargs: dict, key: str | None = None,
+                     concurrent: int = 2) -> list[str]:
+    """lm-evaluation-harness's `local-chat-completions` model (its own client code, unchanged) asked
+    as `lm_eval --model local-chat-completions --apply_chat_template` asks: one generate_until request
+    per problem, the chat as JSON, the task's gen_kwargs."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.api_models import JsonChatStr
+    from lm_eval.models.openai_completions import LocalChatCompletion
+
+    lm = LocalChatCompletion(base_url=url + "/chat/completions", model=model, num_concurrent=concurrent,
+                             max_retries=1, tokenized_requests=False,
+                             header={"Authorization": f"Bearer {key}"} if key else None)
+    requests_ = [Instance(request_type="generate_until", doc={}, idx=i,
+                          arguments=(JsonChatStr(json.dumps(chat)), dict(gen_kwargs))) for i, chat in enumerate(chats)]
+    return lm.generate_until(requests_, disable_tqdm=True)
+
+
+# GSM8K's chat tasks stop at these (lm-eval's gsm8k yaml: until); sampling must be asked for (--gen_kwargs)
+GSM8K_GEN_KWARGS = {"until": ["Question:", "</s>", "<|im_end|>"], "do_sample": True, "temperature": 0.8,
+                    "max_gen_toks": 256}
+
+
+def test_lm_evaluation_harness_chat_client_runs_gsm8k_problems_through_a_strategy():
+    pytest.importorskip("lm_eval", reason="installed by scripts/install-cpu.sh --test")
+    import ttscale
+    from ttscale.backends.demo import DemoBackend
+    from ttscale.graders import MathGrader
+
+    problems = ttscale.load_problems(ttscale.DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k"))[:6]
+    running = Running(Server(["backend=scripted"], backend=DemoBackend(problems), api_key="sk-lm-eval"))
+    try:
+        chats = [[{"role": "user", "content": p.question}] for p in problems]
+        replies = lm_eval_generate(running.url, "self_consistency@8", chats, GSM8K_GEN_KWARGS, key="sk-lm-eval")
+        assert len(replies) == 6 and all(r.startswith("Let me think step by step.") for r in replies), replies
+        with MathGrader() as grader:
+            votes = [bool(grader.equivalent(p.answer, grader.extract(r))) for r, p in zip(replies, problems)]
+            single = lm_eval_generate(running.url, "self_consistency@1", chats, GSM8K_GEN_KWARGS, key="sk-lm-eval")
+            ones = [bool(grader.equivalent(p.answer, grader.extract(r))) for r, p in zip(single, problems)]
+        assert sum(votes) > sum(ones)  # voting over 8 beats one sample on the demo model
+        # lm-eval's default gen_kwargs are greedy: a strategy of 8 samples refuses them in one line
+        from lm_eval.models.openai_completions import LocalChatCompletion
+
+        payload = LocalChatCompletion(base_url=running.url, model="self_consistency@8", tokenized_requests=False
+                                      )._create_payload(chats[0], gen_kwargs={"until": ["Question:"], "do_sample": False})
+        refused = requests.post(running.url + "/chat/completions", json=payload, timeout=30,
+                                headers={"Authorization": "Bearer sk-lm-eval"})
+        assert refused.status_code == 400 and "strategy.temperature=0 is greedy" in refused.json()["error"]["message"]
+    finally:
+        running.close()
