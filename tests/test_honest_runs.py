@@ -68,10 +68,27 @@ def test_a_run_whose_every_problem_errored_exits_non_zero(tmp_path):
     (["dataset.offset=100000"], "ttscale: dataset 'fixture:gsm8k_test_30' selects no problem (offset=100000, "
                                 "limit=None): the offset is past the end"),
     (["dataset=gsm8k", "dataset.source=/no/such/file.jsonl"], "ttscale: dataset file '/no/such/file.jsonl' does not exist"),
+    (["hydra/launcher=ray"], "ttscale: hydra/launcher=ray is not a known choice; choose one of: basic, joblib, "
+                             "local_parallel, slurm_gpu, submitit_local, submitit_slurm (a launcher's plugin adds its "
+                             "choice once installed, e.g. pip install hydra-ray-launcher; README)"),
 ])
 def test_bad_runs_stop_in_one_line(args, message, tmp_path):
     proc = ttscale("backend=scripted", "progress=false", *args, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and proc.stderr.strip() == message, proc.stderr[-2000:]
+
+
+def test_a_malformed_dataset_names_its_row_and_the_fix_and_an_unwritable_folder_is_refused(tmp_path):
+    from ttscale.cli import check_hydra
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"question": "a", "answer": "#### 3"}\n{"question": "b", "answer": "4"}\n')
+    proc = ttscale("backend=scripted", "progress=false", f"dataset.source={rows}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"ttscale: {rows}:2: field 'answer': no '#### N' marker (a GSM8K answer ends with one; for answers given "
+        "as they are, set dataset.answer_format=raw)")
+    assert check_hydra([f"hydra.run.dir={rows}/run"], multirun=False) == (
+        f"hydra.run.dir={rows}/run: cannot write there ({rows}: not a folder); choose another output folder")
+    assert check_hydra([f"hydra.sweep.dir={tmp_path}/sweep"], multirun=True) is None
 
 
 @pytest.mark.parametrize("override", ["strategy.eta=90", "+strategy.foo=1"])

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,45 @@ def check_overrides(overrides: list[str]) -> str | None:
     return None
 
 
+def check_hydra(overrides: list[str], multirun: bool) -> str | None:
+    """What Hydra itself would fail on after the first job is set up, in one line: a launcher (or
+    other hydra/ group) choice that is not installed, an output folder that cannot be written."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import MissingConfigException
+
+    from ttscale.config import register_schemas
+
+    register_schemas()
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    first = (_variants(overrides) or [[]])[0] + [o.input_line for o in parsed if o.is_hydra_override()]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        try:
+            cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True)
+        except MissingConfigException as exc:
+            for o in parsed:
+                if o.is_hydra_override() and "/" in o.key_or_group and "=" in o.input_line:
+                    options = GlobalHydra.instance().config_loader().get_group_options(o.key_or_group)
+                    if o.value() not in options:
+                        return (f"{o.key_or_group}={o.value()} is not a known choice; choose one of: {', '.join(options)}"
+                                + (" (a launcher's plugin adds its choice once installed, e.g. pip install "
+                                   f"hydra-{o.value()}-launcher; README)" if o.key_or_group == "hydra/launcher" else ""))
+            return str(exc).splitlines()[0]
+        folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    why = None if existing.is_dir() else "not a folder"
+    if why is None:
+        try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".ttscale-probe-"))
+        except OSError as exc:
+            why = exc.strerror.lower() if exc.strerror else "not writable"
+    if why:
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        return f"{key}={folder}: cannot write there ({existing}: {why}); choose another output folder"
+    return None
+
+
 @contextlib.contextmanager
 def engine_output(log_path: Path | None):
     """Standard output and error, at the file-descriptor level (so the engine's own processes,
@@ -241,10 +281,16 @@ class App:
         except (ConfigError, DatasetError) as exc:
             print(f"ttscale: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        from ttscale.backends.base import BackendUnavailable
+
         try:
             backend = self.backend(cfg, out_dir)
         except ConfigError as exc:  # a backend setting that cannot work: one line
             print(f"ttscale: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except BackendUnavailable as exc:  # no server to run on: before the first problem, one line
+            print(f"ttscale: backend={cfg.backend.kind}: {exc} (is a server running at backend.endpoints?)",
+                  file=sys.stderr)
             raise SystemExit(2) from None
         from ttscale.backends.demo import DemoBackend
 
@@ -362,7 +408,8 @@ def main() -> None:
     passthrough = any(a.startswith("-") and a not in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if not a.startswith("-")]
     if not passthrough:
-        problem = check_overrides(overrides)
+        multirun = any(a in ("-m", "--multirun") for a in args)
+        problem = check_overrides(overrides) or check_hydra(overrides, multirun)
         if problem:
             print(f"ttscale: {problem}", file=sys.stderr)
             raise SystemExit(2)

@@ -51,7 +51,7 @@ def gold_answer(value: Any, answer_format: str) -> str:
     text = str(value)
     if answer_format == "gsm8k":
         if "####" not in text:
-            raise ValueError("no '#### N' marker")
+            raise ValueError("no '#### N' marker (a GSM8K answer ends with one; for answers given as they are, set dataset.answer_format=raw)")
         return text.rsplit("####", 1)[1].strip().replace(",", "")
     if answer_format == "boxed":
         from ttscale.graders.math import last_boxed
