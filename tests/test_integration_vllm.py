@@ -119,6 +119,30 @@ def test_best_of_n_end_to_end(vllm_backend, grader):
         assert all(c.score is not None and c.score <= 0 for c in result.candidates)
 
 
+def test_budget_forcing_on_the_real_engine(vllm_backend, grader):
+    """s1 budget forcing by token ids on SmolLM2 (the chat pair: its reasoning ends at "The answer
+    is"): a tight budget cuts the reasoning; a loose one lets the model end it, and each end is
+    extended once by " Wait," before the answer phase."""
+    from ttscale.strategies import BudgetForcing, MajorityVote, Strategy
+
+    problems = fixture_problems(2)
+    greedy = SamplingParams(temperature=0.0, top_p=1.0)
+    for budget in (12, 200):
+        search = BudgetForcing(params=greedy, max_thinking_tokens=budget, num_ignore=1, answer_tokens=16)
+        outcome = run(Strategy(search, MajorityVote(), name="budget_forcing"), problems, vllm_backend, grader=grader,
+                      progress=False)
+        assert outcome.summary["errors"] == 0
+        for result in outcome.results:
+            (c,) = result.candidates
+            assert 0 < c.stats["thinking_tokens"] <= budget
+            assert result.usage.completion_tokens == c.num_tokens > 0
+            if budget == 12:
+                assert c.stats["budget_cut"] == 1 and result.usage.backend_calls == 2  # one round, then the answer
+            elif not c.stats["budget_cut"]:
+                assert c.stats["extensions"] == 1 and " Wait," in c.text
+            assert "The answer is" in c.text
+
+
 def test_self_evaluation_on_the_real_engine(vllm_backend, grader):
     from ttscale.strategies import Strategy
     from ttscale.strategies.search import ParallelSampling

@@ -11,7 +11,7 @@ from ttscale.backends.demo import DemoBackend
 from ttscale.data import DatasetSpec, PromptTemplate, load_problems
 from ttscale.graders import CodeGrader, MathGrader, extract_answer, grade_batch, is_equivalent
 from ttscale.runtime import RunResult, arun, run
-from ttscale.strategies import (DVTS, AdaptiveSampling, AStarDecoding, BeamSearch, BestScore, Context, DeepConfOnline,
+from ttscale.strategies import (DVTS, AdaptiveSampling, AStarDecoding, BeamSearch, BestScore, BudgetForcing, Context, DeepConfOnline,
                                 DeepConfVote, EntropyBranching, FracturedSampling, MajorityVote, MissingStatistic,
                                 ParallelSampling, ParticleFiltering, ParticleGibbs, PhiDecoding, PowerSampling, Rebase,
                                 RPCVote, SequentialRefinement, SetCoverPruning, StepGenerator, Strategy,
@@ -34,7 +34,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "CodeGrader", "Completion", "Context", "DVTS",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeGrader", "Completion", "Context", "DVTS",
     "DatasetSpec", "DeepConfOnline", "DemoBackend", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
     "FunctionVerifier", "GroundTruth", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
     "MissingStatistic", "OpenAIBackend", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "PhiDecoding",

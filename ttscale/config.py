@@ -106,6 +106,13 @@ class ModelConfig:
     chat: bool = True  # false: a base model, prompted with plain text (see plain_prompt)
     plain_prompt: Dict[str, str] = field(default_factory=dict)  # role -> format for base models
     step_delimiter: str = "\n\n"
+    # Where its reasoning starts and ends, and what extends it (strategy=budget_forcing). The default
+    # suits a chat model without a think block that reasons in its answer and states it after "The
+    # answer is" (the prompts ask so); a thinking model sets its own (s1: start "<|im_start|>think",
+    # stop "<|im_start|>", end "<|im_start|>answer", extension "Wait", budget_suffix "\nFinal Answer:";
+    # R1 / Qwen3: start "", stop and end "</think>").
+    thinking: Dict[str, str] = field(default_factory=lambda: {
+        "start": "", "stop": "The answer is", "end": "The answer is", "extension": " Wait,", "budget_suffix": ""})
     notes: Optional[str] = None
     # US dollars per million tokens (prompt, cached_prompt, completion, verifier) for cost-of-pass
     prices: Dict[str, Optional[float]] = field(default_factory=dict)
@@ -195,6 +202,14 @@ class StrategyConfig:
     depth_weighting: str = "uniform"  # fractured_sampling: uniform (Algorithm 1) | linear (Appendix B.1)
     last_depths: Optional[int] = None  # fractured_sampling: sample only the last K depths (the paper's H = -K)
     reasoning_end: Optional[str] = "</think>"  # fractured_sampling: a thinking model's reasoning ends here (only it is cut)
+    max_thinking_tokens: int = 512  # budget_forcing: the upper bound on reasoning tokens
+    min_thinking_tokens: int = 0  # budget_forcing: an earlier end of reasoning is extended
+    num_ignore: int = 1  # budget_forcing: ends of reasoning replaced by the extension ("Wait")
+    thinking_start: str = ""  # budget_forcing: from model.thinking.start
+    thinking_stop: str = "The answer is"  # budget_forcing: from model.thinking.stop
+    thinking_end: str = "The answer is"  # budget_forcing: from model.thinking.end
+    extension: str = " Wait,"  # budget_forcing: from model.thinking.extension
+    budget_suffix: str = ""  # budget_forcing: from model.thinking.budget_suffix
     rollouts: int = 4  # phi_decoding: N candidate steps per beam
     min_steps: int = 4  # phi_decoding: T_min, no in-depth stop before it
     foresight_steps: int = 8  # phi_decoding: T_max

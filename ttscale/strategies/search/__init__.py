@@ -1,6 +1,7 @@
 """Search: how candidate trajectories are produced."""
 
 from ttscale.strategies.search.adaptive import AdaptiveSampling
+from ttscale.strategies.search.budget_forcing import BudgetForcing
 from ttscale.strategies.search.deepconf_online import DeepConfOnline
 from ttscale.strategies.search.eager import EntropyBranching
 from ttscale.strategies.search.fractured_sampling import FracturedSampling
@@ -9,5 +10,5 @@ from ttscale.strategies.search.power_sampling import PowerSampling
 from ttscale.strategies.search.sequential import SequentialRefinement
 from ttscale.strategies.search.set_cover_pruning import SetCoverPruning
 
-__all__ = ["AdaptiveSampling", "DeepConfOnline", "EntropyBranching", "FracturedSampling", "ParallelSampling",
+__all__ = ["AdaptiveSampling", "BudgetForcing", "DeepConfOnline", "EntropyBranching", "FracturedSampling", "ParallelSampling",
            "PowerSampling", "SequentialRefinement", "SetCoverPruning"]
