@@ -19,7 +19,8 @@ def ttscale(*args, timeout=600):
     [
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, alpha, answer_cue, answer_marker,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
-                            "block_search, budget_forcing, deepconf, deepconf_online, dvts, eager, fractured_sampling, greedy, inverse_entropy, "
+                            "block_search, budget_forcing, deepconf, deepconf_online, dvts, eager, fractured_sampling, genselect, greedy, "
+                            "inverse_entropy, "
                             "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, self_consistency, "
                             "sequential, set_cover_pruning, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],

@@ -210,6 +210,14 @@ class StrategyConfig:
     thinking_end: str = "The answer is"  # budget_forcing: from model.thinking.end
     extension: str = " Wait,"  # budget_forcing: from model.thinking.extension
     budget_suffix: str = ""  # budget_forcing: from model.thinking.budget_suffix
+    judge_window: int = 8  # genselect: k, solutions per judge prompt
+    judgments: int = 8  # genselect: judge calls (judge_mode=sample)
+    judge_mode: str = "sample"  # genselect: sample (the code: majority over judgments) | knockout (rounds of k)
+    judge_orderings: int = 1  # genselect: orderings a knockout group is judged under
+    judge_temperature: float = 0.6  # genselect: the judge's sampling temperature (the code's)
+    judge_tokens: int = 2048  # genselect: the judge's cap
+    max_solution_chars: int = 16384  # genselect: longer candidates are not shown (the code's cap)
+    unparsed_verdict: str = "undecided"  # genselect: undecided (counted, no winner) | random (the code's pick)
     rollouts: int = 4  # phi_decoding: N candidate steps per beam
     min_steps: int = 4  # phi_decoding: T_min, no in-depth stop before it
     foresight_steps: int = 8  # phi_decoding: T_max

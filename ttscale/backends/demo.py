@@ -7,13 +7,15 @@ hesitantly (their invented top-k logprobs), as a calibrated model's would be. So
 - majority voting rises with n (the right answer is the most frequent one);
 - best-of-n by mean logprob, confidence-weighted votes and guided step-wise search with
   verifier=mean_token_prob rise faster (the verifier can tell right from wrong);
-- pass@k rises towards 1.
+- pass@k rises towards 1;
+- as a GenSelect judge it names a shown solution with the reference answer 80% of the time.
 It is a demonstration of the pipeline, never a result: every number it gives is made by its
 `accuracy` and the rule above. Summaries say backend=demo.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterable
 
@@ -64,7 +66,22 @@ class DemoBackend(ScriptedBackend):
         except ValueError:
             return str(miss)
 
+    def _judgment(self, text: str, params: SamplingParams, index: int) -> str:
+        """A GenSelect judge prompt: it names a shown solution with the reference answer 80% of the
+        time (when one is shown), else one at random."""
+        shown = re.findall(r"Solution (\d+): .*?The answer is (-?[\d,]+)", text, re.S)
+        known = self._reference(text)
+        u = zlib.crc32(f"{params.seed or 0}|{index}|judge".encode()) / 2 ** 32
+        right = [i for i, a in shown if known and a.replace(",", "") == known[1].replace(",", "")]
+        if right and u < 0.8:
+            pick = right[0]
+        else:
+            pick = shown[int(u * len(shown)) % len(shown)][0] if shown else "0"
+        return f"Solution {pick} looks right.\nJudgment: {pick}"
+
     def _solution(self, text: str, params: SamplingParams, index: int) -> str:
+        if "candidate solutions" in text and "Judgment: [IDX]" in text:
+            return self._judgment(text, params, index)
         answer = f"The answer is {self._answer(text, params, index)}."
         if FIRST_STEP in text:  # a step-wise search continues the solution: finish it
             return answer

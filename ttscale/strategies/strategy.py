@@ -70,7 +70,10 @@ class Strategy:
             for t, s in zip(trajectories[scored:], scores):
                 t.score, t.step_scores = s.value, s.steps
         groups = await ctx.grader.agroup([t.answer for t in trajectories], problem)
-        selection = self.select(trajectories, groups)
+        if getattr(self.select, "needs_context", False):  # a selection that calls the model (GenSelect)
+            selection = await self.select.choose(problem, ctx, trajectories, groups)
+        else:
+            selection = self.select(trajectories, groups)
         chosen = None if selection.index is None else trajectories[selection.index]
         candidates = [
             Candidate(text=t.text, answer=t.answer, score=t.score, num_tokens=t.num_tokens,

@@ -3,8 +3,10 @@
 from ttscale.strategies.select.base import MissingStatistic, Selection, Selector
 from ttscale.strategies.select.best_score import BestScore
 from ttscale.strategies.select.deepconf import DeepConfVote
+from ttscale.strategies.select.genselect import GenSelect
 from ttscale.strategies.select.majority import MajorityVote
 from ttscale.strategies.select.rpc import RPCVote
 from ttscale.strategies.select.weighted import WeightedVote
 
-__all__ = ["BestScore", "DeepConfVote", "MajorityVote", "MissingStatistic", "RPCVote", "Selection", "Selector", "WeightedVote"]
+__all__ = ["BestScore", "DeepConfVote", "GenSelect", "MajorityVote", "MissingStatistic", "RPCVote", "Selection", "Selector",
+           "WeightedVote"]

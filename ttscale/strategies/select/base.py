@@ -26,7 +26,9 @@ class Selector(Protocol):
     """groups[i] labels the equivalence class of trajectories[i].answer (None: no answer).
 
     Declared needs: scores (a verifier must score the samples), stats (token statistics: the
-    samples need top-k logprobs), probability scores (scores are vote weights: they must lie in [0, 1])."""
+    samples need top-k logprobs), probability scores (scores are vote weights: they must lie in [0, 1]).
+    A selection that calls the model itself (GenSelect) declares `needs_context = True` and gives
+    `async choose(problem, ctx, trajectories, groups) -> Selection`, which the Strategy awaits."""
 
     needs_scores: bool
     needs_stats: bool
