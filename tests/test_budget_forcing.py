@@ -126,3 +126,18 @@ def test_the_strategy_config_takes_the_markers_from_the_model_config():
                                                            "model.thinking.end='</think>'"])
     strategy = OmegaConf.to_container(cfg.strategy, resolve=True)
     assert strategy["thinking_stop"] == strategy["thinking_end"] == "</think>" and strategy["extension"] == " Wait,"
+
+
+def test_thinking_tokens_are_a_leaderboard_axis_of_their_own(tmp_path):
+    import subprocess
+    import sys
+
+    from ttscale.analysis import leaderboard
+
+    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "-m", "backend=demo", "strategy=budget_forcing",
+                           "strategy.max_thinking_tokens=4,64", "dataset.limit=3", "progress=false",
+                           f"hydra.sweep.dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["cell"]: r for r in leaderboard([tmp_path])}
+    tight, loose = rows["strategy.max_thinking_tokens=4"], rows["strategy.max_thinking_tokens=64"]
+    assert tight["thinking_tokens_per_problem"] == 4 < loose["thinking_tokens_per_problem"]

@@ -143,6 +143,22 @@ def test_budget_forcing_on_the_real_engine(vllm_backend, grader):
             assert "The answer is" in c.text
 
 
+def test_genselect_on_the_real_engine(vllm_backend, grader):
+    """SmolLM2 judges four of its own samples in one prompt, twice; each verdict is parsed or
+    counted as unparsed, and every judge call is in usage."""
+    from ttscale.strategies import GenSelect, ParallelSampling, Strategy
+
+    strategy = Strategy(ParallelSampling(4, SamplingParams(temperature=0.8, max_tokens=96)),
+                        GenSelect(window=4, judgments=2, judge_tokens=48), name="genselect")
+    outcome = run(strategy, fixture_problems(2), vllm_backend, grader=grader, progress=False)
+    assert outcome.summary["errors"] == 0
+    for result in outcome.results:
+        assert result.info["judge_calls"] == 2 and 0 <= result.info["unparsed"] <= 2
+        assert result.usage.backend_calls == 1 + 2
+        if result.info["unparsed"] == 2:  # no verdict: no answer, never a default pick
+            assert result.answer is None
+
+
 def test_self_evaluation_on_the_real_engine(vllm_backend, grader):
     from ttscale.strategies import Strategy
     from ttscale.strategies.search import ParallelSampling

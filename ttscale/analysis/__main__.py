@@ -103,9 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = leaderboard(folders)
     csv_path, md_path = write_leaderboard(rows, out)
     print(f"\n# leaderboard ({len(rows)} runs)\n" + md_path.read_text())
-    for axis in COMPUTE_AXES:
-        plot_compute(rows, axis, out / f"compute_{axis}.png")
-    print(f"written: {csv_path}, {md_path}, {out}/compute_{{tokens,flops,wall}}.png")
+    plots = [p for axis in COMPUTE_AXES if (p := plot_compute(rows, axis, out / f"compute_{axis}.png"))]
+    print(f"written: {csv_path}, {md_path}, " + ", ".join(map(str, plots)))
 
 
 if __name__ == "__main__":
