@@ -160,7 +160,9 @@ def test_leaderboard_script_resumes(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     rows = (out / "leaderboard.md").read_text().splitlines()
-    assert len(rows) == 2 + 4 and (out / "compute_flops.png").exists()
+    assert rows[0] == "Not matched on compute: every strategy at strategy.n in 1,2 (n counts unlike things)."
+    assert len(rows) == 2 + 2 + 4 and (out / "compute_flops.png").exists()
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
+    assert (out / "leaderboard.md").read_text().splitlines()[:3] == rows[:3]  # said once, not once per rerun
     assert all(s["resumed"] == 3 for s in summaries(out / "runs"))  # nothing regenerated
