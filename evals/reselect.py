@@ -1,6 +1,6 @@
 """The same samples, another selection: a finished run re-selected into a run folder of its own.
 
-    python evals/reselect.py RUN_DIR --select best_score|majority|weighted_vote --out OUT_DIR
+    python evals/reselect.py RUN_DIR --select best_score|majority|weighted_vote|genselect --out OUT_DIR
 
 Each problem's candidates (answers, answer groups, grades and verifier scores as the run recorded
 them) are selected again; OUT_DIR gets results.jsonl (the chosen answer and its grade; usage and
@@ -8,35 +8,94 @@ candidates unchanged, since nothing new was sampled), config.yaml (strategy.sele
 summary.json, so `python -m ttscale.analysis compare` pairs it with other runs. Example: best-of-n
 and a score-weighted vote from ONE generation scored by a verifier (`strategy=verifier_vote`), so
 the comparison of the two selections has no sampling noise between them.
+
+`--select genselect` judges the recorded candidates with the run's own model (its backend is started
+from the run's config.yaml; `--set strategy.judgments=4` and the other judge_* keys change its
+settings): the judge's calls and tokens are added to each problem's usage, so compute comparisons
+stay honest. (A fresh GenSelect run is not on the same samples: the CPU engine's numerics depend on
+what it batches together, and seeded samples differ once judge prompts share the batches.)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 
 import yaml
 
 from ttscale.runtime import load_results, summarize
-from ttscale.strategies.select import BestScore, MajorityVote, WeightedVote
-from ttscale.types import Result, Trajectory
+from ttscale.strategies.select import BestScore, GenSelect, MajorityVote, WeightedVote
+from ttscale.strategies.context import Context
+from ttscale.types import Problem, Result, Trajectory, Usage
 
-SELECTIONS = {"best_score": BestScore, "majority": MajorityVote, "weighted_vote": lambda: WeightedVote("score")}
+SELECTIONS = {"best_score": BestScore, "majority": MajorityVote, "weighted_vote": lambda: WeightedVote("score"),
+              "genselect": GenSelect}  # genselect calls the run's model: its backend is started from config.yaml
+
+
+def trajectories_of(result: Result) -> list[Trajectory]:
+    return [Trajectory(text=c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason, answer=c.answer,
+                       score=c.score, stats=c.stats) for c in result.candidates]
+
+
+def reselected(result: Result, selection, usage=None) -> Result:
+    """The result with another selection's choice; `usage`: what that selection spent, added."""
+    chosen = None if selection.index is None else result.candidates[selection.index]
+    info = {**result.info, **selection.info, "chosen": selection.index, "reselected": True}
+    total = result.usage
+    if usage is not None:
+        total = Usage(**result.usage.to_dict())
+        total.add(usage)
+    return Result(problem_id=result.problem_id, answer=chosen.answer if chosen else None, candidates=result.candidates,
+                  usage=total, reference=result.reference, correct=chosen.correct if chosen else
+                  (False if result.correct is not None else None), error=result.error, info=info,
+                  undecided=result.undecided)
 
 
 def reselect(result: Result, select) -> Result:
     if result.error or not result.candidates:
         return result
-    trajectories = [Trajectory(text=c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason, answer=c.answer,
-                               score=c.score, stats=c.stats) for c in result.candidates]
-    selection = select(trajectories, [c.group for c in result.candidates])
-    chosen = None if selection.index is None else result.candidates[selection.index]
-    info = {**result.info, **selection.info, "chosen": selection.index, "reselected": True}
-    return Result(problem_id=result.problem_id, answer=chosen.answer if chosen else None, candidates=result.candidates,
-                  usage=result.usage, reference=result.reference, correct=chosen.correct if chosen else
-                  (False if result.correct is not None else None), error=result.error, info=info,
-                  undecided=result.undecided)
+    return reselected(result, select(trajectories_of(result), [c.group for c in result.candidates]))
+
+
+def problem_of(result: Result) -> Problem:
+    """The problem as the run asked it: its recorded prompt (the last user message is the question)."""
+    prompt = result.info.get("prompt")
+    if not isinstance(prompt, list) or not prompt:
+        raise SystemExit(f"problem {result.problem_id}: the run recorded no chat prompt (info.prompt); genselect "
+                         "needs the question (a run from before results kept their prompts?)")
+    question = next(m["content"] for m in reversed(prompt) if m.get("role") == "user")
+    return Problem(id=result.problem_id, question=question, messages=prompt)
+
+
+async def judge_all(results: list[Result], select, backend, seed: int, concurrency: int = 16) -> list[Result]:
+    """GenSelect over each problem's recorded candidates, many problems at once; its calls in usage."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(result: Result) -> Result:
+        if result.error or not result.candidates:
+            return result
+        problem = problem_of(result)
+        ctx = Context(problem=problem, backend=backend, grader=None, run_seed=seed)
+        async with limit:
+            selection = await select.choose(problem, ctx, trajectories_of(result), [c.group for c in result.candidates])
+        return reselected(result, selection, ctx.usage)
+
+    return list(await asyncio.gather(*(one(r) for r in results)))
+
+
+def genselect_results(run: Path, results: list[Result], config: dict) -> list[Result]:
+    from ttscale.build import build_backend, build_model_path, needs_model_weights
+
+    strategy = config.get("strategy") or {}
+    select = GenSelect(**{k: strategy[c] for k, c in (("window", "judge_window"), ("judgments", "judgments"),
+                                                       ("mode", "judge_mode"), ("orderings", "judge_orderings"),
+                                                       ("judge_temperature", "judge_temperature"),
+                                                       ("judge_tokens", "judge_tokens")) if c in strategy})
+    path = build_model_path(config["model"]) if needs_model_weights(config["backend"]) else None
+    with build_backend(config["backend"], path, config.get("seed", 0)) as backend:
+        return asyncio.run(judge_all(results, select, backend, config.get("seed", 0)))
 
 
 def main() -> None:
@@ -44,16 +103,25 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--select", required=True, choices=sorted(SELECTIONS))
     parser.add_argument("--out", required=True)
+    parser.add_argument("--set", action="append", default=[],
+                        help="genselect: a setting, e.g. --set strategy.judgments=4 (its keys as in conf/strategy/genselect.yaml)")
     args = parser.parse_args()
     run, out = Path(args.run), Path(args.out)
-    results = [reselect(r, SELECTIONS[args.select]()) for r in load_results(run / "results.jsonl").values()]
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    loaded = list(load_results(run / "results.jsonl").values())
+    if args.select == "genselect":
+        for key, value in (o.split("=", 1) for o in args.set):  # strategy.judgments=4, ...
+            section, _, name = key.partition(".")
+            config.setdefault(section, {})[name] = yaml.safe_load(value)
+        results = genselect_results(run, loaded, config)
+    else:
+        results = [reselect(r, SELECTIONS[args.select]()) for r in loaded]
     if any(r.candidates and r.candidates[0].group is None and r.candidates[0].answer is not None for r in results):
         raise SystemExit(f"{run}: candidates carry no answer groups; re-selection needs a graded run")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "results.jsonl", "w", encoding="utf-8") as handle:
         for r in results:
             handle.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
     config.setdefault("strategy", {})["select"] = args.select
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     earlier = json.loads((run / "summary.json").read_text()) if (run / "summary.json").exists() else {}

@@ -98,3 +98,28 @@ def test_genselect_runs_from_the_command_line_on_the_demo_model(tmp_path):
     assert all(r["info"]["judge_calls"] == 4 and r["info"]["unparsed"] == 0 for r in rows)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["accuracy"] >= 0.5 and summary["backend_calls"] == 6 * (1 + 4)
+
+
+def test_reselect_judges_a_finished_runs_own_samples_and_counts_the_judge(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run, out = tmp_path / "sc", tmp_path / "gs"
+    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "backend=demo", "strategy=self_consistency", "strategy.n=4",
+                           "dataset.limit=3", "progress=false", f"hydra.run.dir={run}"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    script = Path(__file__).resolve().parents[1] / "evals" / "reselect.py"
+    proc = subprocess.run([sys.executable, str(script), str(run), "--select", "genselect", "--out", str(out),
+                           "--set", "strategy.judgments=2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before = {r["problem_id"]: r for r in map(json.loads, (run / "results.jsonl").read_text().splitlines())}
+    after = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for r in after:  # the same samples, judged twice each; the judge's calls are in usage
+        b = before[r["problem_id"]]
+        assert [c["text"] for c in r["candidates"]] == [c["text"] for c in b["candidates"]]
+        assert r["info"]["judge_calls"] == 2 and r["usage"]["backend_calls"] == b["usage"]["backend_calls"] + 2
+        assert r["usage"]["completion_tokens"] > b["usage"]["completion_tokens"]
+    assert json.loads((out / "summary.json").read_text())["select"] == "genselect"
