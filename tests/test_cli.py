@@ -30,7 +30,7 @@ def ttscale(*args, timeout=600):
         (["strategy.temperature=0"], "ttscale: strategy.temperature=0 is greedy: all 8 samples would be the same"),
         (["strategy=beam_search", "strategy.n=6"], "ttscale: strategy.n=6 must be a multiple of beam_width=4"),
         (["strategy.n=abc"], "ttscale: bad value for 'strategy.n': Value 'abc' of type 'str' could not be converted to Integer"),
-        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, deepconf, inverse_entropy, majority, rpc, weighted_vote"),
+        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, deepconf, genselect, inverse_entropy, majority, rpc, weighted_vote"),
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, humaneval, math500, mbpp"),
