@@ -21,6 +21,7 @@ in usage and in compute budgets.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 from collections import Counter
@@ -108,12 +109,11 @@ class GenSelect:
         if len(pool) == 1:
             return Selection(pool[0], {"reason": "one candidate", **counts})
         if self.mode == "sample":
-            winners = []
-            for j in range(self.judgments):
-                order = self._shuffled(ctx, pool, f"genselect/{j}")[: self.window]
-                winner = await self._judge(problem, ctx, trajectories, order, f"genselect/{j}", counts)
-                if winner is not None:
-                    winners.append(winner)
+            # the judgments at once (the backend batches them with every other problem's calls)
+            verdicts = await asyncio.gather(*(
+                self._judge(problem, ctx, trajectories, self._shuffled(ctx, pool, f"genselect/{j}")[: self.window],
+                            f"genselect/{j}", counts) for j in range(self.judgments)))
+            winners = [w for w in verdicts if w is not None]
             info = {"judgments": self.judgments, **counts}
             if not winners:
                 return Selection(None, {**info, "reason": "no judgment could be parsed"})
@@ -125,20 +125,21 @@ class GenSelect:
             return Selection(chosen, info)
         alive, round_ = self._shuffled(ctx, pool, "genselect/knockout"), 0
         while len(alive) > 1:
-            nxt = []
-            for start in range(0, len(alive), self.window):
-                group = alive[start: start + self.window]
+            groups_ = [alive[start: start + self.window] for start in range(0, len(alive), self.window)]
+
+            async def winner(start: int, group: list[int]) -> int | None:
                 if len(group) == 1:
-                    nxt.append(group[0])
-                    continue
-                picks = [await self._judge(problem, ctx, trajectories,
-                                           self._shuffled(ctx, group, f"genselect/{round_}/{start}/{o}") if o else group,
-                                           f"genselect/{round_}/{start}/{o}", counts)
-                         for o in range(self.orderings)]
+                    return group[0]
+                picks = await asyncio.gather(*(
+                    self._judge(problem, ctx, trajectories,
+                                self._shuffled(ctx, group, f"genselect/{round_}/{start}/{o}") if o else group,
+                                f"genselect/{round_}/{start}/{o}", counts) for o in range(self.orderings)))
                 picks = [p for p in picks if p is not None]
-                if picks:  # an undecided group sends no one on
-                    nxt.append(Counter(picks).most_common(1)[0][0])
-            alive, round_ = nxt, round_ + 1
+                return Counter(picks).most_common(1)[0][0] if picks else None  # undecided: no one goes on
+
+            # a round's groups (and orderings) are judged at once
+            found = await asyncio.gather(*(winner(i * self.window, g) for i, g in enumerate(groups_)))
+            alive, round_ = [w for w in found if w is not None], round_ + 1
         info = {"rounds": round_, **counts}
         if not alive:
             return Selection(None, {**info, "reason": "no judgment could be parsed"})
