@@ -20,7 +20,7 @@ def ttscale(*args, timeout=600):
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, alpha, answer_cue, answer_marker,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
                             "block_search, budget_forcing, deepconf, deepconf_online, dvts, eager, fractured_sampling, genselect, greedy, "
-                            "inverse_entropy, "
+                            "inverse_entropy, mcts, "
                             "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, self_consistency, "
                             "sequential, set_cover_pruning, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
@@ -202,7 +202,7 @@ def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
 
 
 STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase",
-              "verifier_vote"]
+              "mcts", "verifier_vote"]
 
 
 @pytest.mark.integration

@@ -232,7 +232,7 @@ class StrategyConfig:
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous
     vote: str = "all_rounds"  # sequential: all_rounds (every attempt votes) | final (each chain's last)
-    # step-wise search (particle_filtering, particle_gibbs, beam_search, dvts, a_star, block_search, rebase);
+    # step-wise search (particle_filtering, particle_gibbs, beam_search, dvts, a_star, block_search, rebase, mcts);
     # max_tokens caps a whole solution
     step_delimiter: Optional[str] = None  # None: the model config's step_delimiter
     max_step_tokens: int = 256
@@ -260,10 +260,17 @@ class StrategyConfig:
     weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
     sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
-    k: int = 4  # a_star: next steps sampled per expansion (n = expansions)
+    k: int = 4  # a_star, mcts: next steps sampled per expansion (n = expansions)
     g_weight: float = 1.0  # a_star: weight of the path cost g
     expand_per_round: int = 1  # a_star: states popped and expanded together
     block_tokens: int = 64  # block_search
+    iterations: int = 10  # mcts: iterations at most (n caps its expansions)
+    exploration: float = 1.0  # mcts: w_exp, the weight of UCT's (or PUCT's) exploration term
+    cum_reward: str = "sum"  # mcts: a path's return from its step rewards: sum | mean | max
+    calc_q: str = "mean"  # mcts: a node's Q from its returns: mean | max | sum
+    simulate: str = "max"  # mcts: the child a simulation follows, by reward: max | sample | random
+    tree_policy: str = "uct"  # mcts: uct | puct
+    tree_output: str = "max_reward"  # mcts: max_reward | follow_max | all
     # keys a method adds beyond this shared schema (a user's own method by import path, e.g.
     # strategy.search=my_pkg.mod:MySearch): checked against the method's dataclass fields at start
     options: Dict[str, Any] = field(default_factory=dict)

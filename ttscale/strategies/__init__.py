@@ -10,13 +10,13 @@ from ttscale.strategies.search import (AdaptiveSampling, BudgetForcing, DeepConf
                                       ParallelSampling, PowerSampling, SequentialRefinement, SetCoverPruning)
 from ttscale.strategies.select import (BestScore, DeepConfVote, GenSelect, MajorityVote, MissingStatistic, RPCVote,
                                        Selection, Selector, WeightedVote)
-from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
+from ttscale.strategies.step import (DVTS, MCTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
                                      PhiDecoding, Rebase, StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
 
 __all__ = [
     "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "Context", "DVTS", "DeepConfOnline", "DeepConfVote",
-    "EntropyBranching", "FracturedSampling", "GenSelect", "MajorityVote", "MissingStatistic", "Node", "ParallelSampling",
+    "EntropyBranching", "FracturedSampling", "GenSelect", "MCTS", "MajorityVote", "MissingStatistic", "Node", "ParallelSampling",
     "ParticleFiltering", "ParticleGibbs", "PhiDecoding", "PowerSampling", "RPCVote", "Rebase", "Selection", "Selector",
     "SequentialRefinement", "SetCoverPruning", "StepGenerator", "Strategy", "ValueGuidedBlockSearch", "WeightedVote",
     "best_of_n", "derive_seed", "self_consistency",

@@ -15,7 +15,7 @@ from typing import Any
 BUDGET_KNOBS = {
     "parallel": "samples", "adaptive": "samples at most", "sequential": "samples (chains x rounds)",
     "particle_filtering": "particles", "particle_gibbs": "particles over all sweeps", "beam_search": "beams",
-    "dvts": "expansions per round", "a_star": "expansions", "block_search": "blocks per round",
+    "dvts": "expansions per round", "a_star": "expansions", "mcts": "expansions", "block_search": "blocks per round",
     "rebase": "finished solutions", "deepconf_online": "traces at most (warm-up included)",
     "set_cover_pruning": "hypotheses started", "eager": "sequences at most (branches included)",
     "power_sampling": "MCMC chains", "fractured_sampling": "trajectories (x depths x answers per depth)",
