@@ -132,3 +132,12 @@ def test_config_builds_the_reference_defaults_and_refuses_unknown_choices():
 
     with pytest.raises(ConfigError, match="simulate_strategy='best'; choose one of: max, sample, random"):
         build_strategy({**group_config("strategy", "mcts"), "simulate": "best"}, {"name": "mean_token_prob"})
+
+
+def test_a_path_cut_at_the_depth_limit_or_the_token_budget_is_no_solution():
+    """The reference's output takes terminal states only: a node stopped by the depth limit scores -inf."""
+    def script(prompt, params, i):  # never ends by itself: every step is open
+        return f"<{path_of(prompt).split('/')[-1] + '.' if path_of(prompt) else ''}{i}> step\n\nnext"
+    backend = ScriptedBackend(script)
+    trajectories, ctx = run_search(mcts(generator=gen(max_steps=2, last_step="step")), backend)
+    assert trajectories == [] and not ctx.info["found"] and ctx.info["expansions"] >= 2

@@ -15,8 +15,9 @@ here: a step's "state" is the step itself, so nothing more is known once it is t
                    until a terminal node: a finished solution or the depth limit (strategy.max_steps)
         BACKUP     bottom up, each node on the path records cum_reward(rewards of it and of the nodes
                    below it on the path) as one more return (its visit count is its number of returns)
-    output (max_reward): among visited nodes, the path to a terminal node with the largest
-            cum_reward of its rewards (the root's excluded); NO solution if none was reached
+    output (max_reward): among visited nodes, the path to a solution (a node that ended by itself, not
+            at the depth limit or the token budget) with the largest cum_reward of its rewards (the
+            root's excluded); NO solution if none was reached
 
 Budget `n` is expansions (one call sampling k next steps of one node), the unit of a_star: an
 iteration expands its leaf and every node its simulation passes through. Defaults are the MCTS
@@ -25,6 +26,11 @@ RAP's GSM8K run sets cum_reward=mean and calc_q=max (conf/strategy/mcts.yaml say
 beyond the reference: `selection=puct` (AlphaZero's rule, prior = softmax over siblings of the step's
 mean token logprob, as the LLM tree searches of TS-LLM and OpenR), and `output=all` (every visited
 terminal path to strategy.select, scored by its cum_reward).
+
+Not reproduced from RAP's GSM8K run: its answer is a vote over the tree's terminal nodes weighted by
+edge rewards (MCTSAggregation; `tree_output=all` with strategy.select=weighted_vote is the closest
+here), its last action at the depth limit is one greedy step forced to answer (here: the last step
+is k samples generated to the end, strategy.last_step=complete), and it drops duplicate actions.
 """
 
 from __future__ import annotations
@@ -62,7 +68,16 @@ class TreeNode:
 
     @property
     def terminal(self) -> bool:
-        return self.node.finished  # end of sequence, the answer marker, the token budget or max_steps
+        """Where the search stops: the reference's terminal state or its depth limit (a finished node:
+        end of sequence, the answer marker, the token budget or max_steps)."""
+        return self.node.finished
+
+    @property
+    def solution(self) -> bool:
+        """What the output may return: the reference's is_terminal, a solution that ended by itself
+        (end of sequence, a stop string or the answer marker), never one cut by the token budget or the
+        depth limit (the reference scores those -inf)."""
+        return self.node.finished and self.node.finish_reason == "stop"
 
 
 @dataclass
@@ -125,7 +140,9 @@ class MCTS:
         path = [node]
         while node.children and not node.terminal:
             node = max(node.children, key=self.uct if self.selection == "uct" else self.puct)
-            node.visited = True
+            # an unvisited node selected at the depth limit is not expanded, so (as in the reference,
+            # where its state stays unknown) it does not become visited: it backs up its reward only
+            node.visited = node.visited or node.node.depth < self.generator.max_steps
             path.append(node)
         return path
 
@@ -184,13 +201,14 @@ class MCTS:
         return REDUCERS[self.cum_reward]([n.reward for n in path[1:]])
 
     def terminal_paths(self, root: TreeNode) -> list[list[TreeNode]]:
-        """Every path from the root to a visited terminal node, through visited nodes only."""
+        """Every path from the root to a visited solution, through visited nodes only."""
         out, stack = [], [[root]]
         while stack:
             path = stack.pop()
             node = path[-1]
             if node.terminal:
-                out.append(path)
+                if node.solution:
+                    out.append(path)
                 continue
             stack += [[*path, c] for c in reversed(node.children or []) if c.visited]
         return out
@@ -200,7 +218,7 @@ class MCTS:
             path = [root]
             while not path[-1].terminal and any(c.visited for c in path[-1].children or []):
                 path.append(max((c for c in path[-1].children if c.visited), key=lambda c: c.reward))
-            if not path[-1].terminal:  # a dead end: no solution (the reference returns the partial one)
+            if not path[-1].solution:  # a dead end: no solution (the reference returns the partial one)
                 run.ctx.info["partial"] = path[-1].node.text[-2000:]
                 return []
             return [path]
