@@ -101,17 +101,19 @@ def test_two_one_core_servers_from_one_command_serve_a_run_and_stop_together(tmp
         assert len(urls) == 2 and len(set(urls)) == 2 and "backend.send_seed=false" in line
         servers = [p for p in psutil.Process(launcher.pid).children(recursive=True)
                    if "vllm.entrypoints.openai.api_server" in " ".join(p.cmdline())]
-        assert sorted(tuple(p.cpu_affinity()) for p in servers) == [(0,), (1,)]  # one core each
+        shares = [s.devices for s in plan_layout("cpu", os.sched_getaffinity(0), servers=2, port=0)]
+        assert sorted(tuple(p.cpu_affinity()) for p in servers) == shares  # each server pinned to its share
 
         run_dir = tmp_path / "run"
-        proc = subprocess.run([sys.executable, "-m", "ttscale.cli", *shlex.split(line), "dataset.limit=6",
+        proc = subprocess.run([sys.executable, "-m", "ttscale.cli", *shlex.split(line), "dataset.limit=12",
                                "strategy.n=2", "strategy.max_tokens=48", "progress=false", f"hydra.run.dir={run_dir}"],
                               capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["problems"] == 6 and summary["errors"] == 0
+        assert summary["problems"] == 12 and summary["errors"] == 0
         served = [_served(url) for url in urls]
-        assert all(s > 0 for s in served) and sum(served) >= 6, served  # both servers took problems
+        # both servers took problems (routing hashes problem ids with the URLs: all 12 on one: p = 1/2048)
+        assert all(s > 0 for s in served) and sum(served) >= 12, served
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(90) == 0
@@ -122,3 +124,18 @@ def test_two_one_core_servers_from_one_command_serve_a_run_and_stop_together(tmp
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
+
+
+def test_a_server_that_exits_ends_the_command():
+    from ttscale.backends.launch import Fleet
+    from ttscale.servers import _serve_until_stopped
+
+    alive, dead = subprocess.Popen(["sleep", "30"]), subprocess.Popen(["true"])
+    try:
+        dead.wait(10)
+        fleet = Fleet(["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"], [alive, dead])
+        assert fleet.exited() == ["http://127.0.0.1:2/v1"]
+        assert _serve_until_stopped(fleet) == 1  # main() then leaves vllm_servers, which stops the others
+    finally:
+        alive.kill()
+        alive.wait()

@@ -64,8 +64,8 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
 
 
 def test_ray_launcher_on_a_local_cluster(tmp_path):
-    """Not installed by CI (hydra-ray-launcher pins cloudpickle < 3, beside vLLM's 3.x): runs where
-    it is installed (`pip install -e ".[ray]"` in an environment for it)."""
+    """hydra-ray-launcher (installed with the tests): ray.init starts a local cluster on this machine
+    and each job runs as a Ray task, results collected by the sweep."""
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     sweep = tmp_path / "ray"
     proc = ttscale("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
@@ -73,6 +73,46 @@ def test_ray_launcher_on_a_local_cluster(tmp_path):
                    "dataset.limit=3", "progress=false", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(j["n"] for j in summaries(sweep)) == [1, 2]
+
+
+def test_submitit_local_sweep_runs_jobs_in_processes_records_a_failed_job_and_resumes(tmp_path):
+    """hydra-submitit-launcher's local executor: each job in a process of its own (submitit's), results
+    collected by the sweep; a job whose every problem errors is recorded as failed while the others
+    finish (exit 1); a rerun into the same sweep folder resumes every job."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "submitit"
+    args = ["-m", "hydra/launcher=submitit_local", "backend=scripted", "backend.script=guess,fail", "strategy.n=1,2",
+            "dataset.limit=3", "progress=false", f"hydra.sweep.dir={sweep}"]
+    proc = ttscale(*args)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "ttscale: job failed: " in proc.stderr and "every problem of this run errored" in proc.stderr
+    assert "Traceback" not in proc.stderr  # the failed job in one line (after Hydra's line naming its overrides)
+    jobs = {(j["n"], j["errors"]) for j in summaries(sweep)}
+    assert jobs == {(1, 0), (2, 0), (1, 3), (2, 3)}  # the failed jobs are recorded, the others finished
+    logs = sorted((sweep / ".submitit").glob("*/*_log.out"))
+    assert len({log.parent for log in logs}) == 4  # submitit ran four jobs, each a process with its own log
+    for folder in sweep.glob("[0-9]*"):  # every job wrote its own results
+        assert len((folder / "results.jsonl").read_text().splitlines()) == 3
+
+    proc = ttscale(*args)  # resume: the finished problems are not solved again
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    good = [j for j in summaries(sweep) if j["errors"] == 0]
+    assert len(good) == 2 and all(j["resumed"] == 3 for j in good)
+
+
+def test_submitit_slurm_differs_from_local_only_by_its_executor():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from ttscale.config import conf_dir, register_schemas
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        local, slurm = (compose(config_name="config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
+                        .hydra.launcher for name in ("submitit_local", "submitit_slurm"))
+    assert local._target_.endswith("LocalLauncher") and slurm._target_.endswith("SlurmLauncher")
+    shared = set(local) - {"_target_"}
+    assert shared <= set(slurm) and all(local[k] == slurm[k] for k in shared)  # the queue settings: one meaning
 
 
 def test_slurm_launcher_config_composes():

@@ -68,9 +68,9 @@ def test_a_run_whose_every_problem_errored_exits_non_zero(tmp_path):
     (["dataset.offset=100000"], "ttscale: dataset 'fixture:gsm8k_test_30' selects no problem (offset=100000, "
                                 "limit=None): the offset is past the end"),
     (["dataset=gsm8k", "dataset.source=/no/such/file.jsonl"], "ttscale: dataset file '/no/such/file.jsonl' does not exist"),
-    (["hydra/launcher=ray"], "ttscale: hydra/launcher=ray is not a known choice; choose one of: basic, joblib, "
-                             "local_parallel, slurm_gpu, submitit_local, submitit_slurm (a launcher's plugin adds its "
-                             "choice once installed, e.g. pip install hydra-ray-launcher; README)"),
+    (["hydra/launcher=rq"], "ttscale: hydra/launcher=rq is not a known choice; choose one of: basic, joblib, "
+                            "local_parallel, ray, ray_aws, slurm_gpu, submitit_local, submitit_slurm (a launcher's "
+                            "plugin adds its choice once installed, e.g. pip install hydra-rq-launcher; README)"),
 ])
 def test_bad_runs_stop_in_one_line(args, message, tmp_path):
     proc = ttscale("backend=scripted", "progress=false", *args, f"hydra.run.dir={tmp_path}")

@@ -26,6 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra.errors import CompactHydraException
+
 from ttscale.config import CONFIG_NAME, conf_dir
 
 RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger")  # may change when a run resumes
@@ -214,6 +216,14 @@ def engine_output(log_path: Path | None):
             os.close(saved[1])
 
 
+class JobFailed(CompactHydraException):
+    """A sweep job that is no result (every problem errored, or a one-line refusal). Raised, not exited,
+    so that every launcher records the job as failed and runs the others to the end: Hydra's basic
+    launcher in this process, and launchers that run a job in a process of their own (submitit, joblib,
+    Ray), which return its outcome to the sweep. The sweep then exits 1, and Hydra prints the failed
+    job's overrides and this one-line message (a compact exception: no traceback)."""
+
+
 class App:
     """The Hydra task. Keeps one backend per (model, backend config, seed) across multirun jobs."""
 
@@ -240,6 +250,7 @@ class App:
             log_path = out_dir / "engine.log" if quiet else None
             if cfg.backend.kind == "openai":
                 print(f"ttscale: {cfg.model.name} served at {', '.join(map(str, cfg.backend.endpoints))}", file=sys.stderr)
+                logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per request in the job's log
             elif cfg.backend.kind == "scripted":
                 print(f"ttscale: a scripted stand-in model (backend.script={cfg.backend.script}), not {cfg.model.name}: "
                       "no engine, and its numbers are no result", file=sys.stderr)
@@ -255,11 +266,30 @@ class App:
 
     def __call__(self, cfg) -> dict[str, Any]:
         from hydra.core.hydra_config import HydraConfig
-        from omegaconf import OmegaConf
 
         from ttscale.reaper import guard
 
         guard()  # a job a launcher runs in a process of its own watches over what it starts
+        if HydraConfig.get().mode.name != "MULTIRUN":
+            return self.run(cfg)
+        failed = len(self.failed)
+        try:
+            summary = self.run(cfg)
+        except SystemExit as exc:  # a job's one-line refusal: this job failed, the sweep's others go on
+            if exc.code in (0, None):
+                raise
+            if not isinstance(exc.code, int):  # a message SystemExit would print at exit: print it now
+                print(exc.code, file=sys.stderr)
+            raise JobFailed(f"ttscale: job failed: {HydraConfig.get().runtime.output_dir}: "
+                                      f"{exc.code if not isinstance(exc.code, int) else f'exit {exc.code}'}") from None
+        if len(self.failed) > failed:
+            raise JobFailed(f"ttscale: job failed: {self.failed[-1]}")
+        return summary
+
+    def run(self, cfg) -> dict[str, Any]:
+        """One run (a job of a sweep): its results.jsonl and summary.json in the output folder."""
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
 
         from ttscale.analysis.compute import Prices, compute_summary
         from ttscale.loggers import log_run

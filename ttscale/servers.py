@@ -28,8 +28,8 @@ def _devices(device: str) -> list[int]:
     if device == "cpu":
         return sorted(os.sched_getaffinity(0))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [int(d) for d in visible.split(",") if d.strip()]
+    if visible is not None:  # indices or UUIDs (GPU-..., MIG-...): passed on as named
+        return [int(d) if d.strip().isdigit() else d.strip() for d in visible.split(",") if d.strip()]
     import torch
 
     return list(range(torch.cuda.device_count()))
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ttscale-servers: --api-key-env {args.api_key_env}: that variable is not set", file=sys.stderr)
             return 2
     logs = Path(args.logs or tempfile.mkdtemp(prefix="ttscale-servers-"))
+    endpoints = Path(args.endpoints_file) if args.endpoints_file else None
+    if endpoints:
+        endpoints.unlink(missing_ok=True)  # a stale line from an earlier start is never read as this one
     fast_top_p = device == "cpu" and not args.no_fast_top_p
     where = "cores" if device == "cpu" else "GPUs"
     print(f"ttscale-servers: starting {len(layout)} server(s) of {args.model} on {where} "
@@ -108,37 +111,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with vllm_servers(model_path, layout, logs=logs, name=args.model, api_key=api_key,
                           kv_cache_gib=args.kv_cache_gib, max_model_len=args.max_model_len, fast_top_p=fast_top_p,
-                          extra_args=extra, start_timeout=args.start_timeout) as urls:
+                          extra_args=extra, start_timeout=args.start_timeout) as fleet:
+            urls = fleet.urls
+            time.sleep(2)
+            if fleet.exited():  # one died after answering (its port taken, say): no line for a script to use
+                print(f"ttscale-servers: the server at {fleet.exited()[0]} exited after it answered", file=sys.stderr)
+                return 1
             line = overrides_line(args.model, urls, device, fast_top_p, args.path)
             if args.api_key_env:
                 line += f" backend.api_key_env={args.api_key_env}"
             print(f"ttscale-servers: {len(urls)} server(s) ready in {time.monotonic() - start:.0f} s; "
                   "run ttscale with:", file=sys.stderr)
             print(line, flush=True)
-            if args.endpoints_file:
-                Path(args.endpoints_file).write_text(line + "\n")
-            return _serve_until_stopped(layout)
+            if endpoints:
+                partial = endpoints.with_name(endpoints.name + ".partial")
+                partial.write_text(line + "\n")
+                os.replace(partial, endpoints)  # whole or absent, for a script waiting for it
+            return _serve_until_stopped(fleet)
     except KeyboardInterrupt:
         print("ttscale-servers: stopped", file=sys.stderr)
         return 0
     except RuntimeError as exc:  # a server that did not start: its log's tail
         print(f"ttscale-servers: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if endpoints:
+            endpoints.unlink(missing_ok=True)  # the servers are gone
 
 
-def _serve_until_stopped(layout) -> int:
-    """Block until a signal; a server that dies ends the command (the others are stopped) with exit 1."""
-    import httpx
-
+def _serve_until_stopped(fleet) -> int:
+    """Block until a signal; a server that exits ends the command (the others are stopped) with exit 1."""
     while True:
-        time.sleep(5)
-        for spec in layout:
-            try:
-                httpx.get(spec.url.removesuffix("/v1") + "/health", timeout=10)
-            except httpx.HTTPError:
-                print(f"ttscale-servers: the server at {spec.url} stopped answering; stopping the others",
-                      file=sys.stderr)
-                return 1
+        time.sleep(2)
+        exited = fleet.exited()
+        if exited:
+            print(f"ttscale-servers: the server at {exited[0]} exited; stopping the others", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class ServerSpec:
     """One vLLM OpenAI server of a layout: its port and the devices it may use (CPU cores or GPU indices)."""
 
     port: int
-    devices: tuple[int, ...]
+    devices: tuple[int | str, ...]  # CPU core numbers, or GPU indices / UUIDs as CUDA_VISIBLE_DEVICES names them
     device: str = "cpu"  # cpu | gpu
 
     @property
@@ -38,14 +38,14 @@ class ServerSpec:
         return f"http://127.0.0.1:{self.port}/v1"
 
 
-def plan_layout(device: str, devices: Sequence[int], servers: int | None = None, tensor_parallel: int = 1,
+def plan_layout(device: str, devices: Sequence[int | str], servers: int | None = None, tensor_parallel: int = 1,
                 port: int = 8000) -> list[ServerSpec]:
     """How N servers share a machine. GPU: each server takes `tensor_parallel` GPUs (its tensor-parallel
     group), and by default there are as many servers as whole groups (one per GPU at tensor_parallel=1).
     CPU: the cores are split evenly, one share per server (default: one server on every core); the CPU
     build runs no tensor parallelism across servers' shares. Ports are consecutive from `port` (0: free
-    ones). A layout that does not fit is a ValueError that says why."""
-    devices = sorted(devices)
+    ones); one already in use is refused. A layout that does not fit is a ValueError that says why."""
+    devices = sorted(devices) if device == "cpu" else list(devices)  # GPUs: in CUDA_VISIBLE_DEVICES's order
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device={device!r}; choose one of: cpu, gpu")
     if not devices:
@@ -68,14 +68,27 @@ def plan_layout(device: str, devices: Sequence[int], servers: int | None = None,
                              f"{servers * tensor_parallel} GPUs; {len(devices)} are visible")
         groups = [tuple(devices[i * tensor_parallel:(i + 1) * tensor_parallel]) for i in range(servers)]
     ports = [free_port() for _ in groups] if port == 0 else list(range(port, port + len(groups)))
+    busy = [p for p in ports if not _port_free(p)]
+    if busy:
+        raise ValueError(f"port {busy[0]} is in use on 127.0.0.1: give --port another first port (or 0 for free ones)")
     return [ServerSpec(p, g, device) for p, g in zip(ports, groups)]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def server_command(model: str, spec: ServerSpec, *, name: str | None = None, api_key: str | None = None,
                    kv_cache_gib: int = 2, max_model_len: int | None = None, fast_top_p: bool = False,
                    extra_args: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of one server. CPU: float32, eager, its cores bound (as the
-    in-process backend's cpu_engine_args); GPU: its GPUs visible and a tensor-parallel group of them."""
+    """The command line and environment of one server. CPU: float32, eager, its cores bound (the
+    in-process backend's block_size 32 and ttscale's tcmalloc preload are not applied to servers);
+    GPU: its GPUs visible and a tensor-parallel group of them."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
                "--port", str(spec.port), "--enable-prompt-tokens-details", "--seed", "0"]
     env = {**os.environ, "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
@@ -114,11 +127,23 @@ def _stop(processes: Sequence[subprocess.Popen]) -> None:
             process.wait(10)
 
 
+@dataclass
+class Fleet:
+    """Servers started together: their base URLs (…/v1) and processes."""
+
+    urls: list[str]
+    processes: list[subprocess.Popen]
+
+    def exited(self) -> list[str]:
+        """The URLs of servers whose process has ended."""
+        return [url for url, p in zip(self.urls, self.processes) if p.poll() is not None]
+
+
 @contextlib.contextmanager
 def vllm_servers(model: str, layout: Sequence[ServerSpec], *, logs: str | Path, start_timeout: float = 900.0,
-                 **options) -> Iterator[list[str]]:
-    """Every server of `layout` started at once, for the duration of the block; yields their base URLs
-    (…/v1) once each answers /health. A server that fails to start stops them all, with its log's tail.
+                 **options) -> Iterator[Fleet]:
+    """Every server of `layout` started at once, for the duration of the block, once each answers
+    /health. A server that fails to start stops them all, with its log's tail.
     options: server_command's (name, api_key, kv_cache_gib, max_model_len, fast_top_p, extra_args)."""
     from ttscale.reaper import guard
 
@@ -133,7 +158,7 @@ def vllm_servers(model: str, layout: Sequence[ServerSpec], *, logs: str | Path, 
         deadline = time.monotonic() + start_timeout
         for spec, process, path in zip(layout, processes, paths):
             _wait(spec.url.removesuffix("/v1"), process, path, max(1.0, deadline - time.monotonic()))
-        yield [spec.url for spec in layout]
+        yield Fleet([spec.url for spec in layout], processes)
     finally:
         _stop(processes)
 
@@ -166,9 +191,10 @@ def _wait(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -
 
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
+        if process.poll() is None:  # (a healthy answer from another process on the port is not this server's)
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=2).status_code == 200 and process.poll() is None:
+                    return
         if process.poll() is not None or time.monotonic() > deadline:
             tail = log_path.read_text()[-3000:] if log_path.exists() and str(log_path) != os.devnull else ""
             raise RuntimeError(f"the vLLM server at {url} did not start (exit {process.poll()}):\n{tail}")
