@@ -159,6 +159,30 @@ def test_genselect_on_the_real_engine(vllm_backend, grader):
             assert result.answer is None
 
 
+def test_mcts_on_the_real_engine(vllm_backend, grader):
+    """MCTS over SmolLM2's steps, judged by SmolLM2 itself (self-evaluation): every expansion is one
+    k-sample call, every step is scored, and an answer is a path that ended by itself, scored by the
+    sum of its step rewards."""
+    from ttscale.strategies import MCTS, BestScore, StepGenerator, Strategy
+    from ttscale.verifiers import SelfEvaluation
+
+    generator = StepGenerator(SamplingParams(temperature=0.8, top_p=0.95), max_step_tokens=48, max_steps=3,
+                              max_tokens=256)
+    search = MCTS(SelfEvaluation(vllm_backend), n=8, k=2, iterations=3, generator=generator)
+    outcome = run(Strategy(search, BestScore(), name="mcts"), fixture_problems(3), vllm_backend, grader=grader,
+                  progress=False)
+    assert outcome.summary["errors"] == 0
+    for result in outcome.results:
+        info = result.info
+        assert 1 <= info["iterations"] <= 3 and 1 <= info["expansions"] <= 8
+        assert info["tree_nodes"] == 1 + 2 * info["expansions"]  # k = 2 children per expansion
+        assert result.usage.verifier_calls >= 2 * info["expansions"]  # each new step judged
+        for c in result.candidates:
+            assert c.finish_reason == "stop" and 1 <= len(c.step_scores) <= 3
+            assert c.score == pytest.approx(sum(c.step_scores)) and all(0 <= s <= 1 for s in c.step_scores)
+    assert any(r.candidates for r in outcome.results)  # SmolLM2 ends a solution within 3 steps on some problem
+
+
 def test_self_evaluation_on_the_real_engine(vllm_backend, grader):
     from ttscale.strategies import Strategy
     from ttscale.strategies.search import ParallelSampling
