@@ -1,5 +1,5 @@
 """`ttscale-servers`: the layout of N servers over a machine, and (on the CPU build) two real one-core
-vLLM servers started by one command, a ttscale run through the line it prints, and a clean stop.
+vLLM servers started by one command, a submitit sweep through the line it prints, and a clean stop.
 (Before the session's in-process engine starts: see test_cli_killed.py.)"""
 
 from __future__ import annotations
@@ -104,16 +104,20 @@ def test_two_one_core_servers_from_one_command_serve_a_run_and_stop_together(tmp
         shares = [s.devices for s in plan_layout("cpu", os.sched_getaffinity(0), servers=2, port=0)]
         assert sorted(tuple(p.cpu_affinity()) for p in servers) == shares  # each server pinned to its share
 
-        run_dir = tmp_path / "run"
-        proc = subprocess.run([sys.executable, "-m", "ttscale.cli", *shlex.split(line), "dataset.limit=12",
-                               "strategy.n=2", "strategy.max_tokens=48", "progress=false", f"hydra.run.dir={run_dir}"],
-                              capture_output=True, text=True, timeout=600)
+        # the cluster pattern: a sweep whose jobs are submitit processes, all served by the shared servers
+        sweep = tmp_path / "sweep"
+        proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "-m", *shlex.split(line),
+                               "hydra/launcher=submitit_local", "strategy=self_consistency,best_of_n",
+                               "dataset.limit=12", "strategy.n=2", "strategy.max_tokens=48", "progress=false",
+                               f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["problems"] == 12 and summary["errors"] == 0
+        summaries = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/summary.json"))]
+        assert sorted(s["strategy"] for s in summaries) == ["best_of_n", "self_consistency"]
+        assert all(s["problems"] == 12 and s["errors"] == 0 for s in summaries)
+        assert len(list((sweep / ".submitit").glob("*/*_log.out"))) == 2  # each job a process of its own
         served = [_served(url) for url in urls]
         # both servers took problems (routing hashes problem ids with the URLs: all 12 on one: p = 1/2048)
-        assert all(s > 0 for s in served) and sum(served) >= 12, served
+        assert all(s > 0 for s in served) and sum(served) >= 24, served
 
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(90) == 0
