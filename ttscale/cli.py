@@ -278,10 +278,9 @@ class App:
         except SystemExit as exc:  # a job's one-line refusal: this job failed, the sweep's others go on
             if exc.code in (0, None):
                 raise
-            if not isinstance(exc.code, int):  # a message SystemExit would print at exit: print it now
+            if not isinstance(exc.code, int):  # the message SystemExit would print at exit (else printed already)
                 print(exc.code, file=sys.stderr)
-            raise JobFailed(f"ttscale: job failed: {HydraConfig.get().runtime.output_dir}: "
-                                      f"{exc.code if not isinstance(exc.code, int) else f'exit {exc.code}'}") from None
+            raise JobFailed(f"ttscale: job failed: {HydraConfig.get().runtime.output_dir} (the reason above)") from None
         if len(self.failed) > failed:
             raise JobFailed(f"ttscale: job failed: {self.failed[-1]}")
         return summary

@@ -44,6 +44,7 @@ import numpy as np
 
 from ttscale.strategies.context import Context
 from ttscale.strategies.select.base import MissingStatistic
+from ttscale.strategies.step.resampling import softmax_weights
 from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
 from ttscale.types import Problem, Trajectory
 
@@ -240,8 +241,7 @@ def _priors(children: list[Node]) -> list[float]:
         if logprob is None:
             raise MissingStatistic("mcts selection=puct needs each step's logprob; the backend returned none")
         means.append(logprob / max(tokens, 1))
-    z = np.exp(np.asarray(means) - max(means))
-    return list(z / z.sum())
+    return list(softmax_weights(means))
 
 
 def _count(node: TreeNode) -> int:
