@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from jobs import job_dir
 
 
 def ttscale(*args, timeout=600):
@@ -138,9 +139,9 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
     for job, name in enumerate(SWEPT):
-        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
         assert summary["strategy"] == name and summary["errors"] == 0, summary
-        (result,) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        (result,) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
         if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential", "deepconf_online"):
             # top-k logprobs were really requested from vLLM and summarised per candidate
             assert all(c["stats"]["tokens"] == c["num_tokens"] and c["stats"]["mean_entropy"] >= 0
@@ -178,12 +179,12 @@ def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # power sampling and phi-decoding need the engine's processed logprobs: a second engine
     assert proc.stderr.count("ttscale: starting the vllm engine") == 2
-    assert "WARNING" in proc.stdout + proc.stderr and not (sweep_dir / "0" / "engine.log").exists()  # -v: on the console
+    assert "WARNING" in proc.stdout + proc.stderr and not (job_dir(sweep_dir, 0) / "engine.log").exists()  # -v: on the console
     results = {}
     for job, name in enumerate(SAMPLING_LEVEL):
-        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
         assert summary["strategy"] == name and summary["errors"] == 0, summary
-        (results[name],) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        (results[name],) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
     power = results["power_sampling"]
     info = power["info"]
     assert len(power["candidates"]) == 2 and 1 <= info["mcmc_proposals"] <= 2 * 2 * 2
@@ -215,9 +216,9 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
     for job, name in enumerate(STEP_SWEPT):
-        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
         assert summary["strategy"] == name and summary["verifier"] == "self_eval" and summary["errors"] == 0, summary
-        (result,) = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        (result,) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
         usage = result["usage"]
         assert usage["verifier_calls"] > 0 and usage["verifier_tokens"] > 0 and usage["completion_tokens"] > 0
         if name == "mcts":  # 2 expansions of 64 tokens: a path cut by the budget is no solution (the reference's)
@@ -248,10 +249,10 @@ def test_cli_humaneval_end_to_end_in_the_sandbox(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pass_at_k" in proc.stdout
     for job, verifier in enumerate(["mean_logprob", "unit_tests"]):
-        summary = json.loads((sweep_dir / str(job) / "summary.json").read_text())
+        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
         assert summary["dataset"] == "humaneval" and summary["errors"] == 0 and summary["problems"] == 2
         assert summary["verifier"] == verifier and set(summary["pass_at_k"]) == {"1", "2"}
-        results = [json.loads(line) for line in (sweep_dir / str(job) / "results.jsonl").read_text().splitlines()]
+        results = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
         # results.jsonl is written as problems finish, in any order
         assert sorted(r["problem_id"] for r in results) == ["HumanEval/0", "HumanEval/1"]
         for r in results:

@@ -32,6 +32,26 @@ def marked_by(pid: int) -> list[int]:
     return found
 
 
+def tree(pid: int) -> list[int]:
+    """Every descendant of `pid` by the process tree (/proc/*/stat parent links), not by any mark."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    parents[int(entry)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+    found, todo = [], [pid]
+    while todo:
+        here = todo.pop()
+        for child, parent in parents.items():
+            if parent == here and child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
 def alive(pids: list[int]) -> list[int]:
     out = []
     for pid in pids:
@@ -61,6 +81,13 @@ GUARDED = textwrap.dedent("""
     subprocess.Popen(sleeper, start_new_session=True)   # one in a session of its own
     subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
                       "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); time.sleep(600)"])
+    import os
+    if os.fork() == 0:  # forked without exec, as vLLM's engine core: its /proc environ lacks the mark
+        if os.fork() == 0:  # and its own child
+            time.sleep(600)
+            os._exit(0)
+        time.sleep(600)
+        os._exit(0)
     print("ready", flush=True)
     try:
         time.sleep(600)
@@ -76,12 +103,15 @@ def start_guarded():
     deadline = time.monotonic() + 10
     while len(marked_by(proc.pid)) < 5 and time.monotonic() < deadline:  # 4 sleepers and the middle one
         time.sleep(0.1)
-    return proc, marked_by(proc.pid)
+    time.sleep(1.5)  # the watchdog has looked at the tree since the forks
+    # the process tree (the watchdog itself, in a session of its own, ends by itself once done)
+    return proc, sorted(set(tree(proc.pid)) | set(marked_by(proc.pid)))
 
 
 def test_every_descendant_dies_with_a_sigkilled_process():
     proc, descendants = start_guarded()
-    assert len(descendants) >= 4, descendants
+    unmarked = [pid for pid in descendants if pid not in marked_by(proc.pid)]
+    assert len(descendants) >= 7 and len(unmarked) >= 3, descendants  # the forked two and the watchdog
     proc.kill()
     proc.wait()
     assert wait_gone(descendants, 15) == []
@@ -108,15 +138,29 @@ def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def wait_for_results(paths: list[Path], at_least: int, proc, seconds: float = 400) -> None:
+def wait_for_results(sweep: Path, at_least: int, proc, seconds: float = 400) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if sum(len(lines(p)) for p in paths) >= at_least:
+        if sum(len(lines(p)) for p in sweep.glob("*/results.jsonl")) >= at_least:
             return
         if proc.poll() is not None:
             raise AssertionError(f"the run ended first: {proc.stderr.read()[-2000:]}")
         time.sleep(0.5)
     raise AssertionError("no results in time")
+
+
+def engine_tree(pid: int) -> list[int]:
+    """The run's processes by the process tree, which must hold vLLM's engine core (forked without
+    exec, so no mark in its /proc environ would show it)."""
+    found = tree(pid)
+    names = []
+    for child in found:
+        try:
+            names.append(Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    assert any("EngineCore" in name for name in names), names
+    return found
 
 
 @pytest.mark.integration
@@ -126,23 +170,20 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     sweep = tmp_path / "sweep"
     args = ["-m", "strategy.n=1,2", "dataset.limit=8", "strategy.max_tokens=48", "progress=false",
             "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"]
-    results = [sweep / str(job) / "results.jsonl" for job in (0, 1)]
     # 1. SIGTERM (SLURM's and submitit's first signal): a clean stop, what was done is kept
     proc = ttscale_popen(*args)
-    wait_for_results(results, 2, proc)
-    engine = marked_by(proc.pid)
-    assert engine, "the engine's processes carry the run's token"
+    wait_for_results(sweep, 2, proc)
+    engine = engine_tree(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert wait_gone(engine, 20) == []
-    done = sum(len(lines(p)) for p in results)
+    done = sum(len(lines(p)) for p in sweep.glob("*/results.jsonl"))
     assert done >= 2
     # 2. SIGKILL (preemption after the grace period, the OOM killer): nothing of its tree survives
     proc = ttscale_popen(*args)
-    wait_for_results(results, done + 1, proc)
-    engine = marked_by(proc.pid)
-    assert engine
+    wait_for_results(sweep, done + 1, proc)
+    engine = engine_tree(proc.pid)
     proc.kill()
     proc.wait()
     assert wait_gone(engine, 20) == []
@@ -150,6 +191,8 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     proc = ttscale_popen(*args)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
+    results = sorted(sweep.glob("*/results.jsonl"))
+    assert len(results) == 2
     for path in results:
         rows = lines(path)
         assert len(rows) == 8 and len({r["problem_id"] for r in rows}) == 8, path

@@ -34,10 +34,14 @@ def test_sweep_then_one_analysis_command_gives_curves_and_a_leaderboard(tmp_path
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (out / "leaderboard.md").read_text().splitlines()
-    assert table[0].startswith("| strategy | n | n_counts | verifier | problems | errors | accuracy | accuracy_ci95 |") and len(table) == 8
+    assert table[0].startswith("**Stand-in runs**")  # a scripted stand-in's numbers are never a model's
+    header = next(i for i, line in enumerate(table) if line.startswith("| cell |"))
+    assert table[header].startswith("| cell | model | dataset | seeds | graded | errors | accuracy | 95% CI |")
+    assert len(table) == header + 2 + 6 and "/tmp" not in "\n".join(table)  # paths only in the CSV
     for name in ("leaderboard.csv", "compute_tokens.png", "compute_flops.png", "compute_wall.png"):
         assert (out / name).stat().st_size > 1000, name
-    assert (sweep / "2" / "curve.png").exists() and (sweep / "2" / "curve.csv").exists()  # n=4: a curve
+    job = sweep / "dataset.limit=6,strategy.n=4,strategy=self_consistency"  # a job's folder: its overrides
+    assert (job / "curve.png").exists() and (job / "curve.csv").exists()  # n=4: a curve
     import csv
 
     with open(out / "leaderboard.csv") as handle:
@@ -46,11 +50,14 @@ def test_sweep_then_one_analysis_command_gives_curves_and_a_leaderboard(tmp_path
         low, high = float(row["accuracy_ci95_low"]), float(row["accuracy_ci95_high"])
         assert 0 <= low <= float(row["accuracy"]) <= high <= 1
         assert row["cell"] == f"strategy={row['strategy']} strategy.n={row['n']}"
-        assert row["model"] == "smollm2-135m" and row["dataset"] == "gsm8k_fixture"
+        assert row["model"] == "scripted:guess stand-in (not smollm2-135m)" and row["stand_in"] == "True"
+        assert row["backend"] == "scripted:guess" and row["dataset"] == "gsm8k_fixture"
     from ttscale.analysis.__main__ import curve_title
 
-    assert curve_title(sweep / "2", [{"problems": 6}]).startswith(
-        "self_consistency (n=4 samples) · smollm2-135m · gsm8k_fixture · 6 problems")
+    title = curve_title(job, [{"problems": 6}])
+    assert title.startswith("self_consistency (n = 4, n counts samples) · scripted:guess stand-in (not smollm2-135m) · "
+                            "gsm8k_fixture · 6 problems")
+    assert str(tmp_path) not in title and "progress" not in title
 
 
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):

@@ -27,7 +27,10 @@ def test_runs_concurrently_grades_and_isolates_failures(tmp_path, grader):
     assert by_id["p4"].error == "RuntimeError: backend exploded on problem 4"
     assert by_id["p3"].correct is False and by_id["p0"].correct is True
     assert outcome.summary["errors"] == 1
-    assert outcome.summary["accuracy"] == 4 / 6
+    # an errored problem is not a wrong answer: accuracy is over the 5 graded, the error counted beside
+    assert by_id["p4"].correct is None and outcome.summary["graded"] == 5
+    assert outcome.summary["accuracy"] == 4 / 5
+    assert outcome.summary["accuracy_over"].startswith("graded problems")
     assert backend.max_in_flight == 4  # bounded concurrency, really concurrent
     lines = (tmp_path / "r.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(line)["problem_id"] for line in lines)
@@ -86,3 +89,44 @@ def test_only_backend_unavailable_problems_are_solved_again_on_resume():
     assert _unavailable(down) and not _unavailable(mentions) and _unavailable(older)
     assert not _unavailable(Result("d", "1"))
     assert Result.from_dict(json.loads(json.dumps(down.to_dict()))).error_type == "BackendUnavailable"
+
+
+def test_a_rerun_solves_errored_problems_again_and_keeps_what_the_failed_try_cost(tmp_path, grader):
+    out = tmp_path / "r.jsonl"
+    first = run(self_consistency(n=2), problems(), ScriptedBackend(answer_script), output=out, grader=grader,
+                progress=False)
+    assert first.summary["errors"] == 1
+
+    def fixed(prompt, params, index):  # the cause of problem 4's error mended
+        i = int(prompt.split()[-1])
+        return f"\\boxed{{{i if i != 3 else 99}}}"
+
+    again = ScriptedBackend(fixed)
+    second = run(self_consistency(n=2), problems(), again, output=out, grader=grader, progress=False)
+    assert len(again.calls) == 1  # only p4, once (n=2 in one call)
+    assert second.summary["errors"] == 0 and second.summary["retried"] == 1 and second.summary["resumed"] == 5
+    p4 = next(r for r in second.results if r.problem_id == "p4")
+    assert p4.correct is True and p4.info["earlier_attempts"][0]["error"].startswith("RuntimeError")
+    assert second.summary["accuracy"] == 5 / 6
+    # retry_errors=False: an errored row stays as it is
+    out2 = tmp_path / "r2.jsonl"
+    run(self_consistency(n=1), problems(), ScriptedBackend(answer_script), output=out2, grader=grader, progress=False)
+    kept = ScriptedBackend(fixed)
+    third = run(self_consistency(n=1), problems(), kept, output=out2, grader=grader, progress=False, retry_errors=False)
+    assert kept.calls == [] and third.summary["errors"] == 1
+
+
+def test_wall_time_adds_up_over_the_parts_of_a_run(tmp_path, grader):
+    from ttscale.runtime import run_wall_seconds
+
+    out = tmp_path / "r.jsonl"
+    first = run(self_consistency(n=1), problems(3), ScriptedBackend(answer_script, delay=0.3), output=out,
+                grader=grader, progress=False)
+    assert first.summary["wall_seconds"] >= 0.3
+    resumed = run(self_consistency(n=1), problems(3), ScriptedBackend(answer_script), output=out, grader=grader,
+                  progress=False)
+    assert resumed.summary["resumed"] == 3
+    # the resume's own moment is added to the first part's time, never put in its place
+    assert resumed.summary["wall_seconds"] >= first.summary["wall_seconds"]
+    assert run_wall_seconds(out) == resumed.summary["wall_seconds"]
+    assert resumed.summary["wall_seconds_per_problem"] == resumed.summary["wall_seconds"] / 3

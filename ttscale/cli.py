@@ -30,7 +30,7 @@ from hydra.errors import CompactHydraException
 
 from ttscale.config import CONFIG_NAME, conf_dir
 
-RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger")  # may change when a run resumes
+RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger", "retry_errors")  # may change when a run resumes
 FULL_CHECK = 64  # sweeps of up to this many jobs are checked job by job before the first starts
 
 
@@ -232,6 +232,14 @@ class App:
         self.verbose = verbose
         self.failed: list[str] = []  # jobs whose every problem errored: the command then exits 1
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A launcher that runs a job in a process of its own unpickles the task there: the config's
+        resolvers (the job folder's name) must exist in that process before Hydra names the folder."""
+        from ttscale.config import register_resolvers
+
+        register_resolvers()
+        self.__dict__.update(state)
+
     def backend(self, cfg, out_dir: Path | None = None) -> Any:
         from omegaconf import OmegaConf
 
@@ -293,7 +301,7 @@ class App:
         from ttscale.analysis.compute import Prices, compute_summary
         from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
-        from ttscale.provenance import provenance
+        from ttscale.provenance import identity, provenance
         from ttscale.runtime import format_summary, run
         from ttscale.strategies.budget import budget_knob
 
@@ -334,8 +342,11 @@ class App:
                 print(f"ttscale: {exc}", file=sys.stderr)
                 raise SystemExit(2) from None
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
-                          output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress)
-        summary = {"model": cfg.model.name, "strategy": cfg.strategy.name, "n": cfg.strategy.n,
+                          output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress,
+                          retry_errors=cfg.retry_errors)
+        who = identity(resolved)
+        summary = {"model": who["model_label"], "backend": who["backend"], "stand_in": who["stand_in"],
+                   "strategy": cfg.strategy.name, "n": cfg.strategy.n,
                    "n_counts": budget_knob(resolved["strategy"]),
                    "verifier": cfg.verifier.name or cfg.strategy.verifier, "dataset": cfg.dataset.name,
                    **outcome.summary,

@@ -361,6 +361,7 @@ class Config:
     seed: int = 0
     concurrency: int = 64
     progress: bool = True
+    retry_errors: bool = True
 
 
 def group_schemas() -> dict[str, type]:
@@ -369,10 +370,34 @@ def group_schemas() -> dict[str, type]:
             "verifier": VerifierConfig, "logger": LoggerConfig}
 
 
+def job_dir(override_dirname: str, num: Any = 0) -> str:
+    """A sweep job's folder name: its overrides (`strategy=best_of_n,strategy.n=4`), so adding a value
+    to a sweep adds a folder and every other job resumes in its own. A path separator in a value
+    becomes '_'; a name over 120 characters keeps its first 100 and a hash of the whole; a job without
+    overrides is named by its number."""
+    import hashlib
+
+    name = str(override_dirname or "").replace("/", "_").replace("\0", "")
+    if not name or name in (".", ".."):
+        return f"job{num}"
+    if len(name) > 120:
+        name = name[:100] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    return name
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/config.yaml uses (hydra.sweep.subdir: ttscale_job_dir). Registered by every
+    process that composes or runs a job (the CLI, and a job a launcher unpickles: cli.App)."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("ttscale_job_dir", job_dir, replace=True)
+
+
 def register_schemas() -> None:
     """Register the schemas with Hydra's ConfigStore (config.yaml lists `ttscale_schema` first)."""
     from hydra.core.config_store import ConfigStore
 
+    register_resolvers()
     store = ConfigStore.instance()
     store.store(name="ttscale_schema", node=Config)
     store.store(group="model", name="model_schema", node=ModelConfig)

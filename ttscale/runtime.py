@@ -63,36 +63,80 @@ def _unavailable(result: Result) -> bool:
     return result.error is not None and f"{BackendUnavailable.__name__}:" in result.error
 
 
-def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Result] | None = None) -> dict[str, Any]:
-    """Accuracy with its CI, coverage, pass@k, tokens per problem and throughput. `fresh`: the results
-    generated in this run (the rest were resumed), for the tokens per second of this run's wall time."""
-    graded = [r for r in results if r.correct is not None]
-    undecided = [r for r in results if r.correct is None and r.undecided]
+def _quantiles(values: Sequence[float]) -> tuple[float, float] | None:
+    """p50 and p95 (linear interpolation, numpy's default)."""
+    if not values:
+        return None
+    import numpy as np
+
+    p50, p95 = np.quantile(np.asarray(values, dtype=float), [0.5, 0.95])
+    return float(p50), float(p95)
+
+
+def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Result] | None = None,
+              part_seconds: float | None = None) -> dict[str, Any]:
+    """Accuracy with its CI, coverage, pass@k and the field's other measures, compute per problem,
+    latency and throughput.
+
+    Accuracy is over graded problems: an errored problem is not a wrong answer, and neither is one the
+    grader could not decide; both are counted beside it (`errors`, `undecided`). `wall_seconds`: the
+    run's wall time, every part of it (a resumed run adds its parts); `part_seconds`: this part's, for
+    the tokens per second of the results generated in it (`fresh`)."""
+    from ttscale.analysis.curves import field_metrics, graded_results
+
+    graded = graded_results(results)
+    undecided = [r for r in results if r.correct is None and r.undecided and r.error is None]
     n = len(results)
-    completion = sum(r.usage.completion_tokens for r in results)
-    prompt = sum(r.usage.prompt_tokens for r in results)
     correct = [float(bool(r.correct)) for r in graded]
     covered = [float(any(c.correct for c in r.candidates)) for r in graded]
+
+    def per_problem(total: float) -> float:
+        return total / n if n else 0.0
+
+    latency = _quantiles([r.usage.wall_seconds for r in results if r.error is None])
+    first = _quantiles([r.info["first_answer_seconds"] for r in results
+                        if r.error is None and r.info.get("first_answer_seconds") is not None])
+    part = wall_seconds if part_seconds is None else part_seconds
     summary = {
         "problems": n,
         "errors": sum(r.error is not None for r in results),
         "graded": len(graded),
         # problems whose verdict the grader could not decide: not in accuracy's denominator, never "wrong"
         "undecided": len(undecided),
+        "accuracy_over": "graded problems (errors and undecided problems are counted apart, not as wrong)",
         "accuracy": (sum(correct) / len(graded)) if graded else None,
         "accuracy_ci95": proportion_ci(correct),  # Wilson's interval (0/30 is not [0, 0])
         "pass_at_n": (sum(covered) / len(graded)) if graded else None,
         "pass_at_k": _pass_at_k(graded),
-        # graded problems without a candidate (errored, or no finished solution): 0 in pass@k and curves
+        **field_metrics(graded),
+        # graded problems without a candidate (no finished solution): 0 in pass@k and curves
         "no_candidates": sum(not r.candidates for r in graded),
         "no_finished_solution": sum(bool(r.info.get("no_finished_solution")) for r in results),
-        "completion_tokens_per_problem": completion / n if n else 0.0,
-        "prompt_tokens_per_problem": prompt / n if n else 0.0,
+        # compute per problem (over every problem, errored ones included: they spent it)
+        "completion_tokens_per_problem": per_problem(sum(r.usage.completion_tokens for r in results)),
+        "prompt_tokens_per_problem": per_problem(sum(r.usage.prompt_tokens for r in results)),
+        "fresh_prompt_tokens_per_problem": per_problem(sum(r.usage.prompt_tokens - r.usage.cached_prompt_tokens
+                                                           for r in results)),
+        "verifier_tokens_per_problem": per_problem(sum(r.usage.verifier_tokens for r in results)),
+        "verifier_calls_per_problem": per_problem(sum(r.usage.verifier_calls for r in results)),
+        # generated + verifier tokens: the leaderboard's default compute axis
+        "tokens_per_problem": per_problem(sum(r.usage.completion_tokens + r.usage.verifier_tokens for r in results)),
         "backend_calls": sum(r.usage.backend_calls for r in results),
+        "verifier_calls": sum(r.usage.verifier_calls for r in results),
         "wall_seconds": wall_seconds,
+        # the run's wall time shared over its problems (each problem's own time overlaps the others')
+        "wall_seconds_per_problem": per_problem(wall_seconds),
+        # each problem's own time from start to verdict (problems run concurrently)
+        "latency_p50_seconds": latency[0] if latency else None,
+        "latency_p95_seconds": latency[1] if latency else None,
         "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
-                                         / wall_seconds if wall_seconds > 0 else None),
+                                         / part if part > 0 else None),
     }
+    if first:  # streaming searches: time from a problem's start to its first finished sample
+        summary["first_answer_p50_seconds"], summary["first_answer_p95_seconds"] = first
+    thinking = [c.stats["thinking_tokens"] for r in results for c in r.candidates if "thinking_tokens" in c.stats]
+    if thinking:  # budget forcing: reasoning tokens, forced extensions included
+        summary["thinking_tokens_per_problem"] = per_problem(sum(thinking))
     if undecided:  # what accuracy would be with every undecided problem wrong / right
         total = len(graded) + len(undecided)
         summary["accuracy_bounds"] = [sum(correct) / total, (sum(correct) + len(undecided)) / total]
@@ -129,13 +173,16 @@ async def arun(
     output: str | Path | None = None,
     grader: MathGrader | Any | None = None,
     progress: bool = True,
+    retry_errors: bool = True,
 ) -> RunResult:
     """Solve every problem concurrently (at most `concurrency` at once) and grade the answers.
 
     With `output`, each finished problem is appended to that JSONL file at once; problems already in
     it are skipped, so a killed run resumes where it stopped. A problem that raises is recorded with
-    its error and the run goes on; one that failed because no server could answer
-    (BackendUnavailable) is solved again by the next run into the same file.
+    its error (and left ungraded: an error is not a wrong answer) and the run goes on; the next run
+    into the same file solves it again (`retry_errors=False`: only those that failed because no server
+    could answer, BackendUnavailable). The run's wall time adds up over its parts: each part's is kept
+    in `<output>.parts.jsonl`.
     """
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
@@ -143,7 +190,8 @@ async def arun(
         raise ValueError(f"problem ids must be unique; repeated: {dupes}")
     out_path = Path(output) if output is not None else None
     done = load_results(out_path) if out_path else {}
-    todo = [p for p in problems if p.id not in done or _unavailable(done[p.id])]
+    todo = [p for p in problems if p.id not in done or _unavailable(done[p.id])
+            or (retry_errors and done[p.id].error is not None)]
     own_grader = grader is None
     grader = grader or MathGrader()
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -171,13 +219,23 @@ async def arun(
                 result = Result(problem_id=problem.id, answer=None, usage=ctx.usage, error=tb,
                                 error_type=type(exc).__name__)
             result.usage.wall_seconds = time.perf_counter() - t0
+            if ctx.first_answer_seconds is not None:  # a streamed sample finished: time to the first answer
+                result.info.setdefault("first_answer_seconds", ctx.first_answer_seconds)
+            earlier = done.get(problem.id)
+            if earlier is not None and earlier.error is not None:  # solved again: what the failed try cost
+                result.info.setdefault("earlier_attempts", []).append(
+                    {"error": earlier.error, "usage": earlier.usage.to_dict()})
             # what was asked, as lm-eval's logged samples keep it: the question's hash, the prompt sent
             result.info.setdefault("question_sha256", question_hash(problem.question))
             result.info.setdefault("prompt", ctx.prompt)
-            try:
-                await grader.agrade(result, problem)
-            except Exception as exc:  # a grading failure is recorded like a strategy failure
-                result.error = result.error or f"grading failed: {type(exc).__name__}: {exc}"
+            if result.error is None:  # an errored problem is not graded (not a wrong answer: counted apart)
+                try:
+                    await grader.agrade(result, problem)
+                except Exception as exc:  # a grading failure is recorded like a strategy failure
+                    result.error = f"grading failed: {type(exc).__name__}: {exc}"
+                    result.correct = None
+            else:
+                result.reference = problem.answer
             if handle:
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
@@ -228,10 +286,44 @@ async def arun(
     wall = time.perf_counter() - started
     by_id = {**done, **{r.problem_id: r for r in fresh}}
     results = [by_id[p.id] for p in problems]
-    summary = summarize(results, wall, fresh)
+    total = wall
+    if out_path:  # the run's wall time is the sum of its parts (a resume adds its own, never replaces)
+        total = record_part(out_path, wall, len(fresh), [done[k] for k in done])
+    summary = summarize(results, total, fresh, part_seconds=wall)
     summary["resumed"] = len(problems) - len(todo)
+    summary["retried"] = sum(1 for p in todo if p.id in done)
     summary["grader"] = grader.stats()  # undecided checks, worker timeouts, sandbox mode: part of the contract
     return RunResult(results=results, summary=summary)
+
+
+def parts_path(results_path: Path) -> Path:
+    return results_path.with_name(results_path.stem + ".parts.jsonl")
+
+
+def record_part(results_path: Path, wall: float, solved: int, earlier: Sequence[Result]) -> float:
+    """Append this part of a run (its wall time, problems solved) to the parts file; return the wall
+    time of every part. A run resumed from before parts were kept counts its earlier part as the
+    longest earlier problem's own time (a lower bound), marked `estimated`."""
+    path = parts_path(results_path)
+    parts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    lines = []
+    if not parts and earlier:
+        lines.append({"wall_seconds": max(r.usage.wall_seconds for r in earlier), "solved": len(earlier),
+                      "estimated": True})
+    lines.append({"wall_seconds": wall, "solved": solved,
+                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(line) + "\n" for line in lines)
+    return sum(float(p["wall_seconds"]) for p in parts + lines)
+
+
+def run_wall_seconds(results_path: Path) -> float | None:
+    """The wall time of every part of the run whose results are at `results_path`, or None when no
+    part was recorded."""
+    path = parts_path(results_path)
+    if not path.exists():
+        return None
+    return sum(float(json.loads(line)["wall_seconds"]) for line in path.read_text().splitlines() if line.strip())
 
 
 def run(strategy: Strategy, problems: Sequence[Problem], backend: Backend, **kwargs: Any) -> RunResult:
@@ -244,18 +336,23 @@ def run(strategy: Strategy, problems: Sequence[Problem], backend: Backend, **kwa
         return pool.submit(asyncio.run, arun(strategy, problems, backend, **kwargs)).result()
 
 
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_short(v)}" if not isinstance(v, dict) else f"{k}: {{{_short(v)}}}"
+                         for k, v in value.items())
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_short(v) for v in value) + "]"
+    return "-" if value is None else str(value)
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    """A small aligned table of the summary for terminals."""
-    rows = []
-    for key, value in summary.items():
-        if key == "provenance":  # in summary.json; too long for a terminal
-            continue
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in value.items())
-        elif isinstance(value, (tuple, list)):
-            value = "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + "]"
-        rows.append((key, "-" if value is None else str(value)))
+    """A small aligned table of the summary for terminals (a stand-in model's run says so first)."""
+    rows = [(key, _short(value)) for key, value in summary.items() if key != "provenance"]  # too long here
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    table = "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+    if summary.get("stand_in"):
+        table = (f"STAND-IN RUN: backend={summary.get('backend')} is no model; these numbers show the pipeline, "
+                 "they are no result\n" + table)
+    return table

@@ -40,29 +40,43 @@ def curve(folder: Path) -> list[dict]:
         for row in rows:
             writer.writerow([row["k"], row["problems"]] + [v for m in metrics for v in (row[m], *row[m + "_ci95"])])
     if len(rows) > 1:
-        plot_curve(rows, folder / "curve.png", title=curve_title(folder, rows))
+        plot_curve(rows, folder / "curve.png", title=curve_title(folder, rows), run_point=run_choice(folder))
     return rows
 
 
-def curve_title(folder: Path, rows: list[dict]) -> str:
-    """strategy (n, what n counts) · model · dataset · problems, and the folder."""
+def run_choice(folder: Path) -> tuple[str, float | None]:
+    """The run's own selection and its accuracy over graded problems (the curve's point at k = n)."""
+    from ttscale.analysis.curves import graded_results
     from ttscale.analysis.report import _config
+
+    strategy = _config(folder).get("strategy") or {}
+    graded = graded_results(list(load_results(folder / "results.jsonl").values()))
+    accuracy = sum(bool(r.correct) for r in graded) / len(graded) if graded else None
+    return str(strategy.get("select") or strategy.get("name") or "selection"), accuracy
+
+
+def curve_title(folder: Path, rows: list[dict]) -> str:
+    """strategy (n = N, what n counts, verifier) · model (a stand-in says so) · dataset · problems, and
+    the run's cell (its own overrides), never an absolute path."""
+    from ttscale.analysis.report import _config, _overrides
+    from ttscale.provenance import identity
     from ttscale.strategies.budget import budget_knob
 
     cfg = _config(folder)
     strategy = cfg.get("strategy") or {}
-    model, dataset = (cfg.get("model") or {}).get("name"), (cfg.get("dataset") or {}).get("name")
+    model, dataset = identity(cfg)["model_label"], (cfg.get("dataset") or {}).get("name")
     verifier = (cfg.get("verifier") or {}).get("name") or strategy.get("verifier")
-    head = f"{strategy.get('name', 'strategy unknown')} (n={strategy.get('n')} {budget_knob(strategy)}"
+    head = f"{strategy.get('name', 'strategy unknown')} (n = {strategy.get('n')}, n counts {budget_knob(strategy)}"
     head += f", verifier {verifier})" if verifier else ")"
+    cell = " ".join(_overrides(folder)) or folder.name
     return (f"{head} · {model or 'model unknown'} · {dataset or 'dataset unknown'} · "
-            f"{max((r['problems'] for r in rows), default=0)} problems\n{folder}")
+            f"{max((r['problems'] for r in rows), default=0)} problems\n{cell}")
 
 
 def compare_main(argv: list[str]) -> None:
     import json
 
-    from ttscale.analysis.compare import compare_runs, format_comparison
+    from ttscale.analysis.compare import compare_runs, format_comparison, multiplicity_note
 
     parser = argparse.ArgumentParser(prog="python -m ttscale.analysis compare",
                                      description="Each RUN paired against BASELINE on their shared problems.")
@@ -78,6 +92,9 @@ def compare_main(argv: list[str]) -> None:
             raise SystemExit(f"compare {run} with {args.baseline}: {exc}") from None
         print(format_comparison(outcome) + "\n")
         outcomes.append(outcome)
+    note = multiplicity_note(len(outcomes))
+    if note:
+        print(f"note: {note}")
     if args.json:
         Path(args.json).write_text(json.dumps(outcomes, indent=2) + "\n")
 
@@ -92,7 +109,18 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders or multirun sweep folders")
     parser.add_argument("--out", help="where the leaderboard and compute plots go")
+    parser.add_argument("--columns", default="paper",
+                        help="leaderboard.md's columns: paper (default), compute, all, or names joined by commas "
+                             "(leaderboard.csv always has every column)")
+    parser.add_argument("--no-seed-mean", action="store_true",
+                        help="one row per run, not one per cell with the mean and sd over its seeds")
     args = parser.parse_args(argv)
+    from ttscale.analysis.report import table_columns
+
+    try:
+        table_columns(args.columns)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     try:
         folders = run_dirs(args.runs)
     except FileNotFoundError as exc:
@@ -100,8 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     for folder in folders:
         curve(folder)
     out = Path(args.out) if args.out else Path(args.runs[0])
-    rows = leaderboard(folders)
-    csv_path, md_path = write_leaderboard(rows, out)
+    rows = leaderboard(folders, aggregate_seeds=not args.no_seed_mean)
+    csv_path, md_path = write_leaderboard(rows, out, columns=args.columns)
     print(f"\n# leaderboard ({len(rows)} runs)\n" + md_path.read_text())
     plots = [p for axis in COMPUTE_AXES if (p := plot_compute(rows, axis, out / f"compute_{axis}.png"))]
     print(f"written: {csv_path}, {md_path}, " + ", ".join(map(str, plots)))

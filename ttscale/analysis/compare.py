@@ -8,6 +8,8 @@ comparison needs:
   replacement, both runs' outcomes kept together; identical runs give 0 with the interval [0, 0]);
 - the exact McNemar test: two-sided binomial test of the discordant problems (A right and B wrong
   against A wrong and B right) at p = 1/2;
+- where the interval and the test disagree (one sees a difference, the other not), a note saying so;
+  several comparisons against one baseline get a multiplicity note (`multiplicity_note`);
 - wins / losses / ties per problem;
 - each run's compute on the shared problems: generated tokens, verifier tokens, FLOPs.
 
@@ -17,35 +19,57 @@ and why, is part of the result. Runs that share no problem are refused.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ttscale.analysis.compute import flops
 from ttscale.types import Result
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
-    """Two-sided exact McNemar p-value: P(a binomial(n, 1/2) count as or more extreme), n = a_only + b_only."""
+    """Two-sided exact McNemar p-value: the binomial test (scipy.stats.binomtest) of the discordant
+    problems, a_only of a_only + b_only at p = 1/2."""
+    from scipy.stats import binomtest
+
     n = a_only + b_only
     if n == 0:
         return 1.0
-    k = min(a_only, b_only)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0 ** n
-    return min(1.0, 2.0 * tail)
+    return min(1.0, float(binomtest(a_only, n, 0.5).pvalue))
 
 
 def paired_bootstrap(diffs: Sequence[float], level: float = 0.95, resamples: int = 10_000,
                      seed: int = 0) -> tuple[float, float]:
-    data = np.asarray(diffs, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    """The percentile bootstrap interval of the mean per-problem difference (problems resampled with
+    both runs' outcomes kept together): scipy.stats.bootstrap on the differences."""
+    from ttscale.analysis.metrics import bootstrap_ci
+
+    return bootstrap_ci(diffs, level, resamples, seed)
+
+
+def verdicts_agree(ci: tuple[float, float], p: float, alpha: float = 0.05) -> str | None:
+    """None when the paired interval and McNemar say the same (both see a difference, or neither);
+    else a sentence saying which says what (they test slightly different things and can disagree near
+    the threshold)."""
+    interval_sees = ci[0] > 0 or ci[1] < 0
+    test_sees = p < alpha
+    if interval_sees == test_sees:
+        return None
+    if interval_sees:
+        return (f"the paired 95% interval excludes 0 but McNemar's p = {p:.3g} >= {alpha}: "
+                "treat the difference as not established")
+    return (f"McNemar's p = {p:.3g} < {alpha} but the paired 95% interval includes 0: "
+            "treat the difference as not established")
+
+
+def multiplicity_note(comparisons: int, alpha: float = 0.05) -> str | None:
+    """Several comparisons against one baseline: the chance of one false 'significant' result grows;
+    Bonferroni's threshold for `comparisons` tests."""
+    if comparisons < 2:
+        return None
+    return (f"{comparisons} comparisons against one baseline: at alpha = {alpha} each, the chance of at least one "
+            f"false positive is up to {1 - (1 - alpha) ** comparisons:.2f}; Bonferroni's per-comparison threshold is "
+            f"p < {alpha / comparisons:.3g}")
 
 
 def _compute(results: Sequence[Result], params: float | None, verifier_params: float | None) -> dict[str, Any]:
@@ -79,11 +103,13 @@ def compare_results(a: Mapping[str, Result], b: Mapping[str, Result], params: tu
     wins = sum(x > y for x, y in zip(ra, rb))
     losses = sum(x < y for x, y in zip(ra, rb))
     diffs = [x - y for x, y in zip(ra, rb)]
+    ci = paired_bootstrap(diffs, seed=seed)
     return {
         "problems": len(shared), "dropped": {k: v for k, v in dropped.items() if v},
         "accuracy_a": sum(ra) / len(ra), "accuracy_b": sum(rb) / len(rb),
-        "difference": sum(diffs) / len(diffs), "difference_ci95": paired_bootstrap(diffs, seed=seed),
+        "difference": sum(diffs) / len(diffs), "difference_ci95": ci,
         "mcnemar_p": mcnemar_exact(wins, losses),
+        "disagreement": verdicts_agree(ci, mcnemar_exact(wins, losses)),
         "wins": wins, "losses": losses, "ties": len(shared) - wins - losses,
         "compute_a": _compute([a[p] for p in shared], params[0], verifier_params[0]),
         "compute_b": _compute([b[p] for p in shared], params[1], verifier_params[1]),
@@ -121,6 +147,7 @@ def format_comparison(c: Mapping[str, Any]) -> str:
              f"difference A - B: {c['difference']:+.3f}, paired bootstrap 95% CI [{low:+.3f}, {high:+.3f}]",
              f"exact McNemar p = {c['mcnemar_p']:.4g} (A right, B wrong: {c['wins']}; A wrong, B right: "
              f"{c['losses']}; ties: {c['ties']})",
+             *([f"note: {c['disagreement']}"] if c.get("disagreement") else []),
              f"generated tokens / problem: A {ca['generated_tokens_per_problem']:.1f}, "
              f"B {cb['generated_tokens_per_problem']:.1f}; verifier tokens: A {ca['verifier_tokens_per_problem']:.1f}, "
              f"B {cb['verifier_tokens_per_problem']:.1f}; FLOPs: A {flops_text(ca['flops_per_problem'])}, "

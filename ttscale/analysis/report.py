@@ -74,44 +74,94 @@ def results_frame(results, params: float | None = None, verifier_params: float |
     return pd.DataFrame(rows)
 
 
-def leaderboard(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """One row per run: accuracy with its 95% CI, pass@n, tokens, FLOPs, wall time, cost-of-pass."""
+def leaderboard(paths: Sequence[str | Path], aggregate_seeds: bool = True) -> list[dict[str, Any]]:
+    """One row per run: accuracy (over graded problems) with its 95% CI, the field's measures (pass@1
+    [avg-of-n] with its std, maj@k, pass@k, G-Pass@k, no-answer rate), compute (tokens, verifier
+    tokens and calls, FLOPs, cost-of-pass), wall time and per-problem latency. Runs that differ only in
+    `seed=` are one row (mean, sd over seeds, and the seed count) unless `aggregate_seeds` is False."""
+    from ttscale.analysis.curves import graded_results
+    from ttscale.provenance import identity
+    from ttscale.runtime import summarize
+
     rows = []
     for run in run_dirs(paths):
         cfg = _config(run)
-        results = [r for r in load_results(run / "results.jsonl").values()]
-        errored = sum(r.error is not None for r in results)
-        # a run whose every problem errored has no accuracy (never a 0% point in a table or a plot)
-        graded = [r for r in results if r.correct is not None] if errored < len(results) else []
-        correct = [float(bool(r.correct)) for r in graded]
-        n = len(results) or 1
+        results = list(load_results(run / "results.jsonl").values())
+        summary = summarize(results, _run_wall(run, results))
+        if summary["errors"] == len(results):  # a run whose every problem errored has no accuracy
+            summary["accuracy"] = summary["accuracy_ci95"] = summary["pass_at_n"] = None
         strategy = cfg.get("strategy") or {}
+        who = identity(cfg)
         row = {"run": str(run), "strategy": strategy.get("name"), "n": strategy.get("n"),
-               "model": (cfg.get("model") or {}).get("name"), "dataset": (cfg.get("dataset") or {}).get("name"),
+               "selection": strategy.get("select"), "seed": cfg.get("seed"),
+               "model": who["model_label"], "backend": who["backend"], "stand_in": who["stand_in"],
+               "dataset": (cfg.get("dataset") or {}).get("name"),
                "overrides": _overrides(run), "n_counts": budget_knob(strategy),
                "verifier": (cfg.get("verifier") or {}).get("name") or strategy.get("verifier"),
-               "problems": len(results), "errors": errored,
-               "accuracy": sum(correct) / len(correct) if correct else None, "accuracy_ci95": proportion_ci(correct),
-               "pass_at_n": (sum(any(c.correct for c in r.candidates) for r in graded) / len(graded)) if graded else None,
-               "completion_tokens_per_problem": sum(r.usage.completion_tokens for r in results) / n,
-               "prompt_tokens_per_problem": sum(r.usage.prompt_tokens for r in results) / n,
-               "fresh_prompt_tokens_per_problem": sum(r.usage.prompt_tokens - r.usage.cached_prompt_tokens
-                                                      for r in results) / n,
-               "verifier_tokens_per_problem": sum(r.usage.verifier_tokens for r in results) / n,
-               "verifier_calls_per_problem": sum(r.usage.verifier_calls for r in results) / n,
-               "tokens_per_problem": sum(r.usage.completion_tokens + r.usage.verifier_tokens for r in results) / n,
-               # the run's wall time shared over its problems (each problem's own time overlaps the others')
-               "wall_seconds_per_problem": _run_wall(run, results) / n}
-        thinking = [c.stats["thinking_tokens"] for r in results for c in r.candidates if "thinking_tokens" in c.stats]
-        if thinking:  # budget forcing: reasoning tokens, forced extensions included
-            row["thinking_tokens_per_problem"] = sum(thinking) / n
+               **{k: v for k, v in summary.items() if k not in ("model", "strategy", "n", "verifier", "dataset")}}
+        row["maj_at_n"] = (summary.get("maj_at_k") or {}).get(max(summary.get("maj_at_k") or {0: None}))
         model = cfg.get("model") or {}
-        row.update(compute_summary(results, model.get("params"), (cfg.get("verifier") or {}).get("params"),
-                                   Prices.from_config(model.get("prices"))))
+        row.update(compute_summary(graded_results(results), model.get("params"),
+                                   (cfg.get("verifier") or {}).get("params"), Prices.from_config(model.get("prices"))))
         rows.append(row)
+    if aggregate_seeds:
+        rows = seed_rows(rows)
     for row, label in zip(rows, cell_labels(rows)):
         row["cell"] = label
     return rows
+
+
+SEED_MEANS = ("accuracy", "pass_at_n", "pass_at_1_avg_of_n", "maj_at_n", "no_answer_rate", "tokens_per_problem",
+              "completion_tokens_per_problem", "prompt_tokens_per_problem", "fresh_prompt_tokens_per_problem",
+              "verifier_tokens_per_problem", "verifier_calls_per_problem", "wall_seconds_per_problem",
+              "latency_p50_seconds", "latency_p95_seconds", "first_answer_p50_seconds", "first_answer_p95_seconds",
+              "flops_per_problem", "flops_of_pass", "dollars_per_problem", "cost_of_pass", "thinking_tokens_per_problem")
+
+
+def seed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs that differ only in their `seed=` override become one row: the mean of each measure over
+    the seeds, `accuracy_sd` (sample sd over seeds), `seeds` (how many), `seed_runs` (their folders).
+    The accuracy interval of such a row is the mean of its seeds' Wilson intervals (the seeds share
+    their problems, so their outcomes are not pooled); a run alone keeps its own."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (tuple(o for o in row.get("overrides") or [] if not o.startswith("seed=")),
+               json.dumps({k: row.get(k) for k in ("strategy", "n", "model", "dataset", "verifier", "backend")},
+                          default=str),
+               row["run"] if not any(o.startswith("seed=") for o in row.get("overrides") or []) else "")
+        groups.setdefault(key, []).append(row)
+    out = []
+    for members in groups.values():
+        if len(members) == 1:
+            out.append({**members[0], "seeds": 1})
+            continue
+        merged = dict(members[0])
+        merged["overrides"] = [o for o in members[0].get("overrides") or [] if not o.startswith("seed=")]
+        merged["run"] = str(Path(members[0]["run"]).parent)
+        merged["seed_runs"] = [m["run"] for m in members]
+        merged["seeds"] = len(members)
+        merged["seed"] = [m.get("seed") for m in members]
+        for key in SEED_MEANS:
+            values = [m.get(key) for m in members]
+            if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                merged[key] = sum(values) / len(values)
+            elif any(v is not None for v in values):
+                merged[key] = None  # a measure some seeds lack has no mean
+        for key in ("problems", "errors", "graded", "undecided"):
+            merged[key] = sum(m.get(key) or 0 for m in members)
+        accuracies = [m["accuracy"] for m in members if m.get("accuracy") is not None]
+        if len(accuracies) == len(members):
+            mean = sum(accuracies) / len(accuracies)
+            merged["accuracy_sd"] = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
+            # the seeds share their problems, so their outcomes are not pooled into one interval
+            merged["accuracy_ci95"] = tuple(sum(m["accuracy_ci95"][i] for m in members) / len(members) for i in (0, 1))
+        else:
+            merged["accuracy"] = merged["accuracy_ci95"] = None
+        for key in ("pass_at_k", "maj_at_k", "g_pass_at_k", "mg_pass_at_k", "pass_at_1_avg_of_n_std",
+                    "accuracy_bounds", "wall_seconds"):
+            merged.pop(key, None)
+        out.append(merged)
+    return out
 
 
 def _overrides(run: Path) -> list[str]:
@@ -121,7 +171,9 @@ def _overrides(run: Path) -> list[str]:
     path = run / ".hydra" / "overrides.yaml"
     if not path.exists():
         return []
-    return [o for o in (yaml.safe_load(path.read_text()) or []) if not o.lstrip("+~").startswith("hydra.")]
+    runtime = ("progress", "concurrency", "retry_errors")  # how a run ran, not what it is
+    return [o for o in (yaml.safe_load(path.read_text()) or [])
+            if not o.lstrip("+~").startswith("hydra.") and o.lstrip("+~").partition("=")[0] not in runtime]
 
 
 def cell_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -131,7 +183,10 @@ def cell_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
     labels = []
     for r in rows:
         own = [o for o in r.get("overrides") or [] if o not in shared]
-        labels.append(" ".join(own) if own else f"{r.get('strategy')}@{r.get('n')}")
+        label = " ".join(own) if own else f"{r.get('strategy')} n = {r.get('n')}"
+        if (r.get("seeds") or 1) > 1:
+            label += f" ({r['seeds']} seeds)"
+        labels.append(label)
     return labels
 
 
@@ -142,6 +197,13 @@ def describe(rows: Sequence[dict[str, Any]], key: str) -> str:
 
 
 def _run_wall(run: Path, results) -> float:
+    """The run's wall time: every part of it (a resumed run's parts add up), else what its summary
+    says, else its longest problem's."""
+    from ttscale.runtime import run_wall_seconds
+
+    parts = run_wall_seconds(run / "results.jsonl")
+    if parts is not None:
+        return parts
     summary = run / "summary.json"
     if summary.exists():
         wall = json.loads(summary.read_text()).get("wall_seconds")
@@ -172,68 +234,131 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-LEADERBOARD_COLUMNS = ("strategy", "n", "n_counts", "verifier", "problems", "errors", "accuracy", "accuracy_ci95", "pass_at_n",
+# every column the CSV can hold, in order (the run's folder last: paths live in the CSV only)
+LEADERBOARD_COLUMNS = ("cell", "strategy", "n", "n_counts", "selection", "verifier", "model", "backend", "dataset",
+                       "seeds", "problems", "graded", "errors", "undecided", "accuracy", "accuracy_ci95", "accuracy_sd",
+                       "pass_at_1_avg_of_n", "pass_at_1_avg_of_n_std", "maj_at_n", "pass_at_n", "no_answer_rate",
                        "completion_tokens_per_problem", "verifier_tokens_per_problem", "verifier_calls_per_problem",
-                       "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass",
-                       "wall_seconds_per_problem", "thinking_tokens_per_problem", "cost_of_pass", "model", "dataset",
-                       "cell", "run")
+                       "tokens_per_problem", "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass",
+                       "wall_seconds_per_problem", "latency_p50_seconds", "latency_p95_seconds",
+                       "first_answer_p50_seconds", "first_answer_p95_seconds", "thinking_tokens_per_problem",
+                       "dollars_per_problem", "cost_of_pass", "stand_in", "run")
+# --columns presets for leaderboard.md (the CSV always has every column)
+COLUMN_SETS = {
+    "paper": ("cell", "model", "dataset", "seeds", "graded", "errors", "accuracy", "accuracy_ci95", "accuracy_sd",
+              "pass_at_1_avg_of_n", "maj_at_n", "pass_at_n", "no_answer_rate", "tokens_per_problem",
+              "flops_per_problem", "wall_seconds_per_problem", "latency_p50_seconds", "latency_p95_seconds"),
+    "compute": ("cell", "graded", "accuracy", "accuracy_ci95", "completion_tokens_per_problem",
+                "verifier_tokens_per_problem", "verifier_calls_per_problem", "tokens_per_problem",
+                "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass", "wall_seconds_per_problem",
+                "latency_p50_seconds", "latency_p95_seconds", "first_answer_p50_seconds", "thinking_tokens_per_problem",
+                "cost_of_pass"),
+    "all": tuple(c for c in LEADERBOARD_COLUMNS if c != "run"),
+}
+HEADERS = {"cell": "cell", "n_counts": "n counts", "accuracy_ci95": "95% CI", "accuracy_sd": "sd (seeds)",
+           "pass_at_1_avg_of_n": "pass@1 [avg-of-n]", "pass_at_1_avg_of_n_std": "pass@1 std", "maj_at_n": "maj@n",
+           "pass_at_n": "pass@n", "no_answer_rate": "no answer", "completion_tokens_per_problem": "generated tok/problem",
+           "verifier_tokens_per_problem": "verifier tok/problem", "verifier_calls_per_problem": "verifier calls/problem",
+           "tokens_per_problem": "tokens/problem", "fresh_prompt_tokens_per_problem": "fresh prompt tok/problem",
+           "flops_per_problem": "FLOPs/problem", "flops_of_pass": "FLOPs of pass",
+           "wall_seconds_per_problem": "wall s/problem", "latency_p50_seconds": "latency p50 s",
+           "latency_p95_seconds": "latency p95 s", "first_answer_p50_seconds": "first answer p50 s",
+           "first_answer_p95_seconds": "first answer p95 s", "thinking_tokens_per_problem": "thinking tok/problem",
+           "dollars_per_problem": "$/problem", "cost_of_pass": "cost of pass ($)", "stand_in": "stand-in"}
 INTERVALS = ("accuracy_ci95",)  # in the CSV: two numeric columns, NAME_low and NAME_high
 
 
-def write_leaderboard(rows: Sequence[dict[str, Any]], out: Path) -> tuple[Path, Path]:
-    """leaderboard.csv and leaderboard.md in `out`, best accuracy first."""
+def table_columns(choice: str | Sequence[str] = "paper") -> list[str]:
+    """leaderboard.md's columns: a preset (COLUMN_SETS) or column names, comma-separated or a list.
+    An unknown name is refused with the choices."""
+    if isinstance(choice, str) and choice in COLUMN_SETS:
+        return list(COLUMN_SETS[choice])
+    names = [c.strip() for c in choice.split(",")] if isinstance(choice, str) else list(choice)
+    unknown = [c for c in names if c not in LEADERBOARD_COLUMNS or c == "run"]
+    if unknown:
+        raise ValueError(f"--columns: unknown {', '.join(unknown)}; choose a preset ({', '.join(COLUMN_SETS)}) or "
+                         f"columns of: {', '.join(c for c in LEADERBOARD_COLUMNS if c != 'run')}")
+    return names
+
+
+def write_leaderboard(rows: Sequence[dict[str, Any]], out: Path, columns: str | Sequence[str] = "paper"
+                      ) -> tuple[Path, Path]:
+    """leaderboard.csv (every column, folders included) and leaderboard.md (the `columns` chosen, no
+    paths) in `out`, best accuracy first. A stand-in model's rows are marked in the table."""
     import csv
 
     out.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(rows, key=lambda r: (-(r["accuracy"] or 0), r["completion_tokens_per_problem"]))
-    columns = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
-    csv_columns = [name for c in columns for name in ((f"{c}_low", f"{c}_high") if c in INTERVALS else (c,))]
+    ordered = sorted(rows, key=lambda r: (-(r.get("accuracy") or 0), r.get("completion_tokens_per_problem") or 0))
+    every = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
+    csv_columns = [name for c in every for name in ((f"{c}_low", f"{c}_high") if c in INTERVALS else (c,))]
     with open(out / "leaderboard.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(csv_columns)
         for r in ordered:
             cells = []
-            for c in columns:
+            for c in every:
                 value = r.get(c)
                 if c in INTERVALS:
                     cells += list(value) if value is not None else ["", ""]
                 else:
-                    cells.append(json.dumps(value) if isinstance(value, (list, tuple)) else value)
+                    cells.append(json.dumps(value) if isinstance(value, (list, tuple, dict)) else value)
             writer.writerow(cells)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in ordered]
+    shown = [c for c in table_columns(columns) if any(c in r for r in rows)]
+    lines = []
+    if any(r.get("stand_in") for r in rows):
+        lines += ["**Stand-in runs** (backend demo or scripted: no model answered; their numbers show the pipeline, "
+                  "they are no result) are marked in the model column.", ""]
+    lines += ["Accuracy is over graded problems; errored problems are counted apart (errors), never as wrong.", ""]
+    lines += ["| " + " | ".join(HEADERS.get(c, c) for c in shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in shown) + " |" for r in ordered]
     (out / "leaderboard.md").write_text("\n".join(lines) + "\n")
     return out / "leaderboard.csv", out / "leaderboard.md"
 
 
-def plot_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """maj@k, best-of-k and pass@k against k (log2 axis), 95% intervals shaded."""
+def _wrap(title: str, width: int = 70) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in title.splitlines())
+
+
+def plot_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "", run_point: tuple[str, float] | None = None
+               ) -> Path:
+    """maj@k, best-of-k and pass@k against k (log2 axis), 95% intervals shaded. `run_point`: the run's
+    own selection at k = n (its name, its accuracy), drawn as a point of its own: a selection that is no
+    vote (GenSelect, a verifier's best) is shown as itself, not as maj@k."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
     ks = [r["k"] for r in rows]
-    for metric, label in (("maj_at_k", "maj@k"), ("best_of_k", "best-of-k"), ("pass_at_k", "pass@k")):
+    for metric, label in (("maj_at_k", "maj@k"), ("best_of_k", "best-of-k (by score)"), ("pass_at_k", "pass@k")):
         if rows and metric in rows[0]:
             ax.plot(ks, [r[metric] for r in rows], marker="o", label=label)
             ax.fill_between(ks, [r[metric + "_ci95"][0] for r in rows], [r[metric + "_ci95"][1] for r in rows], alpha=0.2)
+    if run_point is not None and run_point[1] is not None and ks:
+        ax.plot([ks[-1]], [run_point[1]], marker="*", markersize=13, linestyle="none", color="black",
+                label=f"the run's own choice ({run_point[0]}, k = {ks[-1]})")
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("k (samples)")
-    ax.set_ylabel("accuracy")
+    ax.set_xticks(ks)
+    ax.set_xticklabels([str(k) for k in ks])
+    ax.set_xlabel("k (samples drawn from the run's n)")
+    ax.set_ylabel("accuracy (95% CI shaded)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(_wrap(title), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the title and the legend beside are never clipped
     plt.close(fig)
     return path
 
 
 def plot_compute(rows: Sequence[dict[str, Any]], axis: str, path: Path, title: str = "") -> Path | None:
-    """Accuracy (95% CI bars) against compute per problem, one point per run, Pareto frontier drawn."""
+    """Accuracy against compute per problem, one point per cell, Pareto frontier drawn. Error bars: the
+    95% interval of one run (Wilson's), or ± 1 sd over seeds for a row of several seeds. Points at one
+    spot are drawn side by side; labels read "n = 4"; the legend (strategy and what its n counts)
+    stands beside the axes, so no label lies under it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,22 +370,32 @@ def plot_compute(rows: Sequence[dict[str, Any]], axis: str, path: Path, title: s
         return None
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     groups = sorted({r["strategy"] for r in points})
-    # points at one spot (same compute and accuracy) are drawn side by side, their labels stacked
     placed: dict[tuple[float, float], int] = {}
     rank = {}
     for r in sorted(points, key=lambda r: (r["strategy"], r[key])):
         spot = (round(math.log10(r[key]), 2) if r[key] > 0 else r[key], round(r["accuracy"], 2))
         rank[id(r)] = placed[spot] = placed.get(spot, -1) + 1
+    seeded = any((r.get("seeds") or 1) > 1 for r in points)
     for name, marker in zip(groups, "osD^vP*Xh<>p" * 4):
         mine = [r for r in points if r["strategy"] == name]
         xs = [r[key] * 1.05 ** rank[id(r)] if r[key] > 0 else r[key] for r in mine]
-        lows = [r["accuracy"] - r["accuracy_ci95"][0] for r in mine]
-        highs = [r["accuracy_ci95"][1] - r["accuracy"] for r in mine]
+        lows, highs = [], []
+        for r in mine:
+            if (r.get("seeds") or 1) > 1 and r.get("accuracy_sd") is not None:
+                lows.append(min(r["accuracy"], r["accuracy_sd"]))
+                highs.append(min(1.0 - r["accuracy"], r["accuracy_sd"]))
+            elif r.get("accuracy_ci95"):
+                lows.append(max(0.0, r["accuracy"] - r["accuracy_ci95"][0]))
+                highs.append(max(0.0, r["accuracy_ci95"][1] - r["accuracy"]))
+            else:
+                lows.append(0.0)
+                highs.append(0.0)
+        counts = sorted({str(r.get("n_counts") or "n") for r in mine})
         bars = ax.errorbar(xs, [r["accuracy"] for r in mine], yerr=[lows, highs], fmt=marker, capsize=3,
-                           alpha=0.85, label=name)
+                           alpha=0.85, label=f"{name} (n: {', '.join(counts)})")
         for x, r in zip(xs, mine):
-            ax.annotate(f"{r['n']} {r.get('n_counts') or 'n'}", (x, r["accuracy"]), fontsize=7,
-                        color=bars.lines[0].get_color(), xytext=(4, 3 + 9 * rank[id(r)]), textcoords="offset points")
+            ax.annotate(f"n = {r['n']}", (x, r["accuracy"]), fontsize=7, color=bars.lines[0].get_color(),
+                        xytext=(4, 3 + 9 * rank[id(r)]), textcoords="offset points")
     frontier = pareto_frontier([(r[key], r["accuracy"]) for r in points])
     ax.plot([points[i][key] for i in frontier], [points[i]["accuracy"] for i in frontier], "k--", lw=1,
             label="Pareto frontier")
@@ -270,15 +405,15 @@ def plot_compute(rows: Sequence[dict[str, Any]], axis: str, path: Path, title: s
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}" if str(f"{v:.3g}")[0] in "25" else ""))
+    ax.margins(x=0.12, y=0.08)  # room for the labels right of the last point, inside the axes
     ax.set_xlabel({"tokens": "generated + verifier tokens per problem", "flops": "FLOPs per problem (estimated)",
                    "wall": "run wall seconds / problems", "thinking": "thinking tokens per problem (budget forcing)"}[axis]
                   + ("\n(points at one spot are drawn side by side)" if any(rank.values()) else ""))
-    ax.set_ylabel("accuracy (95% CI)")
-    ax.set_title(title or f"{describe(points, 'model')} on {describe(points, 'dataset')}: {len(points)} runs",
+    ax.set_ylabel("accuracy (bars: 95% CI" + ("; ± 1 sd over seeds" if seeded else "") + ")")
+    ax.set_title(_wrap(title or f"{describe(points, 'model')} on {describe(points, 'dataset')}: {len(points)} cells"),
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # beside, not over, the points
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

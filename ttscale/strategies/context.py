@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,8 @@ class Context:
     calls: int = 0
     info: dict[str, Any] = field(default_factory=dict)  # strategy facts for the result (samples saved, ...)
     _prompt_ids: TokenPrompt | None = field(default=None, repr=False)
+    started: float = field(default_factory=time.perf_counter, repr=False)
+    first_answer_seconds: float | None = None  # a streamed sample's end (stop or length): when it first came
 
     @property
     def prompt(self) -> Prompt:
@@ -87,6 +90,8 @@ class Context:
                 self.usage.prompt_tokens += delta.prompt_tokens
                 self.usage.cached_prompt_tokens += delta.cached_prompt_tokens
                 self.usage.completion_tokens += len(delta.token_ids)
+                if self.first_answer_seconds is None and delta.finish_reason in ("stop", "length"):
+                    self.first_answer_seconds = time.perf_counter() - self.started
                 yield delta
         finally:
             await stream.aclose()
