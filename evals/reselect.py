@@ -115,7 +115,12 @@ def main() -> None:
             config.setdefault(section, {})[name] = yaml.safe_load(value)
         results = genselect_results(run, loaded, config)
     else:
-        results = [reselect(r, SELECTIONS[args.select]()) for r in loaded]
+        from ttscale.strategies.select.base import MissingStatistic
+
+        try:
+            results = [reselect(r, SELECTIONS[args.select]()) for r in loaded]
+        except MissingStatistic as exc:  # e.g. best_score on a run whose samples carry no score
+            raise SystemExit(f"reselect.py: {run}: {exc}") from None
     if any(r.candidates and r.candidates[0].group is None and r.candidates[0].answer is not None for r in results):
         raise SystemExit(f"{run}: candidates carry no answer groups; re-selection needs a graded run")
     out.mkdir(parents=True, exist_ok=True)

@@ -251,3 +251,54 @@ def test_lm_evaluation_harness_chat_client_runs_gsm8k_problems_through_a_strateg
         assert refused.status_code == 400 and "strategy.temperature=0 is greedy" in refused.json()["error"]["message"]
     finally:
         running.close()
+
+
+def test_a_prompt_longer_than_the_context_is_a_400_as_vllm_answers():
+    from ttscale.backends.scripted import ScriptedBackend
+
+    backend = ScriptedBackend(lambda prompt, params, i: "The answer is \\boxed{7}")
+    backend.max_model_len = 40  # a model whose context is 40 tokens
+    running = Running(Server(["backend=scripted"], backend=backend))
+    try:
+        long = [{"role": "user", "content": "word " * 200}]
+        response = requests.post(running.url + "/chat/completions", json={"model": "greedy", "messages": long}, timeout=30)
+        assert response.status_code == 400, response.text
+        error = response.json()["error"]
+        assert "maximum context length is 40 tokens" in error["message"] and error["type"] == "invalid_request_error"
+        assert backend.calls == []  # refused before any sample
+        short = requests.post(running.url + "/chat/completions", json={"model": "greedy", "messages": QUESTION}, timeout=30)
+        assert short.status_code == 200
+    finally:
+        running.close()
+
+
+def test_a_body_over_the_limit_is_a_413_openai_error(served):
+    from ttscale.serve import MAX_BODY
+
+    response = requests.post(served.url + "/chat/completions", data=b"{" + b" " * (MAX_BODY + 10) + b"}",
+                             headers={"Content-Type": "application/json"}, timeout=60)
+    assert response.status_code == 413
+    error = response.json()["error"]  # JSON, as every other error of this server
+    assert error["code"] == 413 and "larger than this server takes" in error["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_hangs_up_stops_its_strategy(stream):
+    """A client gives up after 1 s on a request whose strategy would make calls for 5 s: the strategy
+    is cancelled (its calls aborted) once the hang-up is seen, and no call follows."""
+    import time
+
+    from ttscale.backends.scripted import ScriptedBackend
+
+    # answers that never agree, so adaptive self-consistency samples batch after batch (1 s each) to n = 20
+    backend = ScriptedBackend(lambda prompt, params, i: f"\\boxed{{{params.seed % 997 + i}}}", delay=1.0)
+    running = Running(Server(["backend=scripted"], backend=backend))
+    try:
+        body = {"model": "adaptive_sc@20", "messages": QUESTION, "stream": stream}
+        with pytest.raises((requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError)):
+            requests.post(running.url + "/chat/completions", json=body, timeout=1.0)
+        time.sleep(5.0)  # without the cancel: all five batches by now
+        # (a call may start while the hang-up is being noticed: the event loop is busy grading at times)
+        assert len(backend.calls) <= 3 and backend.in_flight == 0, "calls went on after the client left"
+    finally:
+        running.close()

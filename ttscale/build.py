@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ttscale.config import VerifierConfig
@@ -383,6 +384,28 @@ def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
         raise ConfigError(f"grader.{exc}") from None
     except ValueError as exc:  # a code package that is not installed
         raise ConfigError(f"grader.code_packages: {exc}") from None
+
+
+def check_model(model_cfg: Mapping[str, Any], backend_cfg: Mapping[str, Any]) -> None:
+    """Before an engine starts (40 s on CPU): a model without weights named, or a local model folder
+    that is not there, in one line. An `org/name` Hugging Face id is the engine's to fetch."""
+    import re
+
+    if not needs_model_weights(backend_cfg) or model_cfg.get("parts"):
+        return
+    name, path = model_cfg.get("name"), model_cfg.get("path")
+    if path in (None, "", "???"):
+        raise ConfigError(f"model={name} needs model.path=<a Hugging Face id or a local model folder>, "
+                          f"e.g. model.path=Qwen/Qwen2.5-Math-1.5B-Instruct")
+    text = str(path)
+    local = text.startswith(("/", ".", "~")) or text.count("/") > 1 or not re.fullmatch(r"[\w.-]+/[\w.-]+", text)
+    folder = Path(text).expanduser()
+    if folder.exists() or local:
+        if not folder.is_dir():
+            raise ConfigError(f"model.path={text}: no such model folder" + ("" if folder.exists() else
+                              " (a local path: it must be a folder holding config.json; a Hugging Face id is org/name)"))
+        if not (folder / "config.json").exists():
+            raise ConfigError(f"model.path={text}: the folder holds no config.json (not a Hugging Face model folder)")
 
 
 def build_model_path(cfg: Mapping[str, Any]) -> str:

@@ -121,8 +121,8 @@ def check_overrides(overrides: list[str]) -> str | None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ttscale.build import (ConfigError, build_strategy, check_grader, check_statistics, check_strategy_overrides,
-                               declared_backend)
+    from ttscale.build import (ConfigError, build_strategy, check_grader, check_model, check_statistics,
+                               check_strategy_overrides, declared_backend)
     from ttscale.config import register_schemas
 
     register_schemas()
@@ -136,6 +136,7 @@ def check_overrides(overrides: list[str]) -> str | None:
                 check_statistics(strategy_cfg, declared_backend(OmegaConf.to_container(cfg.backend, resolve=True)))
                 strategies.append(strategy_cfg)
                 check_logger(cfg.logger.name)
+                check_model(OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.backend, resolve=True))
                 if not isinstance(cfg.concurrency, int) or cfg.concurrency < 1:
                     raise ConfigError(f"concurrency={cfg.concurrency!r}: the problems in flight at once, an integer >= 1")
                 check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
@@ -231,6 +232,8 @@ class App:
         self._backends: dict[str, Any] = {}
         self.verbose = verbose
         self.failed: list[str] = []  # jobs whose every problem errored: the command then exits 1
+        self.current: Path | None = None  # the run folder in progress
+        self.resume_with = ""  # the override whose rerun resumes it
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A launcher that runs a job in a process of its own unpickles the task there: the config's
@@ -243,7 +246,8 @@ class App:
     def backend(self, cfg, out_dir: Path | None = None) -> Any:
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_backend, build_model_path, logprobs_mode, needs_model_weights
+        from ttscale.build import ConfigError, build_backend, build_model_path, logprobs_mode, needs_model_weights
+        from ttscale.models.source import ModelSourceError
 
         mode = logprobs_mode(OmegaConf.to_container(cfg.strategy, resolve=True))  # power sampling: processed
         key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.backend), cfg.seed, mode],
@@ -253,7 +257,10 @@ class App:
                 old.close()
             self._backends.clear()
             local = needs_model_weights(cfg.backend)  # not a stand-in model, nor a server's (unless its tokenizer)
-            model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True)) if local else None
+            try:
+                model_path = build_model_path(OmegaConf.to_container(cfg.model, resolve=True)) if local else None
+            except ModelSourceError as exc:
+                raise ConfigError(str(exc)) from None
             quiet = not self.verbose and cfg.backend.kind == "vllm" and out_dir is not None
             log_path = out_dir / "engine.log" if quiet else None
             if cfg.backend.kind == "openai":
@@ -306,6 +313,9 @@ class App:
         from ttscale.strategies.budget import budget_knob
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
+        self.current = out_dir  # what a Ctrl-C or SIGTERM names: the folder whose rerun resumes
+        self.resume_with = (f"hydra.sweep.dir={out_dir.parent}" if HydraConfig.get().mode.name == "MULTIRUN"
+                            else f"hydra.run.dir={out_dir}")
         resolved = OmegaConf.to_container(cfg, resolve=True)
         _check_resume(out_dir, resolved)
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
@@ -333,7 +343,12 @@ class App:
 
         if isinstance(backend, DemoBackend):  # the stand-in that knows the answers (backend=demo)
             backend.learn(problems)
-        with build_grader(resolved["dataset"], resolved["grader"]) as grader:
+        try:
+            grader_cm = build_grader(resolved["dataset"], resolved["grader"])
+        except ConfigError as exc:  # e.g. no bubblewrap as root: programs would run as root
+            print(f"ttscale: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        with grader_cm as grader:
             try:  # checks that need the backend itself (what it returns): one line, before the first problem
                 strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
                                           extra_stop=model_stop(resolved["model"]),
@@ -417,6 +432,34 @@ def _same(old: Any, new: Any, defaults: dict[str, Any]) -> bool:
     return old == new
 
 
+def quiet_exit(app: App, why: str) -> None:
+    """A run stopped by Ctrl-C or SIGTERM: one line saying what is kept and how to resume, exit 130.
+    What the engine prints while it shuts down is not shown (its log in the run folder has it)."""
+    where = app.current
+    done = 0
+    if where is not None and (where / "results.jsonl").exists():
+        done = sum(1 for line in (where / "results.jsonl").read_text(errors="replace").splitlines() if line.strip())
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                app.close()
+            except BaseException:  # noqa: BLE001  (stopping anyway)
+                pass
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+    if where is None:
+        print(f"ttscale: stopped ({why})", file=sys.stderr)
+    else:
+        print(f"ttscale: stopped ({why}); {done} problems finished are kept in {where}; the same command with "
+              f"{app.resume_with} resumes", file=sys.stderr)
+    raise SystemExit(130)
+
+
 def main() -> None:
     from ttscale.preload import restart_preloaded
 
@@ -457,6 +500,8 @@ def main() -> None:
     app = App(verbose=verbose)
     try:
         hydra.main(config_path=str(conf_dir()), config_name=CONFIG_NAME, version_base=None)(app)()
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (reaper.install_signal_handlers): one line
+        quiet_exit(app, str(exc) or "Ctrl-C")
     finally:
         app.close()
     if app.failed:  # a run that is no result must not exit 0

@@ -47,6 +47,7 @@ from ttscale.strategies.context import Context
 from ttscale.types import Problem
 
 CACHED_STRATEGIES = 64  # built strategies kept (per strategy, budget and sampling overrides)
+MAX_BODY = 8 * 2**20  # bytes of a request body (larger: a 413 as an OpenAI error object)
 KEEPALIVE_SECONDS = 10.0  # a streamed answer sends a comment this often while the strategy works
 
 __all__ = ["BadRequest", "Limits", "Server", "main", "strategy_names"]
@@ -114,10 +115,27 @@ class Server:
     def parse(self, body: Any, header: str | None) -> tuple[Any, ChatRequest, Problem]:
         request = parse_body(body, header, self.names, self.limits, self.seed)
         strategy = self.strategy(request.name, request.n, request.sampling)
+        self.check_context(request.messages)
         # the id seeds the samples (Context): the same messages and seed give the same samples
         digest = hashlib.sha256(json.dumps(request.messages, sort_keys=True).encode()).hexdigest()[:16]
         problem = Problem(id=f"chat-{digest}", question=request.messages[-1]["content"], messages=request.messages)
         return strategy, request, problem
+
+    def check_context(self, messages: list[dict[str, Any]]) -> None:
+        """A prompt that does not fit the model's context is the client's error (a 400, as vLLM's own
+        server answers), not an empty reply. Needs a backend that knows its context and tokenizer."""
+        limit = getattr(self.backend, "max_model_len", None)
+        encode = getattr(self.backend, "encode", None)
+        if not limit or not callable(encode):
+            return
+        try:
+            tokens = len(encode(messages))
+        except Exception:  # noqa: BLE001  (a backend without a local tokenizer: the engine decides)
+            return
+        if tokens >= limit:
+            raise BadRequest(f"This model's maximum context length is {limit} tokens. However, your messages "
+                             f"resulted in {tokens} tokens, leaving no room for a completion. Please reduce the "
+                             "length of the messages.")
 
     async def answer(self, strategy, request: ChatRequest, problem: Problem) -> dict[str, Any]:
         AFFINITY.set(problem.id)  # this request's backend calls prefer one server (its own task's context)
@@ -156,7 +174,12 @@ class Server:
         async def chat(request: web.Request) -> web.StreamResponse:
             try:
                 try:
-                    body = json.loads(await request.read(), parse_constant=_no_constant)
+                    raw = await request.read()
+                except web.HTTPRequestEntityTooLarge:
+                    return _error(413, f"the request body is larger than this server takes "
+                                  f"({MAX_BODY} bytes)", "invalid_request_error")
+                try:
+                    body = json.loads(raw, parse_constant=_no_constant)
                 except (ValueError, RecursionError):  # malformed, NaN/Infinity, nested past the parser's depth
                     raise BadRequest("the body is not JSON (standard JSON: no NaN or Infinity, not nested "
                                      "past Python's recursion limit)") from None
@@ -175,7 +198,9 @@ class Server:
                     if chat_request.stream:
                         return await _stream(request, work, chat_request.include_usage)
                     try:
-                        return web.json_response(await work)
+                        return web.json_response(await _unless_gone(request, work))
+                    except ClientGone:  # nobody to answer: the strategy's requests were aborted
+                        return web.Response(status=499)
                     except Exception as exc:  # the strategy failed (the backend is down, ...): not the client's fault
                         return _error(502, f"the strategy failed: {type(exc).__name__}: {exc}", "server_error")
             finally:
@@ -188,7 +213,7 @@ class Server:
         async def health(request: web.Request) -> web.Response:
             return web.json_response({"ok": True})
 
-        app = web.Application(client_max_size=8 * 2**20, middlewares=[authorised])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[authorised])
         app.router.add_post("/v1/chat/completions", chat)
         app.router.add_get("/v1/models", models)
         app.router.add_get("/health", health)
@@ -199,6 +224,35 @@ class Server:
         close = getattr(self.backend, "close", None)
         if callable(close):
             close()
+
+
+class ClientGone(Exception):
+    """The client closed its connection before the answer was ready."""
+
+
+DISCONNECT_POLL = 0.5  # seconds between looks at a waiting client's connection
+
+
+def _gone(request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _unless_gone(request, work):
+    """Await `work` while the client stays; when it hangs up, cancel the work (a cancelled strategy's
+    backend calls are aborted in the engine) and raise ClientGone. aiohttp does not cancel a handler
+    whose client left (handler_cancellation is off by default), so the connection is watched here."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL)
+            if not task.done() and _gone(request):
+                task.cancel()
+                raise ClientGone()
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 def chunks(reply: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
@@ -225,9 +279,16 @@ async def _stream(request, work, include_usage: bool):
     await response.prepare(request)
     task = asyncio.ensure_future(work)
     try:
+        waited = 0.0
         while not task.done():
-            await asyncio.wait({task}, timeout=KEEPALIVE_SECONDS)
-            if not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL)
+            if task.done():
+                break
+            if _gone(request):  # the client left: stop the strategy (finally) and answer no one
+                return response
+            waited += DISCONNECT_POLL
+            if waited >= KEEPALIVE_SECONDS:
+                waited = 0.0
                 await response.write(b": the strategy is working\n\n")
         try:
             events = chunks(task.result(), include_usage)
