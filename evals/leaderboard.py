@@ -145,7 +145,7 @@ def compare_cells(runs: Path, baseline: str, out: Path) -> None:
     """Every cell paired against the baseline cell; OUT/comparisons.md."""
     import yaml
 
-    from ttscale.analysis.compare import compare_runs
+    from ttscale.analysis.compare import compare_runs, multiplicity_note
     from ttscale.analysis.report import run_dirs
 
     def label(folder: Path) -> str:
@@ -160,15 +160,23 @@ def compare_cells(runs: Path, baseline: str, out: Path) -> None:
     lines = [f"Paired against {base} on the problems both share (difference = cell - baseline).", "",
              "| cell | problems | accuracy | baseline | difference [95% CI] | McNemar p | wins / losses / ties | "
              "generated tokens / problem (cell, baseline) |", "|---|---|---|---|---|---|---|---|"]
+    notes = []
     for name, folder in cells.items():
         if name == base:
             continue
         c = compare_runs(folder, cells[base])
+        if c.get("disagreement"):
+            notes.append(f"- {name}: {c['disagreement']}")
         low, high = c["difference_ci95"]
         lines.append(f"| {name} | {c['problems']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | "
                      f"{c['difference']:+.3f} [{low:+.3f}, {high:+.3f}] | {c['mcnemar_p']:.3g} | "
                      f"{c['wins']} / {c['losses']} / {c['ties']} | {c['compute_a']['generated_tokens_per_problem']:.0f}, "
                      f"{c['compute_b']['generated_tokens_per_problem']:.0f} |")
+    compared = len(cells) - 1
+    if multiplicity_note(compared):
+        notes.append(f"- {multiplicity_note(compared)}")
+    if notes:
+        lines += ["", "Notes:", *notes]
     (out / "comparisons.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

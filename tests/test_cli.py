@@ -110,7 +110,10 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert "engine.log" in proc.stderr and "WARNING" in (run_dir / "engine.log").read_text()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["problems"] == 2 and summary["errors"] == 0 and summary["model"] == "smollm2-135m"
-    assert summary["verifier"] == "self_eval"
+    assert summary["verifier"] == "self_eval" and summary["backend"] == "vllm" and summary["stand_in"] is False
+    prov = summary["provenance"]  # a real engine's run names the engine and the weights' hash
+    assert prov["engine"].startswith("vllm") and len(prov["model"]["sha256"]) == 64 and not prov["stand_in"]
+    assert summary["verifier_calls_per_problem"] == 2 and summary["verifier_tokens_per_problem"] > 0
     results = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert all(0 <= c["score"] <= 1 for r in results for c in r["candidates"])
     assert all(r["usage"]["verifier_calls"] == 2 for r in results)
@@ -121,7 +124,9 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert proc.returncode != 0 and "different config" in proc.stderr  # dataset changed: refused
     proc = ttscale(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((run_dir / "summary.json").read_text())["resumed"] == 2
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["resumed"] == 2
+    assert resumed["wall_seconds"] >= summary["wall_seconds"]  # the parts add up: the resume adds its moment
 
 
 SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential",

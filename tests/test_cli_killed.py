@@ -175,8 +175,12 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     wait_for_results(sweep, 2, proc)
     engine = engine_tree(proc.pid)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    # one line, no traceback: what is kept and how to resume
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ttscale: stopped (signal SIGTERM); ") and f"hydra.sweep.dir={sweep} resumes" in last, err
+    assert "Traceback" not in err
     assert wait_gone(engine, 20) == []
     done = sum(len(lines(p)) for p in sweep.glob("*/results.jsonl"))
     assert done >= 2

@@ -36,11 +36,11 @@ def test_sweep_then_one_analysis_command_gives_curves_and_a_leaderboard(tmp_path
     table = (out / "leaderboard.md").read_text().splitlines()
     assert table[0].startswith("**Stand-in runs**")  # a scripted stand-in's numbers are never a model's
     header = next(i for i, line in enumerate(table) if line.startswith("| cell |"))
-    assert table[header].startswith("| cell | model | dataset | seeds | graded | errors | accuracy | 95% CI |")
+    assert table[header].startswith("| cell | n counts | model | dataset | seeds | graded | errors | accuracy | 95% CI |")
     assert len(table) == header + 2 + 6 and "/tmp" not in "\n".join(table)  # paths only in the CSV
     for name in ("leaderboard.csv", "compute_tokens.png", "compute_flops.png", "compute_wall.png"):
         assert (out / name).stat().st_size > 1000, name
-    job = sweep / "dataset.limit=6,strategy.n=4,strategy=self_consistency"  # a job's folder: its overrides
+    job = sweep / "backend=scripted,dataset.limit=6,strategy.n=4,strategy=self_consistency"  # named by its overrides
     assert (job / "curve.png").exists() and (job / "curve.csv").exists()  # n=4: a curve
     import csv
 
@@ -208,7 +208,8 @@ def test_leaderboard_script_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     rows = (out / "leaderboard.md").read_text().splitlines()
     assert rows[0] == "Not matched on compute: every strategy at strategy.n in 1,2 (n counts unlike things)."
-    assert len(rows) == 2 + 2 + 4 and (out / "compute_flops.png").exists()
+    header = next(i for i, row in enumerate(rows) if row.startswith("| cell |"))
+    assert len(rows) == header + 2 + 4 and (out / "compute_flops.png").exists()
     second = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert (out / "leaderboard.md").read_text().splitlines()[:3] == rows[:3]  # said once, not once per rerun

@@ -149,8 +149,10 @@ def test_every_summary_says_what_it_came_from(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     prov = summary["provenance"]
-    assert prov["ttscale"] and prov["engine"] and prov["date"] and prov["machine"]["cpus"]
-    assert prov["model"]["name"] == "smollm2-135m" and len(prov["model"]["sha256"]) == 64
+    assert prov["ttscale"] and prov["date"] and prov["machine"]["cpus"]
+    # a stand-in answered: no engine, no weights named (a real engine's run: test_integration_vllm)
+    assert prov["stand_in"] is True and prov["engine"] is None and prov["backend"] == "scripted:guess"
+    assert prov["model"]["name"] == "smollm2-135m" and "sha256" not in prov["model"]
     assert prov["dataset"]["problems"] == 2 and len(prov["dataset"]["sha256"]) == 64
     if (tmp_path.parent / ".git").exists() or prov["git"]:
         assert len(prov["git"]["commit"]) == 40

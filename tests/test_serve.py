@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 
 import openai
@@ -300,5 +301,32 @@ def test_a_client_that_hangs_up_stops_its_strategy(stream):
         time.sleep(5.0)  # without the cancel: all five batches by now
         # (a call may start while the hang-up is being noticed: the event loop is busy grading at times)
         assert len(backend.calls) <= 3 and backend.in_flight == 0, "calls went on after the client left"
+    finally:
+        running.close()
+
+
+def test_the_readmes_lm_eval_command_runs_offline_against_serve(tmp_path):
+    """The README's `lm_eval ... --include_path evals/lm_eval_tasks --tasks gsm8k_ttscale` command, as
+    written (its port changed, 3 problems), against `ttscale serve` on the scripted stand-in: no hub."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if b.startswith("lm_eval "))
+    running = Running(Server(["backend=scripted"]))
+    try:
+        command = shlex.split(block.replace("\\\n", " ").replace("127.0.0.1:8080", f"127.0.0.1:{running.port}"))
+        lm_eval = Path(sys.executable).parent / "lm_eval"
+        proc = subprocess.run([str(lm_eval), *command[1:], "--limit", "3", "--output_path", str(tmp_path / "out")],
+                              cwd=repo, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        (found,) = list((tmp_path / "out").rglob("results_*.json"))
+        results = json.loads(found.read_text())["results"]["gsm8k_ttscale"]
+        assert "exact_match,strict-match" in results and results["exact_match,flexible-extract"] >= 0
     finally:
         running.close()

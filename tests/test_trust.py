@@ -79,11 +79,13 @@ def test_a_missing_statistic_is_an_error_never_a_weight_of_zero():
 def test_problems_without_candidates_count_zero_in_pass_at_k_and_curves():
     good = Result("a", "2", candidates=[Candidate("", "2", None, 1, "stop", group=0, correct=True),
                                         Candidate("", "2", None, 1, "stop", group=0, correct=True)], correct=True)
-    errored = Result("b", None, correct=False, error="RuntimeError: boom")
-    summary = summarize([good, errored], 1.0)
+    unfinished = Result("b", None, correct=False, info={"no_finished_solution": True})  # graded, nothing to choose
+    # an errored problem is not graded: counted in errors, in no denominator (older runs graded it False)
+    errored = Result("c", None, correct=False, error="RuntimeError: boom")
+    summary = summarize([good, unfinished, errored], 1.0)
     assert summary["accuracy"] == 0.5 and summary["pass_at_k"] == {1: 0.5, 2: 0.5} and summary["pass_at_n"] == 0.5
-    assert summary["no_candidates"] == 1
-    rows = scaling_curve([good, errored])
+    assert summary["no_candidates"] == 1 and summary["errors"] == 1 and summary["graded"] == 2
+    rows = scaling_curve([good, unfinished, errored])
     assert [r["pass_at_k"] for r in rows] == [0.5, 0.5] and [r["maj_at_k"] for r in rows] == [0.5, 0.5]
     assert rows[0]["no_candidates"] == 1 and rows[0]["problems"] == 2
 
@@ -186,7 +188,7 @@ def test_a_scripted_leaderboard_at_a_matched_token_budget(tmp_path):
     assert {r[2].strip() for r in rows} == {"samples", "particles", "beams"}
     board = (out / "leaderboard.md").read_text()
     assert board.startswith("Matched compute: generated tokens per problem, 40 (matched_budget.md).")
-    assert "n_counts" in board and "particles" in board
+    assert "| n counts |" in board and "particles" in board
     pairs = (out / "comparisons.md").read_text()  # every cell paired against self-consistency
     assert "Paired against self_consistency@4" in pairs and pairs.count("\n| ") == 4
 

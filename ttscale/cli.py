@@ -399,11 +399,33 @@ def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:
     if not (old_path.exists() and (out_dir / "results.jsonl").exists()):
         return
     old = yaml.safe_load(old_path.read_text()) or {}
+    if _same_file((old.get("dataset") or {}).get("source"), (resolved.get("dataset") or {}).get("source")):
+        old["dataset"] = {**old["dataset"], "source": resolved["dataset"]["source"]}  # one file, spelled two ways
     diffs = [k for k in sorted(set(old) | set(resolved))
              if k not in RUNTIME_KEYS and not _same(old.get(k), resolved.get(k), _schema_defaults(k))]
     if diffs:
         raise SystemExit(f"ttscale: {out_dir} holds a run with a different config (differs in: "
                          f"{', '.join(diffs)}); choose another hydra.run.dir")
+
+
+def _same_file(old: Any, new: Any) -> bool:
+    """Whether two dataset sources name files of equal content (a relative and an absolute spelling,
+    a copy): compared by sha256, not by how the path is written."""
+    import hashlib
+
+    if not (isinstance(old, str) and isinstance(new, str)) or old == new:
+        return False
+    paths = [Path(old).expanduser(), Path(new).expanduser()]
+    if not all(p.is_file() for p in paths):
+        return False
+    digests = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digests.append(digest.hexdigest())
+    return digests[0] == digests[1]
 
 
 def _schema_defaults(group: str) -> dict[str, Any]:

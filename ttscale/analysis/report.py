@@ -245,10 +245,10 @@ LEADERBOARD_COLUMNS = ("cell", "strategy", "n", "n_counts", "selection", "verifi
                        "dollars_per_problem", "cost_of_pass", "stand_in", "run")
 # --columns presets for leaderboard.md (the CSV always has every column)
 COLUMN_SETS = {
-    "paper": ("cell", "model", "dataset", "seeds", "graded", "errors", "accuracy", "accuracy_ci95", "accuracy_sd",
+    "paper": ("cell", "n_counts", "model", "dataset", "seeds", "graded", "errors", "accuracy", "accuracy_ci95", "accuracy_sd",
               "pass_at_1_avg_of_n", "maj_at_n", "pass_at_n", "no_answer_rate", "tokens_per_problem",
               "flops_per_problem", "wall_seconds_per_problem", "latency_p50_seconds", "latency_p95_seconds"),
-    "compute": ("cell", "graded", "accuracy", "accuracy_ci95", "completion_tokens_per_problem",
+    "compute": ("cell", "n_counts", "graded", "accuracy", "accuracy_ci95", "completion_tokens_per_problem",
                 "verifier_tokens_per_problem", "verifier_calls_per_problem", "tokens_per_problem",
                 "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass", "wall_seconds_per_problem",
                 "latency_p50_seconds", "latency_p95_seconds", "first_answer_p50_seconds", "thinking_tokens_per_problem",
