@@ -146,25 +146,33 @@ def compare_cells(runs: Path, baseline: str, out: Path) -> None:
     import yaml
 
     from ttscale.analysis.compare import compare_runs, multiplicity_note
-    from ttscale.analysis.report import run_dirs
+    from ttscale.analysis.report import _overrides, cell_labels, run_dirs
 
-    def label(folder: Path) -> str:
-        strategy = (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("strategy") or {}
-        return f"{strategy.get('name')}@{strategy.get('n')}"
+    def strategy_of(folder: Path) -> dict:
+        return (yaml.safe_load((folder / "config.yaml").read_text()) or {}).get("strategy") or {}
 
-    cells = {label(folder): folder for folder in run_dirs([runs])}
-    matches = [name for name in cells if name == baseline or name.split("@")[0] == baseline]
+    folders = run_dirs([runs])
+    rows = [{"overrides": _overrides(f), "strategy": strategy_of(f).get("name"), "n": strategy_of(f).get("n")}
+            for f in folders]
+    cells = dict(zip(cell_labels(rows), folders))  # named as leaderboard.md names them (their overrides)
+    keyed = {label: (row["strategy"], row["n"]) for label, row in zip(cells, rows)}
+    matches = [label for label, (name, n) in keyed.items() if baseline in (name, f"{name}@{n}")]
     if not matches:
-        raise SystemExit(f"leaderboard: --baseline {baseline!r} names no cell; cells: {', '.join(cells)}")
-    base = matches[-1]  # the largest budget of that strategy when no @N is given
-    lines = [f"Paired against {base} on the problems both share (difference = cell - baseline).", "",
+        raise SystemExit(f"leaderboard: --baseline {baseline!r} names no cell; cells: "
+                         f"{', '.join(f'{name}@{n}' for name, n in keyed.values())}")
+    base = max(matches, key=lambda label: keyed[label][1] or 0)  # the largest budget when no @N is given
+    lines = [f"Paired against {keyed[base][0]}@{keyed[base][1]} ({base}) on the problems both share (difference = cell - baseline).", "",
              "| cell | problems | accuracy | baseline | difference [95% CI] | McNemar p | wins / losses / ties | "
              "generated tokens / problem (cell, baseline) |", "|---|---|---|---|---|---|---|---|"]
     notes = []
     for name, folder in cells.items():
         if name == base:
             continue
-        c = compare_runs(folder, cells[base])
+        try:
+            c = compare_runs(folder, cells[base])
+        except ValueError as exc:  # e.g. a cell whose every problem errored: no comparable problem
+            lines.append(f"| {name} | 0 | - | - | no comparison: {exc} | - | - | - |")
+            continue
         if c.get("disagreement"):
             notes.append(f"- {name}: {c['disagreement']}")
         low, high = c["difference_ci95"]

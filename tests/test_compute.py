@@ -28,12 +28,13 @@ def test_dollars_and_cost_of_pass():
     assert cost_of_pass([], []) is None
 
 
-def test_compute_summary_over_graded_results():
+def test_compute_summary_costs_every_problem_and_divides_by_graded_accuracy():
     results = [Result("a", "1", usage=Usage(completion_tokens=100), correct=True),
                Result("b", "2", usage=Usage(completion_tokens=300), correct=False),
-               Result("c", None, usage=Usage(completion_tokens=999), correct=None)]  # not graded: left out
+               Result("c", None, usage=Usage(completion_tokens=200), error="RuntimeError: x")]  # spent, not graded
     out = compute_summary(results, params=1e6, prices=Prices(prompt=0.0, completion=1.0))
-    assert out["flops_per_problem"] == 2e6 * 200 and out["flops_of_pass"] == 2e6 * 200 / 0.5
+    # the mean over all three (as tokens per problem), divided by the accuracy over the two graded
+    assert out["flops_per_problem"] == pytest.approx(2e6 * 200) and out["flops_of_pass"] == pytest.approx(2e6 * 200 / 0.5)
     assert out["dollars_per_problem"] == pytest.approx(200 / 1e6) and out["cost_of_pass"] == pytest.approx(400 / 1e6)
 
 

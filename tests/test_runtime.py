@@ -1,6 +1,8 @@
 import asyncio
 import json
 
+import pytest
+
 from ttscale import run, self_consistency
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.runtime import arun, load_results
@@ -130,3 +132,30 @@ def test_wall_time_adds_up_over_the_parts_of_a_run(tmp_path, grader):
     assert resumed.summary["wall_seconds"] >= first.summary["wall_seconds"]
     assert run_wall_seconds(out) == resumed.summary["wall_seconds"]
     assert resumed.summary["wall_seconds_per_problem"] == resumed.summary["wall_seconds"] / 3
+
+
+def test_a_killed_part_of_a_run_keeps_its_wall_time(tmp_path, grader):
+    """A part that never closed (SIGKILL) lasted until its last result was written; a run from before
+    parts were kept takes its first part from summary.json."""
+    from ttscale.runtime import open_part, parts_path, run_wall_seconds
+
+    out = tmp_path / "r.jsonl"
+    run(self_consistency(n=1), problems(2), ScriptedBackend(answer_script, delay=0.2), output=out, grader=grader,
+        progress=False)
+    closed = run_wall_seconds(out)
+    # a killed part: opened, two results written 5 s after its start, never closed
+    number = open_part(out, [])
+    started = json.loads(parts_path(out).read_text().splitlines()[-1])["started"]
+    with open(out, "a") as handle:
+        for i, pid in enumerate(("k1", "k2")):
+            handle.write(json.dumps({"problem_id": pid, "answer": None, "info": {"finished_at": started + 3 + 2 * i}}) + "\n")
+    assert number == 1 and run_wall_seconds(out) == pytest.approx(closed + 5.0)
+    # from before parts were kept: the summary's wall time is the first part's
+    legacy = tmp_path / "old" / "results.jsonl"
+    legacy.parent.mkdir()
+    legacy.write_text(out.read_text().splitlines()[0] + "\n")
+    (legacy.parent / "summary.json").write_text(json.dumps({"wall_seconds": 42.0}))
+    from ttscale.runtime import load_results
+
+    open_part(legacy, list(load_results(legacy).values()))
+    assert run_wall_seconds(legacy) == pytest.approx(42.0)

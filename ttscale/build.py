@@ -337,7 +337,7 @@ def model_stop(model_cfg: Mapping[str, Any] | None) -> tuple[str, ...]:
 
 
 def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
-                 verifier_cfg: Mapping[str, Any] | None = None) -> None:
+                 verifier_cfg: Mapping[str, Any] | None = None, strategy_cfg: Mapping[str, Any] | None = None) -> None:
     """The grader's choices, checked without starting anything."""
     from ttscale.data.loaders import FORMATS
     from ttscale.graders.code.grader import GROUPINGS
@@ -346,6 +346,12 @@ def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
     _choice("dataset.format", dataset_cfg.get("format", "qa"), FORMATS)
     if (verifier_cfg or {}).get("name") == "unit_tests" and dataset_cfg.get("format", "qa") == "qa":
         raise ConfigError("verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)")
+    select = (strategy_cfg or {}).get("select")
+    if select and ":" not in str(select) and dataset_cfg.get("format", "qa") == "qa":
+        cls, _ = registry.resolve("select", select)
+        if getattr(cls, "needs_code", False):
+            raise ConfigError(f"strategy.select={select} runs programs: it needs a code dataset (dataset=humaneval or "
+                              "dataset=mbpp)")
     from ttscale.graders.math import FALLBACKS, PERCENT_POLICIES
 
     _choice("grader.percent", grader_cfg.get("percent", "strip"), PERCENT_POLICIES)
@@ -398,9 +404,11 @@ def check_model(model_cfg: Mapping[str, Any], backend_cfg: Mapping[str, Any]) ->
         raise ConfigError(f"model={name} needs model.path=<a Hugging Face id or a local model folder>, "
                           f"e.g. model.path=Qwen/Qwen2.5-Math-1.5B-Instruct")
     text = str(path)
-    local = text.startswith(("/", ".", "~")) or text.count("/") > 1 or not re.fullmatch(r"[\w.-]+/[\w.-]+", text)
+    hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) and not text.startswith(".")  # org/name, or gpt2
     folder = Path(text).expanduser()
-    if folder.exists() or local:
+    if folder.is_file() and folder.suffix == ".gguf":  # a GGUF file vLLM loads itself
+        return
+    if folder.exists() or not hub_id:
         if not folder.is_dir():
             raise ConfigError(f"model.path={text}: no such model folder" + ("" if folder.exists() else
                               " (a local path: it must be a folder holding config.json; a Hugging Face id is org/name)"))

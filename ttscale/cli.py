@@ -141,7 +141,7 @@ def check_overrides(overrides: list[str]) -> str | None:
                     raise ConfigError(f"concurrency={cfg.concurrency!r}: the problems in flight at once, an integer >= 1")
                 check_grader(OmegaConf.to_container(cfg.dataset, resolve=True),
                              OmegaConf.to_container(cfg.grader, resolve=True),
-                             OmegaConf.to_container(cfg.verifier, resolve=True))
+                             OmegaConf.to_container(cfg.verifier, resolve=True), strategy_cfg)
             except ConfigError as exc:
                 return str(exc)
             except Exception as exc:
@@ -150,6 +150,27 @@ def check_overrides(overrides: list[str]) -> str | None:
         check_strategy_overrides(strategies, overrides)
     except ConfigError as exc:
         return str(exc)
+    return None
+
+
+def check_job_folders(overrides: list[str]) -> str | None:
+    """A sweep whose jobs would share one folder (they differ only in runtime keys, or a value is
+    repeated): one line, before the first job. Such jobs would resume each other's results, or write
+    one file at once."""
+    from ttscale.config import job_dir
+
+    variants = _variants(overrides)
+    if len(variants) > FULL_CHECK:
+        return None
+    seen: dict[str, list[str]] = {}
+    for variant in variants:
+        name = job_dir(variant)
+        if name in seen:
+            differ = sorted(set(variant) ^ set(seen[name]))
+            why = (f"they differ only in {', '.join(differ)}, a runtime key that names no folder: sweep it in "
+                   "separate sweeps" if differ else "a value is repeated in the sweep")
+            return f"two jobs of this sweep would share the folder {name!r} ({why})"
+        seen[name] = variant
     return None
 
 
@@ -460,7 +481,12 @@ def quiet_exit(app: App, why: str) -> None:
     where = app.current
     done = 0
     if where is not None and (where / "results.jsonl").exists():
-        done = sum(1 for line in (where / "results.jsonl").read_text(errors="replace").splitlines() if line.strip())
+        from ttscale.runtime import load_results
+
+        try:  # problems, not lines (a retried problem has two)
+            done = len(load_results(where / "results.jsonl"))
+        except ValueError:
+            done = 0
     sys.stderr.flush()
     saved = os.dup(2)
     try:
@@ -514,7 +540,8 @@ def main() -> None:
     overrides = [a for a in args if not a.startswith("-")]
     if not passthrough:
         multirun = any(a in ("-m", "--multirun") for a in args)
-        problem = check_overrides(overrides) or check_hydra(overrides, multirun)
+        problem = (check_overrides(overrides) or check_hydra(overrides, multirun)
+                   or (check_job_folders(overrides) if multirun else None))
         if problem:
             print(f"ttscale: {problem}", file=sys.stderr)
             raise SystemExit(2)

@@ -218,6 +218,16 @@ class StrategyConfig:
     judge_tokens: int = 2048  # genselect: the judge's cap
     max_solution_chars: int = 16384  # genselect: longer candidates are not shown (the code's cap)
     unparsed_verdict: str = "undecided"  # genselect: undecided (counted, no winner) | random (the code's pick)
+    test_samples: int = 100  # codet, mbr_exec (generated inputs): test-writing samples (CodeT's code: 100)
+    tests_per_sample: int = 5  # codet, mbr_exec: the first asserts kept of each sample (CodeT's code: 5)
+    test_temperature: float = 0.8  # codet, mbr_exec: test sampling (CodeT's code: 0.8)
+    test_top_p: float = 0.95  # codet, mbr_exec: test sampling (CodeT's code: 0.95)
+    test_tokens: int = 300  # codet, mbr_exec: a test sample's cap (CodeT's code: 300)
+    test_prompt_examples: bool = False  # codet, mbr_exec: keep the docstring's examples in the test prompt
+    solution_weight: str = "sqrt"  # codet: sqrt (the code) | linear (the paper)
+    no_agreement: str = "first"  # codet: when no program passes a test: first (the first sampled) | none
+    exec_inputs: str = "visible"  # mbr_exec: visible (the reference) | generated | both
+    exec_filter: str = "none"  # mbr_exec: none (MBR-exec) | visible (AlphaCode: filter by the visible tests first)
     rollouts: int = 4  # phi_decoding: N candidate steps per beam
     min_steps: int = 4  # phi_decoding: T_min, no in-depth stop before it
     foresight_steps: int = 8  # phi_decoding: T_max
@@ -320,7 +330,9 @@ class DatasetConfig:
     offset: int = 0
     limit: Optional[int] = None
     format: str = "qa"  # qa (math, graded by equivalence) | humaneval | mbpp (code, graded by running tests)
-    visible_tests: int = 1  # code: tests shown in the prompt and usable for selection (all tests grade)
+    # code: the tests a selector may use (all hidden tests grade): docstring (HumanEval: the prompt's examples;
+    # MBPP: its shown first test) or N (the first N hidden tests, shown in MBPP's prompt)
+    visible_tests: Any = "docstring"
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
@@ -370,18 +382,33 @@ def group_schemas() -> dict[str, type]:
             "verifier": VerifierConfig, "logger": LoggerConfig}
 
 
-def job_dir(override_dirname: str, num: Any = 0) -> str:
-    """A sweep job's folder name: its overrides (`strategy=best_of_n,strategy.n=4`), so adding a value
-    to a sweep adds a folder and every other job resumes in its own. A path separator in a value
-    becomes '_'; a name over 120 characters keeps its first 100 and a hash of the whole; a job without
-    overrides is named by its number."""
+# keys that say how a run runs, not what it is: left out of a sweep job's folder name, so a rerun that
+# changes them resumes (a key or any key under it)
+RUNTIME_PREFIXES = ("progress", "concurrency", "retry_errors", "grader.workers", "grader.timeout", "logger", "hydra")
+
+
+def is_runtime_override(override: str) -> bool:
+    key = str(override).lstrip("+~").partition("=")[0]
+    return any(key == p or key.startswith(p + ".") or key.startswith(p + "/") for p in RUNTIME_PREFIXES)
+
+
+def job_dir(overrides: Any, num: Any = 0) -> str:
+    """A sweep job's folder name: its overrides, sorted and joined (`strategy=best_of_n,strategy.n=4`),
+    runtime keys left out (RUNTIME_PREFIXES); so adding a value to a sweep adds a folder and every
+    other job resumes in its own. A path separator in a value becomes '_'; a name over 120 bytes keeps
+    its first 100 characters' worth and a hash of the whole; a job without overrides is named by its
+    number."""
     import hashlib
 
-    name = str(override_dirname or "").replace("/", "_").replace("\0", "")
+    items = sorted(str(o) for o in (overrides or []) if not is_runtime_override(o))
+    name = ",".join(items).replace("/", "_").replace("\0", "")
     if not name or name in (".", ".."):
         return f"job{num}"
-    if len(name) > 120:
-        name = name[:100] + "-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    if len(name.encode()) > 120:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        while len(name.encode()) > 100:
+            name = name[:-1]
+        name = f"{name}-{digest}"
     return name
 
 

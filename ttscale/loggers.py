@@ -57,7 +57,9 @@ def log_run(logger_cfg: Mapping[str, Any], config: Mapping[str, Any], summary: M
         log: dict[str, Any] = {"problems": table}
         rows = scaling_curve(results)
         if len(rows) > 1:
-            log["scaling_curve"] = wandb.Image(str(plot_curve(rows, out_dir / "curve.png", title=str(out_dir))))
+            log["scaling_curve"] = wandb.Image(str(plot_curve(rows, out_dir / "wandb_curve.png",
+                                                              title=f"{summary.get('strategy')} (n = {summary.get('n')}) · "
+                                                                    f"{summary.get('model')} · {summary.get('dataset')}")))
         run.log(log)
         return str(Path(run.dir).parent)
     finally:

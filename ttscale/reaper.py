@@ -54,25 +54,31 @@ def table():
         try:
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
+            if fields[0] != b"Z":
+                out[int(entry)] = (int(fields[1]), fields[19])  # ppid, start time
+        except (OSError, IndexError, ValueError):
             continue
-        if fields[0] != b"Z":
-            out[int(entry)] = (int(fields[1]), fields[19])  # ppid, start time
     return out
 def below(roots, procs):
+    children = {}
+    for pid, (ppid, _) in procs.items():
+        children.setdefault(ppid, []).append(pid)
     found, todo = set(), list(roots)
     while todo:
-        pid = todo.pop()
-        for child, (ppid, _) in procs.items():
-            if ppid == pid and child not in found and child != me:
+        for child in children.get(todo.pop(), ()):
+            if child not in found and child != me:
                 found.add(child)
                 todo.append(child)
     return found
 tracked = {}
 while os.getppid() == parent:
-    procs = table()
-    for pid in below([parent], procs):
-        tracked[pid] = procs[pid][1]
+    try:
+        procs = table()
+        tracked = {pid: start for pid, start in tracked.items() if procs.get(pid, (0, None))[1] == start}
+        for pid in below([parent], procs):
+            tracked[pid] = procs[pid][1]
+    except Exception:
+        pass
     time.sleep(every)
 def marked(procs):
     found = set()
@@ -87,9 +93,12 @@ def marked(procs):
             continue
     return found
 def targets():
-    procs = table()
-    roots = {pid for pid, start in tracked.items() if pid in procs and procs[pid][1] == start} | marked(procs)
-    return roots | below(roots, procs)
+    try:
+        procs = table()
+        roots = {pid for pid, start in tracked.items() if pid in procs and procs[pid][1] == start} | marked(procs)
+        return roots | below(roots, procs)
+    except Exception:
+        return set()  # no guess: a pid not confirmed is never signalled
 def send(pids, sig):
     for pid in pids:
         try:

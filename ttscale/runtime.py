@@ -132,6 +132,10 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
                                          / part if part > 0 else None),
     }
+    sandboxed = [r for r in results if "sandbox_runs" in r.info]
+    if sandboxed:  # selections that run programs (CodeT, MBR-exec): their sandbox runs and seconds
+        summary["sandbox_runs_per_problem"] = per_problem(sum(r.info["sandbox_runs"] for r in sandboxed))
+        summary["sandbox_seconds_per_problem"] = per_problem(sum(r.info.get("sandbox_seconds", 0.0) for r in sandboxed))
     if first:  # streaming searches: time from a problem's start to its first finished sample
         summary["first_answer_p50_seconds"], summary["first_answer_p95_seconds"] = first
     thinking = [c.stats["thinking_tokens"] for r in results for c in r.candidates if "thinking_tokens" in c.stats]
@@ -205,6 +209,7 @@ async def arun(
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(out_path, "a", encoding="utf-8") if out_path else None
+    part = open_part(out_path, list(done.values())) if out_path else 0
     started = time.perf_counter()
 
     async def solve_one(problem: Problem) -> Result:
@@ -222,9 +227,9 @@ async def arun(
             if ctx.first_answer_seconds is not None:  # a streamed sample finished: time to the first answer
                 result.info.setdefault("first_answer_seconds", ctx.first_answer_seconds)
             earlier = done.get(problem.id)
-            if earlier is not None and earlier.error is not None:  # solved again: what the failed try cost
-                result.info.setdefault("earlier_attempts", []).append(
-                    {"error": earlier.error, "usage": earlier.usage.to_dict()})
+            if earlier is not None and earlier.error is not None:  # solved again: what the failed tries cost
+                result.info["earlier_attempts"] = [*earlier.info.get("earlier_attempts", []),
+                                                   {"error": earlier.error, "usage": earlier.usage.to_dict()}]
             # what was asked, as lm-eval's logged samples keep it: the question's hash, the prompt sent
             result.info.setdefault("question_sha256", question_hash(problem.question))
             result.info.setdefault("prompt", ctx.prompt)
@@ -236,6 +241,7 @@ async def arun(
                     result.correct = None
             else:
                 result.reference = problem.answer
+            result.info["finished_at"] = round(time.time(), 3)  # a killed part's length is read from these
             if handle:
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
@@ -288,7 +294,8 @@ async def arun(
     results = [by_id[p.id] for p in problems]
     total = wall
     if out_path:  # the run's wall time is the sum of its parts (a resume adds its own, never replaces)
-        total = record_part(out_path, wall, len(fresh), [done[k] for k in done])
+        close_part(out_path, part, wall, len(fresh))
+        total = run_wall_seconds(out_path) or wall
     summary = summarize(results, total, fresh, part_seconds=wall)
     summary["resumed"] = len(problems) - len(todo)
     summary["retried"] = sum(1 for p in todo if p.id in done)
@@ -300,30 +307,66 @@ def parts_path(results_path: Path) -> Path:
     return results_path.with_name(results_path.stem + ".parts.jsonl")
 
 
-def record_part(results_path: Path, wall: float, solved: int, earlier: Sequence[Result]) -> float:
-    """Append this part of a run (its wall time, problems solved) to the parts file; return the wall
-    time of every part. A run resumed from before parts were kept counts its earlier part as the
-    longest earlier problem's own time (a lower bound), marked `estimated`."""
+def open_part(results_path: Path, earlier: Sequence[Result]) -> int:
+    """Record that a part of the run starts now (its number): its wall time is known even if it is
+    killed (from its results' finish times). A run resumed from before parts were kept gets its first
+    part from its summary.json's wall time, or else its longest problem's own time (marked estimated)."""
     path = parts_path(results_path)
-    parts = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    lines = []
-    if not parts and earlier:
-        lines.append({"wall_seconds": max(r.usage.wall_seconds for r in earlier), "solved": len(earlier),
-                      "estimated": True})
-    lines.append({"wall_seconds": wall, "solved": solved,
-                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    new = []
+    if not lines and earlier:
+        summary = results_path.parent / "summary.json"
+        wall = None
+        if summary.exists():
+            try:
+                wall = json.loads(summary.read_text()).get("wall_seconds")
+            except ValueError:
+                wall = None
+        new.append({"part": 0, "wall_seconds": float(wall) if wall else max(r.usage.wall_seconds for r in earlier),
+                    "solved": len(earlier), **({} if wall else {"estimated": True})})
+    number = 1 + max((line.get("part", 0) for line in lines + new), default=-1)
+    new.append({"part": number, "started": time.time()})
     with open(path, "a", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(line) + "\n" for line in lines)
-    return sum(float(p["wall_seconds"]) for p in parts + lines)
+        handle.writelines(json.dumps(line) + "\n" for line in new)
+    return number
+
+
+def close_part(results_path: Path, number: int, wall: float, solved: int) -> None:
+    with open(parts_path(results_path), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"part": number, "wall_seconds": wall, "solved": solved}) + "\n")
 
 
 def run_wall_seconds(results_path: Path) -> float | None:
-    """The wall time of every part of the run whose results are at `results_path`, or None when no
-    part was recorded."""
+    """The wall time of every part of the run whose results are at `results_path` (None when no part
+    was recorded). A part that never closed (the run was killed) lasted until its last result."""
     path = parts_path(results_path)
     if not path.exists():
         return None
-    return sum(float(json.loads(line)["wall_seconds"]) for line in path.read_text().splitlines() if line.strip())
+    parts: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            parts.setdefault(entry.get("part", len(parts)), {}).update(entry)
+    finished = []
+    if results_path.exists():
+        for line in results_path.read_text(errors="replace").splitlines():
+            try:
+                stamp = json.loads(line).get("info", {}).get("finished_at")
+            except ValueError:
+                continue
+            if stamp is not None:
+                finished.append(float(stamp))
+    starts = sorted(p["started"] for p in parts.values() if "started" in p)
+    total = 0.0
+    for part in parts.values():
+        if "wall_seconds" in part:
+            total += float(part["wall_seconds"])
+        elif "started" in part:  # killed: until its last result, before the next part started
+            later = [s for s in starts if s > part["started"]]
+            end = later[0] if later else float("inf")
+            own = [t for t in finished if part["started"] <= t < end]
+            total += (max(own) - part["started"]) if own else 0.0
+    return total
 
 
 def run(strategy: Strategy, problems: Sequence[Problem], backend: Backend, **kwargs: Any) -> RunResult:

@@ -66,16 +66,26 @@ def cost_of_pass(costs: Sequence[float], correct: Sequence[bool]) -> float | Non
 
 def compute_summary(results: Sequence[Result], params: float | None, verifier_params: float | None = None,
                     prices: Prices | None = None) -> dict:
-    """Per-problem means of FLOPs and dollars, and their cost-of-pass, over graded results."""
-    graded = [r for r in results if r.correct is not None]
+    """Per-problem means of FLOPs and dollars over every problem (as the token measures: an errored
+    or ungraded problem spent compute too), and cost-of-pass: that mean over the accuracy on graded
+    problems (every attempt's cost, per correct answer)."""
+    graded = [r for r in results if r.correct is not None and r.error is None]
     out: dict = {"params": params}
-    per_flops = [flops(r.usage, params, verifier_params) for r in graded]
-    if graded and all(f is not None for f in per_flops):
+    if not results:
+        return out
+    accuracy = sum(bool(r.correct) for r in graded) / len(graded) if graded else None
+
+    def per_correct(mean: float) -> float | None:
+        if accuracy is None:
+            return None
+        return mean / accuracy if accuracy > 0 else math.inf
+
+    per_flops = [flops(r.usage, params, verifier_params) for r in results]
+    if all(f is not None for f in per_flops):
         out["flops_per_problem"] = sum(per_flops) / len(per_flops)
-        out["flops_of_pass"] = cost_of_pass(per_flops, [r.correct for r in graded])
+        out["flops_of_pass"] = per_correct(out["flops_per_problem"])
     prices = prices or Prices()
-    per_dollars = [dollars(r.usage, prices) for r in graded]
-    if graded and prices.known:
-        out["dollars_per_problem"] = sum(per_dollars) / len(per_dollars)
-        out["cost_of_pass"] = cost_of_pass(per_dollars, [r.correct for r in graded])
+    if prices.known:
+        out["dollars_per_problem"] = sum(dollars(r.usage, prices) for r in results) / len(results)
+        out["cost_of_pass"] = per_correct(out["dollars_per_problem"])
     return out

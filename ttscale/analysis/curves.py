@@ -10,12 +10,10 @@ within a subset, vote ties go to the sample drawn first (at k = N, the first sam
 from __future__ import annotations
 
 import math
-import random
-from collections import Counter
 from collections.abc import Sequence
 
 from ttscale.analysis.metrics import proportion_ci
-from ttscale.types import Candidate, Result
+from ttscale.types import Result
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -27,32 +25,15 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def _majority_correct(subset: Sequence[Candidate]) -> float:
-    votes = Counter(c.group for c in subset if c.group is not None)
-    if not votes:
-        return 0.0
-    top = max(votes.values())
-    winner = next(c for c in subset if c.group is not None and votes[c.group] == top)
-    return float(bool(winner.correct))
-
-
-def _best_correct(subset: Sequence[Candidate]) -> float:
-    scored = [c for c in subset if c.score is not None]
-    if not scored:
-        return 0.0
-    return float(bool(max(scored, key=lambda c: c.score).correct))
-
-
 def g_pass_at_k(n: int, c: int, k: int, tau: float) -> float:
     """G-Pass@k_tau (Liu et al. 2024, "Are Your LLMs Capable of Stable Reasoning?"): the probability
     that at least ceil(tau * k) of k samples drawn without replacement from n (c correct) are correct.
     tau = 1 asks every one of the k to be right; a small tau approaches pass@k."""
-    from scipy.stats import hypergeom
-
     if k > n or k < 1:
         raise ValueError(f"G-Pass@k needs 1 <= k <= n (k={k}, n={n})")
     need = max(1, math.ceil(tau * k - 1e-9))
-    return float(hypergeom.sf(need - 1, n, c, k))
+    # the hypergeometric tail, in exact integers
+    return sum(math.comb(c, j) * math.comb(n - c, k - j) for j in range(need, min(c, k) + 1)) / math.comb(n, k)
 
 
 def mg_pass_at_k(n: int, c: int, k: int) -> float:
@@ -62,7 +43,7 @@ def mg_pass_at_k(n: int, c: int, k: int) -> float:
     return 2.0 / k * sum(g_pass_at_k(n, c, k, i / k) for i in range(low, k + 1))
 
 
-G_PASS_THRESHOLDS = (0.25, 0.5, 0.75, 1.0)  # lighteval's and the authors' thresholds
+G_PASS_THRESHOLDS = (0.25, 0.5, 0.75, 1.0)  # the authors' (open-compass/GPassK) and HF evaluate's thresholds
 
 
 def ks_for(n: int) -> list[int]:
@@ -80,17 +61,42 @@ def graded_results(results: Sequence[Result]) -> list[Result]:
     return [r for r in results if r.correct is not None and r.error is None]
 
 
+def _subset_outcomes(result: Result, k: int, subsets: int, rng) -> tuple[float, float]:
+    """maj@k and best-of-k of one problem: the mean over `subsets` random k-subsets of its samples (all
+    n in sampled order at k = n), vectorised. Vote ties go to the sample drawn first; a subset with no
+    answer, or no score, counts 0."""
+    import numpy as np
+
+    n = len(result.candidates)
+    groups = np.array([-1 if c.group is None else c.group for c in result.candidates])
+    correct = np.array([bool(c.correct) for c in result.candidates])
+    scores = np.array([-np.inf if c.score is None else c.score for c in result.candidates], dtype=float)
+    draws = np.arange(n)[None, :] if k == n else np.argsort(rng.random((subsets, n)), axis=1)[:, :k]
+    rows = np.arange(draws.shape[0])
+    drawn = groups[draws]
+    votes = ((drawn[:, :, None] == drawn[:, None, :]) & (drawn[:, :, None] >= 0)).sum(axis=2)
+    top = votes.max(axis=1)
+    winner = draws[rows, np.argmax(votes == top[:, None], axis=1)]
+    maj = np.where(top > 0, correct[winner], False).mean()
+    drawn_scores = scores[draws]
+    best_pick = draws[rows, np.argmax(drawn_scores, axis=1)]
+    best = np.where(np.isfinite(drawn_scores.max(axis=1)), correct[best_pick], False).mean()
+    return float(maj), float(best)
+
+
 def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) -> list[dict]:
     """One row per k: maj@k, best-of-k (when samples are scored) and pass@k, each with its 95% CI.
 
     A graded problem without candidates (its search finished no solution) counts 0 at every k;
     `no_candidates` in each row says how many there were."""
+    import numpy as np
+
     graded = graded_results(results)
     sized = [r for r in graded if r.candidates]
     if not sized:
         return []
     n = min(len(r.candidates) for r in sized)
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     has_scores = all(c.score is not None for r in sized for c in r.candidates)
     rows = []
     for k in ks_for(n):
@@ -101,13 +107,12 @@ def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) 
                 best.append(0.0)
                 cover.append(0.0)
                 continue
-            # all n samples: in their sampled order, so maj@n is the run's own majority vote
-            draws = [list(r.candidates)] if k == len(r.candidates) else [rng.sample(r.candidates, k) for _ in range(subsets)]
-            maj.append(sum(_majority_correct(d) for d in draws) / len(draws))
-            if has_scores:
-                best.append(sum(_best_correct(d) for d in draws) / len(draws))
+            m, b = _subset_outcomes(r, k, subsets, rng)
+            maj.append(m)
+            best.append(b)
             cover.append(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k))
-        row = {"k": k, "problems": len(graded), "no_candidates": len(graded) - len(sized), "maj_at_k": sum(maj) / len(maj), "maj_at_k_ci95": proportion_ci(maj),
+        row = {"k": k, "n": n, "problems": len(graded), "no_candidates": len(graded) - len(sized),
+               "maj_at_k": sum(maj) / len(maj), "maj_at_k_ci95": proportion_ci(maj),
                "pass_at_k": sum(cover) / len(cover), "pass_at_k_ci95": proportion_ci(cover)}
         if has_scores:
             row.update({"best_of_k": sum(best) / len(best), "best_of_k_ci95": proportion_ci(best)})
@@ -140,6 +145,7 @@ def field_metrics(graded: Sequence[Result], subsets: int = 200, seed: int = 0) -
     avg = sample_accuracy(graded)
     if avg is None:
         return out
+    out["samples_per_problem"] = avg["n"]  # the n these measures use: the fewest samples of a problem
     out["pass_at_1_avg_of_n"] = avg["mean"]
     out["pass_at_1_avg_of_n_std"] = avg["std"]
     rows = scaling_curve(graded, subsets=subsets, seed=seed)
@@ -147,10 +153,14 @@ def field_metrics(graded: Sequence[Result], subsets: int = 200, seed: int = 0) -
     n = avg["n"]
     counts = [(min(len(r.candidates), n), sum(bool(c.correct) for c in r.candidates[:n])) for r in graded]
     g_pass, mg_pass = {}, {}
+    tally: dict[tuple[int, int], int] = {}
+    for m, c in counts:  # problems with the same (n, c) have the same values: computed once
+        tally[(m, c)] = tally.get((m, c), 0) + 1
     for k in ks_for(n):
-        g_pass[k] = {str(tau): sum(g_pass_at_k(m, c, k, tau) if m >= k else 0.0 for m, c in counts) / len(counts)
+        g_pass[k] = {str(tau): sum(w * g_pass_at_k(m, c, k, tau) for (m, c), w in tally.items() if m >= k) / len(counts)
                      for tau in G_PASS_THRESHOLDS}
-        mg_pass[k] = sum(mg_pass_at_k(m, c, k) if m >= k else 0.0 for m, c in counts) / len(counts)
+        if k >= 2:  # mG-Pass@1 is an empty sum (always 0): not reported
+            mg_pass[k] = sum(w * mg_pass_at_k(m, c, k) for (m, c), w in tally.items() if m >= k) / len(counts)
     out["g_pass_at_k"] = g_pass
     out["mg_pass_at_k"] = mg_pass
     return out

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ttscale.analysis.compute import Prices, compute_summary, flops
-from ttscale.analysis.metrics import proportion_ci
 from ttscale.runtime import load_results
 from ttscale.strategies.budget import budget_knob
 
@@ -79,7 +78,6 @@ def leaderboard(paths: Sequence[str | Path], aggregate_seeds: bool = True) -> li
     [avg-of-n] with its std, maj@k, pass@k, G-Pass@k, no-answer rate), compute (tokens, verifier
     tokens and calls, FLOPs, cost-of-pass), wall time and per-problem latency. Runs that differ only in
     `seed=` are one row (mean, sd over seeds, and the seed count) unless `aggregate_seeds` is False."""
-    from ttscale.analysis.curves import graded_results
     from ttscale.provenance import identity
     from ttscale.runtime import summarize
 
@@ -100,8 +98,9 @@ def leaderboard(paths: Sequence[str | Path], aggregate_seeds: bool = True) -> li
                "verifier": (cfg.get("verifier") or {}).get("name") or strategy.get("verifier"),
                **{k: v for k, v in summary.items() if k not in ("model", "strategy", "n", "verifier", "dataset")}}
         row["maj_at_n"] = (summary.get("maj_at_k") or {}).get(max(summary.get("maj_at_k") or {0: None}))
+        row.update(flat_measures(summary))
         model = cfg.get("model") or {}
-        row.update(compute_summary(graded_results(results), model.get("params"),
+        row.update(compute_summary(results, model.get("params"),
                                    (cfg.get("verifier") or {}).get("params"), Prices.from_config(model.get("prices"))))
         rows.append(row)
     if aggregate_seeds:
@@ -111,24 +110,49 @@ def leaderboard(paths: Sequence[str | Path], aggregate_seeds: bool = True) -> li
     return rows
 
 
+PER_K = ("pass_at_k", "maj_at_k", "g_pass_at_k", "mg_pass_at_k")  # a value per k: CSV columns NAME_K (and _TAU)
+
+
+def flat_measures(summary: dict[str, Any]) -> dict[str, float]:
+    """The per-k measures as columns: pass_at_k_4, maj_at_k_4, g_pass_at_k_4_0.5, mg_pass_at_k_4."""
+    out = {}
+    for name in PER_K:
+        for k, value in (summary.get(name) or {}).items():
+            if isinstance(value, dict):
+                out.update({f"{name}_{k}_{tau}": v for tau, v in value.items()})
+            else:
+                out[f"{name}_{k}"] = value
+    return out
+
+
+def _per_k_column(key: str) -> bool:
+    return any(key.startswith(name + "_") and key[len(name) + 1:][:1].isdigit() for name in PER_K)
+
+
 SEED_MEANS = ("accuracy", "pass_at_n", "pass_at_1_avg_of_n", "maj_at_n", "no_answer_rate", "tokens_per_problem",
               "completion_tokens_per_problem", "prompt_tokens_per_problem", "fresh_prompt_tokens_per_problem",
               "verifier_tokens_per_problem", "verifier_calls_per_problem", "wall_seconds_per_problem",
               "latency_p50_seconds", "latency_p95_seconds", "first_answer_p50_seconds", "first_answer_p95_seconds",
-              "flops_per_problem", "flops_of_pass", "dollars_per_problem", "cost_of_pass", "thinking_tokens_per_problem")
+              "flops_per_problem", "flops_of_pass", "dollars_per_problem", "cost_of_pass", "thinking_tokens_per_problem",
+              "sandbox_runs_per_problem", "sandbox_seconds_per_problem", "visible_tests_false_positive_rate")
+
+
+def _is_seed(override: str) -> bool:
+    return override.lstrip("+~").startswith("seed=")
 
 
 def seed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs that differ only in their `seed=` override become one row: the mean of each measure over
     the seeds, `accuracy_sd` (sample sd over seeds), `seeds` (how many), `seed_runs` (their folders).
-    The accuracy interval of such a row is the mean of its seeds' Wilson intervals (the seeds share
-    their problems, so their outcomes are not pooled); a run alone keeps its own."""
+    Such a row has no 95% interval (the seeds share their problems, so their outcomes are not pooled):
+    its sd over seeds says the spread; a seed whose every problem errored is counted in
+    `seeds_without_accuracy` and left out of the mean. A run alone keeps its Wilson interval."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (tuple(o for o in row.get("overrides") or [] if not o.startswith("seed=")),
+        key = (tuple(o for o in row.get("overrides") or [] if not _is_seed(o)), str(Path(row["run"]).parent),
                json.dumps({k: row.get(k) for k in ("strategy", "n", "model", "dataset", "verifier", "backend")},
                           default=str),
-               row["run"] if not any(o.startswith("seed=") for o in row.get("overrides") or []) else "")
+               row["run"] if not any(_is_seed(o) for o in row.get("overrides") or []) else "")
         groups.setdefault(key, []).append(row)
     out = []
     for members in groups.values():
@@ -136,12 +160,12 @@ def seed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({**members[0], "seeds": 1})
             continue
         merged = dict(members[0])
-        merged["overrides"] = [o for o in members[0].get("overrides") or [] if not o.startswith("seed=")]
+        merged["overrides"] = [o for o in members[0].get("overrides") or [] if not _is_seed(o)]
         merged["run"] = str(Path(members[0]["run"]).parent)
         merged["seed_runs"] = [m["run"] for m in members]
         merged["seeds"] = len(members)
         merged["seed"] = [m.get("seed") for m in members]
-        for key in SEED_MEANS:
+        for key in [*SEED_MEANS, *sorted({k for m in members for k in m if _per_k_column(k)})]:
             values = [m.get(key) for m in members]
             if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 merged[key] = sum(values) / len(values)
@@ -150,13 +174,15 @@ def seed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("problems", "errors", "graded", "undecided"):
             merged[key] = sum(m.get(key) or 0 for m in members)
         accuracies = [m["accuracy"] for m in members if m.get("accuracy") is not None]
-        if len(accuracies) == len(members):
+        merged["seeds_without_accuracy"] = len(members) - len(accuracies)  # every problem errored
+        merged["accuracy_ci95"] = None  # the seeds share their problems: no pooled interval; the sd says the spread
+        if accuracies:
             mean = sum(accuracies) / len(accuracies)
-            merged["accuracy_sd"] = (sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
-            # the seeds share their problems, so their outcomes are not pooled into one interval
-            merged["accuracy_ci95"] = tuple(sum(m["accuracy_ci95"][i] for m in members) / len(members) for i in (0, 1))
+            merged["accuracy"] = mean
+            merged["accuracy_sd"] = ((sum((a - mean) ** 2 for a in accuracies) / (len(accuracies) - 1)) ** 0.5
+                                     if len(accuracies) > 1 else None)
         else:
-            merged["accuracy"] = merged["accuracy_ci95"] = None
+            merged["accuracy"] = None
         for key in ("pass_at_k", "maj_at_k", "g_pass_at_k", "mg_pass_at_k", "pass_at_1_avg_of_n_std",
                     "accuracy_bounds", "wall_seconds"):
             merged.pop(key, None)
@@ -171,9 +197,9 @@ def _overrides(run: Path) -> list[str]:
     path = run / ".hydra" / "overrides.yaml"
     if not path.exists():
         return []
-    runtime = ("progress", "concurrency", "retry_errors")  # how a run ran, not what it is
-    return [o for o in (yaml.safe_load(path.read_text()) or [])
-            if not o.lstrip("+~").startswith("hydra.") and o.lstrip("+~").partition("=")[0] not in runtime]
+    from ttscale.config import is_runtime_override
+
+    return [o for o in (yaml.safe_load(path.read_text()) or []) if not is_runtime_override(o)]  # how it ran, not what
 
 
 def cell_labels(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -242,6 +268,7 @@ LEADERBOARD_COLUMNS = ("cell", "strategy", "n", "n_counts", "selection", "verifi
                        "tokens_per_problem", "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass",
                        "wall_seconds_per_problem", "latency_p50_seconds", "latency_p95_seconds",
                        "first_answer_p50_seconds", "first_answer_p95_seconds", "thinking_tokens_per_problem",
+                       "sandbox_runs_per_problem", "sandbox_seconds_per_problem", "visible_tests_false_positive_rate",
                        "dollars_per_problem", "cost_of_pass", "stand_in", "run")
 # --columns presets for leaderboard.md (the CSV always has every column)
 COLUMN_SETS = {
@@ -252,7 +279,7 @@ COLUMN_SETS = {
                 "verifier_tokens_per_problem", "verifier_calls_per_problem", "tokens_per_problem",
                 "fresh_prompt_tokens_per_problem", "flops_per_problem", "flops_of_pass", "wall_seconds_per_problem",
                 "latency_p50_seconds", "latency_p95_seconds", "first_answer_p50_seconds", "thinking_tokens_per_problem",
-                "cost_of_pass"),
+                "sandbox_runs_per_problem", "sandbox_seconds_per_problem", "cost_of_pass"),
     "all": tuple(c for c in LEADERBOARD_COLUMNS if c != "run"),
 }
 HEADERS = {"cell": "cell", "n_counts": "n counts", "accuracy_ci95": "95% CI", "accuracy_sd": "sd (seeds)",
@@ -264,7 +291,9 @@ HEADERS = {"cell": "cell", "n_counts": "n counts", "accuracy_ci95": "95% CI", "a
            "wall_seconds_per_problem": "wall s/problem", "latency_p50_seconds": "latency p50 s",
            "latency_p95_seconds": "latency p95 s", "first_answer_p50_seconds": "first answer p50 s",
            "first_answer_p95_seconds": "first answer p95 s", "thinking_tokens_per_problem": "thinking tok/problem",
-           "dollars_per_problem": "$/problem", "cost_of_pass": "cost of pass ($)", "stand_in": "stand-in"}
+           "dollars_per_problem": "$/problem", "cost_of_pass": "cost of pass ($)", "stand_in": "stand-in",
+           "sandbox_runs_per_problem": "sandbox runs/problem", "sandbox_seconds_per_problem": "sandbox s/problem",
+           "visible_tests_false_positive_rate": "visible-test false positives"}
 INTERVALS = ("accuracy_ci95",)  # in the CSV: two numeric columns, NAME_low and NAME_high
 
 
@@ -290,6 +319,9 @@ def write_leaderboard(rows: Sequence[dict[str, Any]], out: Path, columns: str | 
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(rows, key=lambda r: (-(r.get("accuracy") or 0), r.get("completion_tokens_per_problem") or 0))
     every = [c for c in LEADERBOARD_COLUMNS if any(c in r for r in rows)]
+    per_k = sorted({k for r in rows for k in r if _per_k_column(k)},
+                   key=lambda k: (k.split("_at_k_")[0], [float(p) for p in k.split("_at_k_")[1].split("_")]))
+    every = every[:-1] + per_k + every[-1:] if every and every[-1] == "run" else every + per_k
     csv_columns = [name for c in every for name in ((f"{c}_low", f"{c}_high") if c in INTERVALS else (c,))]
     with open(out / "leaderboard.csv", "w", newline="") as handle:
         writer = csv.writer(handle)

@@ -29,7 +29,9 @@ class DatasetSpec:
     answer_format: how the reference is stored: raw, gsm8k (`... #### N`), boxed (last \\boxed{}).
     format: "qa" (a question and a reference answer), or a code benchmark's row layout: "humaneval"
     (task_id, prompt, entry_point, test) or "mbpp" (task_id, text, test_list, test_setup_code).
-    visible_tests: code problems: how many tests are shown in the prompt and usable for selection.
+    visible_tests: code problems: the tests a selector may use: "docstring" (HumanEval: the examples its
+    prompt shows, parsed into tests that do not grade; MBPP: its first test, shown in the prompt) or N
+    (the first N hidden tests; shown in MBPP's prompt).
     """
 
     source: str
@@ -43,7 +45,7 @@ class DatasetSpec:
     offset: int = 0
     limit: int | None = None
     format: str = "qa"
-    visible_tests: int = 1
+    visible_tests: int | str = "docstring"
 
 
 def gold_answer(value: Any, answer_format: str) -> str:

@@ -43,6 +43,11 @@ class WorkerError(RuntimeError):
 
 def _serve(read_fd: int, write_fd: int, initializer: str) -> None:
     """The worker's loop: (fn, args) in, (True, value) or (False, "Type: message") out."""
+    import signal
+
+    # Ctrl-C in a terminal reaches the whole process group: the run stops its workers itself (and a
+    # worker's traceback per Ctrl-C would bury the run's one line)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn_in, conn_out = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     if initializer:
         module, _, name = initializer.rpartition(":")

@@ -115,7 +115,6 @@ class Server:
     def parse(self, body: Any, header: str | None) -> tuple[Any, ChatRequest, Problem]:
         request = parse_body(body, header, self.names, self.limits, self.seed)
         strategy = self.strategy(request.name, request.n, request.sampling)
-        self.check_context(request.messages)
         # the id seeds the samples (Context): the same messages and seed give the same samples
         digest = hashlib.sha256(json.dumps(request.messages, sort_keys=True).encode()).hexdigest()[:16]
         problem = Problem(id=f"chat-{digest}", question=request.messages[-1]["content"], messages=request.messages)
@@ -193,6 +192,10 @@ class Server:
                 return response
             self._waiting += 1
             try:
+                try:  # tokenising a long prompt is work: off the event loop, after the busy check
+                    await asyncio.to_thread(self.check_context, chat_request.messages)
+                except BadRequest as exc:
+                    return _error(400, str(exc), "invalid_request_error")
                 async with slots:
                     work = self.answer(strategy, chat_request, problem)
                     if chat_request.stream:

@@ -59,9 +59,19 @@ class CodeGrader:
         if program is None:
             return None
         task = task_of(problem)
-        tests = task.tests if which == "all" else tuple(task.tests[i] for i in task.visible)
+        tests = task.tests if which == "all" else task.visible_tests
         return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup, None, (), task.program_setup,
                                        task.exports)
+
+    async def run_cases(self, program: str | None, problem: Problem, tests: Sequence[str] = (),
+                        probes: Sequence[str] = ()) -> Verdict | None:
+        """Run tests and probes other than the task's (a selection's: model-written tests, inputs)
+        against a program, in the sandbox, with the task's setup; None for no program."""
+        if program is None:
+            return None
+        task = task_of(problem)
+        return await asyncio.to_thread(self.sandbox.run, program, tuple(tests), task.setup, None, tuple(probes),
+                                       task.program_setup, task.exports)
 
     async def agrade(self, result: Result, problem: Problem) -> None:
         """Every distinct candidate program runs against all tests once; the chosen answer is correct
@@ -71,14 +81,24 @@ class CodeGrader:
                                       + ([result.answer] if result.answer is not None else [])))
         verdicts = await asyncio.gather(*(self.run_tests(p, problem) for p in programs))
         by_program = dict(zip(programs, verdicts))
-        visible = task_of(problem).visible
+        task = task_of(problem)
+        visible = task.visible
+        shown: dict[str, Verdict | None] = {}
+        if task.examples:  # the visible tests are the task's examples: a run of their own (they do not grade)
+            candidates = list(dict.fromkeys(c.answer for c in result.candidates if c.answer is not None))
+            shown = dict(zip(candidates, await asyncio.gather(*(self.run_tests(p, problem, "visible")
+                                                                 for p in candidates))))
         for candidate in result.candidates:
             verdict = by_program.get(candidate.answer)
             candidate.correct = bool(verdict and verdict.passed)
             candidate.verdict = _summary(verdict)
-            # the visible tests are a subset of all tests: whether they alone would have accepted it
-            candidate.verdict["visible"] = bool(verdict and visible and all(verdict.tests[i].status == "pass"
-                                                                            for i in visible))
+            # whether the visible tests alone would have accepted it
+            if task.examples:
+                seen = shown.get(candidate.answer)
+                candidate.verdict["visible"] = bool(seen and seen.passed)
+            else:  # a subset of all the tests
+                candidate.verdict["visible"] = bool(verdict and visible and all(verdict.tests[i].status == "pass"
+                                                                                for i in visible))
         chosen = by_program.get(result.answer)
         result.correct = bool(chosen and chosen.passed)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,14 @@ class CodeTask:
     # code run in the program's process after the program (MBPP's test_setup_code defines names the
     # reference solutions use, e.g. `VOWELS`); `setup` runs in the tests' process
     program_setup: str = ""
+    # visible tests that do not grade: the examples the task shows (HumanEval's docstring), when they are
+    # the visible tests (dataset.visible_tests=docstring); then `visible` is empty
+    examples: tuple[str, ...] = ()
+
+    @property
+    def visible_tests(self) -> tuple[str, ...]:
+        """The tests a selector may use: the task's shown examples, or the hidden tests at `visible`."""
+        return self.examples if self.examples else tuple(self.tests[i] for i in self.visible)
 
     @property
     def exports(self) -> tuple[str, ...]:
@@ -34,7 +43,7 @@ class CodeTask:
         builds, say). Everything else of the program stays out of the tests' namespace."""
         defined = _defined(self.setup) | set(dir(builtins))
         used: list[str] = [self.entry_point]
-        for code in (*self.tests, *self.probes):
+        for code in (*self.tests, *self.examples, *self.probes):
             try:
                 tree = ast.parse(code)
             except SyntaxError:
@@ -49,7 +58,7 @@ class CodeTask:
     def to_metadata(self) -> dict[str, Any]:
         return {"entry_point": self.entry_point, "prompt": self.prompt, "setup": self.setup,
                 "tests": list(self.tests), "visible": list(self.visible), "probes": list(self.probes),
-                "program_setup": self.program_setup}
+                "program_setup": self.program_setup, "examples": list(self.examples)}
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> CodeTask:
@@ -57,7 +66,8 @@ class CodeTask:
             raise ValueError("not a code problem (no tests / entry_point in its metadata): "
                              "is dataset.format humaneval or mbpp?")
         return cls(meta["entry_point"], meta.get("prompt", ""), meta.get("setup", ""), tuple(meta["tests"]),
-                   tuple(meta.get("visible", ())), tuple(meta.get("probes", ())), meta.get("program_setup", ""))
+                   tuple(meta.get("visible", ())), tuple(meta.get("probes", ())), meta.get("program_setup", ""),
+                   tuple(meta.get("examples", ())))
 
 
 def _defined_in(tree: ast.AST) -> set[str]:
@@ -135,10 +145,11 @@ def split_statements(statements: Sequence[ast.stmt]) -> list[str]:
     return snippets
 
 
-def humaneval_task(prompt: str, test: str, entry_point: str, visible: int = 1) -> CodeTask:
+def humaneval_task(prompt: str, test: str, entry_point: str, visible: int | str = "docstring") -> CodeTask:
     """HumanEval's test module: its `check(candidate)` body becomes one test per assertion statement;
     the rest of the module (METADATA, helpers, imports) is setup, after the prompt's own helpers and
-    imports, with `candidate` bound to the entry point."""
+    imports, with `candidate` bound to the entry point. visible: "docstring" (the prompt's examples are
+    the visible tests, as the task shows them; none grade) or N (the first N hidden tests)."""
     module = ast.parse(test)
     check = next((n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "check"), None)
     if check is None:
@@ -150,9 +161,19 @@ def humaneval_task(prompt: str, test: str, entry_point: str, visible: int = 1) -
     tests = split_statements(check.body)
     if not tests:
         raise ValueError("check(candidate) has no assertions")
-    shown = [i for i, t in enumerate(tests) if argument in t][:visible]
+    if visible == "docstring":
+        examples = docstring_examples(prompt, entry_point)
+        probes = [p for e in examples for p in _calls(ast.parse(e), (entry_point,))]
+        return CodeTask(entry_point, prompt, setup, tuple(tests), (), tuple(probes), examples=tuple(examples))
+    shown = [i for i, t in enumerate(tests) if argument in t][:_count(visible)]
     probes = [p for i in shown for p in _calls(ast.parse(tests[i]), (argument, entry_point))]
     return CodeTask(entry_point, prompt, setup, tuple(tests), tuple(shown), tuple(probes))
+
+
+def _count(visible: int | str) -> int:
+    if isinstance(visible, bool) or not isinstance(visible, int) or visible < 0:
+        raise ValueError(f"visible_tests={visible!r}: docstring, or how many of the hidden tests are visible (>= 0)")
+    return visible
 
 
 def _is_check_call(node: ast.stmt) -> bool:
@@ -173,10 +194,173 @@ def mbpp_task(tests: Sequence[str], setup: str = "", entry_point: str | None = N
         if not called:
             raise ValueError(f"cannot tell the function under test from {tests[0]!r}")
         entry_point = called[0]
-    shown = list(range(min(visible, len(tests))))
+    if visible == "docstring":  # MBPP shows its first test in the prompt: that is its docstring
+        visible = 1
+    shown = list(range(min(_count(visible), len(tests))))
     probes = [p for i in shown for p in _calls(ast.parse(tests[i]), (entry_point,))]
     imports = "\n".join(str(line) for line in test_imports)
     for line in test_imports:
         ast.parse(str(line))  # a SyntaxError names the row (the loader catches it)
     tests_setup = "\n".join(part for part in (imports, setup or "") if part)
     return CodeTask(entry_point, "", tests_setup, tuple(tests), tuple(shown), tuple(probes), program_setup=setup or "")
+
+
+# -- tests from text: a docstring's examples, or tests a model wrote --------------------------------------
+# Such tests are read as data, never run as written: a test is kept only when it is `entry_point(literal
+# arguments)` compared with a literal (or asserted true / false), and it is then written anew from the
+# parsed values. Anything else (a name, an expression, a loop) is not a test here: it is counted, and
+# the code that would have run is never executed in the tests' process.
+ARROWS = ("==>", "=>", "➞", "→", "->", "==", "=", "should return", "returns", "should be", "is")
+WORDS = {"true": "True", "false": "False", "none": "None"}  # docstrings write JavaScript-like literals at times
+
+
+def literal_test(call: str, expected: str | None, entry_point: str) -> str | None:
+    """`assert entry_point(args) == expected`, written anew from literal values; None when `call` is not
+    a call of the entry point on literals or `expected` is not a literal. expected None: `call` is a
+    whole assertion's expression (`f(x) == y`, `f(x)`, `not f(x)`, `f(x) is True`)."""
+    try:
+        node = ast.parse(call.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    truth = None  # `assert f(x)` / `assert not f(x)`: a truth test, kept as one
+    if expected is None:
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.Is)):
+            node, target = node.left, node.comparators[0]
+            if not _literal(target):
+                return None
+            value = ast.literal_eval(target)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            node, truth, value = node.operand, False, None
+        else:
+            truth, value = True, None
+    else:
+        value = _expected_value(expected)
+        if value is _NOT_LITERAL:
+            return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == entry_point
+            and all(_literal(a) and not isinstance(a, ast.Starred) for a in node.args)
+            and all(k.arg is not None and _literal(k.value) for k in node.keywords)):
+        return None
+    args = [repr(ast.literal_eval(a)) for a in node.args]
+    args += [f"{k.arg}={ast.literal_eval(k.value)!r}" for k in node.keywords]
+    text = f"{entry_point}({', '.join(args)})"
+    if truth is not None:
+        return f"assert {text}" if truth else f"assert not {text}"
+    if isinstance(value, bool) or value is None:
+        return f"assert {text} is {value!r}" if value is None else f"assert {text} == {value!r}"
+    return f"assert {text} == {value!r}"
+
+
+_NOT_LITERAL = object()
+
+
+def _expected_value(text: str):
+    """The literal an example says the call gives: the whole text, or what follows its last '='
+    (`19 - 5 - 6 = 8`); `true` / `false` read as Python's. _NOT_LITERAL when there is none."""
+    text = text.strip().rstrip(".,;").strip()
+    for candidate in (text, text.rpartition("=")[2].strip() if "=" in text else None):
+        if not candidate:
+            continue
+        candidate = WORDS.get(candidate.lower(), candidate)
+        try:
+            return ast.literal_eval(candidate)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+    return _NOT_LITERAL
+
+
+FOR_FORM = re.compile(r"^for (.+?),?\s+(?:the )?(?:output|result|answer|return value) should be (.+)$", re.I)
+
+
+def _for_form(line: str, entry_point: str, params: list[str]) -> str | None:
+    """`For lst = [1, 2] the output should be 3` (arguments by parameter name, in the signature's order)."""
+    found = FOR_FORM.match(line.strip())
+    if not found or not params:
+        return None
+    text = found.group(1)
+    starts = []
+    for name in params:
+        at = re.search(rf"(?:^|[\s,]){re.escape(name)}\s*=", text)
+        if at is None:
+            return None
+        starts.append((at.start(), at.end()))
+    if [a for a, _ in starts] != sorted(a for a, _ in starts):
+        return None
+    values = []
+    for i, (_, end) in enumerate(starts):
+        stop = starts[i + 1][0] if i + 1 < len(starts) else len(text)
+        values.append(text[end:stop].strip().rstrip(","))
+    return literal_test(f"{entry_point}({', '.join(values)})", found.group(2), entry_point)
+
+
+def _call_at(line: str, start: int) -> int | None:
+    """The end of the call whose name starts at `start` (balanced parentheses, strings skipped)."""
+    depth, quote, i = 0, None, line.find("(", start)
+    if i < 0:
+        return None
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def docstring_examples(prompt: str, entry_point: str) -> list[str]:
+    """The examples a HumanEval prompt's docstring gives, as tests (as CodeT, Reflexion and AlphaCode
+    use a task's shown examples): doctest form (`>>> f(x)` then the value on the next lines) and inline
+    forms (`f(x) ==> y`, `f(x) == y`, `f(x) ➞ y`, `f(x) -> y`, `f(x) should return y`). Only literal
+    examples become tests (literal_test); in order, without repeats."""
+    try:
+        module = ast.parse(prompt)
+    except SyntaxError:
+        return []
+    function = next((n for n in ast.walk(module) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     and n.name == entry_point), None)
+    lines = (ast.get_docstring(function) or "").splitlines() if function else []
+    params = [a.arg for a in function.args.args] if function else []
+    tests: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].strip()
+        if line.startswith(">>>"):
+            j, expected = i + 1, []
+            while j < len(lines) and lines[j].strip() and not lines[j].strip().startswith(">>>"):
+                expected.append(lines[j].strip())
+                j += 1
+            test = literal_test(line[3:], " ".join(expected), entry_point) if expected else None
+            if test is None and not expected:
+                test = literal_test(line[3:], None, entry_point)  # `>>> f(x) == y` with no output line
+            if test and test not in tests:
+                tests.append(test)
+            i = j
+            continue
+        test = _for_form(line, entry_point, params)
+        if test and test not in tests:
+            tests.append(test)
+        at = line.find(entry_point + "(")
+        while at >= 0:
+            end = _call_at(line, at)
+            if end is None:
+                break
+            rest = line[end:].strip()
+            for arrow in ARROWS:
+                if rest.startswith(arrow):
+                    test = literal_test(line[at:end], rest[len(arrow):], entry_point)
+                    if test and test not in tests:
+                        tests.append(test)
+                    break
+            at = line.find(entry_point + "(", end)
+        i += 1
+    return tests
