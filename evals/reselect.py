@@ -40,7 +40,22 @@ SELECTIONS = {"best_score": BestScore, "majority": MajorityVote, "weighted_vote"
 # code selections that run the recorded programs (and write tests with the run's model): their problems
 # and grader come from the run's config.yaml (the dataset reloaded), their settings from strategy.* there
 # and --set
-CODE_SELECTIONS = ("codet", "mbr_exec")
+CODE_SELECTIONS = ("codet", "mbr_exec", "visible_tests")
+
+
+class VisibleTests:
+    """Best-of-n scored again by the visible tests (unit_tests' share of them passed; ties to the first
+    sampled), e.g. with another `--set dataset.visible_tests=...` than the run's."""
+
+    needs_context = True
+
+    async def choose(self, problem, ctx, trajectories, groups):
+        from ttscale.strategies.select.base import Selection
+        from ttscale.verifiers.unit_tests import UnitTests
+
+        scores = [s.value for s in await UnitTests(ctx.grader).score(problem, trajectories, ctx.usage)]
+        chosen = max(range(len(scores)), key=lambda i: (scores[i], -i)) if scores else None
+        return Selection(chosen, {"visible_scores": scores})
 
 
 def trajectories_of(result: Result) -> list[Trajectory]:
@@ -103,12 +118,15 @@ def code_results(results: list[Result], name: str, config: dict) -> list[Result]
     from ttscale.config import group_config
     from ttscale.strategies import registry
 
-    cls, fixed = registry.resolve("select", name)
-    strategy = {**group_config("strategy", name), **{k: v for k, v in (config.get("strategy") or {}).items()
-                                                    if k in group_config("strategy", name)}}
-    for key, value in (config.get("set") or {}).items():
-        strategy[key] = value
-    select = registry.build(cls, strategy, {}, fixed)
+    if name == "visible_tests":
+        select = VisibleTests()
+    else:
+        cls, fixed = registry.resolve("select", name)
+        strategy = {**group_config("strategy", name), **{k: v for k, v in (config.get("strategy") or {}).items()
+                                                        if k in group_config("strategy", name)}}
+        for key, value in (config.get("set") or {}).items():
+            strategy[key] = value
+        select = registry.build(cls, strategy, {}, fixed)
     problems = {p.id: p for p in build_problems(config["dataset"], config["model"])}
     missing = [r.problem_id for r in results if r.problem_id not in problems]
     if missing:
@@ -173,7 +191,10 @@ def main() -> None:
     elif args.select in CODE_SELECTIONS:
         if (config.get("dataset") or {}).get("format", "qa") == "qa":
             raise SystemExit(f"reselect.py: --select {args.select} runs programs: {run} is not a code run")
-        config["set"] = {key.partition(".")[2]: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.set)}
+        settings = [(key.partition("."), yaml.safe_load(value)) for key, value in (o.split("=", 1) for o in args.set)]
+        config["set"] = {name: value for (section, _, name), value in settings if section == "strategy"}
+        config["dataset"] = {**config["dataset"], **{name: value for (section, _, name), value in settings
+                                                      if section == "dataset"}}  # e.g. dataset.visible_tests=1
         results = code_results(loaded, args.select, config)
         config["strategy"] = {**(config.get("strategy") or {}), **config.pop("set")}
     else:

@@ -63,7 +63,7 @@ def test_generated_tests_are_read_as_data_and_counted():
     found = GeneratedTests()
     found.add("f([1]) == 1\nassert f([1]) == 1\nassert f(__import__('os').system('x')) == 0\nassert g(1) == 2\n"
               "assert f([2]) == 2\nassert f([3]) == 3\nassert f([4]) == 4\nassert f([5]) == 5\n# end", "f", 5)
-    found.add("f([1]) == 1\ndef helper():", "f", 5)
+    found.add("f([1]) == 1, 'one'\ndef helper():", "f", 5)  # an assert's message: the condition is the test
     # the first 5 kept of a sample; the same test written twice in one sample counts twice, as the code
     assert found.counts == {"assert f([1]) == 1": 3, "assert f([2]) == 2": 1, "assert f([3]) == 3": 1,
                             "assert f([4]) == 4": 1}
@@ -181,3 +181,41 @@ def test_codet_and_mbr_exec_on_the_cpu_engine(tmp_path):
             assert info["test_samples"] == 2 and info["generated_tests"] + info["dropped_tests"] >= 0, info
         else:  # the docstring's two example inputs, and any the model wrote
             assert info["inputs"] >= 2 and info["sandbox_runs"] >= 1, info
+
+
+def test_reselect_runs_code_selections_on_a_finished_runs_programs(problem, grader, tmp_path):
+    """evals/reselect.py on a code run: MBR-exec and best-of-n scored again by the first hidden test
+    (`--set dataset.visible_tests=1`) choose among the recorded programs; nothing is sampled again."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    from ttscale.config import group_config
+    from ttscale.strategies.select.best_score import BestScore
+    from ttscale.verifiers.unit_tests import UnitTests
+
+    repo = Path(__file__).resolve().parents[1]
+    run_dir = tmp_path / "run"
+    # MBR-exec on the docstring's inputs: NEVER's class (x2) outnumbers RIGHT; scored by the first hidden
+    # test (it expects True), only RIGHT passes
+    programs = [NEVER, RIGHT, NEVER]
+    strategy = Strategy(ParallelSampling(3, SamplingParams(temperature=0.8)), BestScore(), UnitTests(grader),
+                        name="best_of_n")
+    run(strategy, [problem], scripted(programs, []), grader=grader, progress=False, output=run_dir / "results.jsonl")
+    dataset = {**group_config("dataset", "humaneval"), "limit": 1}
+    config = {"model": group_config("model", "smollm2-135m"), "backend": group_config("backend", "scripted"),
+              "dataset": dataset, "grader": {"isolation": "auto", "code_timeout": 5.0, "code_memory_mb": 1024,
+                                             "code_grouping": "program"},
+              "strategy": group_config("strategy", "best_of_n"), "seed": 0}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    for select, extra, chosen in (("mbr_exec", [], 0), ("visible_tests", ["--set", "dataset.visible_tests=1"], 1)):
+        out = tmp_path / select
+        proc = subprocess.run([sys.executable, str(repo / "evals" / "reselect.py"), str(run_dir), "--select", select,
+                               *extra, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=repo)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (row,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert row["info"]["chosen"] == chosen and row["info"]["reselected"], (select, row["info"])
+        assert row["usage"]["backend_calls"] == 1  # the recorded samples' call: nothing sampled again

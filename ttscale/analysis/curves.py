@@ -84,8 +84,9 @@ def _subset_outcomes(result: Result, k: int, subsets: int, rng) -> tuple[float, 
     return float(maj), float(best)
 
 
-def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) -> list[dict]:
-    """One row per k: maj@k, best-of-k (when samples are scored) and pass@k, each with its 95% CI.
+def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0, intervals: bool = True) -> list[dict]:
+    """One row per k: maj@k, best-of-k (when samples are scored) and pass@k, each with its 95% CI
+    (`intervals=False`: the values alone, as a run's summary keeps them).
 
     A graded problem without candidates (its search finished no solution) counts 0 at every k;
     `no_candidates` in each row says how many there were."""
@@ -112,10 +113,13 @@ def scaling_curve(results: Sequence[Result], subsets: int = 200, seed: int = 0) 
             best.append(b)
             cover.append(pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k))
         row = {"k": k, "n": n, "problems": len(graded), "no_candidates": len(graded) - len(sized),
-               "maj_at_k": sum(maj) / len(maj), "maj_at_k_ci95": proportion_ci(maj),
-               "pass_at_k": sum(cover) / len(cover), "pass_at_k_ci95": proportion_ci(cover)}
+               "maj_at_k": sum(maj) / len(maj), "pass_at_k": sum(cover) / len(cover)}
         if has_scores:
-            row.update({"best_of_k": sum(best) / len(best), "best_of_k_ci95": proportion_ci(best)})
+            row["best_of_k"] = sum(best) / len(best)
+        if intervals:
+            row.update({"maj_at_k_ci95": proportion_ci(maj), "pass_at_k_ci95": proportion_ci(cover)})
+            if has_scores:
+                row["best_of_k_ci95"] = proportion_ci(best)
         rows.append(row)
     return rows
 
@@ -148,7 +152,7 @@ def field_metrics(graded: Sequence[Result], subsets: int = 200, seed: int = 0) -
     out["samples_per_problem"] = avg["n"]  # the n these measures use: the fewest samples of a problem
     out["pass_at_1_avg_of_n"] = avg["mean"]
     out["pass_at_1_avg_of_n_std"] = avg["std"]
-    rows = scaling_curve(graded, subsets=subsets, seed=seed)
+    rows = scaling_curve(graded, subsets=subsets, seed=seed, intervals=False)
     out["maj_at_k"] = {row["k"]: row["maj_at_k"] for row in rows}
     n = avg["n"]
     counts = [(min(len(r.candidates), n), sum(bool(c.correct) for c in r.candidates[:n])) for r in graded]

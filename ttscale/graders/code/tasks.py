@@ -221,6 +221,16 @@ def literal_test(call: str, expected: str | None, entry_point: str) -> str | Non
     try:
         node = ast.parse(call.strip(), mode="eval").body
     except (SyntaxError, ValueError, RecursionError, MemoryError):
+        node = None
+    if expected is None and (node is None or isinstance(node, ast.Tuple)):  # `cond, "message"`: an assert's form
+        try:
+            statement = ast.parse("assert " + call.strip()).body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None
+        if len(statement) != 1 or not isinstance(statement[0], ast.Assert):
+            return None
+        node = statement[0].test  # the message is dropped: only the condition is a test
+    if node is None:
         return None
     truth = None  # `assert f(x)` / `assert not f(x)`: a truth test, kept as one
     if expected is None:
