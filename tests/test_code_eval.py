@@ -268,4 +268,5 @@ def test_canonical_solutions_pass_their_docstring_examples(grader):
         return await asyncio.gather(*(visible(p) for p in problems if p.metadata["examples"]))
 
     failed = [(pid, [t.status for t in v.tests]) for pid, v in asyncio.run(every()) if not v.passed]
-    assert len(failed) <= 3, failed  # HumanEval's own docstrings are wrong in a few places
+    # HumanEval's own docstrings are wrong in two places: median's 15.0 (HumanEval/47), sort_array's (116)
+    assert [pid for pid, _ in failed] == ["HumanEval/47", "HumanEval/116"], failed

@@ -349,9 +349,10 @@ def docstring_examples(prompt: str, entry_point: str) -> list[str]:
             while j < len(lines) and lines[j].strip() and not lines[j].strip().startswith(">>>"):
                 expected.append(lines[j].strip())
                 j += 1
-            test = literal_test(line[3:], " ".join(expected), entry_point) if expected else None
-            if test is None and not expected:
-                test = literal_test(line[3:], None, entry_point)  # `>>> f(x) == y` with no output line
+            if expected:
+                test = literal_test(line[3:], " ".join(expected), entry_point)
+            else:  # no output: doctest's None for a call; `>>> f(x) == y` is an assertion's expression
+                test = literal_test(line[3:], "None", entry_point) or literal_test(line[3:], None, entry_point)
             if test and test not in tests:
                 tests.append(test)
             i = j
