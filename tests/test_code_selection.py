@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 
 import pytest
+import yaml
+from jobs import job_dir
 
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.data.loaders import DatasetSpec, load_problems
@@ -168,8 +170,9 @@ def test_codet_and_mbr_exec_on_the_cpu_engine(tmp_path):
                            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
                           capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("codet", "mbr_exec"):
-        (job,) = [p for p in sweep.iterdir() if p.name.endswith(f"strategy={name}")]
+    for num, name in enumerate(("codet", "mbr_exec")):  # the sweep's jobs in the order of strategy=codet,mbr_exec
+        job = job_dir(sweep, num)
+        assert yaml.safe_load((job / "config.yaml").read_text())["strategy"]["select"] == name
         summary = json.loads((job / "summary.json").read_text())
         assert summary["errors"] == 0 and summary["graded"] == 1, summary
         (row,) = [json.loads(line) for line in (job / "results.jsonl").read_text().splitlines()]
@@ -190,8 +193,6 @@ def test_reselect_runs_code_selections_on_a_finished_runs_programs(problem, grad
     import subprocess
     import sys
     from pathlib import Path
-
-    import yaml
 
     from ttscale.config import group_config
     from ttscale.strategies.select.best_score import BestScore

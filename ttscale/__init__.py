@@ -12,8 +12,8 @@ from ttscale.data import DatasetSpec, PromptTemplate, load_problems
 from ttscale.graders import CodeGrader, MathGrader, extract_answer, grade_batch, is_equivalent
 from ttscale.runtime import RunResult, arun, run
 from ttscale.strategies import (DVTS, MCTS, AdaptiveSampling, AStarDecoding, BeamSearch, BestScore, BudgetForcing,
-                                Context, DeepConfOnline, DeepConfVote, EntropyBranching, FracturedSampling, GenSelect,
-                                MajorityVote, MissingStatistic, ParallelSampling, ParticleFiltering, ParticleGibbs,
+                                CodeT, Context, DeepConfOnline, DeepConfVote, EntropyBranching, FracturedSampling, GenSelect,
+                                MajorityVote, MBRExec, MissingStatistic, ParallelSampling, ParticleFiltering, ParticleGibbs,
                                 PhiDecoding, PowerSampling, Rebase,
                                 RPCVote, SequentialRefinement, SetCoverPruning, StepGenerator, Strategy,
                                 ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
@@ -35,9 +35,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeGrader", "Completion", "Context", "DVTS",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeGrader", "CodeT", "Completion", "Context", "DVTS",
     "DatasetSpec", "DeepConfOnline", "DemoBackend", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
-    "FunctionVerifier", "GenSelect", "GroundTruth", "MCTS", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
+    "FunctionVerifier", "GenSelect", "GroundTruth", "MBRExec", "MCTS", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
     "MissingStatistic", "OpenAIBackend", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "PhiDecoding",
     "PowerSampling", "Problem", "PromptTemplate", "RPCVote", "Rebase", "Result", "RunResult", "SamplingParams",
     "Scores", "ScriptedBackend", "SelfEvaluation", "SequentialRefinement", "SetCoverPruning", "StepGenerator",
