@@ -134,7 +134,7 @@ def code_results(results: list[Result], name: str, config: dict) -> list[Result]
     writes_tests = name == "codet" or getattr(select, "inputs", "visible") != "visible"
     seed = config.get("seed", 0)
     with contextlib.ExitStack() as stack:
-        grader = stack.enter_context(build_grader(config["dataset"], config["grader"]))
+        grader = stack.enter_context(build_grader(config["dataset"], config["grader"], config.get("model")))
         backend = None
         if writes_tests:
             path = build_model_path(config["model"]) if needs_model_weights(config["backend"]) else None

@@ -40,7 +40,7 @@ from ttscale.graders.pool import WorkerError, WorkerPool
         ("so it is $\\frac12$", "\\frac{1}{2}"),  # inline math is an answer (the whole formula)
         ("so it is $2\\frac{1}{2}$", "2\\frac{1}{2}"),
         ("the point is (7, 6)", None),
-        ("Answer: 2, 3", None),  # one number of a list is never the answer
+        ("Answer: 2, 3", "2, 3"),  # one number of a list is never the answer: the whole list is
         ("the roots are 2, 3", None),
         ("unbalanced \\boxed{3 and more", None),
         ("the value 0,111 here", "0.111"),  # a decimal comma (Math-Verify's reading)

@@ -366,8 +366,9 @@ def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
     _positive("grader.code_timeout", grader_cfg.get("code_timeout", 10.0))
 
 
-def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
-    """Math datasets are graded by answer equivalence, code datasets by running their tests."""
+def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any] | None = None):
+    """Math datasets are graded by answer equivalence, code datasets by running their tests. A model
+    with a thinking block (model.thinking.start set) adds its end marker to grader.thinking_end."""
     from ttscale.graders.math import MathGrader
 
     check_grader(dataset_cfg, grader_cfg)
@@ -376,7 +377,13 @@ def build_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any]):
 
         from ttscale.graders.math import MathSettings
 
-        settings = MathSettings(**{f.name: grader_cfg[f.name] for f in fields(MathSettings) if f.name in grader_cfg})
+        options = {f.name: grader_cfg[f.name] for f in fields(MathSettings) if f.name in grader_cfg}
+        thinking = dict((model_cfg or {}).get("thinking") or {})
+        ends = list(options.get("thinking_end", ["</think>"]))
+        if thinking.get("start") and thinking.get("end") and thinking["end"] not in ends:
+            ends.append(thinking["end"])
+        options["thinking_end"] = tuple(ends)
+        settings = MathSettings(**options)
         return MathGrader(workers=grader_cfg.get("workers", 2), timeout=grader_cfg.get("timeout", 10.0), settings=settings)
     from ttscale.graders.code.grader import code_grader
     from ttscale.graders.code.sandbox import SandboxError

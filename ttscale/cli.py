@@ -365,7 +365,7 @@ class App:
         if isinstance(backend, DemoBackend):  # the stand-in that knows the answers (backend=demo)
             backend.learn(problems)
         try:
-            grader_cm = build_grader(resolved["dataset"], resolved["grader"])
+            grader_cm = build_grader(resolved["dataset"], resolved["grader"], resolved["model"])
         except ConfigError as exc:  # e.g. no bubblewrap as root: programs would run as root
             print(f"ttscale: {exc}", file=sys.stderr)
             raise SystemExit(2) from None

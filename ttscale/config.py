@@ -350,6 +350,9 @@ class GraderConfig:
     fallback: str = "last_number"  # answers without an anchor (plain math, a bare number; finished outputs only) | none
     choices: Optional[str] = None  # multiple choice: the letters (e.g. ABCD); the answer is the chosen letter
     extract_timeout: int = 5  # math: seconds to extract one output in a worker (then the regex-only extraction)
+    # math: where a reasoning model's thinking ends: its answer is read after the last of these (the thinking
+    # only when nothing follows); a model whose thinking has a start (model.thinking.start) adds its end marker
+    thinking_end: List[str] = field(default_factory=lambda: ["</think>"])
     isolation: str = "auto"  # code: bwrap | none | auto (bwrap when it works here)
     code_timeout: float = 10.0  # code: wall-clock seconds per program (and CPU seconds)
     code_memory_mb: int = 1024  # code: address space per program

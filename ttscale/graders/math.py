@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ttscale.graders.math_answers import (FALLBACKS, clean_text, extract_answer, last_boxed, quick_extract,  # noqa: F401
-                                          strip_thousands)
+from ttscale.graders.math_answers import (_SCALED, FALLBACKS, MATH_WORDS, THINKING_END, clean_text, extract_answer,  # noqa: F401
+                                          last_boxed, quick_extract, scaled_number, strip_thousands)
+from ttscale.graders.math_grouping import Budget, bounded, fingerprint_many, group_distinct, verify_many
 from ttscale.graders.pool import WorkerError, WorkerPool
 
 PERCENT_POLICIES = ("strip", "ratio", "either")
@@ -42,6 +44,8 @@ class MathSettings:
     choices [None]: a multiple-choice benchmark's letters (e.g. "ABCD"): the answer is the chosen letter.
     extract_timeout [5]: seconds for extracting one output inside a worker (then the regex-only
       extraction, counted in stats as extraction_fallbacks).
+    thinking_end [("</think>",)]: a reasoning model's answer is read after the last of these markers (its
+      thinking only when nothing follows).
     """
 
     float_rounding: int = 6
@@ -53,8 +57,10 @@ class MathSettings:
     fallback: str = "last_number"
     choices: str | None = None
     extract_timeout: int = 5
+    thinking_end: tuple[str, ...] = THINKING_END
 
     def __post_init__(self):
+        object.__setattr__(self, "thinking_end", tuple(self.thinking_end))
         if self.percent not in PERCENT_POLICIES:
             raise ValueError(f"percent={self.percent!r}; choose one of: {', '.join(PERCENT_POLICIES)}")
         if self.fallback not in FALLBACKS:
@@ -68,9 +74,7 @@ _PAREN_NUMBER = re.compile(r"\((-?\d+(?:\.\d+)?)\)")
 _FRAC = re.compile(r"-?\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _WITH_WORDS = re.compile(r"(-?(?:\d+(?:\.\d+)?|\.\d+))((?:\s+[a-zA-Z]{2,}\.?)+)")
-# words that are mathematics, not units: `2 pi` is not 2
-_MATH_WORDS = frozenset({"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod",
-                         "and", "or", "to", "times", "cdot", "over", "infty", "inf", "sinh", "cosh", "tanh"})
+_MATH_WORDS = MATH_WORDS
 
 
 def normalize_answer(answer: str, percent: str = "strip") -> str:
@@ -87,7 +91,8 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     s = s.replace("\\%", "").replace("%", "").strip()
     m = _WITH_WORDS.fullmatch(s)
     if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
-        s = m.group(1)
+        scaled = _SCALED.match(s)  # `10 million` is 10000000, not 10
+        s = scaled_number(scaled) if scaled else m.group(1)
     s = strip_thousands(s).replace(" ", "")  # `2,125` is a number; `32, 349` is not one
     m = _PAREN_NUMBER.fullmatch(s)  # `(042)`, as in `\textbf{(042)}`
     if m:
@@ -137,9 +142,16 @@ def _clock(s: str) -> tuple[int, int, int] | None:
     return hours, minutes, seconds
 
 
-def _decimal_comma(s: str) -> str | None:
-    """`1,22` (a comma then one or two digits: never a thousands separator) as `1.22`, else None."""
+def _primes(s: str) -> int:
+    return s.count("'") + s.count("\\prime")
+
+
+def _decimal_comma(s: str, written: str) -> str | None:
+    """`1,22` (a comma then one or two digits: never a thousands separator) as `1.22`, else None; a
+    comma with a space after it (`3, 5`) separates a list."""
     m = re.fullmatch(r"(-?\d+),(\d{1,2})", s)
+    if m and re.search(r",\s", written):
+        return None
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
@@ -152,7 +164,9 @@ def quick_equivalent(gold: str, pred: str, settings: MathSettings | None = None)
     clocks = _clock(plain[0]), _clock(plain[1])
     if clocks[0] is not None and clocks[1] is not None:
         return clocks[0] == clocks[1]
-    comma = _decimal_comma(plain[0]), _decimal_comma(plain[1])
+    if _primes(plain[0]) != _primes(plain[1]):  # f'(x) is not f(x) (math-verify drops the prime)
+        return False
+    comma = _decimal_comma(plain[0], gold), _decimal_comma(plain[1], pred)
     if (comma[0] is None) != (comma[1] is None):  # `1,22` against `1.22`: a decimal comma
         other = plain[1] if comma[0] is not None else plain[0]
         if re.fullmatch(r"-?\d+\.\d+", other):
@@ -197,7 +211,12 @@ def _init_worker() -> None:
     fails with MemoryError, undecided, instead of taking the machine)."""
     import resource
 
-    import math_verify  # noqa: F401  (import once per worker, not per call)
+    import math_verify.grader
+    import math_verify.parser
+
+    # our own timers bound parse and verify (math-verify's alarm would cancel an outer bound), so its
+    # one-time warning that its timeout is off says nothing here
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
@@ -206,17 +225,37 @@ def _init_worker() -> None:
 
 
 WORKER_MEMORY_BYTES = 4 << 30
-_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d+\s*\^|\*\*\s*\d+\s*\*\*")  # a^{b^c}, 9^{9^{9}}, 2^3^4
+PARSE_SECONDS = 5  # math-verify's own default bound for one parse or one comparison
+_POWER_CHAIN = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*\{?\s*\(?\d+)+")  # 9^{9^{9}}, 2^3^4, 2**10**7
 _BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{7,})")  # 2^{10000000}
 _FACTORIAL = re.compile(r"(\d{5,}|\}|\))\s*!|\\binom\s*\{[^{}]*(?:\^|\d{5,})|\\(?:binom|choose)\b.*\d{6,}")
+MAX_EXPONENT = 10 ** 6  # a power whose exponent (evaluated from the top of its tower) is larger is refused
+MAX_DIGITS = 100_000  # a power tower whose value has more digits is refused (2^{2^{2^{2^2}}} has 19,729)
+
+
+def _tower_digits(numbers: list[int]) -> float:
+    """How many digits a power tower's value has, evaluated from its top (math.inf past any reach):
+    its cost, measured without evaluating it."""
+    import math
+
+    exponent: float = numbers[-1]
+    for base in reversed(numbers[:-1]):
+        if exponent > MAX_EXPONENT and base > 1:
+            return math.inf
+        digits = exponent * math.log10(base) if base > 1 else 1
+        exponent = base ** int(exponent) if digits < 300 else math.inf
+    return digits
 
 
 def too_costly(answer: str) -> str | None:
-    """Why evaluating an answer could take unbounded time or memory (a power tower, a huge exponent,
-    a factorial or binomial of a large number), or None. Such answers are compared by their strings
-    only; otherwise undecided."""
-    if _TOWER.search(answer):
-        return "a power tower"
+    """Why evaluating an answer could take unbounded time or memory, or None. The cost is measured, not
+    guessed from the shape: a numeric power tower whose value has over MAX_DIGITS digits (`7^{7^{7}}`;
+    `e^{-x^2}` and `2^{3^2}` are ordinary), an exponent of over a million, a factorial or binomial of a
+    large number. Such answers are compared by their strings only; otherwise undecided."""
+    for chain in _POWER_CHAIN.finditer(answer):
+        numbers = [int(n) for n in re.findall(r"\d+", chain.group())]
+        if len(numbers) > 2 and _tower_digits(numbers) > MAX_DIGITS:
+            return "a power tower"
     if _BIG_EXPONENT.search(answer):
         return "an exponent of over a million"
     if _FACTORIAL.search(answer):
@@ -244,10 +283,10 @@ def _parse_cached(answer: str):
     # an answer that is itself math-delimited or boxed is read as written; anything else inside a box
     # (an escaped dollar, `\\$32`, is a currency sign, not a delimiter)
     text = answer if (_DELIMITER.search(answer) or "\\boxed" in answer) else f"\\boxed{{{answer}}}"
-    try:
-        return tuple(parse(text, parsing_timeout=5, raise_on_error=True))
+    try:  # bounded by our own timer (math-verify's alarm would replace an outer bound): 5 s, or less
+        return tuple(bounded(lambda: parse(text, parsing_timeout=None, raise_on_error=True), PARSE_SECONDS))
     except BaseException as exc:  # math-verify's TimeoutException is a BaseException
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, Budget)):  # a timeout is not remembered: a later call may have longer
             raise
         return f"math-verify could not read it: {type(exc).__name__}"
 
@@ -263,14 +302,26 @@ def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool:
     from math_verify import verify
 
     try:
-        return bool(verify(list(gold_parsed), list(pred_parsed), float_rounding=settings.float_rounding,
-                           numeric_precision=settings.numeric_precision, strict=settings.strict,
-                           allow_set_relation_comp=settings.allow_set_relation, timeout_seconds=5,
-                           raise_on_error=True))
+        return bool(bounded(lambda: verify(list(gold_parsed), list(pred_parsed), float_rounding=settings.float_rounding,
+                                           numeric_precision=settings.numeric_precision, strict=settings.strict,
+                                           allow_set_relation_comp=settings.allow_set_relation, timeout_seconds=None,
+                                           raise_on_error=True), PARSE_SECONDS))
     except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, (KeyboardInterrupt, Budget)):
             raise
         raise _Unread(f"math-verify could not compare them: {type(exc).__name__}") from None
+
+
+_PERCENT = re.compile(r"\s*(?:\\?%|\\text\{\s*\\?%\s*\}|\s+percent)\s*$")
+
+
+def _percent_free(answer: str, percent: str) -> str:
+    """A trailing percent sign dropped (policy "strip") or read as /100 ("ratio"; "either": the quick
+    rules tried both): the LaTeX parser under the ANTLR runtime hydra pins cannot read `25\\%`."""
+    if not _PERCENT.search(answer):
+        return answer
+    value = _PERCENT.sub("", answer)
+    return f"({value})/100" if percent == "ratio" else value
 
 
 def symbolic_check(gold: str, pred: str, settings: MathSettings | None = None, either: bool = False):
@@ -285,17 +336,21 @@ def symbolic_check(gold: str, pred: str, settings: MathSettings | None = None, e
     if settings.choices:
         return normalize_answer(gold).upper() == normalize_answer(pred).upper(), None
     try:
-        g = _parse(gold)
+        g = _parse(_percent_free(gold, settings.percent))
         if not g:
             return None, "the reference cannot be read"
-        p = _parse(pred)
+        p = _parse(_percent_free(pred, settings.percent))
         if not p:
             return False, None
+        if pred.startswith("\\boxed{") and all(isinstance(x, str) for x in p):
+            return None, "the boxed answer cannot be read"  # (`\\frac{1}{}`): no verdict, never a prose number
         if _verify(g, p, settings):
             return True, None
         return (_verify(p, g, settings) if either else False), None
     except _Unread as exc:
         return None, str(exc)
+    except Budget:
+        return None, f"math-verify ran past its {PARSE_SECONDS} s"
 
 
 def symbolic_equivalent(gold: str, pred: str, settings: MathSettings | None = None) -> bool | None:
@@ -311,10 +366,21 @@ def symbolic_equivalent_many(pairs: Sequence[tuple[str, str]], settings: MathSet
     return [v for v, _ in symbolic_checks_many(pairs, settings)]
 
 
-def extract_many(items: Sequence[tuple[str | None, bool]], settings: MathSettings) -> list[str | None]:
-    """Math-Verify extraction of a worker's share of outputs (text, finished), each bounded."""
-    return [extract_answer(text, settings.fallback, finished, settings.choices, settings.extract_timeout)
-            for text, finished in items]
+def extract_many(items: Sequence[tuple[str | None, bool]], settings: MathSettings) -> list[tuple[str | None, bool]]:
+    """(answer, read by the fallback) for a worker's share of outputs (text, finished). Each output's
+    extraction is bounded by settings.extract_timeout seconds (a timer in the worker); one that runs
+    out or fails is caught here, in the worker, and read by the linear regex-only extraction
+    (`quick_extract`), so a hostile output costs its own bound and never the worker."""
+    out = []
+    for text, finished in items:
+        try:
+            read = functools.partial(extract_answer, text, settings.fallback, finished, settings.choices, None,
+                                     settings.thinking_end)
+            out.append((bounded(read, settings.extract_timeout) if settings.extract_timeout else read(), False))
+        except (Budget, RecursionError, MemoryError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+                ArithmeticError):
+            out.append((None if settings.choices else quick_extract(text, settings.fallback, finished), True))
+    return out
 
 
 def group_answers(answers: Sequence[str | None], settings: MathSettings | None = None,
@@ -374,8 +440,13 @@ class MathGrader:
     counts undecided checks, worker timeouts and failures, and groupings that fell back to strings.
     """
 
-    def __init__(self, workers: int = 2, timeout: float = 10.0, settings: MathSettings | None = None, **options):
+    def __init__(self, workers: int = 2, timeout: float = 10.0, settings: MathSettings | None = None,
+                 group_timeout: float = 2.0, group_budget: float = 0.5, **options):
         self.settings = settings or MathSettings(**options)
+        self.group_timeout = group_timeout  # seconds for grouping one problem's answers, all checks together
+        self.group_budget = group_budget  # seconds for parsing one answer, or checking one pair, when grouping
+        self._memo: dict[tuple[str, str], bool] = {}  # grouping verdicts already known (either direction)
+        self._unread: dict[str, str] = {}  # answers that could not be parsed within group_budget
         self.pool = WorkerPool(size=workers, timeout=timeout, initializer="ttscale.graders.math:_init_worker")
         self.undecided = 0
         self.grouping_fallbacks = 0  # grouping checks that could not run (those pairs stay apart)
@@ -437,19 +508,62 @@ class MathGrader:
 
     # -- grouping ---------------------------------------------------------------------------------
     def group(self, answers: Sequence[str | None]) -> list[int | None]:
-        """Equivalence-group labels, independent of the answers' order. Each open pair is checked with a
-        bound of its own; a pair whose check cannot run stays apart (counted in `stats` as a grouping
-        fallback), and the rest of the problem's answers are still grouped symbolically."""
+        """Equivalence-group labels, independent of the answers' order, in bounded time (see
+        ttscale.graders.math_grouping): each distinct answer parsed once within `group_budget` seconds,
+        only pairs whose values agree checked by math-verify, the whole problem within `group_timeout`
+        seconds. A pair that could not be checked stays apart (counted in `stats` as a grouping
+        fallback); answers that could not be read in their budget are remembered and not read again."""
         present = [a for a in answers if a is not None]
         if len({normalize_answer(a, self.settings.percent) for a in present}) <= 1:
             return _group_by_normalized(answers, self.settings.percent)
+        cap = self.settings.max_answer_chars
+        distinct = sorted(set(present), key=lambda a: (normalize_answer(a[:cap]), a))
+        until = time.time() + self.group_timeout
+        prints = self._fingerprints([a for a in distinct if len(a) <= cap and a not in self._unread], until)
+        prints = [prints.get(a) or ("unread", "long or unread") for a in distinct]
 
-        def check(pairs):
-            results = self.checks(pairs, either=True, count=False)
-            self.grouping_fallbacks += sum(1 for v, _ in results if v is None)
-            return [v for v, _ in results]
+        def quick(a: str, b: str) -> bool | None:
+            if max(len(a), len(b)) > cap:
+                return long_equivalent(a, b)
+            return self._memo.get((a, b), self._memo.get((b, a))) if (a, b) in self._memo or (b, a) in self._memo \
+                else quick_equivalent(a, b, self.settings)
 
-        return group_answers(answers, self.settings, check)
+        labels, undecided = group_distinct(distinct, prints, quick, lambda pairs: self._verify_pairs(pairs, until))
+        self.grouping_fallbacks += undecided
+        label_of = dict(zip(distinct, labels))
+        return _first_seen([None if a is None else label_of[a] for a in answers])
+
+    def _fingerprints(self, todo: list[str], until: float) -> dict[str, tuple]:
+        if not todo:
+            return {}
+        chunks = [todo[k:: self.pool.size] for k in range(min(self.pool.size, len(todo)))]
+        outcomes = self.pool.map(fingerprint_many, [(chunk, self.settings, self.group_budget, until) for chunk in chunks],
+                                 on_error=lambda exc: exc, timeout=max(0.1, until - time.time()) + 1.0)
+        prints: dict[str, tuple] = {}
+        for chunk, outcome in zip(chunks, outcomes):
+            for i, answer in enumerate(chunk):
+                fp = ("late", str(outcome)) if isinstance(outcome, WorkerError) else outcome[i]
+                prints[answer] = fp
+                if fp[0] == "unread":
+                    self._unread[answer] = str(fp[1])
+        return prints
+
+    def _verify_pairs(self, pairs: list[tuple[str, str]], until: float) -> list[bool | None]:
+        chunks = [list(range(k, len(pairs), self.pool.size)) for k in range(min(self.pool.size, len(pairs)))]
+        outcomes = self.pool.map(verify_many, [([pairs[i] for i in chunk], self.settings, self.group_budget, until)
+                                               for chunk in chunks],
+                                 on_error=lambda exc: exc, timeout=max(0.1, until - time.time()) + 1.0)
+        verdicts: list[bool | None] = [None] * len(pairs)
+        if len(self._memo) > 100_000:
+            self._memo.clear()
+        for chunk, outcome in zip(chunks, outcomes):
+            if isinstance(outcome, WorkerError):
+                continue
+            for i, verdict in zip(chunk, outcome):
+                verdicts[i] = verdict
+                if verdict is not None:
+                    self._memo[pairs[i]] = verdict
+        return verdicts
 
     # -- the grader contract shared with CodeGrader -------------------------------------------------
     def extract(self, text: str | None, problem=None, finished: bool = True) -> str | None:
@@ -470,18 +584,18 @@ class MathGrader:
         for chunk, outcome in zip(chunks, outcomes):
             if isinstance(outcome, WorkerError):
                 outcome = [self._extract_one(texts[i], finished[i]) for i in chunk]
-            for i, answer in zip(chunk, outcome):
+            for i, (answer, fell_back) in zip(chunk, outcome):
                 out[i] = answer
+                self.extraction_fallbacks += fell_back
         return out
 
-    def _extract_one(self, text: str, finished: bool) -> str | None:
+    def _extract_one(self, text: str, finished: bool) -> tuple[str | None, bool]:
         try:
             return self.pool.call(extract_many, [(text, finished)], self.settings)[0]
         except WorkerError:
-            self.extraction_fallbacks += 1
             if self.settings.choices:
-                return None
-            return quick_extract(text, self.settings.fallback, finished)
+                return None, True
+            return quick_extract(text, self.settings.fallback, finished), True
 
     async def agroup(self, answers: Sequence[str | None], problem=None) -> list[int | None]:
         return await asyncio.to_thread(self.group, answers)
@@ -518,7 +632,7 @@ def grade_math_result(grader: MathGrader, result, problem) -> None:
         return
     answers = list(dict.fromkeys([c.answer for c in result.candidates if c.answer is not None]
                                  + ([result.answer] if result.answer is not None else [])))
-    gold = reference_answer(problem.answer)
+    gold = reference_answer(problem.answer, grader.settings.choices)
     checks = dict(zip(answers, grader.checks([(gold, a) for a in answers])))
     result.correct = False if result.answer is None else checks[result.answer][0]
     for candidate in result.candidates:
@@ -527,14 +641,22 @@ def grade_math_result(grader: MathGrader, result, problem) -> None:
         result.undecided = checks[result.answer][1]
 
 
-def reference_answer(gold: str) -> str:
+def reference_answer(gold: str, choices: str | None = None) -> str:
     """A dataset's reference as an answer: one written with math delimiters or boxes (`$...$`,
     `\\boxed{1}, \\boxed{2}`) is read like a model's output (Math-Verify's extraction: several boxes
-    form one set); anything else is taken as it is."""
+    form one set); anything else is taken as it is. With `choices` (multiple choice), a reference that
+    names its option (`(D) Alina`, `D. 12`, `The answer is D`) is its letter."""
     text = clean_text(gold).strip()
+    if choices:
+        letters = "".join(re.escape(c) for c in choices)
+        named = re.fullmatch(rf"\(?([{letters}])\)?(?:[\s.:)].*)?", text, re.S)
+        if named:
+            return named.group(1)
+        letter = extract_answer(text, choices=choices)
+        return letter or text
     if any(mark in text for mark in ("$", "\\boxed", "\\fbox", "\\(", "\\[")):
         try:  # written like a model's output: read it the same way (trusted data, once per problem)
-            extracted = extract_answer(text)
+            extracted = extract_answer(text, all_boxes=True)
             if extracted:
                 return extracted
         except Exception:  # noqa: BLE001  (then the plain unwrapping below)

@@ -22,11 +22,49 @@ _SPACES = {ord(c): " " for c in "\u00a0\u2007\u202f\u2009\u2002\u2003\u2004\u200
 _SIGNS = {ord("\u2212"): "-", ord("\u2013"): "-", ord("\u2044"): "/", ord("\uff0c"): ","}
 MAX_TAIL = 50_000  # characters from the end of an output that extraction reads (answers come last)
 MAX_BOXES = 200  # more boxes than this: the regex-only extraction, linear time
-_GSM8K = re.compile(r"####\s*([^\n]*)")
+THINKING_END = ("</think>",)
+MAX_BARE = 120  # characters: a longer output is not read whole as one bare answer
+_NUM = r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?"
+_GSM8K = re.compile(rf"####[ \t]*\\?\$?[ \t]*({_NUM})[ \t]*(?:[a-zA-Z%]+\.?[ \t]*){{0,3}}[.!]?[ \t]*$", re.MULTILINE)
+MAX_BOX_GAP = 300  # characters between two boxes of one answer (`\\boxed{2} and \\boxed{3}`)
+_CORRECTION = re.compile(r"\b(?:wait|no|not|actually|correction|mistake|oops|hmm|sorry|wrong|error|instead|recheck|re-check|"
+                         r"double-check|reconsider|however|but|let me|hold on|redo)\b|[?]", re.IGNORECASE)
+_MINERVA = re.compile(r"final answer", re.IGNORECASE)
+_CUE = re.compile(r"(?:final answer(?:\s+is)?|the answer is|^[ \t*#]*answer)\s*[:：]?", re.IGNORECASE | re.MULTILINE)
+_FOREIGN_CUE = re.compile(r"(?:r[ée]ponse(?:\s+finale)?|endg[üu]ltige\s+antwort|antwort|respuesta(?:\s+final)?|risposta(?:\s+finale)?"
+                          r"|resposta(?:\s+final)?|odpowied[źz]|jawaban|cevap|最终答案|最終答案|答案|回答|解答|答|正解|ответ|정답|답"
+                          r"|उत्तर|الإجابة|الجواب)\s*(?:[:：]|\bis\b|est|ist|es|è|é|是|为|為)\s*", re.IGNORECASE)
+_NEGATED_LETTER = re.compile(r"\b(?:not|rather than|instead of|isn't|is not)\s+\(?[A-Z]\)?(?![A-Za-z])")
+_APPROX = re.compile(r"\\approx|≈|\\simeq|\\sim(?![a-z])")
+_SCALE = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
+_SCALED = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*(thousand|million|billion|trillion)", re.IGNORECASE)
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_PERCENT_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?\s*\\?%")
+_LONE_SYMBOL = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*=?\s*")
+_TEXT_ARG = re.compile(r"\{[^{}]*\}")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+_NOT_ASCII_MATH = re.compile(r"[^\x00-\x7f√π∞≤≥±°·×÷−]")
+_WITH_UNITS = re.compile(r"(-?(?:\d[\d,]*(?:\.\d+)?|\.\d+))\s*((?:[a-zA-Z]{2,}\.?\s*)+)")
+# words that are mathematics, not units or prose: `2 pi` is not 2
+MATH_WORDS = frozenset({"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod",
+                        "and", "or", "to", "times", "cdot", "over", "infty", "inf", "sinh", "cosh", "tanh",
+                        "max", "min", "gcd", "lcm", "deg", "arcsin", "arccos", "arctan", "det"})
+
+
+def _is_prose(s: str) -> bool:
+    return bool(_NOT_ASCII_MATH.search(s)) or any(w.lower() not in MATH_WORDS for w in _WORD.findall(s))
 _TIME = re.compile(r"(?<![\d:])(\d{1,2}:\d{2}(?::\d{2})?(?:\s*(?:am|pm|a\.m\.|p\.m\.))?)(?![\d:])", re.IGNORECASE)
 _FRAMED = re.compile(r"\\(?:fbox|framebox)(?![a-zA-Z])")
 _IN_LIST_BEFORE = re.compile(r"(?:[\d)\]]\s*,|\(|\[|\d\s*:)\s*$")  # `(7, 6`, `2, 3`, `12:30`
 _IN_LIST_AFTER = re.compile(r"^\s*(?:,\s*-?\(?\d|:\s*\d)")
+# a number that is one part of a larger expression (`10\sqrt3 + 5`, `x^2+3x+2`, a matrix entry, the
+# value after `\approx`): the anchorless fallback takes a whole expression or nothing
+_IN_EXPRESSION_BEFORE = re.compile(r"(?:[+/^&_]|(?<!\*)\*|\\(?:approx|sim|simeq|pm|mp)|[\w)}]\s*-|\\[a-zA-Z]+\{?|≈)\s*$")
+_IN_EXPRESSION_AFTER = re.compile(r"^(?:\s*(?:[+/^&_]|\*(?!\*)|\\\\|\\(?!text|quad|qquad|mathrm|mbox|[,;!:\s])[a-zA-Z])|[(\\{])")
+_ROOT = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z]|\([^()]{0,200}\)|\{[^{}]{0,200}\})")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff01-\uff0f\u3001-\u3011]")
+_CJK_AFTER = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011\uff0c\uff1a])(?=[0-9A-Za-z$\\(\-])")
+_CJK_BEFORE = re.compile(r"([0-9A-Za-z$})])(?=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011])")
 
 
 def clean_text(text: str) -> str:
@@ -42,44 +80,89 @@ def clean_text(text: str) -> str:
             else:
                 out.append(c)
         text = "".join(out)
+    if "\u221a" in text:  # `2√2`, `√(x+1)`: LaTeX's \sqrt, so that the root is read with its coefficient
+        text = _ROOT.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", text)
+    if _CJK.search(text):  # `为13/28`: a number glued to CJK text is still a number
+        text = _CJK_BEFORE.sub(r"\1 ", _CJK_AFTER.sub(r"\1 ", text))
     return _FRAMED.sub(r"\\boxed", text).rstrip().rstrip("\\").rstrip()
 
 
 def gsm8k_answer(text: str) -> str | None:
-    """The answer after the last `#### ` (GSM8K's reference format), or None."""
+    """The number after the last `#### ` (GSM8K's reference format), or None. The marker takes a number
+    only (with a currency sign, unit words or a full stop after it): a Markdown heading (`#### Step 2`)
+    is not an answer."""
     last = None
     for last in _GSM8K.finditer(text):
         pass
     if last is None:
         return None
-    answer = strip_thousands(last.group(1).strip().rstrip(".").strip())
-    return answer or None
+    return strip_thousands(last.group(1)) or None
 
 
 def extract_answer(text: str | None, fallback: str = "last_number", finished: bool = True,
-                   choices: str | None = None, timeout: int | None = None) -> str | None:
+                   choices: str | None = None, timeout: int | None = None,
+                   thinking_end: tuple[str, ...] = THINKING_END, all_boxes: bool = False) -> str | None:
     """The final answer in a completion, or None (see the module doc).
 
-    GSM8K's `#### N` wins when present. Otherwise Math-Verify's extraction over the last MAX_TAIL
-    characters (an output with over MAX_BOXES boxes: `quick_extract`, linear): the first candidate by its
-    priority (a box, then "final answer is", then "answer:", then plain math), the rightmost within a
-    priority, that sympy can read, else the first candidate's text. Answers without an anchor (plain
-    math, a bare number) count only for a finished output and with fallback="last_number".
+    A reasoning model's answer comes after its thinking (the last of `thinking_end`, `</think>` by
+    default): the thinking is read only when nothing follows it. Then GSM8K's `#### N`; then the boxes,
+    searched over the whole output in linear time: the last group of boxes (`\\boxed{2} and \\boxed{3}`
+    is one answer, {2, 3}; `\\boxed{4}. Wait, no: \\boxed{5}` is 5), and a box that cannot be read is
+    returned as written (the check is then undecided), never replaced by a number from the prose. Then
+    the text after an answer cue (`Answer:`, `The final answer is`, or `Réponse`, `Antwort`, `答案`,
+    `Ответ`, ...) read whole when it is a short expression; then a short output that is all
+    mathematics (a bare answer, `2√2`, `\\dfrac{3}{4}`, `(x+1)(x-2)`) read whole; then Math-Verify's
+    extraction over the last MAX_TAIL characters: the first candidate by its priority, the rightmost
+    within a priority, that sympy can read, else the first candidate's text. Answers without an
+    anchor (plain math, a bare number) count only for a finished output and with fallback="last_number",
+    and only a whole expression: never a coefficient, a term or an entry of a larger one.
     choices: a multiple-choice problem's letters ("ABCD"): the chosen letter, Math-Verify's string mode.
     timeout: seconds for the whole extraction via SIGALRM (main thread only; the grader's workers).
+    all_boxes: every box is one answer (Math-Verify's rule; a dataset's reference `\\boxed{1} and \\boxed{2}`).
     """
     if not text:
         return None
     text = clean_text(text)
+    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
+    if end[0] >= 0:
+        after = text[end[0] + len(end[1]):]
+        if after.strip():
+            return _extract_final(after, fallback, finished, choices, timeout, all_boxes)
+        text = text[: end[0]]
+    return _extract_final(text, fallback, finished, choices, timeout, all_boxes)
+
+
+def _extract_final(text: str, fallback: str, finished: bool, choices: str | None, timeout: int | None,
+                   all_boxes: bool = False) -> str | None:
     anchorless = finished and fallback == "last_number"
+    text = _FOREIGN_CUE.sub("Answer: ", text)
     if choices:
+        text = _NEGATED_LETTER.sub(" ", text)  # "C, not A": A is not chosen
         return (_extract(text[-MAX_TAIL:], _letter_configs(choices, anchorless), timeout, letters=True)
                 or _chosen_letter(text[-MAX_TAIL:], choices, anchorless))
     marked = gsm8k_answer(text)
     if marked is not None:
         return marked
-    if text.count("\\boxed") > MAX_BOXES:  # pathological (Math-Verify's box pattern is quadratic there)
+    spans = _box_spans(text)
+    if len(spans) > MAX_BOXES:  # pathological (Math-Verify's box pattern is quadratic there)
         return quick_extract(text, fallback, finished)
+    if spans and (all_boxes or not _MINERVA.search(text, _box_end(text, spans[-1][2]))):
+        start, stop = (spans[0][0], _box_end(text, spans[-1][2])) if all_boxes else _last_box_group(text, spans)
+        answer = _extract(text[start:stop], _math_configs(False), timeout, unread_box=True)
+        if answer is None or answer.startswith("\\boxed{"):  # Math-Verify missed or could not read it
+            content = text[spans[-1][1]: spans[-1][2]].strip().rstrip("\\").strip()  # (`\\boxed 7`, `\\boxed{5\\}`)
+            if _NUMBER.fullmatch(content):
+                return content
+            if answer is None and content:
+                answer = f"\\boxed{{{content}}}"
+        return answer
+    cued = _after_cue(text)
+    if cued is not None:
+        return cued
+    if anchorless:
+        bare = bare_answer(text)
+        if bare is not None:
+            return bare
     tail = text[-MAX_TAIL:]
     answer = _extract(tail, _math_configs(anchorless), timeout)
     if answer is None and anchorless:  # a time of day, which a plain number must not stand for
@@ -87,6 +170,90 @@ def extract_answer(text: str | None, fallback: str = "last_number", finished: bo
         if times:
             return times[-1].strip()
     return answer
+
+
+def _last_box_group(text: str, spans: list[tuple[int, int, int]]) -> tuple[int, int]:
+    """(start, end) of the last run of boxes that form one answer: Math-Verify joins every box into a
+    set (`\\boxed{2} and \\boxed{3}`, `y_1 = \\boxed{..}` and `y_2 = \\boxed{..}`); a run is cut where
+    the text between two boxes corrects the first (`wait`, `no`, `actually`, a question) or is over
+    MAX_BOX_GAP characters of further reasoning, so a self-correction's last box is the answer."""
+    start, _, content_end = spans[-1]
+    stop = _box_end(text, content_end)
+    for prev in reversed(spans[:-1]):
+        between = text[_box_end(text, prev[2]): start]
+        if len(between) > MAX_BOX_GAP or _CORRECTION.search(_TEXT_ARG.sub(_text_words, between)):
+            break
+        start = prev[0]
+    return start, stop
+
+
+def _text_words(m: re.Match) -> str:  # `\\text{ for part (a) and }`: its words are text, not a question
+    return " " + m.group(0)[1:-1].replace("?", " ") + " "
+
+
+def _box_end(text: str, content_end: int) -> int:
+    return content_end + 1 if content_end < len(text) and text[content_end] == "}" else content_end
+
+
+def _after_cue(text: str) -> str | None:
+    """The text after the last answer cue, read whole when it is a short expression (else None)."""
+    last = None
+    for last in _CUE.finditer(text):
+        pass
+    if last is None:
+        return None
+    return bare_answer(_cue_phrase(text[last.end(): last.end() + 400]))
+
+
+def _cue_phrase(tail: str) -> str:
+    tail = tail.split("\n", 1)[0].strip()
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if tail.startswith(left):
+            end = re.compile(r"(?<!\\)" + re.escape(right)).search(tail, len(left))
+            return tail[len(left): end.start()].strip() if end and end.start() > len(left) else ""
+    end = _SENTENCE_END.search(tail)
+    return tail[: end.start()] if end else tail
+
+
+def bare_answer(text: str) -> str | None:
+    """A short output that is all mathematics, read whole (a model told to answer only): `2√2`,
+    `10\\sqrt3 + 5`, `3\\frac{1}{2}`, `\\$25`, `(x+1)(x-2)`, `10 million`; the exact side of `\\approx`.
+    None when it is prose, long, several lines, or Math-Verify cannot read it whole."""
+    s = text.strip()
+    if not s or len(s) > MAX_BARE or "\n" in s:
+        return None
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(left) and s.endswith(right) and len(s) > len(left) + len(right):
+            s = s[len(left): len(s) - len(right)].strip()
+    sides = _APPROX.split(s, 1)  # `\\frac{\\pi}{4} \\approx 0.785`: the exact side; `x \\approx 11`: 11
+    s = (sides[1] if len(sides) == 2 and _LONE_SYMBOL.fullmatch(sides[0]) else sides[0]).strip().rstrip(".。").strip()
+    s = re.sub(r"^\\?\$\s*", "", s)  # a currency sign
+    scaled = _SCALED.fullmatch(s)
+    if scaled:
+        return scaled_number(scaled)
+    if _PERCENT_NUMBER.fullmatch(s):  # (the LaTeX parser under hydra's ANTLR runtime cannot read `20\\%`)
+        return s
+    units = _WITH_UNITS.fullmatch(s)  # `3.5 cm`, `12 apples`: the number
+    if units and not any(w.strip(".").lower() in MATH_WORDS for w in units.group(2).split()):
+        return units.group(1)
+    if not s or "$" in s or _is_prose(_TEXT_ARG.sub(" ", _COMMAND.sub(" ", s))):
+        return None
+    from math_verify import LatexExtractionConfig
+    from math_verify.parser import extract_target_from_pred, get_extraction_regexes
+
+    try:  # (bounded by the caller's timeout: extraction runs under one alarm in the grader's workers)
+        parsed = extract_target_from_pred(f"${s}$", get_extraction_regexes((LatexExtractionConfig(),)))
+    except Exception:  # noqa: BLE001  (not a whole expression)
+        return None
+    return s if parsed and parsed[0] is not None else None
+
+
+def scaled_number(match: re.Match) -> str:
+    """`10 million` as 10000000: a number times a scale word (thousand .. trillion)."""
+    from decimal import Decimal
+
+    value = Decimal(match.group(1).replace(",", "")) * _SCALE[match.group(2).lower()]
+    return format(value.normalize(), "f")
 
 
 def _chosen_letter(text: str, choices: str, anchorless: bool) -> str | None:
@@ -122,16 +289,21 @@ def _letter_configs(choices: str, anchorless: bool):
 
 
 def _part_of_a_list(text: str, match) -> bool:
-    """Whether a plain number Math-Verify matched is one element of a list, tuple or time."""
+    """Whether a plain number Math-Verify matched is one element of a list, tuple or time, or one part of
+    a larger expression (a coefficient, a term, a matrix entry, the value after `\\approx`)."""
     spans = [match.span(name) for name, value in match.groupdict().items()
              if value and (name.startswith(("integer", "decimal")) or name == "expr")]
     if not spans:
         return False
     start, end = min(a for a, _ in spans), max(b for _, b in spans)
-    return bool(_IN_LIST_BEFORE.search(text[max(0, start - 40): start]) or _IN_LIST_AFTER.search(text[end: end + 40]))
+    before, after = text[max(0, start - 40): start], text[end: end + 40]
+    return bool(_IN_LIST_BEFORE.search(before) or _IN_LIST_AFTER.search(after)
+                or _IN_EXPRESSION_BEFORE.search(before) or _IN_EXPRESSION_AFTER.search(after))
 
 
-def _extract(text: str, configs, timeout: int | None, letters: bool = False) -> str | None:
+def _extract(text: str, configs, timeout: int | None, letters: bool = False, unread_box: bool = False) -> str | None:
+    """The first candidate sympy can read; else the first candidate's text (`unread_box`: kept in its
+    box, `\\boxed{\\frac{1}{}}`, so that the check says it could not be read: undecided)."""
     from math_verify import ExprExtractionConfig
     from math_verify.parser import extract_match, get_extraction_regexes
 
@@ -154,6 +326,8 @@ def _extract(text: str, configs, timeout: int | None, letters: bool = False) -> 
                 first = string
             if parsed is not None and string:
                 return string.upper() if letters else string
+        if first and unread_box and not _PERCENT_NUMBER.fullmatch(first):  # (`28\\%`: the quick rules read it)
+            return f"\\boxed{{{first}}}"
         return (first.upper() if letters else first) if first else None
 
     if not timeout:
@@ -188,15 +362,15 @@ def _closing_braces(text: str) -> dict[int, int]:
     return pairs
 
 
-def _boxes(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every balanced \\boxed{...} / \\fbox{...} / \\framebox{...} and `\\boxed 5`;
-    of boxes nested in one another, the innermost (`\\boxed{\\boxed{7}}` is 7). Linear time: spans are
-    found first, and only the boxes kept are sliced."""
+def _box_spans(text: str) -> list[tuple[int, int, int]]:
+    """(position, content start, content end) of every balanced \\boxed{...} / \\fbox{...} /
+    \\framebox{...} and `\\boxed 5`; of boxes nested in one another, the innermost (`\\boxed{\\boxed{7}}`
+    is 7). Linear time."""
     starts = [m for m in _BOX.finditer(text)]
     if not starts:
         return []
     pairs = _closing_braces(text)
-    spans: list[tuple[int, int, int]] = []  # (position, content start, content end)
+    spans: list[tuple[int, int, int]] = []
     for m in starts:
         i = m.end()
         j = i
@@ -212,7 +386,12 @@ def _boxes(text: str) -> list[tuple[int, str]]:
             word = re.match(r"[^\s$]+", text[j: j + 200])
             if word:
                 spans.append((m.start(), j, j + len(word.group(0))))
-    return [(pos, text[a:b].strip()) for pos, a, b in spans]
+    return spans
+
+
+def _boxes(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every box (see `_box_spans`)."""
+    return [(pos, text[a:b].strip()) for pos, a, b in _box_spans(text)]
 
 
 def closed_boxes(text: str) -> list[int]:

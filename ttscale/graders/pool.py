@@ -195,16 +195,17 @@ class WorkerPool:
             cancel.set()
             raise
 
-    def map(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple], on_error: Callable[[WorkerError], Any]) -> list[Any]:
+    def map(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple], on_error: Callable[[WorkerError], Any],
+            timeout: float | None = None) -> list[Any]:
         """fn over many argument tuples on all workers at once, keeping order; a failed call gives
-        on_error(the WorkerError)."""
+        on_error(the WorkerError); `timeout`: each call's bound (default: the pool's)."""
         items = list(arg_tuples)
         if not items:
             return []
 
         def one(args: tuple) -> Any:
             try:
-                return self.call(fn, *args)
+                return self.call(fn, *args, timeout=timeout)
             except WorkerError as exc:
                 return on_error(exc)
 
