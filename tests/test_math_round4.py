@@ -198,3 +198,12 @@ def test_grouping_joins_symbolic_equals_and_keeps_apart_what_differs():
         labels = g.group(["x^2+3x", "x(x+3)", "(x+3)x", "x^2+3", "\\frac{1}{2}", "0.5", "\\{1, 2\\}", "\\{2, 1\\}", "3"])
     assert labels[0] == labels[1] == labels[2] and labels[3] != labels[0]
     assert labels[4] == labels[5] and labels[6] == labels[7] and len(set(labels)) == 5
+
+
+def test_the_regex_only_extraction_follows_the_same_rules():
+    from ttscale.graders.math_answers import quick_extract
+
+    assert quick_extract("#### Step 1\nWe add 3 and 4.\nThe answer is 7") == "7"
+    assert quick_extract("Total:\n#### 1,250") == "1250"
+    assert quick_extract("<think>so \\boxed{3}</think>\nThe answer is 5.") == "5"
+    assert quick_extract("<think>so \\boxed{3}</think>") == "3"

@@ -379,7 +379,8 @@ def extract_many(items: Sequence[tuple[str | None, bool]], settings: MathSetting
             out.append((bounded(read, settings.extract_timeout) if settings.extract_timeout else read(), False))
         except (Budget, RecursionError, MemoryError, ValueError, TypeError, IndexError, KeyError, AttributeError,
                 ArithmeticError):
-            out.append((None if settings.choices else quick_extract(text, settings.fallback, finished), True))
+            out.append((None if settings.choices else quick_extract(text, settings.fallback, finished,
+                                                                    settings.thinking_end), True))
     return out
 
 
@@ -595,7 +596,7 @@ class MathGrader:
         except WorkerError:
             if self.settings.choices:
                 return None, True
-            return quick_extract(text, self.settings.fallback, finished), True
+            return quick_extract(text, self.settings.fallback, finished, self.settings.thinking_end), True
 
     async def agroup(self, answers: Sequence[str | None], problem=None) -> list[int | None]:
         return await asyncio.to_thread(self.group, answers)

@@ -339,7 +339,7 @@ def _extract(text: str, configs, timeout: int | None, letters: bool = False, unr
 _BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
 _BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_MARKERS = (re.compile(r"####\s*"), re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
+_MARKERS = (re.compile(r"####(?=[ \t]*\\?\$?[ \t]*-?\.?\d)[ \t]*"),  # GSM8K's marker takes a number only re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
             re.compile(r"the answer is\s*[:：]?\s*", re.IGNORECASE),
             re.compile(r"^[ \t*]*answer\s*[:：]\s*", re.IGNORECASE | re.MULTILINE))
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
@@ -448,7 +448,8 @@ def _last_number(text: str) -> str | None:
     return strip_thousands(number)
 
 
-def quick_extract(text: str | None, fallback: str = "last_number", finished: bool = True) -> str | None:
+def quick_extract(text: str | None, fallback: str = "last_number", finished: bool = True,
+                  thinking_end: tuple[str, ...] = THINKING_END) -> str | None:
     """The final answer in a completion by regular expressions alone, in linear time, or None.
 
     The last answer marker in the text wins — a \\boxed{} / \\fbox{}, GSM8K's `#### N`, "Final Answer:"
@@ -459,6 +460,10 @@ def quick_extract(text: str | None, fallback: str = "last_number", finished: boo
     if not text:
         return None
     text = clean_text(text)
+    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
+    if end[0] >= 0:  # the answer after the thinking (the thinking only when nothing follows it)
+        after = text[end[0] + len(end[1]):]
+        text = after if after.strip() else text[: end[0]]
     found: list[tuple[int, str]] = list(_boxes(text))
     for pattern in _MARKERS:
         for m in pattern.finditer(text):
