@@ -240,8 +240,9 @@ class Sandbox:
             probes: Sequence[str] = (), program_setup: str = "", exports: Sequence[str] | None = None) -> Verdict:
         """Run `program` (then `program_setup`) in its process, and `setup`, each probe expression and
         each test snippet in the tests' process, where the program's top-level functions and classes are
-        proxies. exports: the program's names the tests may see (None: all); a name of a builtin or a
-        standard-library module is never taken from the program."""
+        proxies. exports: the program's names the tests may see (None: all), the task's entry point
+        first; a name of a builtin or a standard-library module is never taken from the program, except
+        the entry point itself (a task may name its function `max`, `sorted` or `copy`)."""
         limits = limits or self.limits
         if program_setup:
             program = f"{program}\n\n{program_setup}\n"

@@ -5,7 +5,8 @@ job (nonce, setup, probes, tests, exports, limits) arrives on stdin.
 
 The tests' namespace is built in this order, each later step winning: Python's builtins; the program's
 names the task exports (its entry point and the names the tests use that nothing else defines), never
-one that shadows a builtin or a standard-library module; the standard-library modules the program
+one that shadows a builtin or a standard-library module but the entry point itself (a task's function
+may be named `max` or `copy`); the standard-library modules the program
 imported, imported here as real modules; then the task's trusted setup (test imports, the prompt's
 helper functions, HumanEval's METADATA and `candidate = ...`).
 
@@ -163,7 +164,7 @@ class Client:
         sync = any(type(n) is list and n[0] in wire.MUTABLE_TAGS for n in encoded_args[1:] + encoded_kwargs[1:])
         reply = self.exchange({"op": "call", "target": ref, "args": encoded_args, "kwargs": encoded_kwargs,
                                **({"sync": True} if sync else {})})
-        value = self.result(reply)
+        value = self.result(reply, "call")
         if sync and "args" in reply:
             try:
                 wire.update_in_place(args, wire.decode(reply["args"], self.resolve))
@@ -175,7 +176,7 @@ class Client:
         return value
 
     def ask(self, op, ref, **fields):
-        return self.result(self.exchange({"op": op, "target": ref, **fields}))
+        return self.result(self.exchange({"op": op, "target": ref, **fields}), op)
 
     def exchange(self, message):
         """Send a request, answer the program's callbacks meanwhile, and return its reply."""
@@ -208,7 +209,13 @@ class Client:
         except BaseException as exc:
             return {"cb": "raise", "raise": type(exc).__name__[:100]}
 
-    def result(self, reply):
+    def result(self, reply, op):
+        """The value of a reply to `op`; "stop" (the end of an iterator) answers only a "next" request:
+        anywhere else it is a protocol error, never a StopIteration that would end the tests' own loop
+        (`all(map(f, xs))`)."""
+        if reply.get("stop") and op != "next":
+            self.gone = f"the program's process broke the protocol: a 'stop' reply to a {op!r} request"[:500]
+            raise ProgramGone(self.gone)
         if "ok" in reply:
             try:
                 return wire.decode(reply["ok"], self.resolve)
@@ -272,13 +279,15 @@ def _stdlib(name):
     return top in getattr(sys, "stdlib_module_names", ()) and top not in NOT_IMPORTED and not top.startswith("_")
 
 
-def namespace_for(client, hello, exports):
-    """The tests' globals before the setup runs (see the module doc)."""
+def namespace_for(client, hello, exports, entry=None):
+    """The tests' globals before the setup runs (see the module doc). The entry point (`entry`, the
+    first export) is always the program's, even when it is named like a builtin or a module (`max`,
+    `copy`): the tests call the task's function; the shadowing rules keep the program's other names out."""
     namespace = {"__name__": "__tests__", "__builtins__": builtins}
     shadowed = set(dir(builtins))
     for name, info in dict(hello.get("names") or {}).items():
         name = str(name)
-        if (exports is not None and name not in exports) or name in shadowed or _stdlib(name):
+        if name != entry and ((exports is not None and name not in exports) or name in shadowed or _stdlib(name)):
             continue
         try:
             kind = info.get("kind")
@@ -295,7 +304,7 @@ def namespace_for(client, hello, exports):
         except (wire.WireError, RecursionError, AttributeError, TypeError, ValueError):
             continue
     for alias, module in dict(hello.get("modules") or {}).items():
-        if _stdlib(str(module)) and str(alias).isidentifier():
+        if _stdlib(str(module)) and str(alias).isidentifier() and str(alias) != entry:
             try:
                 namespace[str(alias)] = importlib.import_module(str(module))
             except BaseException:
@@ -331,7 +340,8 @@ def main():
         report(event="done")
         return
     exports = job.get("exports")
-    namespace = namespace_for(client, hello, None if exports is None else set(exports))
+    namespace = namespace_for(client, hello, None if exports is None else set(exports),
+                              str(exports[0]) if exports else None)
     seccomp = hello.get("seccomp")
     report(event="program", status="ok", seccomp=seccomp if seccomp is True or seccomp is None else str(seccomp)[:300])
     try:
