@@ -312,6 +312,29 @@ def namespace_for(client, hello, exports, entry=None):
     return namespace
 
 
+MAX_ITERATED = 10_000  # items of a returned iterator read for its probe key
+
+
+def probe_key(value):
+    """A key for execution votes: a hash of the value's full canonical form. A value of the program's
+    that is not plain data (a generator, a map object, a dict view) is keyed by its contents, read here
+    up to MAX_ITERATED items; one that cannot be read so (an instance, a longer iterator) gets a key of
+    its own, so that it never votes with another program's object of the same type."""
+    if isinstance(value, Remote) and "handle" in value._ref:
+        try:
+            items = []
+            for item in value:
+                items.append(item)
+                if len(items) > MAX_ITERATED:
+                    raise OverflowError
+            value = ["<iterated>", value._type, items]
+        except (TypeError, RemoteError, OverflowError, AttributeError):
+            return "opaque:" + os.urandom(12).hex()
+    opaque = []
+    table = wire.encode(value, lambda obj: opaque.append(obj) or (0, getattr(type(obj), "__name__", "object")))
+    return "opaque:" + os.urandom(12).hex() if opaque else wire.digest(table)
+
+
 def main():
     to_program, from_program, report_fd = (int(a) for a in sys.argv[1:4])
     _not_dumpable()
@@ -354,7 +377,7 @@ def main():
     for index, expression in enumerate(job.get("probes") or ()):  # values on given inputs: execution voting
         try:
             value = eval(compile(expression, f"<probe {index}>", "eval", dont_inherit=True), namespace)
-            key = wire.digest(wire.encode(value, lambda obj: (0, getattr(type(obj), "__name__", "object"))))
+            key = probe_key(value)
             try:
                 shown = repr(value)[:1000]
             except BaseException:
