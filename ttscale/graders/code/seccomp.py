@@ -3,7 +3,8 @@ kernel surfaces a test program never needs. Standalone (mounted beside the sandb
 
 Denied with EPERM: unshare, setns, clone with any CLONE_NEW* flag, mount and the new mount API,
 umount2, pivot_root, chroot, keyctl, add_key, request_key, ptrace, process_vm_readv/writev, bpf,
-perf_event_open, userfaultfd, io_uring, kexec_load and kernel modules. clone3 gets ENOSYS (its flags
+perf_event_open, userfaultfd, io_uring, kexec_load, kernel modules, and socket(AF_VSOCK) (a network
+namespace does not cover virtual-machine sockets). clone3 gets ENOSYS (its flags
 sit in memory a filter cannot read), so the C library falls back to clone, whose flags it can. A
 system call of another ABI (x32, or i386 on x86-64) kills the process. Under bubblewrap the filter
 is handed to bwrap (--seccomp), which installs it before the program's interpreter starts; without
@@ -34,6 +35,8 @@ DENIED = {
 }
 CLONE = {"x86_64": 56, "aarch64": 220}
 CLONE3 = 435
+SOCKET = {"x86_64": 41, "aarch64": 198}
+AF_VSOCK = 40  # virtual-machine sockets: a network namespace does not cover them
 X32_BIT = 0x40000000
 # CLONE_NEWTIME | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
 CLONE_NEW_FLAGS = 0x00000080 | 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
@@ -56,19 +59,20 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     checks += [(_JEQ, nr, "deny") for nr in denied]
     checks.append((_JEQ, CLONE3, "nosys"))
     body = []
-    # after the checks: clone's flags, then allow; the returns at the end
+    # after the checks: clone's flags, then socket's address family, then allow; the returns at the end
     tail_start = len(head) + len(checks)
-    clone_block = [(_JEQ, CLONE[machine]), (_LD_ABS, 16), (_JSET, CLONE_NEW_FLAGS)]
-    allow = tail_start + len(clone_block)
+    allow = tail_start + 6
     labels = {"allow": allow, "deny": allow + 1, "nosys": allow + 2, "kill": allow + 3}
     for offset, (code, k, target) in enumerate(checks):
         at = len(head) + offset
         body.append((code, labels[target] - at - 1, 0, k))
     at = tail_start
-    body.append((_JEQ, 0, labels["allow"] - at - 1, CLONE[machine]))  # not clone: allow
+    body.append((_JEQ, 0, 2, CLONE[machine]))  # not clone: on to the socket check
     body.append((_LD_ABS, 0, 0, 16))  # the low 32 bits of clone's flags
-    at = tail_start + 2
-    body.append((_JSET, labels["deny"] - at - 1, labels["allow"] - at - 1, CLONE_NEW_FLAGS))
+    body.append((_JSET, labels["deny"] - (at + 2) - 1, labels["allow"] - (at + 2) - 1, CLONE_NEW_FLAGS))
+    body.append((_JEQ, 0, labels["allow"] - (at + 3) - 1, SOCKET[machine]))  # not socket: allow
+    body.append((_LD_ABS, 0, 0, 16))  # socket's address family
+    body.append((_JEQ, labels["deny"] - (at + 5) - 1, labels["allow"] - (at + 5) - 1, AF_VSOCK))
     tail = [(_RET, 0, 0, _ALLOW), (_RET, 0, 0, _ERRNO | EPERM), (_RET, 0, 0, _ERRNO | ENOSYS), (_RET, 0, 0, _KILL)]
     return head + body + tail
 

@@ -1,0 +1,100 @@
+"""The code sandbox, fourth review (#36): each defence with a wrong program of its kind that must not
+pass, and each false failure fixed with a correct program of its kind that must pass (hand-made)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ttscale.graders.code.sandbox import Limits, Sandbox, bwrap_problem
+from ttscale.graders.code.tasks import mbpp_task
+
+BWRAP = bwrap_problem() is None
+needs_bwrap = pytest.mark.skipif(not BWRAP, reason="bubblewrap cannot create namespaces here")
+MODES = [pytest.param("bwrap", marks=needs_bwrap), "none"]
+LIMITS = Limits(timeout=15, cpu_seconds=8, memory_mb=512, file_size_mb=4, processes=16)
+
+
+@pytest.fixture(scope="module", params=MODES)
+def sandbox(request):
+    return Sandbox(request.param, LIMITS, parallel=2, allow_root=True)
+
+
+def run_task(sandbox, task, program):
+    return sandbox.run(program, task.tests, task.setup, probes=task.probes, program_setup=task.program_setup,
+                       exports=task.exports)
+
+
+# -- wrong programs that must not pass ------------------------------------------------------------------
+
+FORGER = ("import os, sys\n"
+          "def is_prime(n):\n"
+          "    os.write(int(sys.argv[2]), b'{\"stop\": true}\\n')  # a reply of its own: 'the iterator ended'\n"
+          "    return {answer}\n")
+
+
+@pytest.mark.parametrize("test, answer", [
+    ("assert all(map(is_prime, [2, 3, 5, 7]))", "False"),
+    ("assert not any(map(is_prime, [4, 6, 8]))", "True"),
+    ("for r in map(is_prime, [11, 13]):\n    assert r", "False"),
+    ("assert list(filter(is_prime, [4, 5])) == []", "True"),
+])
+def test_a_forged_end_of_iteration_is_a_protocol_error(sandbox, test, answer):
+    verdict = sandbox.run(FORGER.replace("{answer}", answer), [test])
+    assert verdict.status != "pass", verdict
+    assert "protocol" in (verdict.tests[0].error or ""), verdict
+    # a real iterator of the program still ends as iterators do
+    assert sandbox.run("def evens(n):\n    yield from range(0, n, 2)\n", ["assert list(evens(5)) == [0, 2, 4]"]).status == "pass"
+
+
+@pytest.mark.parametrize("name, test, right", [
+    ("max", "assert max([4, 9, 2]) == (9, 1)", "def max(xs):\n    best = 0\n    for i, x in enumerate(xs):\n"
+                                                 "        if x > xs[best]:\n            best = i\n    return xs[best], best\n"),
+    ("sorted", "assert sorted('b a c') == ['a', 'b', 'c']", "def sorted(s):\n    return __builtins__['sorted'](s.split()) "
+                                                          "if isinstance(__builtins__, dict) else __builtins__.sorted(s.split())\n"),
+    ("copy", "assert copy([1, 2], 2) == [1, 2, 1, 2]", "def copy(xs, k):\n    return xs * k\n"),
+    ("select", "assert select([5, 6, 7], 1) == 6", "def select(xs, i):\n    return xs[i]\n"),
+])
+def test_an_entry_point_named_like_a_builtin_or_module_is_the_programs(sandbox, name, test, right):
+    task = mbpp_task([test], entry_point=name)
+    assert run_task(sandbox, task, right).status == "pass"
+    assert run_task(sandbox, task, f"def {name}(*args):\n    return 0\n").status == "fail"  # never the builtin's answer
+
+
+def test_outputs_that_are_not_plain_data_are_keyed_by_content(sandbox):
+    def key(program):
+        return sandbox.run(program, [], probes=["halves([2, 4, 6])"]).probes[0]
+
+    right = key("def halves(xs):\n    return [x // 2 for x in xs]\n")
+    lazy_wrong = [key("def halves(xs):\n    return (x - 1 for x in xs)\n"),
+                  key("def halves(xs):\n    return map(lambda x: x * 2, xs)\n"),
+                  key("def halves(xs):\n    return {x: 0 for x in xs}.keys()\n")]
+    assert len({right, *lazy_wrong}) == 4  # three wrong lazy values never share one key
+    lazy_same = [key("def halves(xs):\n    return map(lambda x: x // 2, xs)\n"),
+                 key("def halves(xs):\n    return iter([x // 2 for x in xs])\n")]
+    assert lazy_same[0] == key("def halves(xs):\n    return map(lambda x: x // 2, xs)\n")  # same contents, same key
+    objects = [key("class Half:\n    pass\ndef halves(xs):\n    return Half()\n") for _ in range(2)]
+    assert objects[0] != objects[1]  # an object says nothing of its behaviour: no shared vote
+
+
+def test_an_ordered_dicts_key_keeps_its_order(sandbox):
+    keys = [sandbox.run("from collections import OrderedDict\n"
+                        f"def table():\n    return OrderedDict({pairs})\n", [], probes=["table()"]).probes[0]
+            for pairs in ("[('x', 1), ('y', 2)]", "[('y', 2), ('x', 1)]", "[('x', 1), ('y', 2)]")]
+    assert keys[0] != keys[1] and keys[0] == keys[2]
+    plain = [sandbox.run(f"def table():\n    return dict({pairs})\n", [], probes=["table()"]).probes[0]
+             for pairs in ("[('x', 1), ('y', 2)]", "[('y', 2), ('x', 1)]")]
+    assert plain[0] == plain[1]  # a dict's order is not part of its value
+
+
+def test_vsock_sockets_are_denied(sandbox):
+    program = ("import socket\n"
+               "def families():\n"
+               "    out = []\n"
+               "    for family in (40, socket.AF_UNIX):  # AF_VSOCK, then an ordinary one\n"
+               "        try:\n"
+               "            socket.socket(family, socket.SOCK_STREAM).close()\n"
+               "            out.append('opened')\n"
+               "        except OSError as exc:\n"
+               "            out.append(exc.errno)\n"
+               "    return out\n")
+    assert sandbox.run(program, [], probes=["families()"]).probe_values == ["[1, 'opened']"]  # EPERM
