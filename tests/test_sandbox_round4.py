@@ -98,3 +98,41 @@ def test_vsock_sockets_are_denied(sandbox):
                "            out.append(exc.errno)\n"
                "    return out\n")
     assert sandbox.run(program, [], probes=["families()"]).probe_values == ["[1, 'opened']"]  # EPERM
+
+
+# -- correct programs that must pass ----------------------------------------------------------------
+
+CORRECT = {
+    "defaultdict with a lambda": (
+        "from collections import defaultdict\n"
+        "def positions(word):\n    found = defaultdict(lambda: [])\n    for i, ch in enumerate(word):\n"
+        "        found[ch].append(i)\n    return found\n",
+        ["p = positions('noon')\nassert p['o'] == [1, 2] and p['x'] == [] and p['y'] == []\n"
+         "p['x'].append(5)\nassert p['y'] == [] and p == {'n': [0, 3], 'o': [1, 2], 'x': [5], 'y': []}"]),
+    "a namedtuple": (
+        "from collections import namedtuple\nSpan = namedtuple('Span', ['start', 'end'])\n"
+        "def widen(s, k):\n    return Span(s[0] - k, s[1] + k)\n",
+        ["w = widen((3, 5), 1)\nassert w.start == 2 and w.end == 6 and w == (2, 6) and w._fields == ('start', 'end')"]),
+    "dates, times and durations": (
+        "import datetime\ndef due(start, days):\n    return start + datetime.timedelta(days=days)\n"
+        "def gap(a, b):\n    return b - a\ndef opening(h):\n    return datetime.time(h, 15)\n",
+        ["import datetime\nassert due(datetime.date(2023, 12, 30), 3) == datetime.date(2024, 1, 2)",
+         "import datetime\nassert gap(datetime.datetime(2024, 3, 1, 8), datetime.datetime(2024, 3, 2, 9, 30)) == "
+         "datetime.timedelta(days=1, hours=1, minutes=30)",
+         "import datetime\nassert opening(9) == datetime.time(9, 15)"]),
+    "a callback's own exception": (
+        "def parse_all(convert, items):\n    out = []\n    for item in items:\n        try:\n"
+        "            out.append(convert(item))\n        except ValueError:\n            out.append(-1)\n    return out\n",
+        ["assert parse_all(int, ['4', 'four', '2']) == [4, -1, 2]", "assert parse_all(float, ['x']) == [-1]"]),
+    "a builtin type as an argument": (
+        "def of_type(items, kind):\n    return [x for x in items if isinstance(x, kind)]\n",
+        ["assert of_type([1, 'b', 2.5, 7], int) == [1, 7]", "assert of_type([(1,), [2]], list) == [[2]]"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_correct_programs_of_new_kinds_pass(sandbox, name):
+    program, tests = CORRECT[name]
+    entry = [line.split()[1].split("(")[0] for line in program.splitlines() if line.startswith("def ")][0]
+    task = mbpp_task(tests, entry_point=entry)
+    assert run_task(sandbox, task, program).status == "pass", (name, run_task(sandbox, task, program))

@@ -94,7 +94,11 @@ class Server:
         reply = self.serve(until_callback=True)
         if "ok" in reply:
             return wire.decode(reply["ok"], self.resolve)
-        raise RuntimeError(f"the tests' callback raised {str(reply.get('raise', 'an error'))[:200]}")
+        name = str(reply.get("raise", "Exception"))[:200]
+        kind = getattr(__import__("builtins"), name, None)  # the callback's ValueError is a ValueError here too
+        if isinstance(kind, type) and issubclass(kind, Exception) and name not in ("StopIteration", "StopAsyncIteration"):
+            raise kind("raised by the tests' callback")
+        raise RuntimeError(f"the tests' callback raised {name}")
 
     def serve(self, until_callback=False):
         """Answer requests; with until_callback, return the answer to the callback this process asked."""

@@ -15,6 +15,7 @@ interpreter, the tests' process compares plain values with its own, unpatched op
 Bounds: a message line is at most MAX_MESSAGE bytes, a table at most MAX_NODES nodes.
 """
 
+import builtins
 import collections
 import json
 
@@ -23,8 +24,10 @@ MAX_NODES = 1 << 20  # nodes in one encoded value
 _SMALL_INT = 1 << 62
 _FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple,
               "bool": bool, "frozenset": frozenset, "bytes": bytes}
-MUTABLE_TAGS = ("l", "d", "s", "ba", "ctr", "od", "dd", "dq")  # containers decoded empty, then filled
-_MAPPINGS = ("d", "ctr", "od", "dd")
+MUTABLE_TAGS = ("l", "d", "s", "ba", "ctr", "od", "dd", "ddv", "dq")  # containers decoded empty, then filled
+_MAPPINGS = ("d", "ctr", "od", "dd", "ddv")
+_DATETIMES = ("date", "datetime", "time")
+MAX_FIELDS = 256  # fields of a namedtuple sent over the wire
 
 
 class WireError(Exception):
@@ -55,6 +58,12 @@ def _leaf(value, kind):
     if kind is range:
         return ["r", value.start, value.stop, value.step]
     module = getattr(kind, "__module__", "")
+    if kind is type and getattr(builtins, getattr(value, "__name__", ""), None) is value:
+        return ["ty", value.__name__]  # a builtin type as an argument (`isinstance(x, t)` works there)
+    if module == "datetime" and kind.__name__ in _DATETIMES:
+        return ["dt", kind.__name__, value.isoformat()]
+    if module == "datetime" and kind.__name__ == "timedelta":
+        return ["td", value.days, value.seconds, value.microseconds]
     if module == "fractions" and kind.__name__ == "Fraction":  # by name: importing them costs ~4 ms a process
         return ["q", hex(value.numerator), hex(value.denominator)]
     if module == "decimal" and kind.__name__ == "Decimal":
@@ -98,6 +107,10 @@ def _node(item, index, register, keep):
     if isinstance(item, bytearray):
         return ["ba", bytes(item).hex()]
     if isinstance(item, tuple):
+        fields = getattr(type(item), "_fields", None)
+        if (type(item) is not tuple and isinstance(fields, tuple) and len(fields) == tuple.__len__(item)
+                and len(fields) <= MAX_FIELDS and all(type(f) is str for f in fields)):  # a namedtuple keeps its fields
+            return ["nt", str(type(item).__name__)[:100], " ".join(fields), *[index(v) for v in tuple.__iter__(item)]]
         return ["t", *[index(v) for v in tuple.__iter__(item)]]
     if isinstance(item, list):
         return ["l", *[index(v) for v in list.__iter__(item)]]
@@ -110,6 +123,14 @@ def _node(item, index, register, keep):
             factory = item.default_factory
             name = next((n for n, f in _FACTORIES.items() if f is factory), None)
             tag = ["dd", name]
+            if factory is not None and name is None:  # `defaultdict(lambda: 0)`: its default value, made once here
+                try:
+                    default = factory()
+                except Exception:  # noqa: BLE001  (a factory that fails: a defaultdict without one)
+                    default = _NO_DEFAULT
+                if default is not _NO_DEFAULT:
+                    keep.append(default)
+                    tag = ["ddv", index(default)]
         elif isinstance(item, collections.OrderedDict):
             tag = ["od"]
         else:
@@ -133,13 +154,32 @@ def _node(item, index, register, keep):
     return ["h", ident, getattr(type(item), "__name__", "object")[:100]]
 
 
+_NO_DEFAULT = object()
+
+
 def _children(node):
     tag = node[0]
-    if tag in ("t", "l", "s", "fs", "d", "ctr", "od", "="):
+    if tag in ("t", "l", "s", "fs", "d", "ctr", "od", "=", "ddv"):
         return node[1:]
     if tag in ("dq", "dd"):
         return node[2:]
+    if tag == "nt":
+        return node[3:]
     return ()
+
+
+def _entries(node):
+    """A mapping node's key and value nodes (a `ddv` node's first child is its default value)."""
+    children = _children(node)
+    return children[1:] if node[0] == "ddv" else children
+
+
+def _namedtuple(name: str, fields: str, count: int):
+    """A namedtuple class of this process for the sender's (name and fields checked; never its code)."""
+    names = fields.split()
+    if len(names) != count or len(names) > MAX_FIELDS or not name.isidentifier():
+        raise WireError("a namedtuple whose fields do not match its values")
+    return collections.namedtuple(name, names)  # (raises ValueError on a bad field name: a WireError)
 
 
 def _made(node, resolve):
@@ -179,8 +219,25 @@ def _made(node, resolve):
         return collections.OrderedDict()
     if tag == "dd":
         return collections.defaultdict(_FACTORIES[node[1]] if node[1] is not None else None)
+    if tag == "ddv":
+        return collections.defaultdict(None)  # its factory is set once its default value is built
     if tag == "dq":
         return collections.deque(maxlen=None if node[1] is None else int(node[1]))
+    if tag == "ty":
+        kind = getattr(builtins, str(node[1]), None)
+        if not isinstance(kind, type):
+            raise WireError(f"{node[1]!r} is not a builtin type")
+        return kind
+    if tag == "dt":
+        import datetime
+
+        if node[1] not in _DATETIMES:
+            raise WireError(f"unknown datetime kind {node[1]!r}")
+        return getattr(datetime, node[1]).fromisoformat(str(node[2]))
+    if tag == "td":
+        import datetime
+
+        return datetime.timedelta(days=int(node[1]), seconds=int(node[2]), microseconds=int(node[3]))
     raise WireError(f"unknown wire tag {tag!r}")
 
 
@@ -204,7 +261,7 @@ def _decode(table, resolve):
         if type(node) is list:
             if not node or type(node[0]) is not str:
                 raise WireError("a node without a tag")
-            if node[0] not in ("t", "fs", "="):
+            if node[0] not in ("t", "fs", "=", "nt"):
                 objs[i] = _made(node, resolve)
             for child in _children(node):
                 if type(child) is not int or not 0 <= child < n:
@@ -216,12 +273,18 @@ def _decode(table, resolve):
     # immutable containers (and aliases) need their children first: children before parents, no recursion
     for at in _postorder(table, lambda i: objs[i] is missing, cyclic="error"):
         node = table[at]
-        parts = [objs[c] for c in node[1:]]
-        objs[at] = parts[0] if node[0] == "=" else (tuple(parts) if node[0] == "t" else frozenset(parts))
+        parts = [objs[c] for c in _children(node)]
+        if node[0] == "nt":
+            objs[at] = _namedtuple(str(node[1]), str(node[2]), len(parts))(*parts)
+        else:
+            objs[at] = parts[0] if node[0] == "=" else (tuple(parts) if node[0] == "t" else frozenset(parts))
     for i, node in enumerate(table):  # fill the mutable containers
         if type(node) is not list or node[0] not in MUTABLE_TAGS or node[0] == "ba":
             continue
-        target, children = objs[i], _children(node)
+        target, children = objs[i], _entries(node)
+        if node[0] == "ddv":
+            default = objs[node[1]]
+            target.default_factory = lambda default=default: __import__("copy").deepcopy(default)
         if node[0] in _MAPPINGS:
             if len(children) % 2:
                 raise WireError("a mapping with a key and no value")
@@ -291,12 +354,18 @@ def digest(table) -> str:
             if tag == "=":
                 out[at] = parts[0]
                 continue
+            if tag == "ddv":  # the default value is not part of the value (a defaultdict equals a dict)
+                tag, parts = "dd", parts[1:]
             if tag in ("s", "fs"):
                 parts.sort()
             elif tag in _MAPPINGS and tag != "od":  # an OrderedDict's order counts, as in its `==`
                 pairs = sorted(zip(parts[0::2], parts[1::2]))
                 parts = [p for pair in pairs for p in pair]
             head = [tag] + [str(x) for x in node[1:len(node) - len(kids)]]
+            if tag == "nt":  # a namedtuple equals the tuple of its values
+                head = ["t"]
+            elif node[0] == "ddv":
+                head = ["dd", "None"]
             if tag == "h":
                 head = ["h", str(node[2])]  # opaque: its type only
             text = "|".join(head) + "(" + ",".join(parts) + ")"
