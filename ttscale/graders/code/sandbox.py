@@ -74,7 +74,33 @@ class Limits:
     processes: int = 32  # beyond those its user id already runs
     open_files: int = 64
     output_tail: int = 2000  # characters of stdout / stderr kept in the verdict
+    output_drain_mb: int = 8  # stdout / stderr read per process; past it the pipe is closed (a flood costs no more)
     tmp_mb: int = 64  # bubblewrap: size of each private tmpfs (/tmp, the working folder, /dev/shm)
+
+
+def declared_modules(program: str) -> dict[str, str]:
+    """alias -> module of the program's top-level imports, read by a static parse (never by running
+    it): the tests' process imports from these only the standard-library modules of its allow-list,
+    so a program's own globals never choose what the tests' process (on the host) imports."""
+    import ast
+
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return {}
+    modules: dict[str, str] = {}
+    for node in tree.body[:10_000]:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    modules[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".", 1)[0]
+                    modules[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:  # `from os import path`: a module only if the allow-list names it
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return modules
 
 
 class SandboxError(RuntimeError):
@@ -93,18 +119,23 @@ class _Streams:
     """Output of both processes, drained as it comes: a capped tail each, the report in full (capped)."""
 
     tail_bytes: int
+    drain_bytes: int = 8 << 20
     buffers: dict[str, bytearray] = field(default_factory=dict)
+    drained: dict[str, int] = field(default_factory=dict)
     report: bytearray = field(default_factory=bytearray)
 
-    def add(self, name: str, data: bytes) -> None:
+    def add(self, name: str, data: bytes) -> bool:
+        """Keep `data`; False once a stream has given more than drain_bytes (then it is read no more)."""
         if name == "report":
             if len(self.report) < (16 << 20):
                 self.report += data
-            return
+            return True
+        self.drained[name] = self.drained.get(name, 0) + len(data)
         buf = self.buffers.setdefault(name, bytearray())
         buf += data
         if len(buf) > 2 * self.tail_bytes:
             del buf[: len(buf) - self.tail_bytes]
+        return self.drained[name] <= self.drain_bytes
 
     def text(self, name: str, chars: int) -> str:
         return bytes(self.buffers.get(name, b"")[-self.tail_bytes:]).decode(errors="replace")[-chars:]
@@ -270,6 +301,7 @@ class Sandbox:
                               "open_files": limits.open_files, "site": self._site(),
                               "seccomp": "inherited" if self._bpf else "install"}
             job = {"nonce": nonce, "setup": setup, "tests": tests, "probes": probes, "exports": exports,
+                   "modules": declared_modules(program),
                    "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": limits.cpu_seconds}}
             streams, timed_out, codes, oom = self._spawn(slot, uid, workdir, program, program_limits, job, limits)
         finally:
@@ -333,12 +365,13 @@ class Sandbox:
         report_r, report_w = os.pipe()  # tests -> us
         opened = [request_r, request_w, response_r, response_w, report_r, report_w]
         procs: list[subprocess.Popen] = []
-        streams = _Streams(tail_bytes=4 * limits.output_tail)
+        streams = _Streams(tail_bytes=4 * limits.output_tail, drain_bytes=limits.output_drain_mb << 20)
         run = f"{slot}-{secrets.token_hex(3)}"
         cgroup = self._cgroups.create(run) if self._cgroups else []
         # the tests' process decodes what the program sends: capped too (its own cgroup, plus RLIMIT_AS)
         tests_cgroup = self._cgroups.create(run + "-tests", tests=True) if self._cgroups else []
         seccomp_fd = None
+        tests_home = None
         if self._bpf and self.isolation == "bwrap":
             seccomp_fd, bpf_w = os.pipe()
             os.write(bpf_w, self._bpf)  # a few hundred bytes: within the pipe's buffer
@@ -361,10 +394,12 @@ class Sandbox:
             # -S: the tests' process needs the standard library only (5 ms less start-up)
             tests_cmd = [self.python, "-I", "-S", "-B", os.path.join(self._scripts, "test_runner.py"), str(request_w),
                          str(response_r), str(report_w)]
+            # a folder of its own (cwd, HOME, TMPDIR): nothing the tests' process does lands beside the scripts
+            tests_home = tempfile.mkdtemp(prefix="ttscale-tests-")
             tests_proc = subprocess.Popen(
                 tests_cmd,
-                cwd=self._scripts, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self._env(self._scripts), start_new_session=True, pass_fds=(request_w, response_r, report_w))
+                cwd=tests_home, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self._env(tests_home), start_new_session=True, pass_fds=(request_w, response_r, report_w))
             procs.append(tests_proc)
             # moved into its cgroup right away (trusted code until the program's first answer arrives;
             # no /bin/sh in front of it, as the program's process needs)
@@ -374,6 +409,8 @@ class Sandbox:
                 self._kill(proc, uid, cgroup)
             if self._cgroups:
                 self._cgroups.release(cgroup + tests_cgroup)
+            if tests_home:
+                remove_tree(tests_home)
             raise
         finally:
             for fd in (request_r, request_w, response_r, response_w, report_w):
@@ -387,11 +424,13 @@ class Sandbox:
         timed_out = False
         selector = selectors.DefaultSelector()
         try:
-            for name, fd in (("program_out", program_proc.stdout.fileno()), ("program_err", program_proc.stderr.fileno()),
-                             ("tests_out", tests_proc.stdout.fileno()), ("tests_err", tests_proc.stderr.fileno()),
-                             ("report", report_r)):
+            for name, fd, stream in (("program_out", program_proc.stdout.fileno(), program_proc.stdout),
+                                     ("program_err", program_proc.stderr.fileno(), program_proc.stderr),
+                                     ("tests_out", tests_proc.stdout.fileno(), tests_proc.stdout),
+                                     ("tests_err", tests_proc.stderr.fileno(), tests_proc.stderr),
+                                     ("report", report_r, None)):
                 os.set_blocking(fd, False)
-                selector.register(fd, selectors.EVENT_READ, name)
+                selector.register(fd, selectors.EVENT_READ, (name, stream))
             while True:
                 if tests_proc.poll() is not None and program_proc.poll() is not None:
                     break
@@ -420,6 +459,7 @@ class Sandbox:
             for proc in procs:
                 for stream in (proc.stdout, proc.stderr):
                     stream.close()
+            remove_tree(tests_home)
         oom = Cgroups.oom_count(cgroup) + Cgroups.oom_count(tests_cgroup)
         if self._cgroups:
             self._cgroups.release(cgroup + tests_cgroup)
@@ -442,10 +482,12 @@ class Sandbox:
                 continue
             except OSError:
                 data = b""
-            if data:
-                streams.add(key.data, data)
-            else:
+            name, stream = key.data
+            if not data:
                 selector.unregister(key.fd)
+            elif not streams.add(name, data):  # a flood: this process's output is read no more; its
+                selector.unregister(key.fd)  # next write fails (EPIPE) instead of costing the grader a core
+                stream.close()
 
     def _kill(self, proc: subprocess.Popen, uid: int, cgroup: list[str]) -> None:
         try:

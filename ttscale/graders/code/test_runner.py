@@ -6,8 +6,9 @@ job (nonce, setup, probes, tests, exports, limits) arrives on stdin.
 The tests' namespace is built in this order, each later step winning: Python's builtins; the program's
 names the task exports (its entry point and the names the tests use that nothing else defines), never
 one that shadows a builtin or a standard-library module but the entry point itself (a task's function
-may be named `max` or `copy`); the standard-library modules the program
-imported, imported here as real modules; then the task's trusted setup (test imports, the prompt's
+may be named `max` or `copy`); the standard-library modules of IMPORTABLE that the program's top-level
+imports name (read by a static parse in the grader, never from the program's globals), imported here
+as real modules; then the task's trusted setup (test imports, the prompt's
 helper functions, HumanEval's METADATA and `candidate = ...`).
 
 The program's functions appear here as proxies: calling one sends plain-data arguments to the program's
@@ -39,6 +40,13 @@ import wire  # noqa: E402  (mounted beside this file)
 
 NEVER_CROSS = ("StopIteration", "StopAsyncIteration", "GeneratorExit")
 NOT_IMPORTED = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "webbrowser", "pydoc"}
+# the standard-library modules a program's top-level imports (read by a static parse, never from the
+# program's globals) may bring into the tests' namespace: plain libraries with no command line to run
+IMPORTABLE = frozenset({
+    "math", "cmath", "re", "string", "collections", "collections.abc", "itertools", "functools", "operator",
+    "heapq", "bisect", "array", "copy", "datetime", "calendar", "fractions", "decimal", "numbers", "statistics",
+    "random", "json", "typing", "dataclasses", "enum", "textwrap", "unicodedata", "hashlib", "struct", "time",
+    "os.path", "difflib", "pprint", "reprlib", "graphlib", "zlib", "binascii", "base64"})
 
 
 class ProgramGone(Exception):
@@ -279,7 +287,7 @@ def _stdlib(name):
     return top in getattr(sys, "stdlib_module_names", ()) and top not in NOT_IMPORTED and not top.startswith("_")
 
 
-def namespace_for(client, hello, exports, entry=None):
+def namespace_for(client, hello, exports, entry=None, modules=None):
     """The tests' globals before the setup runs (see the module doc). The entry point (`entry`, the
     first export) is always the program's, even when it is named like a builtin or a module (`max`,
     `copy`): the tests call the task's function; the shadowing rules keep the program's other names out."""
@@ -303,8 +311,8 @@ def namespace_for(client, hello, exports, entry=None):
                 namespace[name] = wire.decode(info.get("value"), client.resolve)
         except (wire.WireError, RecursionError, AttributeError, TypeError, ValueError):
             continue
-    for alias, module in dict(hello.get("modules") or {}).items():
-        if _stdlib(str(module)) and str(alias).isidentifier() and str(alias) != entry:
+    for alias, module in dict(modules or {}).items():
+        if str(module) in IMPORTABLE and str(alias).isidentifier() and str(alias) != entry:
             try:
                 namespace[str(alias)] = importlib.import_module(str(module))
             except BaseException:
@@ -364,7 +372,7 @@ def main():
         return
     exports = job.get("exports")
     namespace = namespace_for(client, hello, None if exports is None else set(exports),
-                              str(exports[0]) if exports else None)
+                              str(exports[0]) if exports else None, job.get("modules"))
     seccomp = hello.get("seccomp")
     report(event="program", status="ok", seccomp=seccomp if seccomp is True or seccomp is None else str(seccomp)[:300])
     try:
