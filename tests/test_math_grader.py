@@ -18,7 +18,8 @@ from ttscale.graders.pool import WorkerError, WorkerPool
     [
         ("so the result is \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
         ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),  # nested braces
-        ("first \\boxed{3}, then corrected: \\boxed{4}", "3,4"),  # several boxes: one set (Math-Verify's rule)
+        ("first \\boxed{3}, then corrected: \\boxed{4}", "4"),  # a correction: its last box (#35)
+        ("first \\boxed{3}, and then \\boxed{4}", "3,4"),  # several boxes: one set (Math-Verify's rule)
         ("\\boxed{a \\boxed{3}} and \\fbox{\\{1,2\\}}", "3,\\{1,2\\}"),
         ("\\framebox{204}", "204"),
         ("\\boxed 7 done", "7"),
@@ -42,7 +43,7 @@ from ttscale.graders.pool import WorkerError, WorkerPool
         ("the point is (7, 6)", None),
         ("Answer: 2, 3", "2, 3"),  # one number of a list is never the answer: the whole list is
         ("the roots are 2, 3", None),
-        ("unbalanced \\boxed{3 and more", None),
+        ("unbalanced \\boxed{3 and more", "\\boxed{3 and more"),  # cut off: as written, its check undecided
         ("the value 0,111 here", "0.111"),  # a decimal comma (Math-Verify's reading)
         ("So, 14", "14"),
     ],

@@ -207,3 +207,73 @@ def test_the_regex_only_extraction_follows_the_same_rules():
     assert quick_extract("Total:\n#### 1,250") == "1250"
     assert quick_extract("<think>so \\boxed{3}</think>\nThe answer is 5.") == "5"
     assert quick_extract("<think>so \\boxed{3}</think>") == "3"
+
+
+# ---- after review: more of the same kinds -----------------------------------------------------
+
+@pytest.mark.parametrize("output, expected", [
+    ("<think>so \\boxed{15}</think><|im_end|>", "15"),  # an end-of-turn token is not an answer after the thinking
+    ("<think>so \\boxed{15}</think>\n</s>", "15"),
+    ("\\boxed{10}.\n\nRechecking the second case, the total is \\boxed{11}.", "11"),
+    ("I wrote \\boxed{30}, which double counts; it should be \\boxed{24}.", "24"),
+    ("#### 1\nFirst 3*4 = 12.\n#### 2\nThen 12 + 1 = 13.\n\n$\\boxed{13}$", "13"),  # numbered headings, then the box
+    ("#### 3 Cases\nSo the answer is 9.", "9"),
+    ("\\boxed{8}." + "\nNow I will restate the final answer clearly." * 3000, "8"),  # a mention, not a final answer
+    ("The ticket costs \\$14.", "14"),
+    ("So it takes 3 1/4 hours.", "3 1/4"),  # a mixed number in prose: the whole of it (13/4), never 3
+    ("Final answer: 3 1/4 hours", "13/4"),
+    ("4 hundred", "400"), ("3 dozen", "36"),
+])
+def test_more_outputs_of_the_reviewed_kinds(output, expected):
+    assert extract_answer(output) == expected
+
+
+def test_a_cut_off_or_empty_box_is_undecided(grader):
+    assert grader.equivalent("3 1/4", "13/4") is True
+    for output in ("We used 6 colours, so the count is \\boxed{\\frac{6}{", "With 6 colours: \\boxed{}"):
+        answer = grader.extract(output)
+        assert answer != "6" and grader.equivalent("6", answer) is None, (output, answer)
+
+
+def test_the_regex_only_extraction_keeps_every_marker():
+    from ttscale.graders.math_answers import quick_extract
+
+    assert quick_extract("We need 2 and 3.\nFinal answer: \\frac{1}{4}") == "\\frac{1}{4}"
+    assert quick_extract("<think>\\boxed{6}</think><|im_end|>") == "6"
+
+
+def test_mixed_numbers_scale_words_and_percent_fractions(grader):
+    assert verdict(grader, "2 1/2", "\\frac{5}{2}") is True and verdict(grader, "2 1/2", "21/2") is False
+    assert verdict(grader, "Answer: 1 3/4", "7/4") is True
+    assert verdict(grader, "5 hundred", "5") is False and verdict(grader, "5 hundred", "500") is True
+    assert verdict(grader, "$\\boxed{16\\frac{2}{3}\\%}$", "16\\frac{2}{3}") is True
+
+
+def test_ordinary_factorials_are_compared_and_huge_powers_refused(grader):
+    for ordinary in ("(n+1)!", "\\frac{(2n)!}{n!(n+1)!}", "\\binom{n^2}{2}"):
+        assert too_costly(ordinary) is None, ordinary
+    assert verdict(grader, "\\boxed{(n+1)!}", "(n+1)\\cdot n!") is True
+    for costly in ("99999^{999999}", "(10^{6})!", "100000!"):
+        assert too_costly(costly), costly
+
+
+def test_multiple_choice_eliminations():
+    assert extract_answer("A and B are wrong, so it must be C.", choices="ABCD") == "C"
+    assert extract_answer("The answer is D; (A) is incorrect.", choices="ABCD") == "D"
+
+
+def test_a_huge_power_never_holds_up_the_vote():
+    pairs = [(f"(x+{k})^{{2}}", f"x^2+{2 * k}x+{k * k}") for k in range(8)]
+    answers = [a for pair in pairs for a in pair] + [f"{k}\\sqrt{{3}}" for k in range(48)] + ["999999^{999999}"]
+    with MathGrader(workers=2) as g:
+        labels = g.group(answers)
+        assert all(labels[2 * k] == labels[2 * k + 1] for k in range(8))  # every symbolic pair still joined
+        assert len(set(labels)) == 57
+        assert g.stats()["worker_timeouts"] == 0
+
+
+def test_tuples_and_sets_are_fingerprinted_and_grouped():
+    answers = [f"({k}, {k + 1})" for k in range(40)] + ["(0.5, 1.5)", "(\\frac{1}{2}, \\frac{3}{2})", "\\{300, 7\\}", "\\{7, 300\\}"]
+    with MathGrader(workers=2) as g:
+        labels = g.group(answers)
+    assert labels[40] == labels[41] and labels[42] == labels[43] and len(set(labels)) == 42

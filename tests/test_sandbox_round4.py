@@ -136,3 +136,57 @@ def test_correct_programs_of_new_kinds_pass(sandbox, name):
     entry = [line.split()[1].split("(")[0] for line in program.splitlines() if line.startswith("def ")][0]
     task = mbpp_task(tests, entry_point=entry)
     assert run_task(sandbox, task, program).status == "pass", (name, run_task(sandbox, task, program))
+
+
+# -- containment ----------------------------------------------------------------------------------
+
+def test_the_tests_process_imports_nothing_on_the_programs_word(sandbox, tmp_path):
+    import os
+
+    scripts = sandbox._scripts
+    before = set(os.listdir(scripts))
+    program = ("import importlib\n"
+               "runner = importlib.import_module('json.tool')  # a module with a command line, as a global\n"
+               "shell = __import__('shutil')\n"
+               "def f():\n    return 1\n")
+    verdict = sandbox.run(program, ["assert f() == 1", "assert 'runner' not in globals() and 'shell' not in globals()",
+                                    "import os\nassert os.getcwd() != " + repr(scripts)])
+    assert verdict.status == "pass", verdict
+    assert set(os.listdir(scripts)) == before  # nothing landed beside the scripts
+    declared = sandbox.run("import math as m\nfrom os import path\nimport subprocess\ndef f():\n    return 1\n",
+                           ["assert m.sqrt(9) == 3 and path.join('a', 'b') == 'a/b'", "assert 'subprocess' not in globals()"])
+    assert declared.status == "pass", declared  # top-level imports of the allow-list only
+
+
+def test_a_flood_of_output_is_read_up_to_a_bound():
+    import resource
+
+    flood = Sandbox("auto", Limits(timeout=8, cpu_seconds=8, memory_mb=512, output_drain_mb=2), parallel=1, allow_root=True)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    verdict = flood.run("import sys\ndef f():\n    while True:\n        sys.stdout.write('y' * 65536)\n", ["f()"])
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    assert verdict.status != "pass" and verdict.status != "timeout", verdict  # its pipe closed: the write failed
+    assert "BrokenPipe" in (verdict.tests[0].error or ""), verdict
+    assert (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) < 2.0  # not 8 s of draining
+    quiet = flood.run("def f():\n    print('a line')\n    return 2\n", ["assert f() == 2"])
+    assert quiet.status == "pass" and "a line" in quiet.stdout
+
+
+def test_a_runs_cgroup_is_sized_from_its_own_limits():
+    sandbox = Sandbox("none", Limits(timeout=20, cpu_seconds=10, memory_mb=1024), parallel=1, allow_root=True)
+    if sandbox._cgroups is None:
+        pytest.skip("no cgroups here")
+    program = ("def limit():\n"
+               "    for line in open('/proc/self/cgroup'):\n"
+               "        _, kinds, path = line.strip().split(':', 2)\n"
+               "        if kinds in ('memory', ''):\n"
+               "            for name in ('memory.limit_in_bytes', 'memory.max'):\n"
+               "                for base in ('/sys/fs/cgroup/memory', '/sys/fs/cgroup'):\n"
+               "                    try:\n"
+               "                        return int(open(base + path + '/' + name).read())\n"
+               "                    except (OSError, ValueError):\n"
+               "                        pass\n")
+    verdict = sandbox.run(program, [], probes=["limit()"], limits=Limits(timeout=20, cpu_seconds=10, memory_mb=384))
+    if verdict.probe_values == ["None"]:
+        pytest.skip("the cgroup's limit is not readable from inside")
+    assert verdict.probe_values == [str(384 << 20)], verdict  # the run's 384 MB, not the sandbox's 1024

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ttscale.graders.math_answers import (_SCALED, FALLBACKS, MATH_WORDS, THINKING_END, clean_text, extract_answer,  # noqa: F401
-                                          last_boxed, quick_extract, scaled_number, strip_thousands)
+from ttscale.graders.math_answers import (_MIXED, _SCALED, FALLBACKS, MATH_WORDS, THINKING_END, clean_text, extract_answer,  # noqa: F401
+                                          last_boxed, mixed_number, quick_extract, scaled_number, strip_thousands)
 from ttscale.graders.math_grouping import Budget, bounded, fingerprint_many, group_distinct, verify_many
 from ttscale.graders.pool import WorkerError, WorkerPool
 
@@ -93,6 +93,9 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
         scaled = _SCALED.match(s)  # `10 million` is 10000000, not 10
         s = scaled_number(scaled) if scaled else m.group(1)
+    mixed = _MIXED.fullmatch(s)  # `2 1/2` is 5/2, not 21/2
+    if mixed:
+        s = mixed_number(mixed)
     s = strip_thousands(s).replace(" ", "")  # `2,125` is a number; `32, 349` is not one
     m = _PAREN_NUMBER.fullmatch(s)  # `(042)`, as in `\textbf{(042)}`
     if m:
@@ -211,12 +214,7 @@ def _init_worker() -> None:
     fails with MemoryError, undecided, instead of taking the machine)."""
     import resource
 
-    import math_verify.grader
-    import math_verify.parser
-
-    # our own timers bound parse and verify (math-verify's alarm would cancel an outer bound), so its
-    # one-time warning that its timeout is off says nothing here
-    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    _quiet_math_verify()
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
@@ -224,11 +222,23 @@ def _init_worker() -> None:
         pass
 
 
+def _quiet_math_verify() -> None:
+    """Our own timers bound parse and verify (math-verify's alarm would cancel an outer bound), so its
+    one-time warning that its timeout is off says nothing here."""
+    import math_verify.grader
+    import math_verify.parser
+
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+
+
 WORKER_MEMORY_BYTES = 4 << 30
 PARSE_SECONDS = 5  # math-verify's own default bound for one parse or one comparison
 _POWER_CHAIN = re.compile(r"\d+(?:\s*(?:\^|\*\*)\s*\{?\s*\(?\d+)+")  # 9^{9^{9}}, 2^3^4, 2**10**7
 _BIG_EXPONENT = re.compile(r"\^\s*\{?\s*(\d{7,})")  # 2^{10000000}
-_FACTORIAL = re.compile(r"(\d{5,}|\}|\))\s*!|\\binom\s*\{[^{}]*(?:\^|\d{5,})|\\(?:binom|choose)\b.*\d{6,}")
+# a factorial or binomial of a large literal number (`100000!`, `(10^{6})!`, `\binom{10^{8}}{3}`); `(n+1)!` is ordinary
+_FACTORIAL = re.compile(r"\d{5,}\s*!|\\binom\s*\{[^{}]*(?:\d\s*\^|\d{6,})|\\(?:binom|choose)\b.*\d{6,}")
+_GROUP_FACTORIAL = re.compile(r"[({]([^!]{0,80}?)[)}]\s*!")
+_LARGE_LITERAL = re.compile(r"\d\s*\^|\d{5,}")
 MAX_EXPONENT = 10 ** 6  # a power whose exponent (evaluated from the top of its tower) is larger is refused
 MAX_DIGITS = 100_000  # a power tower whose value has more digits is refused (2^{2^{2^{2^2}}} has 19,729)
 
@@ -254,11 +264,11 @@ def too_costly(answer: str) -> str | None:
     large number. Such answers are compared by their strings only; otherwise undecided."""
     for chain in _POWER_CHAIN.finditer(answer):
         numbers = [int(n) for n in re.findall(r"\d+", chain.group())]
-        if len(numbers) > 2 and _tower_digits(numbers) > MAX_DIGITS:
-            return "a power tower"
+        if len(numbers) > 1 and _tower_digits(numbers) > MAX_DIGITS:
+            return "a power tower" if len(numbers) > 2 else f"a power of over {MAX_DIGITS:,} digits"
     if _BIG_EXPONENT.search(answer):
         return "an exponent of over a million"
-    if _FACTORIAL.search(answer):
+    if _FACTORIAL.search(answer) or any(_LARGE_LITERAL.search(m.group(1)) for m in _GROUP_FACTORIAL.finditer(answer)):
         return "a factorial or binomial of a large number"
     return None
 
@@ -277,6 +287,7 @@ def _parse_cached(answer: str):
     problem's reference and its frequent answers come back in every batch)."""
     from math_verify import parse
 
+    _quiet_math_verify()
     costly = too_costly(answer)
     if costly:
         return f"too costly to evaluate ({costly})"
@@ -312,7 +323,7 @@ def _verify(gold_parsed, pred_parsed, settings: MathSettings) -> bool:
         raise _Unread(f"math-verify could not compare them: {type(exc).__name__}") from None
 
 
-_PERCENT = re.compile(r"\s*(?:\\?%|\\text\{\s*\\?%\s*\}|\s+percent)\s*$")
+_PERCENT = re.compile(r"\s*(?:\\?%|\\text\{\s*\\?%\s*\}|\s+percent)\s*(\}?)\s*$")
 
 
 def _percent_free(answer: str, percent: str) -> str:
@@ -320,8 +331,15 @@ def _percent_free(answer: str, percent: str) -> str:
     rules tried both): the LaTeX parser under the ANTLR runtime hydra pins cannot read `25\\%`."""
     if not _PERCENT.search(answer):
         return answer
+    closing = _PERCENT.search(answer).group(1)  # `\\boxed{33\\frac{1}{3}\\%}`: the sign inside the box
     value = _PERCENT.sub("", answer)
+    if closing:
+        return f"{value}\\cdot\\frac{{1}}{{100}}}}" if percent == "ratio" else value + "}"
     return f"({value})/100" if percent == "ratio" else value
+
+
+def _unclosed_box(answer: str) -> bool:
+    return answer.startswith("\\boxed") and answer.count("{") > answer.count("}")
 
 
 def symbolic_check(gold: str, pred: str, settings: MathSettings | None = None, either: bool = False):
@@ -340,9 +358,9 @@ def symbolic_check(gold: str, pred: str, settings: MathSettings | None = None, e
         if not g:
             return None, "the reference cannot be read"
         p = _parse(_percent_free(pred, settings.percent))
-        if not p:
-            return False, None
-        if pred.startswith("\\boxed{") and all(isinstance(x, str) for x in p):
+        if not p or all(isinstance(x, str) for x in p) or _unclosed_box(pred):
+            if not pred.startswith("\\boxed"):
+                return False, None
             return None, "the boxed answer cannot be read"  # (`\\frac{1}{}`): no verdict, never a prose number
         if _verify(g, p, settings):
             return True, None
@@ -446,7 +464,7 @@ class MathGrader:
         self.settings = settings or MathSettings(**options)
         self.group_timeout = group_timeout  # seconds for grouping one problem's answers, all checks together
         self.group_budget = group_budget  # seconds for parsing one answer, or checking one pair, when grouping
-        self._memo: dict[tuple[str, str], bool] = {}  # grouping verdicts already known (either direction)
+        self._memo: dict[tuple[str, str], bool | None] = {}  # grouping verdicts already known (None: ran out)
         self._unread: dict[str, str] = {}  # answers that could not be parsed within group_budget
         self.pool = WorkerPool(size=workers, timeout=timeout, initializer="ttscale.graders.math:_init_worker")
         self.undecided = 0
@@ -526,8 +544,9 @@ class MathGrader:
         def quick(a: str, b: str) -> bool | None:
             if max(len(a), len(b)) > cap:
                 return long_equivalent(a, b)
-            return self._memo.get((a, b), self._memo.get((b, a))) if (a, b) in self._memo or (b, a) in self._memo \
-                else quick_equivalent(a, b, self.settings)
+            if (a, b) in self._memo or (b, a) in self._memo:  # (a pair that ran out before: apart, not checked again)
+                return self._memo.get((a, b), self._memo.get((b, a))) or False
+            return quick_equivalent(a, b, self.settings)
 
         labels, undecided = group_distinct(distinct, prints, quick, lambda pairs: self._verify_pairs(pairs, until))
         self.grouping_fallbacks += undecided
@@ -562,8 +581,7 @@ class MathGrader:
                 continue
             for i, verdict in zip(chunk, outcome):
                 verdicts[i] = verdict
-                if verdict is not None:
-                    self._memo[pairs[i]] = verdict
+                self._memo[pairs[i]] = verdict  # None too: a pair that ran out is not tried again
         return verdicts
 
     # -- the grader contract shared with CodeGrader -------------------------------------------------

@@ -25,19 +25,26 @@ MAX_BOXES = 200  # more boxes than this: the regex-only extraction, linear time
 THINKING_END = ("</think>",)
 MAX_BARE = 120  # characters: a longer output is not read whole as one bare answer
 _NUM = r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?"
-_GSM8K = re.compile(rf"####[ \t]*\\?\$?[ \t]*({_NUM})[ \t]*(?:[a-zA-Z%]+\.?[ \t]*){{0,3}}[.!]?[ \t]*$", re.MULTILINE)
+_GSM8K = re.compile(rf"####[ \t]*\\?\$?[ \t]*({_NUM})[ \t]*(?:[a-zA-Z%]+\.?[ \t]*)?[.!]?[ \t]*$", re.MULTILINE)
 MAX_BOX_GAP = 300  # characters between two boxes of one answer (`\\boxed{2} and \\boxed{3}`)
-_CORRECTION = re.compile(r"\b(?:wait|no|not|actually|correction|mistake|oops|hmm|sorry|wrong|error|instead|recheck|re-check|"
-                         r"double-check|reconsider|however|but|let me|hold on|redo)\b|[?]", re.IGNORECASE)
-_MINERVA = re.compile(r"final answer", re.IGNORECASE)
+_CORRECTION = re.compile(r"\b(?:wait|actually|correct(?:ion|ed|ing)|mistake|oops|hmm|sorry|wrong|error|instead|"
+                         r"re-?check\w*|double-?check\w*|reconsider\w*|let me|hold on|redo|re-?calculat\w*|re-?comput\w*|"
+                         r"on reflection|should be|over-?count\w*|under-?count\w*|check(?:ing)? again|scratch that|"
+                         r"not quite|no[,:!]|that'?s not right)", re.IGNORECASE)
+# a Minerva-style final answer after the last box (`Final Answer: The final answer is $10,455$`) competes with it
+_MINERVA = re.compile(r"final answer(?:\s+is|\s*:)\s*(?:the final answer is\s*)?\$?\s*[-\d\\(\[{.]", re.IGNORECASE)
+_SPECIAL_TOKENS = re.compile(r"<[|｜][^<>\n]{0,60}[|｜]>|</s>|<eos>|<end_of_turn>")
 _CUE = re.compile(r"(?:final answer(?:\s+is)?|the answer is|^[ \t*#]*answer)\s*[:：]?", re.IGNORECASE | re.MULTILINE)
 _FOREIGN_CUE = re.compile(r"(?:r[ée]ponse(?:\s+finale)?|endg[üu]ltige\s+antwort|antwort|respuesta(?:\s+final)?|risposta(?:\s+finale)?"
                           r"|resposta(?:\s+final)?|odpowied[źz]|jawaban|cevap|最终答案|最終答案|答案|回答|解答|答|正解|ответ|정답|답"
                           r"|उत्तर|الإجابة|الجواب)\s*(?:[:：]|\bis\b|est|ist|es|è|é|是|为|為)\s*", re.IGNORECASE)
-_NEGATED_LETTER = re.compile(r"\b(?:not|rather than|instead of|isn't|is not)\s+\(?[A-Z]\)?(?![A-Za-z])")
+_NEGATED_LETTER = re.compile(r"\b(?:not|rather than|instead of|isn't|is not)\s+\(?[A-Z]\)?(?![A-Za-z])"
+                             r"|(?<![A-Za-z])\(?[A-Z]\)?(?:\s*(?:,|and|or)\s*\(?[A-Z]\)?)*\s+(?:is|are)\s+"
+                             r"(?:wrong|incorrect|false|not correct|ruled out|eliminated|impossible)")
 _APPROX = re.compile(r"\\approx|≈|\\simeq|\\sim(?![a-z])")
-_SCALE = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
-_SCALED = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*(thousand|million|billion|trillion)", re.IGNORECASE)
+_SCALE = {"dozen": 12, "hundred": 100, "thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
+_SCALED = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s*(dozen|hundred|thousand|million|billion|trillion)", re.IGNORECASE)
+_MIXED = re.compile(r"(-?)(\d+)\s+(\d+)\s*/\s*(\d+)")  # `2 1/2`: a mixed number
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _PERCENT_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?\s*\\?%")
 _LONE_SYMBOL = re.compile(r"\s*[A-Za-z](?:_\{?\w+\}?)?\s*=?\s*")
@@ -60,7 +67,8 @@ _IN_LIST_AFTER = re.compile(r"^\s*(?:,\s*-?\(?\d|:\s*\d)")
 # a number that is one part of a larger expression (`10\sqrt3 + 5`, `x^2+3x+2`, a matrix entry, the
 # value after `\approx`): the anchorless fallback takes a whole expression or nothing
 _IN_EXPRESSION_BEFORE = re.compile(r"(?:[+/^&_]|(?<!\*)\*|\\(?:approx|sim|simeq|pm|mp)|[\w)}]\s*-|\\[a-zA-Z]+\{?|≈)\s*$")
-_IN_EXPRESSION_AFTER = re.compile(r"^(?:\s*(?:[+/^&_]|\*(?!\*)|\\\\|\\(?!text|quad|qquad|mathrm|mbox|[,;!:\s])[a-zA-Z])|[(\\{])")
+_IN_EXPRESSION_AFTER = re.compile(r"^(?:[ \t]+\d+\s*/\s*\d|\s*(?:[+/^&_]|\*(?!\*)|\\\\|\\(?!text|quad|qquad|mathrm|mbox|[,;!:\s])[a-zA-Z])|[(\\{])")
+_CURRENCY = re.compile(r"\\\$(?=\s?\d)")
 _ROOT = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z]|\([^()]{0,200}\)|\{[^{}]{0,200}\})")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff01-\uff0f\u3001-\u3011]")
 _CJK_AFTER = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011\uff0c\uff1a])(?=[0-9A-Za-z$\\(\-])")
@@ -80,6 +88,8 @@ def clean_text(text: str) -> str:
             else:
                 out.append(c)
         text = "".join(out)
+    if "\\$" in text:  # `costs \$25`: a currency sign, which Math-Verify's number patterns do not pass
+        text = _CURRENCY.sub("", text)
     if "\u221a" in text:  # `2√2`, `√(x+1)`: LaTeX's \sqrt, so that the root is read with its coefficient
         text = _ROOT.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", text)
     if _CJK.search(text):  # `为13/28`: a number glued to CJK text is still a number
@@ -126,7 +136,7 @@ def extract_answer(text: str | None, fallback: str = "last_number", finished: bo
     end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
     if end[0] >= 0:
         after = text[end[0] + len(end[1]):]
-        if after.strip():
+        if _SPECIAL_TOKENS.sub("", after).strip():  # (an end-of-turn token after it is not an answer)
             return _extract_final(after, fallback, finished, choices, timeout, all_boxes)
         text = text[: end[0]]
     return _extract_final(text, fallback, finished, choices, timeout, all_boxes)
@@ -140,12 +150,16 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
         text = _NEGATED_LETTER.sub(" ", text)  # "C, not A": A is not chosen
         return (_extract(text[-MAX_TAIL:], _letter_configs(choices, anchorless), timeout, letters=True)
                 or _chosen_letter(text[-MAX_TAIL:], choices, anchorless))
-    marked = gsm8k_answer(text)
-    if marked is not None:
-        return marked
+    marked = _GSM8K_LAST(text)
+    if marked is not None and not (_BOX.search(text, marked[1]) or _CUE.search(text, marked[1])):
+        return marked[0]  # (a later box or answer cue is the answer: the marker was a numbered heading)
     spans = _box_spans(text)
     if len(spans) > MAX_BOXES:  # pathological (Math-Verify's box pattern is quadratic there)
         return quick_extract(text, fallback, finished)
+    last_box = _last_box_start(text)
+    if last_box >= 0 and (not spans or spans[-1][0] < last_box) and not all_boxes:
+        # the last box is unclosed (a cut-off output): kept as written, its check undecided, never a prose number
+        return _unread_box(text[last_box:])
     if spans and (all_boxes or not _MINERVA.search(text, _box_end(text, spans[-1][2]))):
         start, stop = (spans[0][0], _box_end(text, spans[-1][2])) if all_boxes else _last_box_group(text, spans)
         answer = _extract(text[start:stop], _math_configs(False), timeout, unread_box=True)
@@ -153,7 +167,7 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
             content = text[spans[-1][1]: spans[-1][2]].strip().rstrip("\\").strip()  # (`\\boxed 7`, `\\boxed{5\\}`)
             if _NUMBER.fullmatch(content):
                 return content
-            if answer is None and content:
+            if answer is None:  # (an empty box too: undecided, never a silent "no answer")
                 answer = f"\\boxed{{{content}}}"
         return answer
     cued = _after_cue(text)
@@ -170,6 +184,26 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
         if times:
             return times[-1].strip()
     return answer
+
+
+def _GSM8K_LAST(text: str) -> tuple[str, int] | None:
+    """(number, end) of the last GSM8K marker, or None."""
+    last = None
+    for last in _GSM8K.finditer(text):
+        pass
+    return (strip_thousands(last.group(1)), last.end()) if last is not None and last.group(1) else None
+
+
+def _last_box_start(text: str) -> int:
+    last = -1
+    for m in _BOX.finditer(text):
+        last = m.start()
+    return last
+
+
+def _unread_box(tail: str) -> str:
+    """An unclosed box, as written (up to 200 characters, still unclosed): its check is undecided."""
+    return tail[:200].rstrip()
 
 
 def _last_box_group(text: str, spans: list[tuple[int, int, int]]) -> tuple[int, int]:
@@ -231,6 +265,9 @@ def bare_answer(text: str) -> str | None:
     scaled = _SCALED.fullmatch(s)
     if scaled:
         return scaled_number(scaled)
+    mixed = _MIXED.match(s)  # `2 1/2`, `1 3/4 cups`: one number, never its whole part
+    if mixed and (mixed.end() == len(s) or _WITH_UNITS.fullmatch("1 " + s[mixed.end():].strip())):
+        return mixed_number(mixed)
     if _PERCENT_NUMBER.fullmatch(s):  # (the LaTeX parser under hydra's ANTLR runtime cannot read `20\\%`)
         return s
     units = _WITH_UNITS.fullmatch(s)  # `3.5 cm`, `12 apples`: the number
@@ -246,6 +283,12 @@ def bare_answer(text: str) -> str | None:
     except Exception:  # noqa: BLE001  (not a whole expression)
         return None
     return s if parsed and parsed[0] is not None else None
+
+
+def mixed_number(match: re.Match) -> str:
+    """`2 1/2` as 5/2 (exact)."""
+    whole, numerator, denominator = int(match.group(2)), int(match.group(3)), int(match.group(4))
+    return f"{match.group(1)}{whole * denominator + numerator}/{denominator}" if denominator else match.group(0)
 
 
 def scaled_number(match: re.Match) -> str:
@@ -339,7 +382,8 @@ def _extract(text: str, configs, timeout: int | None, letters: bool = False, unr
 _BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
 _BRACE = re.compile(r"[{}]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_MARKERS = (re.compile(r"####(?=[ \t]*\\?\$?[ \t]*-?\.?\d)[ \t]*"),  # GSM8K's marker takes a number only re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
+_MARKERS = (re.compile(r"####(?=[ \t]*\\?\$?[ \t]*-?\.?\d)[ \t]*"),  # GSM8K's marker takes a number only
+            re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
             re.compile(r"the answer is\s*[:：]?\s*", re.IGNORECASE),
             re.compile(r"^[ \t*]*answer\s*[:：]\s*", re.IGNORECASE | re.MULTILINE))
 _THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
@@ -463,7 +507,7 @@ def quick_extract(text: str | None, fallback: str = "last_number", finished: boo
     end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
     if end[0] >= 0:  # the answer after the thinking (the thinking only when nothing follows it)
         after = text[end[0] + len(end[1]):]
-        text = after if after.strip() else text[: end[0]]
+        text = after if _SPECIAL_TOKENS.sub("", after).strip() else text[: end[0]]
     found: list[tuple[int, str]] = list(_boxes(text))
     for pattern in _MARKERS:
         for m in pattern.finditer(text):

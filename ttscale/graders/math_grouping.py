@@ -62,6 +62,17 @@ def _fingerprint(parsed) -> tuple | None:
     import sympy
 
     expr = next((x for x in parsed if not isinstance(x, str)), None)
+    if isinstance(expr, (sympy.FiniteSet, sympy.Tuple)) and 0 < len(expr.args) <= 64:  # `(1, 2)`, `{1, 2}`, `1, 2`
+        values = [_value(x) for x in expr.args]  # as a multiset: a tuple may equal a set of the same items
+        if any(v is None for v in values):
+            return None
+        return ("many", tuple(sorted(values, key=lambda v: (v[0], v[1].real, v[1].imag))))
+    return _value(expr)
+
+
+def _value(expr) -> tuple | None:
+    import sympy
+
     if not isinstance(expr, sympy.Expr) or isinstance(expr, (sympy.MatrixBase, sympy.Interval)):
         return None
     symbols = sorted(expr.free_symbols, key=str)
@@ -119,6 +130,10 @@ def verify_many(pairs: Sequence[tuple[str, str]], settings, budget: float, until
 
 
 def _close(a: tuple, b: tuple) -> bool:
+    if a[0] == "many" or b[0] == "many":  # several values: the same count, each close to its partner
+        if a[0] != b[0]:
+            return len(a[1]) == 1 and _close(a[1][0], b) if a[0] == "many" else len(b[1]) == 1 and _close(a, b[1][0])
+        return len(a[1]) == len(b[1]) and all(_close(x, y) for x, y in zip(a[1], b[1]))
     if a[0] != b[0]:  # an expression in x against a number
         return False
     return abs(a[1] - b[1]) <= _TOLERANCE * max(1.0, abs(a[1]), abs(b[1]))

@@ -78,10 +78,12 @@ class Cgroups:
         self.cpu = any(kind == "cpu" for kind, _ in found)
         return found
 
-    def create(self, run: str, tests: bool = False) -> list[str]:
-        """A run's cgroups (the program's, or with tests=True its tests' process's)."""
+    def create(self, run: str, tests: bool = False, memory_mb: int | None = None, processes: int | None = None) -> list[str]:
+        """A run's cgroups (the program's, or with tests=True its tests' process's), sized from the run's
+        own limits (`memory_mb`, `processes`; default: the sandbox's)."""
         made = []
-        memory_mb = self.memory_mb + (self.TESTS_EXTRA_MB if tests else 0)
+        memory_mb = (self.memory_mb if memory_mb is None else memory_mb) + (self.TESTS_EXTRA_MB if tests else 0)
+        processes = self.processes if processes is None else processes
         try:
             for kind, root in self.roots:
                 path = os.path.join(root, f"{self.prefix}-{run}")
@@ -98,7 +100,7 @@ class Cgroups:
                         self._write(path, "memory.swap.max", "0", optional=True)
                 if kind in ("v2", "pids"):
                     # the program's own processes, plus bubblewrap's, setpriv's and the shell's
-                    self._write(path, "pids.max", str(self.processes + 8))
+                    self._write(path, "pids.max", str(processes + 8))
         except OSError:
             self.release(made)
             raise

@@ -74,7 +74,7 @@ class Limits:
     processes: int = 32  # beyond those its user id already runs
     open_files: int = 64
     output_tail: int = 2000  # characters of stdout / stderr kept in the verdict
-    output_drain_mb: int = 8  # stdout / stderr read per process; past it the pipe is closed (a flood costs no more)
+    output_drain_mb: int = 64  # stdout / stderr read per process; past it the pipe is closed (a flood costs no more)
     tmp_mb: int = 64  # bubblewrap: size of each private tmpfs (/tmp, the working folder, /dev/shm)
 
 
@@ -119,7 +119,7 @@ class _Streams:
     """Output of both processes, drained as it comes: a capped tail each, the report in full (capped)."""
 
     tail_bytes: int
-    drain_bytes: int = 8 << 20
+    drain_bytes: int = 64 << 20
     buffers: dict[str, bytearray] = field(default_factory=dict)
     drained: dict[str, int] = field(default_factory=dict)
     report: bytearray = field(default_factory=bytearray)
@@ -367,9 +367,11 @@ class Sandbox:
         procs: list[subprocess.Popen] = []
         streams = _Streams(tail_bytes=4 * limits.output_tail, drain_bytes=limits.output_drain_mb << 20)
         run = f"{slot}-{secrets.token_hex(3)}"
-        cgroup = self._cgroups.create(run) if self._cgroups else []
+        # each run's cgroups sized from its own limits (a run may ask for less memory than the sandbox's)
+        cgroup = self._cgroups.create(run, memory_mb=limits.memory_mb, processes=limits.processes) if self._cgroups else []
         # the tests' process decodes what the program sends: capped too (its own cgroup, plus RLIMIT_AS)
-        tests_cgroup = self._cgroups.create(run + "-tests", tests=True) if self._cgroups else []
+        tests_cgroup = (self._cgroups.create(run + "-tests", tests=True, memory_mb=limits.memory_mb,
+                                             processes=limits.processes) if self._cgroups else [])
         seccomp_fd = None
         tests_home = None
         if self._bpf and self.isolation == "bwrap":
