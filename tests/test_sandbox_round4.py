@@ -190,3 +190,24 @@ def test_a_runs_cgroup_is_sized_from_its_own_limits():
     if verdict.probe_values == ["None"]:
         pytest.skip("the cgroup's limit is not readable from inside")
     assert verdict.probe_values == [str(384 << 20)], verdict  # the run's 384 MB, not the sandbox's 1024
+
+
+def test_numpy_arrays_cross_as_arrays_and_test_imports_of_numpy_load(sandbox):
+    pytest.importorskip("numpy")
+    program = ("import numpy as np\n"
+               "def board(n):\n    return np.eye(n, dtype=int)\n"
+               "def trace_of(a):\n    return int(np.trace(a))\n")
+    tests = ["b = board(3)\nassert b.shape == (3, 3) and (b == np.eye(3)).all() and b.dtype.kind == 'i'",
+             "assert trace_of(np.ones((4, 4))) == 4"]
+    task = mbpp_task(tests, entry_point="board", test_imports=["import numpy as np"])
+    verdict = run_task(sandbox, task, program)
+    assert verdict.status == "pass", verdict
+    assert run_task(sandbox, task, "import numpy as np\ndef board(n):\n    return np.zeros((n, n))\n"
+                    "def trace_of(a):\n    return 0\n").status == "fail"
+
+
+def test_caps_follow_the_runs_memory(sandbox):
+    program = "def many(n):\n    return list(range(n))\ndef text(n):\n    return 'ab' * n\n"
+    verdict = sandbox.run(program, ["assert len(many(3_000_000)) == 3_000_000", "assert len(text(12 << 20)) == 24 << 20"],
+                          limits=Limits(timeout=60, cpu_seconds=40, memory_mb=1024))
+    assert verdict.status == "pass", verdict

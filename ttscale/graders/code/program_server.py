@@ -219,6 +219,7 @@ def main():
     _limit("RLIMIT_FSIZE", limits.get("file_size_bytes"))
     _limit("RLIMIT_NPROC", limits.get("processes"))
     _limit("RLIMIT_NOFILE", limits.get("open_files"))
+    wire.configure(limits.get("memory_bytes"))
     channel = wire.Channel(request_fd, response_fd)
     filtered = None
     if limits.get("seccomp") == "inherited":  # bubblewrap installed it: check that it is there

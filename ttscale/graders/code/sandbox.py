@@ -302,6 +302,9 @@ class Sandbox:
                               "seccomp": "inherited" if self._bpf else "install"}
             job = {"nonce": nonce, "setup": setup, "tests": tests, "probes": probes, "exports": exports,
                    "modules": declared_modules(program),
+                   # the packages programs may import are importable by the tests too (`import numpy` in a
+                   # task's test imports); the tests' process is ours, started with -I -S
+                   "site": list(dict.fromkeys(os.path.dirname(source) for source, _ in self.package_mounts)),
                    "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": limits.cpu_seconds}}
             streams, timed_out, codes, oom = self._spawn(slot, uid, workdir, program, program_limits, job, limits)
         finally:

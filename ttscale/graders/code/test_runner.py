@@ -350,6 +350,8 @@ def main():
     sys.stdin.close()
     nonce = job["nonce"].encode()
     limits = job.get("limits") or {}
+    sys.path.extend(str(path) for path in job.get("site") or ())  # the packages programs may use (numpy)
+    wire.configure(limits.get("memory_bytes"))
     for name, key in (("RLIMIT_AS", "memory_bytes"), ("RLIMIT_CPU", "cpu_seconds")):
         if limits.get(key):
             resource.setrlimit(getattr(resource, name), (int(limits[key]), int(limits[key]) + (1 if name == "RLIMIT_CPU" else 0)))

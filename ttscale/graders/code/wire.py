@@ -19,8 +19,18 @@ import builtins
 import collections
 import json
 
-MAX_MESSAGE = 16 << 20  # bytes in one message line
-MAX_NODES = 1 << 20  # nodes in one encoded value
+MAX_MESSAGE = 16 << 20  # bytes in one message line (configure() ties it to the run's memory)
+MAX_NODES = 1 << 20  # nodes in one encoded value (likewise)
+
+
+def configure(memory_bytes) -> None:
+    """Tie the caps to the run's memory limit (a quarter of it per message line, a node per 64
+    bytes of it), never below the defaults: a 4-million-item list fits a 1 GB run. Each of the
+    sandbox's two processes calls it once, with its limits, before its first message."""
+    global MAX_MESSAGE, MAX_NODES
+    if memory_bytes:
+        MAX_MESSAGE = max(16 << 20, int(memory_bytes) // 4)
+        MAX_NODES = max(1 << 20, int(memory_bytes) // 64)
 _SMALL_INT = 1 << 62
 _FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple,
               "bool": bool, "frozenset": frozenset, "bytes": bytes}
@@ -147,7 +157,9 @@ def _node(item, index, register, keep):
     if getattr(type(item), "__module__", "") == "numpy" and hasattr(item, "tolist"):
         plain = item.tolist()
         keep.append(plain)
-        return ["="] + [index(plain)]  # an alias of another node
+        if type(item).__name__ == "ndarray" and _DTYPE.fullmatch(str(item.dtype)):  # an array stays an array
+            return ["np", str(item.dtype), [int(n) for n in item.shape], index(plain)]
+        return ["="] + [index(plain)]  # a numpy scalar: an alias of another node
     ident = register(item)  # an id, or (id, type name)
     if isinstance(ident, tuple):
         return ["h", int(ident[0]), str(ident[1])[:100]]
@@ -165,6 +177,8 @@ def _children(node):
         return node[2:]
     if tag == "nt":
         return node[3:]
+    if tag == "np":
+        return node[3:4]
     return ()
 
 
@@ -180,6 +194,56 @@ def _namedtuple(name: str, fields: str, count: int):
     if len(names) != count or len(names) > MAX_FIELDS or not name.isidentifier():
         raise WireError("a namedtuple whose fields do not match its values")
     return collections.namedtuple(name, names)  # (raises ValueError on a bad field name: a WireError)
+
+
+_DTYPE = __import__("re").compile(r"bool|u?int(8|16|32|64)|float(16|32|64)|complex(64|128)|<U\d{1,6}")
+
+
+def _nested(table, at: int, resolve):
+    """The nested list of numbers (or strings) at node `at`, built straight from the table (an array's
+    contents: lists and leaves only), without recursion."""
+    def leaf(i):
+        node = table[i]
+        if type(node) is list:
+            if node[0] == "l":
+                raise WireError("an array's list inside an array's list")
+            return _made(node, resolve)
+        return node
+
+    if type(table[at]) is not list or table[at][0] != "l":
+        return leaf(at)
+    root: list = []
+    stack = [(at, root)]
+    seen = 0
+    while stack:
+        i, out = stack.pop()
+        for child in table[i][1:]:
+            seen += 1
+            if seen > MAX_NODES:
+                raise WireError("an array of too many parts")
+            node = table[child]
+            if type(node) is list and node[0] == "l":
+                inner: list = []
+                out.append(inner)
+                stack.append((child, inner))
+            else:
+                out.append(leaf(child))
+    return root
+
+
+def _array(dtype: str, shape, plain):
+    """A numpy array of this process (its dtype and shape checked) when numpy is importable here, else
+    the plain nested list."""
+    try:
+        import numpy
+    except ImportError:
+        return plain
+    if not _DTYPE.fullmatch(dtype) or type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
+        raise WireError("an array with a bad dtype or shape")
+    array = numpy.array(plain, dtype=dtype)
+    if list(array.shape) != shape:
+        array = array.reshape(shape) if array.size == int(numpy.prod(shape)) else array
+    return array
 
 
 def _made(node, resolve):
@@ -261,7 +325,7 @@ def _decode(table, resolve):
         if type(node) is list:
             if not node or type(node[0]) is not str:
                 raise WireError("a node without a tag")
-            if node[0] not in ("t", "fs", "=", "nt"):
+            if node[0] not in ("t", "fs", "=", "nt", "np"):
                 objs[i] = _made(node, resolve)
             for child in _children(node):
                 if type(child) is not int or not 0 <= child < n:
@@ -276,6 +340,8 @@ def _decode(table, resolve):
         parts = [objs[c] for c in _children(node)]
         if node[0] == "nt":
             objs[at] = _namedtuple(str(node[1]), str(node[2]), len(parts))(*parts)
+        elif node[0] == "np":  # (its nested list is filled below, after this pass: read it from the table now)
+            objs[at] = _array(str(node[1]), node[2], _nested(table, node[3], resolve))
         else:
             objs[at] = parts[0] if node[0] == "=" else (tuple(parts) if node[0] == "t" else frozenset(parts))
     for i, node in enumerate(table):  # fill the mutable containers
