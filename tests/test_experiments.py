@@ -118,6 +118,10 @@ def test_submitit_slurm_differs_from_local_only_by_its_executor():
         local, slurm = (compose(config_name="config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
                         .hydra.launcher for name in ("submitit_local", "submitit_slurm"))
     assert local._target_.endswith("LocalLauncher") and slurm._target_.endswith("SlurmLauncher")
+    from omegaconf import OmegaConf
+
+    # compared as written: resolving `${hydra.sweep.dir}` reads the clock (`${now:...}`), which may tick between the two
+    local, slurm = (OmegaConf.to_container(c, resolve=False) for c in (local, slurm))
     shared = set(local) - {"_target_"}
     assert shared <= set(slurm) and all(local[k] == slurm[k] for k in shared)  # the queue settings: one meaning
 

@@ -57,9 +57,6 @@ MATH_WORDS = frozenset({"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", 
                         "and", "or", "to", "times", "cdot", "over", "infty", "inf", "sinh", "cosh", "tanh",
                         "max", "min", "gcd", "lcm", "deg", "arcsin", "arccos", "arctan", "det"})
 
-
-def _is_prose(s: str) -> bool:
-    return bool(_NOT_ASCII_MATH.search(s)) or any(w.lower() not in MATH_WORDS for w in _WORD.findall(s))
 _TIME = re.compile(r"(?<![\d:])(\d{1,2}:\d{2}(?::\d{2})?(?:\s*(?:am|pm|a\.m\.|p\.m\.))?)(?![\d:])", re.IGNORECASE)
 _FRAMED = re.compile(r"\\(?:fbox|framebox)(?![a-zA-Z])")
 _IN_LIST_BEFORE = re.compile(r"(?:[\d)\]]\s*,|\(|\[|\d\s*:)\s*$")  # `(7, 6`, `2, 3`, `12:30`
@@ -73,6 +70,10 @@ _ROOT = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z]|\([^()]{0,200}\)|\{[^{}]{0
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff01-\uff0f\u3001-\u3011]")
 _CJK_AFTER = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011\uff0c\uff1a])(?=[0-9A-Za-z$\\(\-])")
 _CJK_BEFORE = re.compile(r"([0-9A-Za-z$})])(?=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011])")
+
+
+def _is_prose(s: str) -> bool:
+    return bool(_NOT_ASCII_MATH.search(s)) or any(w.lower() not in MATH_WORDS for w in _WORD.findall(s))
 
 
 def clean_text(text: str) -> str:
