@@ -210,11 +210,22 @@ def long_equivalent(gold: str, pred: str) -> bool | None:
 # ---- symbolic work, run inside worker processes ----------------------------------------------------------
 
 def _init_worker() -> None:
-    """Once per worker: math-verify imported, and its memory bounded (a check that would need more
-    fails with MemoryError, undecided, instead of taking the machine)."""
+    """Once per worker: math-verify imported and warmed (its LaTeX parser and sympy's evaluation load
+    on first use: that second belongs to the worker's start, never to the first answer's budget), and
+    its memory bounded (a check that would need more fails with MemoryError, undecided, instead of
+    taking the machine)."""
     import resource
 
     _quiet_math_verify()
+    try:
+        from ttscale.graders.math_grouping import _fingerprint
+
+        warm = _parse_cached("\\frac{\\sqrt{2}}{2}+x")
+        _fingerprint(warm)
+        _verify(warm, _parse_cached("x+\\frac{1}{\\sqrt{2}}"), MathSettings())
+        _parse_cached.cache_clear()
+    except BaseException:  # noqa: BLE001  (warming is an optimisation; the checks report their own failures)
+        pass
 
     try:
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
@@ -537,6 +548,7 @@ class MathGrader:
             return _group_by_normalized(answers, self.settings.percent)
         cap = self.settings.max_answer_chars
         distinct = sorted(set(present), key=lambda a: (normalize_answer(a[:cap]), a))
+        self.pool.start()  # a worker's start (imports, a second or more) is not the problem's grouping time
         until = time.time() + self.group_timeout
         prints = self._fingerprints([a for a in distinct if len(a) <= cap and a not in self._unread], until)
         prints = [prints.get(a) or ("unread", "long or unread") for a in distinct]

@@ -62,6 +62,11 @@ def _fingerprint(parsed) -> tuple | None:
     import sympy
 
     expr = next((x for x in parsed if not isinstance(x, str)), None)
+    if isinstance(expr, sympy.Interval):  # `(0, 1)` reads as an open interval: its ends and which are open
+        ends = _value(expr.start), _value(expr.end)
+        if None in ends:
+            return None
+        return ("interval", (bool(expr.left_open), bool(expr.right_open)), ends)
     if isinstance(expr, (sympy.FiniteSet, sympy.Tuple)) and 0 < len(expr.args) <= 64:  # `(1, 2)`, `{1, 2}`, `1, 2`
         values = [_value(x) for x in expr.args]  # as a multiset: a tuple may equal a set of the same items
         if any(v is None for v in values):
@@ -130,6 +135,8 @@ def verify_many(pairs: Sequence[tuple[str, str]], settings, budget: float, until
 
 
 def _close(a: tuple, b: tuple) -> bool:
+    if a[0] == "interval" or b[0] == "interval":
+        return a[0] == b[0] and a[1] == b[1] and all(_close(x, y) for x, y in zip(a[2], b[2]))
     if a[0] == "many" or b[0] == "many":  # several values: the same count, each close to its partner
         if a[0] != b[0]:
             return len(a[1]) == 1 and _close(a[1][0], b) if a[0] == "many" else len(b[1]) == 1 and _close(a, b[1][0])

@@ -140,6 +140,34 @@ class WorkerPool:
                     raise WorkerError("timeout", "no worker became free in time")
                 self._cond.wait(left)
 
+    def start(self) -> int:
+        """Start the workers not yet started and wait until the idle ones are ready (their imports
+        done), so that a call bounded by a deadline of its own does not pay a worker's start. Busy
+        workers are left alone. Returns how many workers were made ready."""
+        taken: list[_Worker] = []
+        with self._cond:
+            while not self._closed and len(taken) < self.size:
+                if self._idle:
+                    taken.append(self._idle.pop())
+                elif len(self._live) < self.size:
+                    try:
+                        worker = _Worker(self._initializer)
+                    except OSError:
+                        self.failures += 1
+                        break
+                    self._live.add(worker)
+                    taken.append(worker)
+                else:
+                    break
+        ready = 0
+        for worker in taken:
+            ok = worker.wait_ready(self.start_timeout)
+            ready += ok
+            if not ok:
+                self.failures += 1
+            self._release(worker, ok)
+        return ready
+
     def _release(self, worker: _Worker, healthy: bool) -> None:
         if not healthy:
             worker.kill()
