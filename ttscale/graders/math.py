@@ -74,7 +74,6 @@ _PAREN_NUMBER = re.compile(r"\((-?\d+(?:\.\d+)?)\)")
 _FRAC = re.compile(r"-?\\[dt]?frac\{(-?\d+)\}\{(-?\d+)\}")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)")
 _WITH_WORDS = re.compile(r"(-?(?:\d+(?:\.\d+)?|\.\d+))((?:\s+[a-zA-Z]{2,}\.?)+)")
-_MATH_WORDS = MATH_WORDS
 
 
 def normalize_answer(answer: str, percent: str = "strip") -> str:
@@ -90,7 +89,7 @@ def normalize_answer(answer: str, percent: str = "strip") -> str:
     is_percent = s.endswith("%") or s.endswith("percent")
     s = s.replace("\\%", "").replace("%", "").strip()
     m = _WITH_WORDS.fullmatch(s)
-    if m and not any(w.strip(".").lower() in _MATH_WORDS for w in m.group(2).split()):
+    if m and not any(w.strip(".").lower() in MATH_WORDS for w in m.group(2).split()):
         scaled = _SCALED.match(s)  # `10 million` is 10000000, not 10
         s = scaled_number(scaled) if scaled else m.group(1)
     mixed = _MIXED.fullmatch(s)  # `2 1/2` is 5/2, not 21/2

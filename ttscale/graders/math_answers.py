@@ -98,18 +98,6 @@ def clean_text(text: str) -> str:
     return _FRAMED.sub(r"\\boxed", text).rstrip().rstrip("\\").rstrip()
 
 
-def gsm8k_answer(text: str) -> str | None:
-    """The number after the last `#### ` (GSM8K's reference format), or None. The marker takes a number
-    only (with a currency sign, unit words or a full stop after it): a Markdown heading (`#### Step 2`)
-    is not an answer."""
-    last = None
-    for last in _GSM8K.finditer(text):
-        pass
-    if last is None:
-        return None
-    return strip_thousands(last.group(1)) or None
-
-
 def extract_answer(text: str | None, fallback: str = "last_number", finished: bool = True,
                    choices: str | None = None, timeout: int | None = None,
                    thinking_end: tuple[str, ...] = THINKING_END, all_boxes: bool = False) -> str | None:
@@ -133,14 +121,18 @@ def extract_answer(text: str | None, fallback: str = "last_number", finished: bo
     """
     if not text:
         return None
-    text = clean_text(text)
-    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
-    if end[0] >= 0:
-        after = text[end[0] + len(end[1]):]
-        if _SPECIAL_TOKENS.sub("", after).strip():  # (an end-of-turn token after it is not an answer)
-            return _extract_final(after, fallback, finished, choices, timeout, all_boxes)
-        text = text[: end[0]]
+    text = _after_thinking(clean_text(text), thinking_end)
     return _extract_final(text, fallback, finished, choices, timeout, all_boxes)
+
+
+def _after_thinking(text: str, thinking_end: tuple[str, ...]) -> str:
+    """The text after the last end-of-thinking marker; the thinking itself when nothing follows it (an
+    end-of-turn token such as `<|im_end|>` is nothing); the whole text without a marker."""
+    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
+    if end[0] < 0:
+        return text
+    after = text[end[0] + len(end[1]):]
+    return after if _SPECIAL_TOKENS.sub("", after).strip() else text[: end[0]]
 
 
 def _extract_final(text: str, fallback: str, finished: bool, choices: str | None, timeout: int | None,
@@ -151,7 +143,7 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
         text = _NEGATED_LETTER.sub(" ", text)  # "C, not A": A is not chosen
         return (_extract(text[-MAX_TAIL:], _letter_configs(choices, anchorless), timeout, letters=True)
                 or _chosen_letter(text[-MAX_TAIL:], choices, anchorless))
-    marked = _GSM8K_LAST(text)
+    marked = _gsm8k_last(text)
     if marked is not None and not (_BOX.search(text, marked[1]) or _CUE.search(text, marked[1])):
         return marked[0]  # (a later box or answer cue is the answer: the marker was a numbered heading)
     spans = _box_spans(text)
@@ -187,8 +179,8 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
     return answer
 
 
-def _GSM8K_LAST(text: str) -> tuple[str, int] | None:
-    """(number, end) of the last GSM8K marker, or None."""
+def _gsm8k_last(text: str) -> tuple[str, int] | None:
+    """(number, end) of the last GSM8K marker (`#### N`: a number only, so `#### Step 2` is a heading), or None."""
     last = None
     for last in _GSM8K.finditer(text):
         pass
@@ -504,11 +496,7 @@ def quick_extract(text: str | None, fallback: str = "last_number", finished: boo
     """
     if not text:
         return None
-    text = clean_text(text)
-    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
-    if end[0] >= 0:  # the answer after the thinking (the thinking only when nothing follows it)
-        after = text[end[0] + len(end[1]):]
-        text = after if _SPECIAL_TOKENS.sub("", after).strip() else text[: end[0]]
+    text = _after_thinking(clean_text(text), thinking_end)
     found: list[tuple[int, str]] = list(_boxes(text))
     for pattern in _MARKERS:
         for m in pattern.finditer(text):
