@@ -211,3 +211,43 @@ def test_caps_follow_the_runs_memory(sandbox):
     verdict = sandbox.run(program, ["assert len(many(3_000_000)) == 3_000_000", "assert len(text(12 << 20)) == 24 << 20"],
                           limits=Limits(timeout=60, cpu_seconds=40, memory_mb=1024))
     assert verdict.status == "pass", verdict
+
+
+# -- the proxy's cost (a call from the tests to the program is a pipe round trip) ------------------------
+
+def test_many_cheap_calls_pass_at_the_default_limits():
+    """200k proxied calls take longer than the default 10 s (0.05 s in one process): the proxy's time is
+    not the program's, so a correct program passes; a program that never answers still times out."""
+    sandbox = Sandbox("auto", Limits(), parallel=1, allow_root=True)
+    program = "def add(a, b):\n    return a + b\n"
+    verdict = sandbox.run(program, ["for i in range(200_000):\n    assert add(i, 1) == i + 1"])
+    assert verdict.status == "pass", verdict
+    stuck = sandbox.run("def add(a, b):\n    while True:\n        pass\n", ["assert add(1, 1) == 2"],
+                        limits=Limits(timeout=2, cpu_seconds=10))
+    assert stuck.status == "timeout" and stuck.seconds < 4, stuck
+
+
+def test_the_allowance_for_calls_is_bounded():
+    """Endless cheap calls (each allowed more than it costs) cannot stretch the deadline past
+    call_allowance_max."""
+    sandbox = Sandbox("auto", Limits(), parallel=1, allow_root=True)
+    program = "def add(a, b):\n    return a + b\n"
+    endless = "i = 0\nwhile True:\n    assert add(i, 1) == i + 1\n    i += 1"
+    verdict = sandbox.run(program, [endless], limits=Limits(timeout=2, cpu_seconds=30, call_allowance_max=1.5))
+    assert verdict.status == "timeout", verdict
+    assert 3.4 < verdict.seconds < 6, verdict  # 2 s + at most 1.5 s for its calls (+ process exit)
+
+
+def test_a_runs_two_processes_share_one_cpu():
+    import os
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU here: nothing to choose")
+    sandbox = Sandbox("auto", LIMITS, parallel=2, allow_root=True)
+    program = "import os\ndef cpus():\n    return sorted(os.sched_getaffinity(0))\n"
+    # the test runs in the tests' process: its own affinity against the program's
+    test = "import os\nassert len(cpus()) == 1 and cpus() == sorted(os.sched_getaffinity(0)), (cpus(), os.sched_getaffinity(0))"
+    verdict = sandbox.run(program, [test])
+    assert verdict.status == "pass", verdict
+    unpinned = Sandbox("auto", LIMITS, parallel=2, allow_root=True, pin_cpus=False)
+    assert unpinned.run(program, ["assert len(cpus()) > 1"]).status == "pass"

