@@ -23,7 +23,7 @@ def ttscale(*args, timeout=600):
                             "block_search, budget_forcing, codet, deepconf, deepconf_online, dvts, eager, fractured_sampling, "
                             "genselect, greedy, inverse_entropy, mbr_exec, mcts, "
                             "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, self_consistency, "
-                            "sequential, set_cover_pruning, verifier_vote, weighted_vote"),
+                            "self_debug, sequential, set_cover_pruning, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
          "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
         (["strategy=particle_filtering", "strategy.resampling=nope"],
@@ -67,7 +67,7 @@ def test_every_shipped_config_composes():
             extra = {"hf": ["model.path=some/model"],
                      "prm": ["verifier.path=some/prm", "verifier.format=math_shepherd", "verifier.params=7e9"],
                      "unit_tests": ["dataset=humaneval"], "codet": ["dataset=humaneval"],
-                     "mbr_exec": ["dataset=humaneval"]}.get(path.stem, [])
+                     "mbr_exec": ["dataset=humaneval"], "self_debug": ["dataset=humaneval"]}.get(path.stem, [])
             assert check_overrides([f"{group}={path.stem}", *extra]) is None, path
 
 

@@ -154,7 +154,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     if not 0 < cfg["top_p"] <= 1:
         raise ConfigError(f"strategy.top_p={cfg['top_p']!r} must be in (0, 1]")
     _check_statistics(cfg, search_cls, selector, backend)
-    if (selector.needs_scores or step_wise) and verifier is None:
+    if ((selector.needs_scores and not getattr(search_cls, "scores_trajectories", False)) or step_wise) and verifier is None:
         needs = f"strategy.search={cfg['search']!r}" if step_wise else f"strategy.select={cfg['select']!r}"
         raise ConfigError(f"{needs} needs scores; choose a verifier: "
                           + ", ".join(f"verifier={name}" for name in sorted(VERIFIERS)))
@@ -346,12 +346,13 @@ def check_grader(dataset_cfg: Mapping[str, Any], grader_cfg: Mapping[str, Any],
     _choice("dataset.format", dataset_cfg.get("format", "qa"), FORMATS)
     if (verifier_cfg or {}).get("name") == "unit_tests" and dataset_cfg.get("format", "qa") == "qa":
         raise ConfigError("verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)")
-    select = (strategy_cfg or {}).get("select")
-    if select and ":" not in str(select) and dataset_cfg.get("format", "qa") == "qa":
-        cls, _ = registry.resolve("select", select)
-        if getattr(cls, "needs_code", False):
-            raise ConfigError(f"strategy.select={select} runs programs: it needs a code dataset (dataset=humaneval or "
-                              "dataset=mbpp)")
+    for kind in ("search", "select"):
+        name = (strategy_cfg or {}).get(kind)
+        if name and ":" not in str(name) and dataset_cfg.get("format", "qa") == "qa":
+            cls, _ = registry.resolve(kind, name)
+            if getattr(cls, "needs_code", False):
+                raise ConfigError(f"strategy.{kind}={name} runs programs: it needs a code dataset (dataset=humaneval or "
+                                  "dataset=mbpp)")
     from ttscale.graders.math import FALLBACKS, PERCENT_POLICIES
 
     _choice("grader.percent", grader_cfg.get("percent", "strip"), PERCENT_POLICIES)

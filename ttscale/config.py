@@ -238,6 +238,9 @@ class StrategyConfig:
     foresight_temperature: float = 1.0  # phi_decoding: rollouts and completions (the code leaves vLLM's 1.0)
     finished_value: str = "zero"  # phi_decoding: zero (the code: an empty rollout's value) | step
     final_pick: str = "phi"  # phi_decoding: phi (the code's cluster-then-advantage pick) | all (to strategy.select)
+    debug_rounds: int = 3  # self_debug: programs per chain at most (the first + repairs; S*'s num_round 3)
+    repair_context: str = "all"  # self_debug: all (S*: every earlier round shown) | last (the latest only)
+    repair_prompt: Optional[str] = None  # self_debug: the request after the history (None: the built-in one)
     chains: int = 2  # sequential: chains; rounds = n / chains
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous

@@ -33,7 +33,8 @@ class Strategy:
             raise ValueError(f"the same verifier is given to {type(self.search).__name__} and to Strategy: the search "
                              "already scored its trajectories, and the Strategy would score them again (twice the "
                              "verifier compute, counted twice); pass it to the search only")
-        if getattr(self.select, "needs_scores", False) and self.verifier is None and searched is None:
+        scored = searched is not None or getattr(self.search, "scores_trajectories", False)
+        if getattr(self.select, "needs_scores", False) and self.verifier is None and not scored:
             raise ValueError(f"{type(self.select).__name__} selects by score, and nothing scores the trajectories: "
                              "give Strategy(verifier=...) (e.g. MeanLogprob(), a PRM, FunctionVerifier(fn))")
 
