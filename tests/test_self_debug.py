@@ -158,23 +158,122 @@ def test_self_debug_needs_a_code_dataset():
 
 
 @pytest.mark.integration
-def test_self_debug_on_the_cpu_engine(tmp_path):
+def test_self_debug_and_s_star_on_the_cpu_engine(tmp_path):
     """The real engine writes and repairs programs for two HumanEval problems: every chain's programs
-    ran on the docstring's examples, repairs are counted as policy tokens, and the run has no error."""
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "dataset=humaneval", "dataset.limit=2",
-                           "strategy=self_debug", "strategy.n=2", "strategy.max_tokens=160", "progress=false",
-                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    ran on the docstring's examples, repairs are counted as policy calls, and the run has no error;
+    then S* (the same search, its selection) runs to a choice on one problem."""
+    from jobs import job_dir
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "-m", "dataset=humaneval", "dataset.limit=2",
+                           "strategy=self_debug,s_star", "strategy.n=2", "strategy.max_tokens=160",
+                           "strategy.test_tokens=96", "strategy.judge_tokens=64", "progress=false",
+                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
+                          capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["errors"] == 0 and summary["graded"] == 2, summary
-    for line in (out / "results.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        info = row["info"]
-        assert info["chains"] == 2 and len(info["programs_per_chain"]) == 2
-        assert all(1 <= k <= 3 for k in info["programs_per_chain"])
-        assert info["sandbox_runs"] >= 1
-        repairs = sum(info["programs_per_chain"]) - 2
-        assert row["usage"]["backend_calls"] == 2 + repairs
-        assert all(c["score"] is not None for c in row["candidates"])
+    for num, name in enumerate(("self_debug", "s_star")):
+        out = job_dir(sweep, num)
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["errors"] == 0 and summary["graded"] == 2, summary
+        for line in (out / "results.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            info = row["info"]
+            assert info["chains"] == 2 and len(info["programs_per_chain"]) == 2
+            assert all(1 <= k <= 3 for k in info["programs_per_chain"])
+            repairs = sum(info["programs_per_chain"]) - 2
+            if name == "self_debug":
+                assert row["usage"]["backend_calls"] == 2 + repairs and info["sandbox_runs"] >= 1
+                assert all(c["score"] is not None for c in row["candidates"])
+            else:  # the selection's own calls (tests, inputs, judgments) come on top of the chains'
+                assert row["usage"]["backend_calls"] >= 2 + repairs and "passing_visible" in info, info
+                assert info["chosen"] is not None or not any(c["answer"] for c in row["candidates"])
+
+
+# -- S*'s selection: filter by the examples, split by outputs, matches judged twice --------------------
+
+WRONG_LE = HEAD + "    return any(abs(a - b) <= threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
+RIGHT2 = HEAD + "    s = sorted(numbers)\n    return any(y - x < threshold for x, y in zip(s, s[1:]))\n"
+
+
+def s_star_backend(programs, judge, calls: list):
+    """Samples in order; CodeT's test prompt -> two tests; a match's input prompt -> one test; a judge
+    prompt -> judge(text). Every call is kept."""
+
+    def script(prompt, params, index):
+        text = text_of(prompt)
+        calls.append(text)
+        if "# check the correctness of has_close_elements" in text:
+            return "has_close_elements([1.0, 1.5], 0.5) == False\nassert has_close_elements([], 1.0) == False\n"
+        if "Write up to 5 test cases" in text:
+            return "Here they are.\n# tests\n```python\nassert has_close_elements([0.0, 1.0], 1.0) == False\n```"
+        if "Which program solves the task" in text:
+            return judge(text)
+        return fenced(programs[index])
+
+    return ScriptedBackend(script)
+
+
+def first_shown(text: str) -> str:
+    return text.split("[Program 0]", 1)[1].split("[Program 1]", 1)[0]
+
+
+def test_s_star_groups_by_outputs_and_judges_each_pair_both_ways(problem, grader):
+    """NEVER fails an example: out. WRONG_LE, RIGHT2, RIGHT pass both. On the written input
+    ([1.0, 1.5], 0.5) WRONG_LE says True, the right ones False: two groups; the other input does not
+    split them. Matches WRONG_LE-RIGHT2 and WRONG_LE-RIGHT, each judged in both orders by a judge that
+    names the program without `<=`: the right group takes the points, +1 to each member; the earliest
+    of them (RIGHT2, index 2) is chosen though WRONG_LE was sampled first."""
+    from ttscale.strategies.search.parallel import ParallelSampling
+    from ttscale.strategies.select.s_star import SStar
+
+    def judge(text):
+        return "The second one is right.\nAnswer: 1" if "<=" in first_shown(text) else "Answer: 0"
+
+    calls: list = []
+    programs = [WRONG_LE, NEVER, RIGHT2, RIGHT]
+    strategy = Strategy(ParallelSampling(4, SamplingParams(temperature=0.8)), SStar(), name="s_star")
+    (result,) = run(strategy, [problem], s_star_backend(programs, judge, calls), grader=grader, progress=False).results
+    info = result.info
+    assert result.error is None, result.error
+    assert info["passing_visible"] == 3 and info["generated_inputs"] == 2 and info["splitting_inputs"] == 1
+    assert info["matches"] == 2 and info["judgments"] == 4 and info["undecided_judgments"] == 0
+    assert info["chosen"] == 2 and result.correct is True and "fallback" not in info
+    judged = [c for c in calls if "Which program solves the task" in c]
+    assert all("has_close_elements([0.0, 1.0], 1.0) -> " in c for c in judged)  # each program's output shown
+    assert result.usage.backend_calls == 1 + 1 + 2 + 4  # samples, grouping tests, 2 input calls, 4 judgments
+
+
+def test_s_star_without_a_consistent_judge_falls_back_to_a_code_only_round_robin(problem, grader):
+    """A judge that always names the first program shown: every match is inconsistent (0 points), so
+    the code's fallback judges each pair of distinct passing programs on code alone, both orders (also
+    inconsistent): all 0, the earliest passing candidate. One passing candidate: chosen, no model call."""
+    from ttscale.strategies.search.parallel import ParallelSampling
+    from ttscale.strategies.select.s_star import SStar
+
+    calls: list = []
+    strategy = Strategy(ParallelSampling(4, SamplingParams(temperature=0.8)), SStar(), name="s_star")
+    backend = s_star_backend([WRONG_LE, NEVER, RIGHT2, RIGHT], lambda text: "Answer: 0", calls)
+    (result,) = run(strategy, [problem], backend, grader=grader, progress=False).results
+    info = result.info
+    assert info["fallback"] == "code-only round robin" and info["chosen"] == 0
+    assert info["judgments"] == 4 + 6  # 2 matches x 2, then 3 pairs x 2 on code alone
+    code_only = [c for c in calls if "Which program solves the task" in c and "outputs]" not in c]
+    assert len(code_only) == 6
+    calls.clear()
+    backend = s_star_backend([NEVER, RIGHT, LOOP], lambda text: "Answer: 0", calls)
+    (result,) = run(Strategy(ParallelSampling(3, SamplingParams(temperature=0.8)), SStar(), name="s_star"), [problem],
+                    backend, grader=grader, progress=False).results
+    assert result.info["chosen"] == 1 and result.info["passing_visible"] == 1 and result.usage.backend_calls == 1
+    calls.clear()
+    backend = s_star_backend([ALWAYS, NEVER], lambda text: "Answer: 0", calls)
+    (result,) = run(Strategy(ParallelSampling(2, SamplingParams(temperature=0.8)), SStar(), name="s_star"), [problem],
+                    backend, grader=grader, progress=False).results
+    assert result.info["passing_visible"] == 0 and result.info["chosen"] == 0  # each passes one: the earliest
+
+
+def test_judgments_are_read_from_the_last_answer_line():
+    from ttscale.strategies.select.s_star import judgment
+
+    assert judgment("Program 1 fails.\nAnswer: 0") == 0
+    assert judgment("**Answer:** 2") == 2 and judgment("answer: 1. Final Answer: 0") == 0
+    assert judgment("Both work.") is None and judgment("Answer: 3") is None and judgment("") is None

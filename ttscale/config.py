@@ -226,6 +226,8 @@ class StrategyConfig:
     test_prompt_examples: bool = False  # codet, mbr_exec: keep the docstring's examples in the test prompt
     solution_weight: str = "sqrt"  # codet: sqrt (the code) | linear (the paper)
     no_agreement: str = "first"  # codet: when no program passes a test: first (the first sampled) | none
+    distinguishing_tests: int = 5  # s_star: test cases asked for in a match of two programs
+    no_visible: str = "tournament"  # s_star: a task without visible tests: tournament | first (the code's)
     exec_inputs: str = "visible"  # mbr_exec: visible (the reference) | generated | both
     exec_filter: str = "none"  # mbr_exec: none (MBR-exec) | visible (AlphaCode: filter by the visible tests first)
     rollouts: int = 4  # phi_decoding: N candidate steps per beam
