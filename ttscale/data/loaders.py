@@ -13,7 +13,7 @@ from typing import Any
 from ttscale.types import Problem
 
 ANSWER_FORMATS = ("raw", "gsm8k", "boxed")
-FORMATS = ("qa", "humaneval", "mbpp")  # how a row becomes a problem
+FORMATS = ("qa", "humaneval", "mbpp", "stdio")  # how a row becomes a problem
 
 
 class DatasetError(ValueError):
@@ -28,7 +28,8 @@ class DatasetSpec:
     id_key: a field holding a unique id; without one, ids are `{id_prefix}-{row index}`.
     answer_format: how the reference is stored: raw, gsm8k (`... #### N`), boxed (last \\boxed{}).
     format: "qa" (a question and a reference answer), or a code benchmark's row layout: "humaneval"
-    (task_id, prompt, entry_point, test) or "mbpp" (task_id, text, test_list, test_setup_code).
+    (task_id, prompt, entry_point, test), "mbpp" (task_id, text, test_list, test_setup_code) or "stdio"
+    (programs reading standard input: CodeContests', LiveCodeBench's or ttscale's layout, stdio_rows.py).
     visible_tests: code problems: the tests a selector may use: "docstring" (HumanEval: the examples its
     prompt shows, parsed into tests that do not grade; MBPP: its first test, shown in the prompt) or N
     (the first N hidden tests; shown in MBPP's prompt).
@@ -117,9 +118,23 @@ def _rows(spec: DatasetSpec) -> Iterable[tuple[str, Any]]:
     yield from _rows_from_hub(spec)
 
 
+def _stdio_problem(where: str, row: Mapping[str, Any], spec: DatasetSpec) -> Problem:
+    from ttscale.data.stdio_rows import stdio_fields
+    from ttscale.graders.code.stdio import stdio_task
+
+    try:
+        ident, question, examples, tests = stdio_fields(row)
+        task = stdio_task(tests, examples, spec.visible_tests)
+    except ValueError as exc:
+        raise DatasetError(f"{where}: stdio row cannot be turned into tests: {exc}") from None
+    return Problem(id=ident, question=question, answer=None, metadata=task.to_metadata())
+
+
 def _code_problem(where: str, index: int, row: Mapping[str, Any], spec: DatasetSpec) -> Problem:
     from ttscale.graders.code.tasks import humaneval_task, mbpp_task
 
+    if spec.format == "stdio":
+        return _stdio_problem(where, row, spec)
     needed = {"humaneval": ("task_id", "prompt", "entry_point", "test"), "mbpp": ("task_id", "test_list")}[spec.format]
     for key in needed:
         if key not in row:

@@ -15,6 +15,17 @@ from ttscale.types import Problem, Result
 GROUPINGS = ("program", "outputs")
 
 
+def runnable(task: CodeTask, program: str) -> str:
+    """The program as the sandbox loads it: as written, or inside the stdio harness (stdio.py)."""
+    if task.harness == "stdio":
+        from ttscale.graders.code.stdio import wrap
+
+        return wrap(program)
+    if task.harness:
+        raise ValueError(f"unknown harness {task.harness!r}")
+    return program
+
+
 def task_of(problem: Problem) -> CodeTask:
     try:
         return CodeTask.from_metadata(problem.metadata)
@@ -35,7 +46,8 @@ class CodeGrader:
     # -- the grader contract (see ttscale.graders.math.MathGrader) ----------------------------------
     def extract(self, text: str | None, problem: Problem | None = None, finished: bool = True) -> str | None:
         task = task_of(problem) if problem is not None else None
-        return extract_code(text, task.prompt if task else "", task.entry_point if task else None)
+        entry = task.entry_point if task and not task.harness else None  # a stdio program defines no function
+        return extract_code(text, task.prompt if task else "", entry)
 
     async def agroup(self, answers: Sequence[str | None], problem: Problem | None = None) -> list[int | None]:
         if self.grouping == "outputs" and problem is not None and task_of(problem).probes:
@@ -48,7 +60,7 @@ class CodeGrader:
     async def _behaviour(self, program: str | None, task: CodeTask) -> tuple | None:
         if program is None:
             return None
-        verdict = await asyncio.to_thread(self.sandbox.run, program, (), task.setup, None, task.probes,
+        verdict = await asyncio.to_thread(self.sandbox.run, runnable(task, program), (), task.setup, None, task.probes,
                                           task.program_setup, task.exports)
         if all(value is None for value in verdict.probes):
             return None  # did not load, or ran out of time before any value: no vote
@@ -60,7 +72,7 @@ class CodeGrader:
             return None
         task = task_of(problem)
         tests = task.tests if which == "all" else task.visible_tests
-        return await asyncio.to_thread(self.sandbox.run, program, tests, task.setup, None, (), task.program_setup,
+        return await asyncio.to_thread(self.sandbox.run, runnable(task, program), tests, task.setup, None, (), task.program_setup,
                                        task.exports)
 
     async def run_cases(self, program: str | None, problem: Problem, tests: Sequence[str] = (),
@@ -70,7 +82,7 @@ class CodeGrader:
         if program is None:
             return None
         task = task_of(problem)
-        return await asyncio.to_thread(self.sandbox.run, program, tuple(tests), task.setup, None, tuple(probes),
+        return await asyncio.to_thread(self.sandbox.run, runnable(task, program), tuple(tests), task.setup, None, tuple(probes),
                                        task.program_setup, task.exports)
 
     async def agrade(self, result: Result, problem: Problem) -> None:

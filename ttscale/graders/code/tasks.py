@@ -30,6 +30,9 @@ class CodeTask:
     # visible tests that do not grade: the examples the task shows (HumanEval's docstring), when they are
     # the visible tests (dataset.visible_tests=docstring); then `visible` is empty
     examples: tuple[str, ...] = ()
+    # how a program is run: "" (its module is loaded, the tests call its functions) or "stdio" (its
+    # text runs as __main__ on each test's input: stdio.py)
+    harness: str = ""
 
     @property
     def visible_tests(self) -> tuple[str, ...]:
@@ -58,16 +61,17 @@ class CodeTask:
     def to_metadata(self) -> dict[str, Any]:
         return {"entry_point": self.entry_point, "prompt": self.prompt, "setup": self.setup,
                 "tests": list(self.tests), "visible": list(self.visible), "probes": list(self.probes),
-                "program_setup": self.program_setup, "examples": list(self.examples)}
+                "program_setup": self.program_setup, "examples": list(self.examples),
+                **({"harness": self.harness} if self.harness else {})}
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, Any]) -> CodeTask:
         if "tests" not in meta or "entry_point" not in meta:
             raise ValueError("not a code problem (no tests / entry_point in its metadata): "
-                             "is dataset.format humaneval or mbpp?")
+                             "is dataset.format humaneval, mbpp or stdio?")
         return cls(meta["entry_point"], meta.get("prompt", ""), meta.get("setup", ""), tuple(meta["tests"]),
                    tuple(meta.get("visible", ())), tuple(meta.get("probes", ())), meta.get("program_setup", ""),
-                   tuple(meta.get("examples", ())))
+                   tuple(meta.get("examples", ())), str(meta.get("harness", "")))
 
 
 def _defined_in(tree: ast.AST) -> set[str]:
