@@ -130,3 +130,45 @@ def test_stdio_problems_on_the_cpu_engine(tmp_path):
     verdicts = [c["verdict"] for row in rows for c in row["candidates"] if c["answer"]]
     assert verdicts and all(v["status"] in ("pass", "fail", "error", "timeout") for v in verdicts)
     assert any(v["status"] == "pass" or v.get("tests") for v in verdicts)  # the programs ran on the tests
+
+
+EVALPLUS_TEST = '''
+import numpy as np
+
+def is_floats(x) -> bool:
+    if isinstance(x, float):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(isinstance(i, float) for i in x)
+    return False
+
+def assertion(out, exp, atol):
+    exact_match = out == exp
+    if atol == 0 and is_floats(exp):
+        atol = 1e-6
+    if not exact_match and atol != 0:
+        assert np.allclose(out, exp, rtol=1e-07, atol=atol)
+    else:
+        assert exact_match
+
+def check(candidate):
+    inputs = [[2.0, 3.0], [0.1, 0.2], [10.0, -10.0]]
+    results = [6.0, 0.02, -100.0]
+    for i, (inp, exp) in enumerate(zip(inputs, results)):
+        assertion(candidate(*inp), exp, 0)
+'''
+
+
+def test_humaneval_plus_rows_by_local_path(tmp_path, grader):
+    """evalplus's layout (HumanEval+ / MBPP+: a check(candidate) looping `assertion(...)` over its
+    inputs, with numpy) loads with dataset.format=humaneval and grades: a float answer within the
+    tolerance passes, a wrong one fails."""
+    prompt = 'def product(a: float, b: float) -> float:\n    """Return a times b.\n    >>> product(2.0, 3.0)\n    6.0\n    """\n'
+    row = {"task_id": "HumanEval/plus-demo", "prompt": prompt, "entry_point": "product", "test": EVALPLUS_TEST,
+           "canonical_solution": "    return a * b\n", "base_input": [[2.0, 3.0]], "atol": 0}
+    path = tmp_path / "HumanEvalPlus.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (problem,) = load_problems(DatasetSpec(source=str(path), format="humaneval"))
+    assert len(task_of(problem).tests) == 1 and task_of(problem).visible_tests == ("assert product(2.0, 3.0) == 6.0",)
+    assert grade(grader, problem, prompt + "    return a * b * (1 + 1e-12)\n").status == "pass"
+    assert grade(grader, problem, prompt + "    return a + b\n").status == "fail"

@@ -115,6 +115,10 @@ def _has_assert(node: ast.AST) -> bool:
     return any(isinstance(n, ast.Assert) for n in ast.walk(node))
 
 
+def _calls_any(node: ast.AST, names: Sequence[str]) -> bool:
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in names for n in ast.walk(node))
+
+
 def _literal(node: ast.AST) -> bool:
     try:
         ast.literal_eval(node)
@@ -135,13 +139,14 @@ def _calls(node: ast.AST, names: Sequence[str]) -> list[str]:
     return calls
 
 
-def split_statements(statements: Sequence[ast.stmt]) -> list[str]:
-    """One snippet per statement holding an assertion; other statements join the next snippet (so
-    setup lines such as `import math` run before the assertions that need them)."""
+def split_statements(statements: Sequence[ast.stmt], asserting: Sequence[str] = ()) -> list[str]:
+    """One snippet per statement holding an assertion (or calling one of the `asserting` helpers:
+    evalplus's `assertion(candidate(*inp), exp, atol)` loop); other statements join the next snippet
+    (so setup lines such as `import math` run before the assertions that need them)."""
     snippets, pending = [], []
     for statement in statements:
         pending.append(ast.unparse(statement))
-        if _has_assert(statement):
+        if _has_assert(statement) or (asserting and _calls_any(statement, asserting)):
             snippets.append("\n".join(pending))
             pending = []
     if pending and snippets:
@@ -150,7 +155,8 @@ def split_statements(statements: Sequence[ast.stmt]) -> list[str]:
 
 
 def humaneval_task(prompt: str, test: str, entry_point: str, visible: int | str = "docstring") -> CodeTask:
-    """HumanEval's test module: its `check(candidate)` body becomes one test per assertion statement;
+    """HumanEval's test module (HumanEval+'s too: evalplus's layout, a loop of `assertion(...)` calls
+    over its inputs, is one test): its `check(candidate)` body becomes one test per assertion statement;
     the rest of the module (METADATA, helpers, imports) is setup, after the prompt's own helpers and
     imports, with `candidate` bound to the entry point. visible: "docstring" (the prompt's examples are
     the visible tests, as the task shows them; none grade) or N (the first N hidden tests)."""
@@ -162,7 +168,9 @@ def humaneval_task(prompt: str, test: str, entry_point: str, visible: int | str 
     rest = [n for n in module.body if n is not check and not _is_check_call(n)]
     helpers = prompt_helpers(prompt, entry_point)
     setup = (helpers + "\n" if helpers else "") + "\n".join(ast.unparse(n) for n in rest) + f"\n{argument} = {entry_point}\n"
-    tests = split_statements(check.body)
+    # helpers of the test module that assert (HumanEval+'s `assertion`): a statement calling one is a test
+    asserting = [n.name for n in rest if isinstance(n, ast.FunctionDef) and _has_assert(n)]
+    tests = split_statements(check.body, asserting)
     if not tests:
         raise ValueError("check(candidate) has no assertions")
     if visible == "docstring":
