@@ -20,12 +20,12 @@ REWARDS = {"0": 0.4, "1": 0.6, "1.0": 0.5, "1.1": 0.7, "1.1.0": 0.9, "1.1.1": 0.
 
 
 def mcts(**kw):
-    return MCTS(label_scores(REWARDS, default=0.0), **{"n": 64, "k": 2, "generator": gen(), **kw})
+    return MCTS(label_scores(REWARDS, default=0.0), **{"k": 2, "generator": gen(), **kw})
 
 
 def test_first_iteration_expands_the_root_and_simulates_down_the_highest_reward_to_a_finished_solution():
     backend = ScriptedBackend(tree_script(final_depth=3))
-    trajectories, ctx = run_search(mcts(iterations=1), backend)
+    trajectories, ctx = run_search(mcts(n=1), backend)
     # root -> {<0> .4, <1> .6}: follow <1>, expand it -> {<1.0> .5, <1.1> .7}: follow <1.1>, expand it ->
     # {<1.1.0> .9, <1.1.1> .2}: follow <1.1.0>, finished (boxed): no expansion
     assert [path_of(c.prompt) for c in backend.calls] == ["", "1", "1/1.1"]
@@ -65,32 +65,47 @@ def test_later_iterations_exploit_until_the_root_has_two_visits_then_explore_the
     """ln N(root) = 0 after one iteration, so the second iteration follows the best Q down to the
     solution found (no expansion); at the third, w_exp=10 makes the unvisited <0> win UCT."""
     backend = ScriptedBackend(tree_script(final_depth=3))
-    trajectories, ctx = run_search(mcts(iterations=3, exploration=10.0), backend)
+    trajectories, ctx = run_search(mcts(n=3, exploration=10.0), backend)
     assert [path_of(c.prompt) for c in backend.calls] == ["", "1", "1/1.1", "0", "0/0.1"]
     assert ctx.info["iterations"] == 3 and ctx.info["expansions"] == 5
     (best,) = trajectories  # <0> .4 + <0.1> .8 + <0.1.1> .95 = 2.15 < 2.2 of the first path
     assert best.steps[-1].startswith("<1.1.0>") and best.score == pytest.approx(2.2)
-    everything = run_search(mcts(iterations=3, exploration=10.0, output="all"),
+    everything = run_search(mcts(n=3, exploration=10.0, output="all"),
                             ScriptedBackend(tree_script(final_depth=3)))[0]
     assert sorted(round(t.score, 6) for t in everything) == [2.15, 2.2]  # the visited terminal paths only
 
 
-def test_the_expansion_budget_ends_the_search_and_no_finished_solution_is_no_answer():
+def test_an_iteration_ends_at_the_depth_limit_and_no_finished_solution_is_no_answer():
     backend = ScriptedBackend(tree_script(final_depth=9))
-    trajectories, ctx = run_search(mcts(n=2), backend)
-    assert trajectories == [] and len(backend.calls) == 2
-    assert ctx.info["expansions"] == 2 and not ctx.info["found"] and ctx.info["iterations"] == 1
+    search = mcts(n=1, generator=gen(last_step="step"))  # the step at the limit is capped: it cannot finish
+    trajectories, ctx = run_search(search, backend)
+    depth = search.generator.max_steps  # the root and each node down to the limit are expanded once
+    assert trajectories == [] and len(backend.calls) == depth
+    assert ctx.info["expansions"] == depth and not ctx.info["found"] and ctx.info["iterations"] == 1
+
+
+def test_the_budget_n_counts_iterations_and_changes_the_search():
+    """#37: at the old defaults (n = 64 expansions, 10 iterations) n never bound. Now n is the
+    reference's n_iters: more iterations, more of the tree expanded and visited."""
+    sizes = {}
+    for n in (4, 16, 64):
+        backend = ScriptedBackend(tree_script(final_depth=6))
+        _, ctx = run_search(mcts(n=n), backend)
+        assert ctx.info["iterations"] == n
+        sizes[n] = (ctx.info["expansions"], ctx.info["tree_nodes"])
+    assert sizes[4] < sizes[16] < sizes[64], sizes
+    assert sizes[64][0] > sizes[16][0] + 10, sizes  # the old budget: 17 expansions at n = 64 and 16 at n = 16
 
 
 def test_follow_max_takes_the_best_reward_child_at_each_step():
     backend = ScriptedBackend(tree_script(final_depth=3))
-    (best,), _ = run_search(mcts(iterations=3, exploration=10.0, output="follow_max"), backend)
+    (best,), _ = run_search(mcts(n=3, exploration=10.0, output="follow_max"), backend)
     assert best.steps[-1].startswith("<1.1.0>")  # <1> .6 > <0> .4, then <1.1>, then <1.1.0>
 
 
 def test_one_instance_serves_concurrent_problems_as_it_serves_each_alone():
     """The runtime shares one search instance across every problem in flight: no per-problem state on it."""
-    search = mcts(iterations=3, exploration=10.0)
+    search = mcts(n=3, exploration=10.0)
     problems = [Problem(id=f"p{i}", question="What is 1+1?", answer="2") for i in range(3)]
 
     async def both():
@@ -121,7 +136,7 @@ def test_puct_needs_step_logprobs():
 def test_config_builds_the_reference_defaults_and_refuses_unknown_choices():
     strategy = build_strategy(group_config("strategy", "mcts"), {"name": "mean_token_prob"})
     search = strategy.search
-    assert isinstance(search, MCTS) and (search.iterations, search.exploration, search.k) == (10, 1.0, 4)
+    assert isinstance(search, MCTS) and (search.n, search.exploration, search.k) == (10, 1.0, 4)
     assert (search.cum_reward, search.calc_q, search.simulate_strategy, search.selection, search.output) == \
         ("sum", "mean", "max", "uct", "max_reward")
     assert search.generator.max_steps == 5  # the reference's depth_limit

@@ -275,11 +275,10 @@ class StrategyConfig:
     weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
     sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
-    k: int = 4  # a_star, mcts: next steps sampled per expansion (n = expansions)
+    k: int = 4  # a_star, mcts: next steps sampled per expansion (a_star: n = expansions; mcts: n = iterations)
     g_weight: float = 1.0  # a_star: weight of the path cost g
     expand_per_round: int = 1  # a_star: states popped and expanded together
     block_tokens: int = 64  # block_search
-    iterations: int = 10  # mcts: iterations at most (n caps its expansions)
     exploration: float = 1.0  # mcts: w_exp, the weight of UCT's (or PUCT's) exploration term
     cum_reward: str = "sum"  # mcts: a path's return from its step rewards: sum | mean | max
     calc_q: str = "mean"  # mcts: a node's Q from its returns: mean | max | sum

@@ -6,7 +6,7 @@ verifier gives each new step a reward r (the reference's fast_reward and reward 
 here: a step's "state" is the step itself, so nothing more is known once it is taken).
 
     root <- the empty solution
-    for at most `iterations` iterations, while expansions < n:
+    for n iterations (the reference's n_iters):
         SELECT     path <- [root]; while the last node has children and is not terminal:
                        go to the child with the largest UCT(c) = Q(c) + w_exp * sqrt(ln N(parent) / max(1, N(c)))
                        (N: the node's visits; Q: calc_q of its returns, or its reward while unvisited)
@@ -19,9 +19,11 @@ here: a step's "state" is the step itself, so nothing more is known once it is t
             at the depth limit or the token budget) with the largest cum_reward of its rewards (the
             root's excluded); NO solution if none was reached
 
-Budget `n` is expansions (one call sampling k next steps of one node), the unit of a_star: an
-iteration expands its leaf and every node its simulation passes through. Defaults are the MCTS
-class's (w_exp 1, 10 iterations, cum_reward sum, calc_q mean, simulate max, output max_reward);
+Budget `n` is iterations, what the reference counts (n_iters): an iteration expands its leaf and every
+node its simulation passes through (one call sampling k next steps each, at most max_steps of them), or
+nothing when it selects a finished node. (An earlier version counted expansions with 10 iterations at
+most: the iteration cap bound first, so n = 16, 64 or 1000 ran the same search.) Defaults are the MCTS
+class's (w_exp 1, n_iters 10, cum_reward sum, calc_q mean, simulate max, output max_reward);
 RAP's GSM8K run sets cum_reward=mean and calc_q=max (conf/strategy/mcts.yaml says how). Options
 beyond the reference: `selection=puct` (AlphaZero's rule, prior = softmax over siblings of the step's
 mean token logprob, as the LLM tree searches of TS-LLM and OpenR), and `output=all` (every visited
@@ -95,10 +97,9 @@ class _Run:
 class MCTS:
     step_wise: ClassVar[bool] = True  # given a verifier and a step generator
     verifier: object
-    n: int = 64  # expansion budget: nodes expanded at most (each samples k next steps)
+    n: int = 10  # iterations (the reference's n_iters)
     k: int = 4  # next steps sampled per expansion (RAP's n_action)
     generator: StepGenerator = field(default_factory=StepGenerator)
-    iterations: int = 10  # the reference's n_iters
     exploration: float = 1.0  # the reference's w_exp
     cum_reward: str = "sum"  # a path's return: sum (the class's default) | mean (RAP's GSM8K) | max
     calc_q: str = "mean"  # Q from a node's returns: mean (the class's default) | max (RAP's GSM8K) | sum
@@ -115,23 +116,21 @@ class MCTS:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key}={getattr(self, key)!r}; choose one of: {', '.join(allowed)}")
-        if self.iterations < 1 or self.n < 1 or self.k < 1:
-            raise ValueError(f"iterations, n and k must be >= 1 (got {self.iterations}, {self.n}, {self.k})")
+        if self.n < 1 or self.k < 1:
+            raise ValueError(f"n (iterations) and k must be >= 1 (got {self.n}, {self.k})")
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         """One problem's search (the instance is shared by every problem in flight: state lives in `run`)."""
         run = _Run(problem, ctx, random.Random(f"{ctx.run_seed}/{problem.id}/mcts"))
         root = TreeNode(Node("0"), visited=True)
-        iterations = 0
-        while iterations < self.iterations and run.expansions < self.n:
+        for _ in range(self.n):
             path = self.select(root)
             if not path[-1].terminal:
                 await self.expand(run, path[-1])
                 await self.simulate(run, path)
             self.backup(path)
-            iterations += 1
         best = self.best_paths(run, root)
-        ctx.info.update(iterations=iterations, expansions=run.expansions, k=self.k, found=bool(best),
+        ctx.info.update(iterations=self.n, expansions=run.expansions, k=self.k, found=bool(best),
                         tree_nodes=_count(root))
         return [self.trajectory(path) for path in best]
 
@@ -148,8 +147,8 @@ class MCTS:
         return path
 
     async def expand(self, run: _Run, node: TreeNode) -> None:
-        """k next steps of `node`, each scored by the verifier (one expansion of the budget)."""
-        if node.terminal or node.children is not None or run.expansions >= self.n:
+        """k next steps of `node`, each scored by the verifier (one expansion)."""
+        if node.terminal or node.children is not None:
             return
         run.expansions += 1
         children = await self.generator.expand(run.ctx, node.node, self.k, "mcts")
@@ -165,7 +164,7 @@ class MCTS:
             node = node.children[self._simulate_choice(run.rng, [c.reward for c in node.children])]
             node.visited = True
             path.append(node)
-            await self.expand(run, node)  # stops expanding once the budget is spent: the path ends there
+            await self.expand(run, node)
 
     def backup(self, path: list[TreeNode]) -> None:
         rewards: list[float] = []
