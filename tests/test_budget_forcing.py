@@ -141,3 +141,49 @@ def test_thinking_tokens_are_a_leaderboard_axis_of_their_own(tmp_path):
     rows = {r["cell"]: r for r in leaderboard([tmp_path])}
     tight, loose = rows["strategy.max_thinking_tokens=4"], rows["strategy.max_thinking_tokens=64"]
     assert tight["thinking_tokens_per_problem"] == 4 < loose["thinking_tokens_per_problem"]
+
+
+def test_the_runs_stop_strings_stop_the_reasoning_too():
+    """#37: a base model reasons into an invented next question; s1 adds the run's stops to
+    until_thinking, so the reasoning ends there (as at the delimiter) and the question is dropped."""
+    def script(text, params, index):
+        if text.endswith("<|im_start|>answer"):
+            return " 7"
+        return "3 plus 4 is 7.\n\nQuestion: what is 5 + 5? Answer: 10"
+
+    search_params = SamplingParams(temperature=0.0, max_tokens=999, stop=("\n\nQuestion:",))
+    backend = ScriptedBackend(script)
+    search = BudgetForcing(params=search_params, num_ignore=0, max_thinking_tokens=64, **S1)
+    from ttscale.graders import MathGrader
+
+    with MathGrader() as grader:
+        ctx = Context(problem=PROBLEM, backend=backend, grader=grader)
+        result = asyncio.run(Strategy(search, MajorityVote()).solve(PROBLEM, ctx))
+    think, answer = backend.calls
+    assert think.params.stop == ("<|im_start|>", "\n\nQuestion:")
+    assert "Question" not in answer.prompt and answer.prompt.endswith("3 plus 4 is 7.<|im_start|>answer")
+    assert result.answer == "7"
+
+
+def crossing_script(text, params, index):
+    if text.endswith("Final Answer:") or text.endswith("<|im_start|>answer"):
+        return " 7"
+    if "Wait" not in text:
+        return " a b c<|im_start|>"  # tries to stop: " a", " b", then " c" + "Wait" encoded together (1 id)
+    return " d e f g h i<|im_start|>"  # 6 more: 3 + 6 = 9 > 8, and it stopped by itself
+
+
+def test_crossing_the_budget_in_an_extension_round_ends_as_that_round_ended():
+    """#37: s1's code caps every round at the whole budget, cuts the reasoning to it afterwards, and
+    ends a round that stopped by itself with the plain end of thinking (no "Final Answer:")."""
+    result, backend = solve(crossing_script, max_thinking_tokens=8, num_ignore=1, **S1)
+    first, second, answer = backend.calls
+    assert first.params.max_tokens == 8 and second.params.max_tokens == 8  # the whole budget each round
+    assert answer.prompt.endswith(" a b cWait d e f g h<|im_start|>answer")  # cut to 8 ids, the plain end
+    (c,) = result.candidates
+    assert c.stats == {"thinking_tokens": 8.0, "extensions": 1.0, "budget_cut": 1.0}
+    # crossing=cut (ttscale's earlier rule): the second round is capped at the 5 left, cut, "Final Answer:"
+    result, backend = solve(crossing_script, max_thinking_tokens=8, num_ignore=1, crossing="cut", **S1)
+    first, second, answer = backend.calls
+    assert second.params.max_tokens == 5
+    assert answer.prompt.endswith("d e f g h\n<|im_start|>answer\nFinal Answer:")

@@ -210,6 +210,7 @@ class StrategyConfig:
     thinking_end: str = "The answer is"  # budget_forcing: from model.thinking.end
     extension: str = " Wait,"  # budget_forcing: from model.thinking.extension
     budget_suffix: str = ""  # budget_forcing: from model.thinking.budget_suffix
+    budget_crossing: str = "code"  # budget_forcing: code (s1's: rounds capped by the whole budget, cut after) | cut
     judge_window: int = 8  # genselect: k, solutions per judge prompt
     judgments: int = 8  # genselect: judge calls (judge_mode=sample)
     judge_mode: str = "sample"  # genselect: sample (the code: majority over judgments) | knockout (rounds of k)

@@ -14,7 +14,14 @@ a model reasons. For each of n samples, by token ids (nothing is re-rendered):
     sample the answer, at most answer_tokens
 
 As the code: the forced extensions count towards the thinking budget, a stop at the delimiter drops
-its tokens before the extension, and an end-of-sequence is a stop like the delimiter. The markers
+its tokens before the extension, an end-of-sequence is a stop like the delimiter, and the run's own
+stop strings (a base model's "\n\nQuestion:") stop the reasoning too (the code's until_thinking is
+extended by the run's `until`). Crossing the budget (`crossing`): as the code (`code`), each round
+of thinking may run to the whole budget, the reasoning is then cut to max_thinking_tokens, and the
+round that crossed it ends as it ended: with the plain end of thinking when it stopped by itself,
+with budget_suffix when its own cap cut it (the code then still runs its remaining extension rounds,
+whose text is all cut: here the reasoning ends at the crossing). `crossing=cut` caps each round at
+the budget left, so a crossing round is cut and gets budget_suffix (ttscale's earlier rule). The markers
 are the model's (model.thinking, see conf/model/*.yaml): s1's "<|im_start|>think" / "<|im_start|>"
 / "<|im_start|>answer"; a chat model without a think block reasons in its answer and ends it where it
 states the answer (the documented pair: stop and end "The answer is", extension " Wait,").
@@ -26,10 +33,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ttscale.strategies.context import Context
 from ttscale.types import Completion, Problem, SamplingParams, Trajectory
+
+
+CROSSINGS = ("code", "cut")
 
 
 def before_stop(decode, ids: Sequence[int], text: str, stop: str | None) -> tuple[list[int], str]:
@@ -62,6 +72,9 @@ class BudgetForcing:
     extension: str = " Wait,"  # appended instead of an ignored end of thinking (the code's "Wait")
     budget_suffix: str = ""  # after thinking_end when the budget cut the reasoning (the code: "\nFinal Answer:")
     answer_tokens: int = 256  # the answer phase's cap
+    # code (each round capped by the whole budget, the reasoning cut after: s1's code) | cut (each round
+    # capped by the budget left, a crossing round ends with budget_suffix)
+    crossing: str = field(default="code", metadata={"config": "budget_crossing"})
 
     def __post_init__(self) -> None:
         for key in ("n", "max_thinking_tokens", "answer_tokens"):
@@ -75,6 +88,8 @@ class BudgetForcing:
                              f"max_thinking_tokens={self.max_thinking_tokens}")
         if not self.thinking_stop:
             raise ValueError("thinking_stop must be the text that ends the model's reasoning (model.thinking.stop)")
+        if self.crossing not in CROSSINGS:
+            raise ValueError(f"budget_crossing={self.crossing!r}; choose one of: {', '.join(CROSSINGS)}")
         if (self.num_ignore or self.min_thinking_tokens) and not self.extension:
             raise ValueError("extension is empty: an ignored end of thinking needs text that continues it (\"Wait\")")
 
@@ -91,17 +106,24 @@ class BudgetForcing:
             if left <= 0:
                 cut = True
                 break
-            params = replace(self.params, n=1, max_tokens=left, stop=(self.thinking_stop,), include_stop=True)
+            cap = left if self.crossing == "cut" else self.max_thinking_tokens
+            stops = tuple(dict.fromkeys((self.thinking_stop, *self.params.stop)))  # the run's stops too
+            params = replace(self.params, n=1, max_tokens=cap, stop=stops, include_stop=True)
             (c,) = await ctx.generate(base.extend(thought), params, key=f"think/{i}/{rounds}")
             rounds += 1
             generated += c.num_tokens
-            if c.finish_reason != "stop":  # the budget ran out (or the engine aborted it)
+            if c.finish_reason != "stop":  # the round's cap ran out (or the engine aborted it)
                 thought += list(c.token_ids or ())
                 text += c.text
                 cut = True
                 break
-            ids, split = before_stop(ctx.backend.decode, c.token_ids or (), c.text, _stop_string(c))
-            kept = c.text[: len(c.text) - len(self.thinking_stop)] if _stop_string(c) else c.text
+            stop = _stop_string(c)
+            ids, split = before_stop(ctx.backend.decode, c.token_ids or (), c.text, stop)
+            kept = c.text[: len(c.text) - len(stop)] if stop and c.text.endswith(stop) else c.text
+            if len(thought) + len(ids) >= self.max_thinking_tokens:  # crossed in a round that stopped itself
+                thought += ids + encode(split)
+                text += kept
+                break
             if len(thought) + len(ids) < self.min_thinking_tokens or extensions < self.num_ignore:
                 thought += ids + encode(split + self.extension)
                 text += kept + self.extension
@@ -110,6 +132,10 @@ class BudgetForcing:
             thought += ids + encode(split)
             text += kept
             break
+        crossed = len(thought) > self.max_thinking_tokens
+        if crossed:  # the code cuts the reasoning to the budget, by ids
+            thought = thought[: self.max_thinking_tokens]
+            text = ctx.backend.decode(thought)
         ending = self.thinking_end
         if cut:
             ending = ("" if text.endswith("\n") or not self.budget_suffix else "\n") + ending + self.budget_suffix
@@ -118,7 +144,7 @@ class BudgetForcing:
         return Trajectory(text=self.thinking_start + text + ending + a.text, num_tokens=generated + a.num_tokens,
                           finish_reason=a.finish_reason, answer_text=ending + a.text,
                           stats={"thinking_tokens": float(len(thought)), "extensions": float(extensions),
-                                 "budget_cut": float(cut)})
+                                 "budget_cut": float(cut or crossed)})
 
 
 def _stop_string(c: Completion) -> str | None:
