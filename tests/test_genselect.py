@@ -123,3 +123,33 @@ def test_reselect_judges_a_finished_runs_own_samples_and_counts_the_judge(tmp_pa
         assert r["info"]["judge_calls"] == 2 and r["usage"]["backend_calls"] == b["usage"]["backend_calls"] + 2
         assert r["usage"]["completion_tokens"] > b["usage"]["completion_tokens"]
     assert json.loads((out / "summary.json").read_text())["select"] == "genselect"
+
+
+def test_a_winner_without_an_answer_does_not_vote_and_the_judge_takes_the_runs_top_p():
+    """#37: NeMo-Skills drops judged winners that have no answer before the majority. Samples: one
+    without an answer (favoured by 3 of 5 judgments), one saying 7 (2 judgments): 7 is chosen, not
+    an unanswered problem. The judge samples with the run's top_p (the code inherits it)."""
+    samples = ["I could not finish the", "It is \\boxed{7}.", "Clearly \\boxed{9}."]
+    calls = []
+
+    def judge(prompt, params, index):
+        if "candidate solutions" not in prompt:
+            return samples[index]
+        calls.append(params)
+        shown = re.findall(r"Solution (\d+): (.*?)(?=\n\nSolution \d+:|\n\nEnd your evaluation)", prompt, re.S)
+        unfinished = next(i for i, text in shown if "could not finish" in text)
+        seven = next(i for i, text in shown if "{7}" in text)
+        return f"Judgment: {unfinished if len(calls) <= 3 else seven}"
+
+    backend = ScriptedBackend(judge)
+    with MathGrader() as grader:
+        ctx = Context(problem=PROBLEM, backend=backend, grader=grader)
+        strategy = Strategy(ParallelSampling(3, SamplingParams(temperature=0.8)), GenSelect(judgments=5, judge_top_p=0.95))
+        result = asyncio.run(strategy.solve(PROBLEM, ctx))
+    assert result.answer == "7" and result.info["winners_without_answer"] == 3
+    assert {p.top_p for p in calls} == {0.95}
+    from ttscale.build import build_strategy
+    from ttscale.config import group_config
+
+    built = build_strategy({**group_config("strategy", "genselect"), "top_p": 0.8}).select
+    assert built.judge_top_p == 0.8  # strategy.top_p, the run's

@@ -74,6 +74,8 @@ class GenSelect:
     # mode=knockout: orderings each group is judged under (their majority goes on)
     orderings: int = field(default=1, metadata={"config": "judge_orderings"})
     judge_temperature: float = 0.6  # the code's
+    # the judge's top_p: the run's (strategy.top_p), as the code's judge inherits the generation's
+    judge_top_p: float = field(default=1.0, metadata={"config": "top_p"})
     judge_tokens: int = 2048  # the judge's cap (the authors' branch: 2048; the code leaves the server's)
     reasoning_end: str | None = "</think>"
     max_solution_chars: int = 16384
@@ -113,14 +115,19 @@ class GenSelect:
             verdicts = await asyncio.gather(*(
                 self._judge(problem, ctx, trajectories, self._shuffled(ctx, pool, f"genselect/{j}")[: self.window],
                             f"genselect/{j}", counts) for j in range(self.judgments)))
-            winners = [w for w in verdicts if w is not None]
+            parsed = [w for w in verdicts if w is not None]
             info = {"judgments": self.judgments, **counts}
-            if not winners:
+            if not parsed:
                 return Selection(None, {**info, "reason": "no judgment could be parsed"})
-            # the majority over the winners' answers (answer groups); a winner without an answer votes alone
-            votes = Counter(groups[w] if groups[w] is not None else ("alone", w) for w in winners)
+            # a winner without an answer does not vote (the code drops them before the majority)
+            winners = [w for w in parsed if groups[w] is not None]
+            info["winners_without_answer"] = len(parsed) - len(winners)
+            if not winners:
+                return Selection(None, {**info, "reason": "no judged winner has an answer"})
+            # the majority over the winners' answers (answer groups)
+            votes = Counter(groups[w] for w in winners)
             top = max(votes.values())
-            chosen = next(w for w in winners if votes[groups[w] if groups[w] is not None else ("alone", w)] == top)
+            chosen = next(w for w in winners if votes[groups[w]] == top)
             info["winners"] = dict(Counter(str(trajectories[w].answer) for w in winners).most_common())
             return Selection(chosen, info)
         alive, round_ = self._shuffled(ctx, pool, "genselect/knockout"), 0
@@ -157,7 +164,7 @@ class GenSelect:
         solutions = "\n\n".join(f"Solution {i}: {self.shown(trajectories[t])}" for i, t in enumerate(order))
         prompt = PROMPT.format(num_solutions=len(order), problem=problem.question, solutions=solutions,
                                max_idx=len(order) - 1)
-        params = SamplingParams(temperature=self.judge_temperature, max_tokens=self.judge_tokens)
+        params = SamplingParams(temperature=self.judge_temperature, top_p=self.judge_top_p, max_tokens=self.judge_tokens)
         (c,) = await ctx.generate([{"role": "user", "content": prompt}], params, key=key)
         counts["judge_calls"] += 1
         index = verdict(c.text, len(order))
