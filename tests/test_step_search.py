@@ -165,6 +165,13 @@ def test_weights_ess_and_budget_split():
     w = softmax_logit_weights([0.8, 0.2])  # logit 0.8 = ln 4, logit 0.2 = -ln 4: odds 16:1
     assert np.isclose(w[0] / w[1], 16.0)
     assert np.isfinite(softmax_logit_weights([1.0, 0.0])).all()  # clipped to [eps, 1 - eps]
+    # #37: the clip is the authors' machine epsilon: 0.99999 and 0.9999 weigh about 10:1 (a 1e-4 clip: 1:1)
+    w = softmax_logit_weights([0.99999, 0.9999])
+    assert w[0] / w[1] == pytest.approx(10.0, rel=1e-3)
+    w = softmax_logit_weights([1.0, 0.99999])  # a certain reward still outweighs a near-certain one, finitely
+    assert np.isfinite(w).all() and w[0] > 0.99
+    w = softmax_logit_weights([0.99999, 0.9999], eps=1e-7)  # its_hub's clip, an option (reward_clip)
+    assert w[0] / w[1] == pytest.approx(10.0, rel=1e-2)
     for bad in (float("nan"), -0.3, 1.5):  # a missing reward or one that is not a probability: an error
         with pytest.raises(ValueError, match="rewards in \\[0, 1\\]"):
             softmax_logit_weights([0.5, bad])

@@ -274,6 +274,7 @@ class StrategyConfig:
     ess_threshold: Optional[float] = None  # particle_filtering: resample only when ESS < threshold * n
     resample_finished: bool = True  # particle_filtering: finished particles take part in resampling
     weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
+    reward_clip: float = 2.220446049250313e-16  # particle methods: r clipped to [c, 1 - c] (the authors' machine epsilon)
     sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
     k: int = 4  # a_star, mcts: next steps sampled per expansion (a_star: n = expansions; mcts: n = iterations)

@@ -25,7 +25,7 @@ from typing import ClassVar
 import numpy as np
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.step.resampling import effective_sample_size, resample, softmax_logit_weights
+from ttscale.strategies.step.resampling import MACHINE_EPSILON, effective_sample_size, resample, softmax_logit_weights
 from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
 from ttscale.types import Problem, Trajectory
 
@@ -63,12 +63,19 @@ class ParticleFiltering:
     generator: StepGenerator = field(default_factory=lambda: StepGenerator(max_steps=40, last_step="step"))
     temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)  # of the softmax over logit rewards
     resampling: str = "multinomial"
+    # rewards are clipped to [reward_clip, 1 - reward_clip] before logit: the authors' machine epsilon
+    # (its_hub: 1e-7; ttscale before #37: 1e-4, which weighs 0.99999 and 0.9999 alike)
+    reward_clip: float = MACHINE_EPSILON
     ess_threshold: float | None = None  # resample only when ESS < threshold * N
     resample_finished: bool = True
     aggregation: str = "model"  # the reward: "model" = whole partial solution as one step (reference)
 
+    def __post_init__(self) -> None:
+        if not 0 < self.reward_clip < 0.5:
+            raise ValueError(f"reward_clip={self.reward_clip!r} must be in (0, 0.5)")
+
     def weights(self, particles: list[Node]) -> np.ndarray:
-        return softmax_logit_weights([p.value(self.aggregation) for p in particles], self.temperature)
+        return softmax_logit_weights([p.value(self.aggregation) for p in particles], self.temperature, self.reward_clip)
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "particle_filtering"))

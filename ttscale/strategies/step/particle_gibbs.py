@@ -26,7 +26,7 @@ import numpy as np
 
 from ttscale.strategies.context import Context, derive_seed
 from ttscale.strategies.step.particle_filtering import step_particles
-from ttscale.strategies.step.resampling import resample, softmax_logit_weights
+from ttscale.strategies.step.resampling import MACHINE_EPSILON, resample, softmax_logit_weights
 from ttscale.strategies.step.tree import Node, StepGenerator
 from ttscale.types import Problem, Trajectory
 
@@ -43,9 +43,14 @@ class ParticleGibbs:
     generator: StepGenerator = field(default_factory=lambda: StepGenerator(max_steps=40, last_step="step"))
     temperature: float = field(default=1.0, metadata={"config": "weight_temperature"})  # of softmax(logit(r) / T)
     resampling: str = "multinomial"
+    # rewards are clipped to [reward_clip, 1 - reward_clip] before logit: the authors' machine epsilon
+    # (its_hub: 1e-7; ttscale before #37: 1e-4, which weighs 0.99999 and 0.9999 alike)
+    reward_clip: float = MACHINE_EPSILON
     aggregation: str = "model"  # the reward, as particle filtering's (reference: the whole prefix as one step)
 
     def __post_init__(self) -> None:
+        if not 0 < self.reward_clip < 0.5:
+            raise ValueError(f"reward_clip={self.reward_clip!r} must be in (0, 0.5)")
         if self.n % self.sweeps:
             raise ValueError(f"n={self.n} (the total particle budget) must be a multiple of sweeps={self.sweeps}")
         self.per_sweep = self.n // self.sweeps
@@ -53,7 +58,7 @@ class ParticleGibbs:
             raise ValueError(f"references={self.references} must be in [1, n / sweeps = {self.per_sweep})")
 
     def weights(self, nodes: list[Node]) -> np.ndarray:
-        return softmax_logit_weights([p.value(self.aggregation) for p in nodes], self.temperature)
+        return softmax_logit_weights([p.value(self.aggregation) for p in nodes], self.temperature, self.reward_clip)
 
     async def sweep(self, problem: Problem, ctx: Context, refs: list[Node], index: int,
                     rng: np.random.Generator) -> list[Node]:

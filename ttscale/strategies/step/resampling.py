@@ -14,9 +14,15 @@ import numpy as np
 SCHEMES = ("multinomial", "systematic", "stratified")
 
 
-def softmax_logit_weights(rewards: Sequence[float], temperature: float = 1.0, eps: float = 1e-4) -> np.ndarray:
-    """softmax(logit(r) / T) with r clipped to [eps, 1 - eps] (Puri et al. 2025). A reward that is
-    missing or outside [0, 1] is an error: it would silently flatten or distort every weight."""
+MACHINE_EPSILON = float(np.finfo(float).eps)  # the authors' clip (its_hub: 1e-7)
+
+
+def softmax_logit_weights(rewards: Sequence[float], temperature: float = 1.0,
+                          eps: float = MACHINE_EPSILON) -> np.ndarray:
+    """softmax(logit(r) / T) with r clipped to [eps, 1 - eps] (Puri et al. 2025; the clip is the
+    authors' machine epsilon, so rewards 0.99999 and 0.9999 weigh 10:1, not 1:1 as a 1e-4 clip would
+    make them). A reward that is missing or outside [0, 1] is an error: it would silently flatten or
+    distort every weight."""
     for x in rewards:
         if x is None or math.isnan(x) or not 0.0 <= x <= 1.0:
             raise ValueError(f"particle weights need rewards in [0, 1]; got {x!r} (a verifier whose scores are "
