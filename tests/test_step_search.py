@@ -337,11 +337,43 @@ def test_beam_search_refills_to_n_beams_as_beams_finish():
     assert [(path_of(c.prompt), c.params.n) for c in backend.calls[1:3]] == [("1", 2), ("2", 2)]
 
 
-def test_beam_search_filters_duplicates():
+def test_beam_search_filters_duplicate_unfinished_beams_only():
+    """search-and-learn: the filter runs on the active beams after the finished ones are set aside, so
+    four identical finished beams all stay; identical unfinished beams are kept once before the top-k."""
     backend = ScriptedBackend(lambda p, params, i: "<0> same \\boxed{1}")
     beam = BeamSearch(label_scores({}), n=4, beam_width=2, generator=gen(), filter_duplicates=True)
     trajectories, _ = run_search(beam, backend)
-    assert len(trajectories) == 1
+    assert len(trajectories) == 4
+
+    def script(prompt, params, i):
+        path = path_of(prompt)
+        if not path:
+            return ["<1> step\n\nx", "<1> step\n\nx", "<2> step\n\nx", "<3> step\n\nx"][i]
+        return f"<{path.split('/')[-1]}.{i}> \\boxed{{2}}"
+    verifier = label_scores({"1": 0.9, "2": 0.5, "3": 0.1})
+    backend = ScriptedBackend(script)
+    run_search(BeamSearch(verifier, n=4, beam_width=2, generator=gen(), filter_duplicates=True), backend)
+    assert [path_of(c.prompt) for c in backend.calls[1:]] == ["1", "2"]  # the copy of <1> dropped: <2> kept
+    backend = ScriptedBackend(script)
+    run_search(BeamSearch(verifier, n=4, beam_width=2, generator=gen()), backend)
+    assert [path_of(c.prompt) for c in backend.calls[1:]] == ["1", "1"]  # without the filter: <1> twice
+
+
+def test_beam_search_keeps_the_first_n_finished_beams_as_the_code():
+    """#37: in the round the n-th beam finishes, search-and-learn keeps the first n finished (its
+    sort_completed=False), not the n of the highest score. <0> finishes at once (score 0.1); the next
+    round finishes 4 more: the first 4 are <0>, <1.0>, <1.1>, <2.0>; by score it would be the last 4."""
+    def script(prompt, params, i):
+        path = path_of(prompt)
+        if not path:
+            return ["<0> \\boxed{1}", "<1> step\n\nx", "<2> step\n\nx", "<3> step\n\nx"][i]
+        return f"<{path.split('/')[-1]}.{i}> \\boxed{{2}}"
+    verifier = label_scores({"0": 0.1, "1": 0.8, "2": 0.7, "3": 0.1, "1.0": 0.2, "1.1": 0.3, "2.0": 0.9, "2.1": 0.95})
+    first, _ = run_search(BeamSearch(verifier, n=4, beam_width=2, generator=gen()), ScriptedBackend(script))
+    assert [STEP.findall(t.steps[-1])[0] for t in first] == ["0", "1.0", "1.1", "2.0"]
+    best, _ = run_search(BeamSearch(verifier, n=4, beam_width=2, generator=gen(), sort_completed=True),
+                         ScriptedBackend(script))
+    assert [STEP.findall(t.steps[-1])[0] for t in best] == ["2.1", "2.0", "1.1", "1.0"]
 
 
 def test_dvts_subtrees_follow_their_best_child_and_return_their_final_siblings():

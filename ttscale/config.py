@@ -267,7 +267,8 @@ class StrategyConfig:
     beam_width: int = 4  # beam_search / dvts / block_search: children of each kept beam (n / beam_width kept)
     lookahead: int = 0  # beam_search / dvts: greedy steps generated ahead, not kept
     lookahead_scoring: str = "current"  # beam_search: current (reference: lookahead unused) | lookahead (scored)
-    filter_duplicates: bool = False  # beam_search
+    filter_duplicates: bool = False  # beam_search: drop repeated unfinished beams (the code's default; its recipes: true)
+    sort_completed: bool = False  # beam_search: false: the first n finished beams (the code's) | true: the n best
     refill: bool = True  # beam_search: expand n beams every round, as the reference (false: n/M x M, fewer as beams finish)
     return_siblings: bool = True  # dvts: each subtree's final M siblings vote (reference; false: n/M chosen leaves)
     resampling: str = "multinomial"  # particle methods: multinomial | systematic | stratified

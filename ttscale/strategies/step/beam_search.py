@@ -6,15 +6,19 @@
             (search-and-learn's beam search) generates them but scores the beam's current text
             (lookahead_scoring="current"); "lookahead" scores the continuation instead
         score each new step
-        optionally drop beams whose text duplicates an earlier one
         finished beams are set aside; stop once N are finished
+        optionally drop unfinished beams whose text duplicates an earlier one (finished ones are kept)
         keep the top N / M unfinished beams by aggregated score
         refill (reference): copy the kept beams round-robin back to N active beams and extend each
             copy by one step, so every round expands N beams however many have finished;
             refill=False expands each kept beam into M next steps (fewer as beams finish)
-    return the finished beams (never unfinished ones: they would have no answer)
+    return the first N finished beams, in the order they finished (sort_completed=False, the code's;
+    true: the N of the highest score), never unfinished ones (they would have no answer)
 
-N = n (beams), M = beam_width. Every beam of one round is one batched round of requests.
+N = n (beams), M = beam_width. Every beam of one round is one batched round of requests. The
+duplicate filter is off by default, as the code's config class (its recipes turn it on:
+strategy.filter_duplicates=true). Unlike the code, fewer than N finished beams are not padded with
+copies up to N.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class BeamSearch:
     generator: StepGenerator = field(default_factory=StepGenerator)
     aggregation: str = "last"  # how a beam's step scores rank it
     lookahead: int = 0
-    filter_duplicates: bool = False
+    filter_duplicates: bool = False  # the code's default (its recipes: true); unfinished beams only
+    sort_completed: bool = False  # the code's default: the first n finished beams; true: the n best by score
     refill: bool = True  # reference: N beams are expanded every round, however many have finished
     lookahead_scoring: str = "current"  # reference: lookahead is generated, the current text is scored
 
@@ -89,16 +94,18 @@ class BeamSearch:
         while beams:
             await score_with_lookahead(self.generator, self.verifier, problem, ctx, beams, self.lookahead,
                                        f"beam/{rounds}", self.lookahead_scoring)
-            if self.filter_duplicates:
-                beams = unique(beams)
             finished += [b for b in beams if b.finished]
             if len(finished) >= self.n:
                 break
-            active = sorted((b for b in beams if not b.finished), key=lambda b: -b.value(self.aggregation))[:keep]
+            active = [b for b in beams if not b.finished]
+            if self.filter_duplicates:  # as the code: among the unfinished beams, after the finished are set aside
+                active = unique(active)
+            active = sorted(active, key=lambda b: -b.value(self.aggregation))[:keep]
             children = await self.generator.expand_all(ctx, self.expansions(active), f"beam/{rounds}")
             beams = [c for group in children for c in group]
             rounds += 1
-        finished.sort(key=lambda b: -b.value(self.aggregation))
+        if self.sort_completed:
+            finished.sort(key=lambda b: -b.value(self.aggregation))
         ctx.info.update(beams=self.n, beam_width=self.beam_width, rounds=rounds)
         return finished_trajectories(finished[: self.n], self.aggregation)
 
