@@ -241,6 +241,8 @@ class StrategyConfig:
     foresight_temperature: float = 1.0  # phi_decoding: rollouts and completions (the code leaves vLLM's 1.0)
     finished_value: str = "zero"  # phi_decoding: zero (the code: an empty rollout's value) | step
     final_pick: str = "phi"  # phi_decoding: phi (the code's cluster-then-advantage pick) | all (to strategy.select)
+    loops: int = 10  # rsa: populations in all, the first included (T; the code's --loops); k: solutions per aggregation
+    last_population: Optional[int] = None  # rsa: members of the last loop (None: n; 1 with loops 2, k = n: GenSynthesis)
     debug_rounds: int = 3  # self_debug: programs per chain at most (the first + repairs; S*'s num_round 3)
     repair_context: str = "all"  # self_debug: all (S*: every earlier round shown) | last (the latest only)
     repair_prompt: Optional[str] = None  # self_debug: the request after the history (None: the built-in one)
@@ -278,7 +280,7 @@ class StrategyConfig:
     reward_clip: float = 2.220446049250313e-16  # particle methods: r clipped to [c, 1 - c] (the authors' machine epsilon)
     sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
-    k: int = 4  # a_star, mcts: next steps sampled per expansion (a_star: n = expansions; mcts: n = iterations)
+    k: int = 4  # a_star, mcts: next steps sampled per expansion (a_star: n = expansions; mcts: n = iterations); rsa: K
     g_weight: float = 1.0  # a_star: weight of the path cost g
     expand_per_round: int = 1  # a_star: states popped and expanded together
     block_tokens: int = 64  # block_search

@@ -7,9 +7,10 @@ from ttscale.strategies.search.eager import EntropyBranching
 from ttscale.strategies.search.fractured_sampling import FracturedSampling
 from ttscale.strategies.search.parallel import ParallelSampling
 from ttscale.strategies.search.power_sampling import PowerSampling
+from ttscale.strategies.search.rsa import RSA
 from ttscale.strategies.search.self_debug import SelfDebug
 from ttscale.strategies.search.sequential import SequentialRefinement
 from ttscale.strategies.search.set_cover_pruning import SetCoverPruning
 
 __all__ = ["AdaptiveSampling", "BudgetForcing", "DeepConfOnline", "EntropyBranching", "FracturedSampling", "ParallelSampling",
-           "PowerSampling", "SelfDebug", "SequentialRefinement", "SetCoverPruning"]
+           "PowerSampling", "RSA", "SelfDebug", "SequentialRefinement", "SetCoverPruning"]
