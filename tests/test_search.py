@@ -43,6 +43,33 @@ def test_adaptive_does_not_stop_on_a_split_vote(grader):
     assert len(result.candidates) == 12
 
 
+def test_cancel_early_streams_every_sample_and_aborts_the_rest_once_settled(grader):
+    """#37 (its_hub's BetaSelfConsistency): all 16 samples stream at once. The first four to finish
+    (one token each) all say 4: Beta(5, 1) puts P(leader ahead) at 0.97 >= 0.95, so the 12 long ones
+    still streaming are aborted; their tokens so far are counted. A split vote aborts nothing."""
+    started = []
+
+    def script(prompt, params, i):
+        started.append(len(started))
+        return "\\boxed{4}" if len(started) <= 4 else "still thinking " * 40 + "\\boxed{5}"
+
+    backend = ScriptedBackend(script, token_delay=0.001)
+    search = AdaptiveSampling(n=16, params=SamplingParams(), rule="beta", threshold=0.95, min_samples=4,
+                              mode="cancel_early")
+    result = solve(Strategy(search, MajorityVote()), backend, grader)
+    assert len(backend.calls) == 16  # every sample started at once
+    assert result.info["samples_drawn"] == 4 and result.info["samples_aborted"] == 12 and backend.aborted == 12
+    assert result.answer == "4" and len(result.candidates) == 4
+    assert 4 < result.usage.completion_tokens < 4 + 12 * 81  # the aborted ones cost what they had generated
+    assert result.usage.completion_tokens == backend.generated_tokens
+
+    split = ScriptedBackend(lambda prompt, params, i: "\\boxed{4}" if len(split.calls) % 2 else "\\boxed{5}",
+                            token_delay=0.001)
+    search = AdaptiveSampling(n=8, params=SamplingParams(), rule="beta", threshold=0.95, mode="cancel_early")
+    result = solve(Strategy(search, MajorityVote()), split, grader)
+    assert result.info["samples_drawn"] == 8 and result.info["samples_aborted"] == 0 and split.aborted == 0
+
+
 def test_adaptive_rejects_unknown_rule():
     with pytest.raises(ValueError, match="choose one of: supermajority, beta"):
         AdaptiveSampling(rule="vibes")
@@ -75,3 +102,27 @@ def test_sequential_refinement_builds_on_the_previous_attempt(grader):
         SequentialRefinement(context="all")
     seeds = sorted(c.params.seed for c in backend.calls)
     assert len(set(seeds)) == 6  # keyed seeds: distinct and independent of timing
+
+
+@pytest.mark.integration
+def test_cancel_early_adaptive_sc_on_the_cpu_engine(tmp_path):
+    """Streams on the real engine: every problem's samples start at once, the finished ones vote, any
+    still streaming when the rule settles are aborted, and the run has no error."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "strategy=adaptive_sc", "strategy.adaptive_mode=cancel_early",
+                           "strategy.n=6", "strategy.min_samples=2", "strategy.threshold=0.7", "strategy.max_tokens=96",
+                           "dataset.limit=2", "progress=false", "backend.env.VLLM_CPU_KVCACHE_SPACE=1",
+                           f"hydra.run.dir={out}"],
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["errors"] == 0 and summary["problems"] == 2, summary
+    for line in (out / "results.jsonl").read_text().splitlines():
+        info = json.loads(line)["info"]
+        assert info["samples_drawn"] + info["samples_aborted"] == 6 and info["samples_drawn"] >= 2, info
+        assert len(json.loads(line)["candidates"]) == info["samples_drawn"]

@@ -177,6 +177,7 @@ class StrategyConfig:
     stop_rule: str = "beta"  # adaptive: beta | supermajority
     threshold: float = 0.95  # adaptive: posterior probability (beta) or vote share (supermajority)
     min_samples: int = 4  # adaptive: never stop before this many samples
+    adaptive_mode: str = "rounds"  # adaptive: rounds (AdaptiveConsistency's batches) | cancel_early (streams, rest aborted)
     warmup: int = 16  # deepconf_online: N_init warm-up traces that set the stopping threshold
     tau: Optional[float] = 0.95  # deepconf_online: consensus that stops sampling (null: never, as the reference code)
     parallel: int = 8  # deepconf_online: traces streamed at once after the warm-up
