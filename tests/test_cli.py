@@ -20,7 +20,7 @@ def ttscale(*args, timeout=600):
     [
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, alpha, answer_cue, answer_marker,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
-                            "block_search, budget_forcing, codet, deepconf, deepconf_online, dvts, eager, fractured_sampling, "
+                            "block_search, budget_forcing, codet, deepconf, deepconf_online, deer, dvts, eager, fractured_sampling, "
                             "genselect, greedy, inverse_entropy, mbr_exec, mcts, "
                             "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, rsa, s_star, self_consistency, "
                             "self_debug, sequential, set_cover_pruning, verifier_vote, weighted_vote"),

@@ -23,7 +23,7 @@ def test_every_built_in_method_is_found_in_its_own_file():
     assert set(registry.methods("search")) == {"parallel", "adaptive", "sequential", "deepconf_online", "set_cover_pruning", "eager",
                                                "power_sampling", "fractured_sampling", "phi_decoding", "particle_filtering",
                                                "particle_gibbs", "beam_search", "dvts", "a_star", "block_search",
-                                               "rebase", "budget_forcing", "mcts", "self_debug", "rsa"}
+                                               "rebase", "budget_forcing", "mcts", "self_debug", "rsa", "deer"}
     assert set(registry.methods("select")) == {"majority", "best_score", "weighted_vote", "inverse_entropy",
                                                "deepconf", "rpc", "genselect", "codet", "mbr_exec", "s_star"}
     for name in registry.methods("search"):  # each name lives in the file of that name

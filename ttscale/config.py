@@ -211,6 +211,13 @@ class StrategyConfig:
     thinking_end: str = "The answer is"  # budget_forcing: from model.thinking.end
     extension: str = " Wait,"  # budget_forcing: from model.thinking.extension
     budget_suffix: str = ""  # budget_forcing: from model.thinking.budget_suffix
+    deer_threshold: float = 0.95  # deer: a trial answer more confident than this ends the reasoning (the code's)
+    deer_transition: str = "Wait"  # deer: where a trial answer is asked for (the code's points=1)
+    deer_policy: str = "avg1"  # deer: the trial's confidence: avg1 (mean token probability) | avg2 (geometric) | min
+    think_ratio: float = 0.9  # deer: the thinking budget's share of max_tokens (the code's)
+    max_probes: int = 10  # deer: trial answers at most (the code's max_judge_steps)
+    probe_tokens: int = 20  # deer: a trial answer's cap (the code's prob_check_max_tokens)
+    probe_prefix: str = "\n**Final Answer**\n\\boxed"  # deer: the answer-inducing string (the code's)
     budget_crossing: str = "code"  # budget_forcing: code (s1's: rounds capped by the whole budget, cut after) | cut
     judge_window: int = 8  # genselect: k, solutions per judge prompt
     judgments: int = 8  # genselect: judge calls (judge_mode=sample)
