@@ -18,7 +18,11 @@ def ttscale(*args, timeout=600):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: aggregation, alpha, answer_cue, answer_marker,"),
+        (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: logprobs, max_tokens, n, name, "
+                            "options, search, select, stats_window, stop, temperature, tie_break, top_k, top_p, verifier"),
+        (["strategy=particle_filtering", "strategy.resmpling=x"], "ttscale: unknown config key 'strategy.resmpling'; "
+         "strategy has keys: aggregation, answer_marker, continuation, ess_threshold, last_step, logprobs, max_step_tokens, "
+         "max_steps, max_tokens, n, name, options, resample_finished, resampling, reward_clip,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
                             "block_search, budget_forcing, codet, deepconf, deepconf_online, deer, dvts, eager, fractured_sampling, "
                             "genselect, greedy, inverse_entropy, mbr_exec, mcts, "

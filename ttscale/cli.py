@@ -98,9 +98,42 @@ def _keys_of(parent: str, overrides: list[str]) -> list[str]:
     try:
         cfg = compose(config_name=CONFIG_NAME, overrides=groups)
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        return sorted(str(k) for k in node.keys())
+        keys = sorted(str(k) for k in node.keys())
     except Exception:
         return []
+    if parent == "strategy":  # the chosen strategy's own keys, not every method's (~90)
+        return _strategy_keys(cfg, keys) or keys
+    return keys
+
+
+STRATEGY_COMMON = ("name", "search", "select", "verifier", "n", "temperature", "top_p", "top_k", "max_tokens",
+                   "stop", "logprobs", "stats_window", "options")
+
+
+def _strategy_keys(cfg, schema_keys: list[str]) -> list[str]:
+    """The keys the composed strategy reads: the shared ones, its yaml's, and its search's and
+    selection's own (their dataclass fields' config names)."""
+    from dataclasses import fields
+
+    from ttscale.strategies import registry
+
+    keys = set(STRATEGY_COMMON) | {str(k) for k in (cfg.strategy.get("options") or {})}
+    try:
+        own = conf_dir() / "strategy" / f"{cfg.strategy.name}.yaml"
+        if own.is_file():
+            import yaml
+
+            keys |= {str(k) for k in (yaml.safe_load(own.read_text()) or {}) if k != "defaults"}
+        for kind in ("search", "select"):
+            if ":" in str(cfg.strategy[kind]):
+                continue
+            cls, _ = registry.resolve(kind, str(cfg.strategy[kind]))
+            keys |= {f.metadata.get("config", f.name) for f in fields(cls) if f.init}
+            if registry.is_step_wise(cls):
+                keys |= {"step_delimiter", "max_step_tokens", "max_steps", "last_step", "answer_marker", "continuation"}
+    except Exception:
+        return []
+    return sorted(keys & set(schema_keys))
 
 
 def check_logger(name: str) -> None:
