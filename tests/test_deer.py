@@ -47,7 +47,7 @@ def thinker(confidences):
             return "So the answer is \\boxed{7}."
         if text.endswith("\\boxed"):
             k = text.count("Wait")  # the k-th trial: k transitions put back before it
-            return trial("{7", confidences[min(k, len(confidences) - 1)])
+            return trial("{ 7", confidences[min(k, len(confidences) - 1)])
         if "Wait" not in params.stop:  # no more trials: it would think on and on
             return " more" * 300
         return f" step {text.count('Wait')} is done. Wait"
@@ -83,12 +83,34 @@ def test_no_confident_trial_thinks_to_the_budget_and_probes_stop_after_max_probe
     assert answer.params.max_tokens == 200 - int(c.stats["thinking_tokens"])  # what is left of max_tokens
 
 
+def test_an_end_of_sequence_inside_the_reasoning_is_probed_like_a_transition():
+    """The code probes a chunk that ended without "</think>" (an end of sequence) and, unconfident,
+    puts "Wait" back and thinks on; "</think>" itself ends the reasoning with no probe."""
+    def script(text, params, index):
+        if text.endswith("\n</think>\n\n"):
+            return "\\boxed{7}"
+        if text.endswith("\\boxed"):
+            return trial("{ 7", 0.5)
+        return " I stop here." if "Wait" not in text else " all done.</think>"
+
+    result, backend = solve(script)
+    kinds = ["probe" if c.prompt.endswith("\\boxed") else "answer" if c.prompt.endswith("</think>\n\n") else "think"
+             for c in backend.calls]
+    assert kinds == ["think", "probe", "think", "answer"]
+    assert backend.calls[2].prompt.endswith(" I stop here.Wait")
+    (c,) = result.candidates
+    assert c.stats["probes"] == 1 and c.stats["early_exit"] == 0 and result.answer == "7"
+
+
 def test_confidence_policies_and_a_missing_statistic():
-    t = Completion(text="a b", num_tokens=2, token_logprobs=[TokenLogprob("a", math.log(0.9)), TokenLogprob("b", math.log(0.4))])
+    # the first token (the box's "{") is left out, as the code's start_index = 1
+    t = Completion(text="{ a b", num_tokens=3, token_logprobs=[TokenLogprob("{", math.log(0.1)),
+                                                                TokenLogprob("a", math.log(0.9)), TokenLogprob("b", math.log(0.4))])
     assert confidence(t, "avg1") == pytest.approx(0.65) and confidence(t, "min") == pytest.approx(0.4)
     assert confidence(t, "avg2") == pytest.approx(math.sqrt(0.36))
+    assert confidence(Completion(text="{", num_tokens=1), "avg1") == 0.0  # nothing after the first token
     with pytest.raises(MissingStatistic, match="no logprobs"):
-        confidence(Completion(text="7", num_tokens=1), "avg1")
+        confidence(Completion(text="{ 7", num_tokens=2), "avg1")
     with pytest.raises(ValueError, match="deer_policy"):
         DEER(policy="max")
 

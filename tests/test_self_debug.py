@@ -83,7 +83,8 @@ def test_feedback_shows_each_tests_outcome(problem, grader):
 
     never = asyncio.run(run_visible(grader, NEVER, problem, (EXAMPLE_1, EXAMPLE_2)))
     assert not never.passed and never.share(2) == 0.5
-    assert never.report() == (f"[Test 1] {EXAMPLE_1}\nPassed.\n\n[Test 2] {EXAMPLE_2}\n"
+    assert never.report() == (f"[Test 1] {EXAMPLE_1}\nPassed: has_close_elements([1.0, 2.0, 3.0], 0.5) returned False.\n\n"
+                              f"[Test 2] {EXAMPLE_2}\n"
                               "Failed: has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3) returned False.")
     raising = asyncio.run(run_visible(grader, HEAD + "    raise ValueError('no')\n", problem, (EXAMPLE_1,)))
     assert raising.report().endswith("Failed: it raised ValueError: no.")
@@ -114,7 +115,7 @@ def test_self_debug_repairs_with_the_visible_tests_and_stops_when_they_pass(prob
     assert len(repairs) == 3
     first_repair = next(r for r in repairs if NEVER.splitlines()[-1] in r)
     assert first_repair.startswith(problem.question)  # the problem's prompt, then the history
-    assert "[Attempt 1: results on the example tests]\n[Test 1] " + EXAMPLE_1 + "\nPassed." in first_repair
+    assert "[Attempt 1: results on the example tests]\n[Test 1] " + EXAMPLE_1 + "\nPassed: " in first_repair
     assert "returned False." in first_repair and first_repair.endswith("in one ```python code block.")
     # context=all: the third program's prompt shows both earlier attempts of chain 1
     last = next(r for r in repairs if "[Attempt 2: code]" in r)
@@ -136,13 +137,18 @@ def test_self_debug_context_last_and_composed_selection(problem, grader):
 
 def test_the_history_extends_the_last_user_message_of_a_chat_prompt():
     from ttscale.graders.code.feedback import Feedback, Outcome
+    from ttscale.strategies.search.self_debug import reasoning_of
+
+    assert reasoning_of("First I sort.\n```python\nx = 1\n```\nThen done.") == "First I sort.\n\nThen done."
 
     search = SelfDebug(n=1)
     base = [{"role": "system", "content": "S"}, {"role": "user", "content": "Write f."}]
-    attempts = [("def f():\n    return 1\n", Feedback(False, [Outcome("assert f() == 2", "fail", "AssertionError", "1")]))]
+    attempts = [("It returns one.", "def f():\n    return 1\n",
+                 Feedback(False, [Outcome("assert f() == 2", "fail", "AssertionError", "1")]))]
     messages = search.repair_messages(base, attempts)
     assert base[1]["content"] == "Write f." and len(messages) == 2 and messages[0] == base[0]  # one growing message
-    assert messages[1]["content"] == ("Write f.\n\n[Attempt 1: code]\n```python\ndef f():\n    return 1\n```\n\n"
+    assert messages[1]["content"] == ("Write f.\n\n[Attempt 1: reasoning]\nIt returns one.\n\n"
+                                      "[Attempt 1: code]\n```python\ndef f():\n    return 1\n```\n\n"
                                       "[Attempt 1: results on the example tests]\n[Test 1] assert f() == 2\n"
                                       "Failed: f() returned 1.\n\n" + search.repair_prompt)
 

@@ -54,8 +54,9 @@ class Outcome:
     def describe(self) -> str:
         """The test, then what happened."""
         expression = checked_expression(self.test)
-        if self.status == "pass":
-            happened = "Passed."
+        if self.status == "pass":  # with what it returned, as S* shows a passed test's output
+            shown = self.actual is not None and not self.actual.startswith("!") and expression
+            happened = f"Passed: {_cut(expression)} returned {_cut(self.actual)}." if shown else "Passed."
         elif self.status == "timeout":
             happened = "Failed: it did not finish in time."
         elif self.actual is not None and not self.actual.startswith("!") and expression:
@@ -105,8 +106,7 @@ async def run_visible(grader, program: str | None, problem, tests: Sequence[str]
     probes = list(dict.fromkeys(e for e in expressions if e))
     verdict = await grader.run_cases(program, problem, tests, probes)
     values = dict(zip(probes, verdict.probe_values))
-    outcomes = [Outcome(test, o.status, o.error, values.get(e) if o.status != "pass" else None)
-                for test, o, e in zip(tests, verdict.tests, expressions)]
+    outcomes = [Outcome(test, o.status, o.error, values.get(e)) for test, o, e in zip(tests, verdict.tests, expressions)]
     undecided = any(o.status == "error" and o.error is None for o in outcomes)
     reason = verdict.reason if verdict.status == "error" and verdict.reason else None
     return Feedback(verdict.passed, outcomes, verdict.seconds, undecided, reason)

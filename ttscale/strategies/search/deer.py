@@ -12,11 +12,17 @@
             confidence <- the mean probability of the trial's tokens (policy avg1; avg2: geometric; min)
             confidence > threshold, or the budget nearly spent (50 tokens left):   leave the loop
             else: the transition is put back and thinking goes on
-    ids += thinking_end ("\\n</think>\\n\\n"); the answer is sampled with what is left of max_tokens
+    ids += thinking_end (the model's; the code's "\\n</think>\\n\\n"); the answer is sampled with what is
+    left of max_tokens
 
 As the code: the trial answer only decides when to stop (the answer is sampled after the end of
 thinking, not the trial); the probe samples with the engine's defaults (temperature 1, top_p 1) and
-its tokens' sampled-token probabilities are averaged; the run's own stop strings end the thinking too.
+its tokens' sampled-token probabilities are averaged, the first token left out; an end of sequence
+inside the reasoning is probed like a transition; the answer is read from the whole text (the last
+box). Unlike the code: the prompt is the dataset's template (the code: its own system prompt); the
+run's own stop strings end the reasoning and the answer; a chunk cut by the budget is not probed
+(it ends the reasoning anyway); pieces are joined by token ids (the code re-tokenises the text);
+`num_tokens` counts what was generated, trial answers included.
 The markers are the model's (model.thinking): a reasoning model's "</think>"; a chat model that
 reasons in its answer uses the documented pair ("The answer is"). Each sample's stats: thinking
 tokens, probes, the last confidence and whether it exited early. A probe without logprobs is an
@@ -40,12 +46,16 @@ POLICIES = ("avg1", "avg2", "min")
 
 
 def confidence(completion: Completion, policy: str) -> float:
-    """The trial answer's confidence from its tokens' sampled logprobs (the code's policies)."""
+    """The trial answer's confidence from its tokens' sampled logprobs (the code's policies), its first
+    token left out as the code leaves it out (it is the box's "{"). A trial of fewer than two tokens
+    has no confidence: 0 (the code divides by zero there, and that problem ends in an error)."""
+    if completion.num_tokens < 2:
+        return 0.0
     if not completion.token_logprobs:
-        if completion.num_tokens == 0:
-            return 0.0  # an empty trial says nothing (the code: no tokens, no confidence)
         raise MissingStatistic("deer: the backend returned no logprobs for the trial answer (use backend=vllm)")
-    probs = [math.exp(t.logprob) for t in completion.token_logprobs]
+    probs = [math.exp(t.logprob) for t in completion.token_logprobs[1:]]
+    if not probs:
+        return 0.0
     if policy == "min":
         return min(probs)
     if policy == "avg2":
@@ -107,8 +117,9 @@ class DEER:
                 break
             ids, split = before_stop(ctx.backend.decode, c.token_ids or (), c.text, stop)
             thought += ids + encode(split)
-            if stop != self.transition:  # the end of thinking, an end of sequence, or a run's stop
+            if stop is not None and stop != self.transition:  # the end of thinking, or a run's own stop
                 break
+            # a transition, or an end of sequence inside the reasoning (the code probes both)
             probes += 1
             probe = replace(SamplingParams(), n=1, max_tokens=self.probe_tokens, stop=PROBE_STOPS, logprobs=1,
                             keep_token_logprobs=True)
@@ -126,8 +137,8 @@ class DEER:
         answer_params = replace(self.params, n=1, max_tokens=max(1, self.params.max_tokens - len(thought)))
         (a,) = await ctx.generate(base.extend(thought + encode(self.thinking_end)), answer_params, key=f"deer/{i}/answer")
         text = self.thinking_start + ctx.backend.decode(thought) + self.thinking_end
+        # the answer is read from the whole text, as the code's checker reads thinking + answer
         return Trajectory(text=text + a.text, num_tokens=generated + a.num_tokens, finish_reason=a.finish_reason,
-                          answer_text=a.text,
                           stats={"thinking_tokens": float(len(thought)), "probes": float(probes),
                                  "early_exit": float(exit_reason == "confident"),
                                  "budget_exit": float(exit_reason == "budget"),

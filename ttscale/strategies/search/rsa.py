@@ -14,7 +14,11 @@ whole text; subsets are drawn afresh for every member (seeded per problem and lo
 K = 4, N = 16, T = 10 (the code's defaults; conf/strategy/rsa.yaml). The prompt's words are ttscale's,
 its structure the code's. `last_population` < N makes the last loop write fewer members: with T = 2,
 K = N and last_population = 1 it is NeMo-Skills' GenSynthesis (N solutions, one synthesis), with
-RSA's prompt. Every aggregation is a policy call (usage, budgets): N x T samples in all.
+RSA's prompt. Every aggregation is a policy call (usage, budgets): N x T samples in all. Unlike the
+code: the first population comes from the dataset's prompt template (the code: the dataset's user
+turn alone), the aggregation shows the bare question (the code: that user turn, its instruction
+included), and the vote is ttscale's majority (a solution without an answer abstains; the code's
+empty answer forms a group of its own).
 """
 
 from __future__ import annotations

@@ -13,9 +13,12 @@ skythought/test-time-scaling, `CodeGeneratorWithSelfDebug`).
     select: any selection; the default best_score takes the earliest chain with the best share
             (S*'s `first`, its selection before tests are generated)
 
-Test results list every visible test with its outcome, as S* lists every public test: passed, the
-value the call returned, the error it raised, or that it did not finish. The history is one user
-message that grows, as S* builds it (not a chat of many turns). Deviation: a task without visible
+Test results list every visible test with its outcome, as S* lists every public test: passed (with
+the value returned), the value the call returned, the error it raised, or that it did not finish.
+Each round shows its reasoning (the reply without its code, S*'s "[Round r Reasoning]"), its code and
+its results. The history is one user message that grows, as S* builds it (not a chat of many turns).
+Unlike the code: the temperature is fixed (the code adds 0.0001 per call), and max_tokens is the
+run's (the code: dspy's 1000). Deviation: a task without visible
 tests gets no repair rounds (there is nothing to repair against; S* would repeat rounds without
 feedback). Every repair is a policy call (usage, budgets); sandbox runs and seconds are in the info.
 """
@@ -23,12 +26,18 @@ feedback). Every repair is a policy call (usage, budgets); sandbox runs and seco
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field, replace
 
 from ttscale.graders.code.feedback import Feedback, run_visible
 from ttscale.graders.code.grader import task_of
 from ttscale.strategies.context import Context
 from ttscale.types import Problem, SamplingParams, Trajectory
+
+def reasoning_of(text: str) -> str:
+    """A reply without its fenced code blocks: the reasoning S* shows beside each round's code."""
+    return re.sub(r"```[^\n]*\n.*?(?:```|\Z)", "", text or "", flags=re.DOTALL).strip()
+
 
 REPAIR = ("Above are your attempts at this task so far, each with its results on the example tests. Work out "
           "why the latest attempt fails, then write the whole corrected function in one ```python code block.")
@@ -54,13 +63,15 @@ class SelfDebug:
             raise ValueError(f"repair_context={self.context!r}; choose one of: {', '.join(CONTEXTS)}")
         self.repair_prompt = self.repair_prompt or REPAIR
 
-    def history(self, attempts: list[tuple[str | None, Feedback]]) -> str:
+    def history(self, attempts: list[tuple[str, str | None, Feedback]]) -> str:
+        """Each shown round: its reasoning (the reply without its code), its code, its test results."""
         shown = attempts if self.context == "all" else attempts[-1:]
         first = len(attempts) - len(shown)
         blocks = []
-        for r, (program, feedback) in enumerate(shown, start=first):
+        for r, (reasoning, program, feedback) in enumerate(shown, start=first):
             code = program if program is not None else "(no code was found in the answer)"
-            blocks.append(f"[Attempt {r + 1}: code]\n```python\n{code.rstrip()}\n```\n\n"
+            thought = f"[Attempt {r + 1}: reasoning]\n{reasoning}\n\n" if reasoning else ""
+            blocks.append(f"{thought}[Attempt {r + 1}: code]\n```python\n{code.rstrip()}\n```\n\n"
                           f"[Attempt {r + 1}: results on the example tests]\n{feedback.report()}")
         return "\n\n".join(blocks)
 
@@ -76,7 +87,7 @@ class SelfDebug:
 
     async def _chain(self, index: int, problem: Problem, ctx: Context, tests: tuple[str, ...]) -> tuple[Trajectory, dict]:
         params = replace(self.params, n=1)
-        attempts: list[tuple[str | None, Feedback]] = []
+        attempts: list[tuple[str, str | None, Feedback]] = []
         (completion,) = await ctx.generate(ctx.prompt, params, key=f"chain{index}/round0")
         runs, seconds = 0, 0.0
         for round_ in range(1, self.rounds + 1):
@@ -86,7 +97,7 @@ class SelfDebug:
                 break
             feedback = await run_visible(ctx.grader, program, problem, tests)
             runs, seconds = runs + (program is not None), seconds + feedback.seconds
-            attempts.append((program, feedback))
+            attempts.append((reasoning_of(completion.text), program, feedback))
             if feedback.passed or round_ == self.rounds:
                 break
             (completion,) = await ctx.generate(self.repair_messages(ctx.prompt, attempts), params,
@@ -96,7 +107,7 @@ class SelfDebug:
         trajectory.score = feedback.share(len(tests)) if feedback is not None else 0.0
         return trajectory, {"programs": len(attempts) or 1, "passed": bool(feedback and feedback.passed),
                             "sandbox_runs": runs, "sandbox_seconds": seconds,
-                            "undecided": sum(f.undecided for _, f in attempts)}
+                            "undecided": sum(f.undecided for _, _, f in attempts)}
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         tests = task_of(problem).visible_tests

@@ -16,14 +16,20 @@ pairwise judging by the policy model, grounded in execution.
     choose: the most points, the earliest on ties; all 0: a round robin of code-only judgments
             over the passing candidates (both orders), the most points
 
-As the code, a match depends only on its two programs (the code's calls are cached: the same pair
-gets the same judgment), so each pair is played once. Tests and inputs the model writes are
+As the code, a match depends only on its two programs in the order shown (the code's calls are cached
+by their prompt), so each ordered pair is played once; the round robin judges identical programs too. Tests and inputs the model writes are
 untrusted code: only literal calls of the function are read (generated.py), the rest counted and
 never run. A judgment that names no program is undecided (0 points), counted. Deviations, options:
 the test prompts are CodeT's asserts (the code asks for JSON input/output pairs; ttscale's tasks are
 functions called on literals); a task without visible tests sends every candidate to the matches
 (`no_visible=tournament`; the code scores them all 0 and takes the first: `no_visible=first`). Every
 model call is a policy call (usage, budgets); sandbox runs and seconds are in the result's info.
+Also unlike the code: outputs are grouped by their value (a canonical hash: 1 and "1" differ; the
+code groups by str()); a program's inputs share one sandbox run and its time limit (the code runs each
+input in a process of its own, 6 s each); tests are read from one sample, at most tests_per_sample,
+and at most distinguishing_tests per match (the code keeps all it parses, retrying a failed call up to
+3 times); the visible tests are run again here (the selection composes with any search); tests,
+inputs and judgments are the policy model's (the code's default is a separate 4o-mini).
 """
 
 from __future__ import annotations
@@ -71,6 +77,15 @@ or "Answer: 2" if both are equally good or equally bad."""
 
 ANSWER = re.compile(r"answer\W{0,3}\s*([012])\b", re.IGNORECASE)
 NO_VISIBLE = ("tournament", "first")
+
+
+def points(forward: int | None, backward: int | None) -> tuple[float, float]:
+    """A pair's points from its judgments in both orders (backward: the pair shown swapped): a
+    consistent winner 1, a consistent tie 0.5 each, anything else (or an unparsed one) 0."""
+    backward = {0: 1, 1: 0, 2: 2}.get(backward)
+    if forward is None or forward != backward:
+        return (0.0, 0.0)
+    return {0: (1.0, 0.0), 1: (0.0, 1.0), 2: (0.5, 0.5)}[forward]
 
 
 def judgment(text: str) -> int | None:
@@ -126,13 +141,17 @@ class _Selection:
         self.config, self.problem, self.ctx, self.programs = config, problem, ctx, programs
         self.task = task_of(problem)
         self.info = {"sandbox_runs": 0, "sandbox_seconds": 0.0, "matches": 0, "judgments": 0, "undecided_judgments": 0}
-        self.matches: dict[tuple[str, str], tuple[float, float]] = {}  # (program, program) -> their points
+        # (first program, second program) -> their points, for a match played in that order
+        self.matches: dict[tuple[str, str], tuple[float, float]] = {}
+        self.judged: dict[tuple[str, str], asyncio.Task] = {}  # code-only judgments, by the order shown
 
     async def run(self, pool: list[int]) -> Selection:
         passing = await self.filter(pool)
         if isinstance(passing, Selection):
             return passing
         scores = await self.tournament(passing)
+        if scores is None:  # the model wrote no test to run: the earliest passing program (the code's)
+            return self.selection(passing[0], passing_visible=len(passing), reason="no generated input")
         if not any(scores.values()):
             self.info["fallback"] = "code-only round robin"
             scores = await self.round_robin(passing)
@@ -172,7 +191,7 @@ class _Selection:
         best = max(pool, key=lambda i: (share(i), -i))
         return self.selection(best, passing_visible=0, reason="none passed the visible tests: the largest share, earliest")
 
-    async def tournament(self, passing: list[int]) -> dict[int, float]:
+    async def tournament(self, passing: list[int]) -> dict[int, float] | None:
         config, programs = self.config, self.programs
         found = await generate_tests(self.problem, self.ctx, config.test_samples, config.tests_per_sample,
                                      config.test_temperature, config.test_top_p, config.test_tokens,
@@ -181,7 +200,7 @@ class _Selection:
         self.info.update(generated_inputs=len(calls), dropped_tests=found.dropped)
         scores = {i: 0.0 for i in passing}
         if not calls:
-            return scores
+            return None
         verdicts = await run_all(self.problem, self.ctx, list(dict.fromkeys(programs[i] for i in passing)), (), calls)
         self.count(verdicts.values())
         groupings = []
@@ -195,13 +214,14 @@ class _Selection:
             if len(by_output) > 1:
                 groupings.append(list(by_output.values()))
         self.info["splitting_inputs"] = len(groupings)
-        pairs = {}  # one match per pair of distinct programs, the earliest candidates' indices as its key
+        # one match per ordered pair of programs (the code's calls are cached by their prompt, and a pair
+        # shown the other way round is another prompt): a from the group whose output came first
+        pairs: dict[tuple[str, str], tuple[int, int]] = {}
         for grouping in groupings:
             for g, h in itertools.combinations(grouping, 2):
                 for a, b in itertools.product(g, h):
-                    a, b = min(a, b), max(a, b)
-                    pairs.setdefault(frozenset((programs[a], programs[b])), (a, b))
-        await asyncio.gather(*(self.match(a, b) for a, b in sorted(pairs.values())))
+                    pairs.setdefault((programs[a], programs[b]), (a, b))
+        await asyncio.gather(*(self.match(a, b) for a, b in pairs.values()))
         for grouping in groupings:
             points = [0.0] * len(grouping)
             for (x, g), (y, h) in itertools.combinations(enumerate(grouping), 2):
@@ -242,11 +262,7 @@ class _Selection:
 
     def record(self, first: str, second: str, forward: int | None, backward: int | None) -> None:
         """Points of a match judged in both orders: a consistent winner 1, a consistent tie 0.5 each."""
-        backward = {0: 1, 1: 0, 2: 2}.get(backward)
-        points = (0.0, 0.0)
-        if forward is not None and forward == backward:
-            points = {0: (1.0, 0.0), 1: (0.0, 1.0), 2: (0.5, 0.5)}[forward]
-        self.matches[first, second], self.matches[second, first] = points, points[::-1]
+        self.matches[first, second] = points(forward, backward)
 
     async def judge(self, pair: list[str], ran, outputs, key: str) -> int | None:
         """0 / 1 / 2 for the pair as shown (program 0 first); None when the judge names none."""
@@ -274,26 +290,24 @@ class _Selection:
         return verdict
 
     async def round_robin(self, passing: list[int]) -> dict[int, float]:
-        """The code's fallback: every pair of passing candidates judged on their code alone, both orders."""
+        """The code's fallback: every pair i < j of passing candidates (identical programs too) judged on
+        their code alone, in both orders; a judgment is made once per order shown (the code's cache)."""
         programs = self.programs
-        distinct = {}
-        for a, b in itertools.combinations(passing, 2):
-            if programs[a] != programs[b]:
-                distinct.setdefault(frozenset((programs[a], programs[b])), (a, b))
 
-        async def play(a: int, b: int) -> None:
-            forward, backward = await asyncio.gather(
-                self.judge([programs[a], programs[b]], [], {}, f"s_star/code/{a}-{b}/0"),
-                self.judge([programs[b], programs[a]], [], {}, f"s_star/code/{a}-{b}/1"))
-            self.record(programs[a], programs[b], forward, backward)
+        def judged(a: int, b: int) -> asyncio.Task:
+            key = (programs[a], programs[b])
+            if key not in self.judged:
+                self.judged[key] = asyncio.ensure_future(self.judge([programs[a], programs[b]], [], {},
+                                                                    f"s_star/code/{a}-{b}"))
+            return self.judged[key]
 
-        await asyncio.gather(*(play(a, b) for a, b in distinct.values()))
+        pairs = list(itertools.combinations(passing, 2))
+        verdicts = await asyncio.gather(*(asyncio.gather(judged(a, b), judged(b, a)) for a, b in pairs))
         scores = {i: 0.0 for i in passing}
-        for a, b in itertools.combinations(passing, 2):
-            if programs[a] != programs[b]:
-                pa, pb = self.matches[programs[a], programs[b]]
-                scores[a] += pa
-                scores[b] += pb
+        for (a, b), (forward, backward) in zip(pairs, verdicts):
+            pa, pb = points(forward, backward)
+            scores[a] += pa
+            scores[b] += pb
         return scores
 
     def shown(self, program: str) -> str:
