@@ -6,16 +6,18 @@ name or import path.
 """
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.search import (AdaptiveSampling, BudgetForcing, DeepConfOnline, EntropyBranching, FracturedSampling,
-                                      ParallelSampling, PowerSampling, SequentialRefinement, SetCoverPruning)
+from ttscale.strategies.search import (DEER, RSA, AdaptiveSampling, BudgetForcing, DeepConfOnline, EntropyBranching,
+                                      FracturedSampling, ParallelSampling, PowerSampling, SelfDebug, SequentialRefinement,
+                                      SetCoverPruning)
 from ttscale.strategies.select import (BestScore, CodeT, DeepConfVote, GenSelect, MajorityVote, MBRExec, MissingStatistic, RPCVote,
-                                       Selection, Selector, WeightedVote)
+                                       Selection, Selector, SStar, WeightedVote)
 from ttscale.strategies.step import (DVTS, MCTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
                                      PhiDecoding, Rebase, StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
 
 __all__ = [
-    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeT", "Context", "DVTS", "DeepConfOnline", "DeepConfVote",
+    "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeT", "Context", "DEER", "DVTS",
+    "DeepConfOnline", "DeepConfVote", "RSA", "SStar", "SelfDebug",
     "EntropyBranching", "FracturedSampling", "GenSelect", "MBRExec", "MCTS", "MajorityVote", "MissingStatistic", "Node", "ParallelSampling",
     "ParticleFiltering", "ParticleGibbs", "PhiDecoding", "PowerSampling", "RPCVote", "Rebase", "Selection", "Selector",
     "SequentialRefinement", "SetCoverPruning", "StepGenerator", "Strategy", "ValueGuidedBlockSearch", "WeightedVote",

@@ -8,7 +8,8 @@ from ttscale.strategies.select.genselect import GenSelect
 from ttscale.strategies.select.majority import MajorityVote
 from ttscale.strategies.select.mbr_exec import MBRExec
 from ttscale.strategies.select.rpc import RPCVote
+from ttscale.strategies.select.s_star import SStar
 from ttscale.strategies.select.weighted import WeightedVote
 
-__all__ = ["BestScore", "CodeT", "DeepConfVote", "GenSelect", "MBRExec", "MajorityVote", "MissingStatistic", "RPCVote", "Selection", "Selector",
+__all__ = ["BestScore", "CodeT", "DeepConfVote", "GenSelect", "MBRExec", "MajorityVote", "MissingStatistic", "RPCVote", "SStar", "Selection", "Selector",
            "WeightedVote"]
