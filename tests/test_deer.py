@@ -1,15 +1,11 @@
 """DEER (#37), worked by hand on scripted models: reasoning continued by token ids up to each
 transition, a trial answer's confidence from its tokens' probabilities, the exit, the answer after
-the end of thinking; and a run on the CPU engine."""
+the end of thinking (the CPU engine's run: test_integration_vllm.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -113,22 +109,3 @@ def test_confidence_policies_and_a_missing_statistic():
         confidence(Completion(text="{ 7", num_tokens=2), "avg1")
     with pytest.raises(ValueError, match="deer_policy"):
         DEER(policy="max")
-
-
-@pytest.mark.integration
-def test_deer_on_the_cpu_engine(tmp_path):
-    """The embedded chat model reasons in its answer (model.thinking's default pair): DEER continues
-    it by token ids, probes at any "Wait", and answers after "The answer is"; no error."""
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "strategy=deer", "strategy.max_tokens=160",
-                           "strategy.deer_transition=\\n\\n", "dataset.limit=2", "progress=false",
-                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["errors"] == 0 and summary["problems"] == 2, summary
-    for line in (out / "results.jsonl").read_text().splitlines():
-        (c,) = json.loads(line)["candidates"]
-        assert c["stats"]["thinking_tokens"] <= 0.9 * 160 and "probes" in c["stats"]
-        if c["stats"]["probes"]:
-            assert 0 <= c["stats"]["trial_confidence"] <= 1

@@ -412,3 +412,42 @@ def test_processed_logprobs_are_the_tempered_distribution_and_power_sampling_run
         assert result.usage.backend_calls == 2 * ctx.calls  # every sample (block or proposal) scored once
     finally:
         backend.close()
+
+
+def test_deer_exits_early_by_trial_answers_on_the_real_engine(vllm_backend, grader):
+    """DEER on SmolLM2 with a new paragraph as the transition (it rarely writes "Wait"): reasoning is
+    continued by token ids, a trial answer is sampled with its logprobs at each paragraph (two at
+    most), and the answer follows "The answer is"; every confidence is a probability."""
+    from ttscale.strategies import DEER, MajorityVote, Strategy
+
+    search = DEER(n=1, params=SamplingParams(temperature=0.0, max_tokens=160), transition="\n\n", max_probes=2,
+                  thinking_stop="The answer is", thinking_end="The answer is")
+    outcome = run(Strategy(search, MajorityVote(), name="deer"), fixture_problems(2), vllm_backend, grader=grader,
+                  progress=False)
+    assert outcome.summary["errors"] == 0
+    probed = 0
+    for result in outcome.results:
+        (c,) = result.candidates
+        assert c.stats["thinking_tokens"] <= 0.9 * 160 and c.stats["probes"] <= 2
+        if c.stats["probes"]:
+            probed += 1
+            assert 0.0 <= c.stats["trial_confidence"] <= 1.0
+        assert "The answer is" in c.text  # the end of thinking, then the answer
+    assert probed >= 1  # SmolLM2 writes paragraphs: at least one trial answer was asked for
+
+
+def test_cancel_early_adaptive_sc_on_the_real_engine(vllm_backend, grader):
+    """Streams on the real engine: every problem's samples start at once, the finished ones vote, the
+    ones still streaming when the rule settles are aborted (counted), and nothing errs."""
+    from ttscale.strategies import AdaptiveSampling, MajorityVote, Strategy
+
+    search = AdaptiveSampling(6, SamplingParams(temperature=0.8, top_p=0.95, max_tokens=96), rule="supermajority",
+                              threshold=0.6, min_samples=2, mode="cancel_early")
+    outcome = run(Strategy(search, MajorityVote(), name="adaptive_sc"), fixture_problems(2), vllm_backend,
+                  grader=grader, progress=False)
+    assert outcome.summary["errors"] == 0
+    for result in outcome.results:
+        info = result.info
+        assert info["samples_drawn"] + info["samples_aborted"] == 6 and info["samples_drawn"] >= 2, info
+        assert len(result.candidates) == info["samples_drawn"]
+        assert result.usage.completion_tokens >= sum(c.num_tokens for c in result.candidates)
