@@ -5,11 +5,11 @@ one run on the CPU engine."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from jobs import cli_env
 
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.data.loaders import DatasetSpec, load_problems
@@ -175,7 +175,7 @@ def test_self_debug_and_s_star_on_the_cpu_engine(tmp_path):
                            "strategy=self_debug,s_star", "strategy.n=2", "strategy.max_tokens=160",
                            "strategy.test_tokens=96", "strategy.judge_tokens=64", "progress=false",
                            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
-                          capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          capture_output=True, text=True, timeout=1200, env=cli_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     for num, name in enumerate(("self_debug", "s_star")):
         out = job_dir(sweep, num)
