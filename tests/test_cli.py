@@ -1,15 +1,16 @@
 """The `ttscale` command: config errors in one line, and a real end-to-end run on the CPU engine."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
-from jobs import cli_env, job_dir
+from jobs import job_dir
 
 
 def ttscale(*args, timeout=600):
-    env = cli_env()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "ttscale.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
 

@@ -30,6 +30,9 @@ def test_the_cli_runs_with_both_libraries_preloaded(tmp_path):
     env = preload_env({"PATH": "/usr/bin:/bin", "LD_PRELOAD": "libfoo_kept.so"})
     assert env["LD_PRELOAD"].split(":")[0].startswith("libtcmalloc_minimal")
     assert env["LD_PRELOAD"].split(":")[1].endswith("libiomp5.so") and env["LD_PRELOAD"].endswith("libfoo_kept.so")
+    # a child of a process that ran an engine in-process inherits vLLM's torch libgomp: no second OpenMP
+    inherited = preload_env({"PATH": "/usr/bin:/bin", "LD_PRELOAD": "/venv/torch/lib/libgomp.so.1"})
+    assert inherited["LD_PRELOAD"].split(":")[0].startswith("libtcmalloc_minimal") and "iomp" not in inherited["LD_PRELOAD"]
     # the CLI started again with them: a bad override makes it stop at once (exit 2, the key named);
     # a library the loader could not preload would be reported on stderr
     probe = "import sys; sys.argv = ['ttscale', 'no_such_key=1']; from ttscale import preload; preload.restart_preloaded()"

