@@ -5,11 +5,12 @@ one run on the CPU engine."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
-from jobs import cli_env
+from test_code_selection import ALWAYS, HEAD, LOOP, NEVER, RIGHT  # HumanEval/0's programs, shared
 
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.data.loaders import DatasetSpec, load_problems
@@ -24,11 +25,6 @@ from ttscale.strategies.select.majority import MajorityVote
 from ttscale.strategies.strategy import Strategy
 from ttscale.types import SamplingParams
 
-HEAD = "def has_close_elements(numbers, threshold):\n"
-RIGHT = HEAD + "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])\n"
-ALWAYS = HEAD + "    return True\n"
-NEVER = HEAD + "    return False\n"
-LOOP = HEAD + "    while True:\n        pass\n"
 EXAMPLE_1 = "assert has_close_elements([1.0, 2.0, 3.0], 0.5) == False"
 EXAMPLE_2 = "assert has_close_elements([1.0, 2.8, 3.0, 4.0, 5.0, 2.0], 0.3) == True"
 
@@ -175,7 +171,7 @@ def test_self_debug_and_s_star_on_the_cpu_engine(tmp_path):
                            "strategy=self_debug,s_star", "strategy.n=2", "strategy.max_tokens=160",
                            "strategy.test_tokens=96", "strategy.judge_tokens=64", "progress=false",
                            "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
-                          capture_output=True, text=True, timeout=1200, env=cli_env())
+                          capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     for num, name in enumerate(("self_debug", "s_star")):
         out = job_dir(sweep, num)
