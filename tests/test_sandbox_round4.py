@@ -253,3 +253,21 @@ def test_a_runs_two_processes_share_one_cpu():
     assert verdict.status == "pass", verdict
     unpinned = Sandbox("auto", LIMITS, parallel=2, allow_root=True)  # the default: not pinned
     assert unpinned.run(program, ["assert len(cpus()) > 1"]).status == "pass"
+
+
+@pytest.mark.parametrize("isolation", [pytest.param("bwrap", marks=needs_bwrap), "none"])
+def test_cpu_time_grows_with_the_allowance_and_counts_the_whole_tree(isolation):
+    """The proxy's encoding is CPU time on both sides: 30k calls (about 2.6 s here) pass under
+    cpu_seconds=1, as they do under the wall clock. The CPU watch counts a forked helper toward its
+    program: a child spinning while its parent sleeps is stopped at ~1 s, not at the 20 s deadline
+    (RLIMIT_CPU alone counts each process apart)."""
+    sandbox = Sandbox(isolation, Limits(), parallel=1, allow_root=True)
+    program = "def add(a, b):\n    return a + b\n"
+    verdict = sandbox.run(program, ["for i in range(30_000):\n    assert add(i, 1) == i + 1"],
+                          limits=Limits(timeout=30, cpu_seconds=1))
+    assert verdict.status == "pass", verdict
+    forks = "import os, time\ndef f():\n    if os.fork() == 0:\n        while True:\n            pass\n    time.sleep(30)\n"
+    verdict = sandbox.run(forks, ["f()"], limits=Limits(timeout=20, cpu_seconds=1))
+    assert verdict.status == "timeout" and verdict.reason == "CPU time limit" and verdict.seconds < 8, verdict
+    tests_spin = sandbox.run(program, ["while True:\n    pass"], limits=Limits(timeout=20, cpu_seconds=1))
+    assert tests_spin.status == "timeout" and tests_spin.reason == "CPU time limit" and tests_spin.seconds < 8

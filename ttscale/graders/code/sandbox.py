@@ -20,6 +20,8 @@ Layers around the program's process, outermost first:
 - limits set before the program runs: address space, CPU seconds, file size, processes, open files,
   no core dumps. Output goes through pipes: the last `output_tail` characters are kept, the rest is cut
   (a program that prints 100 MB is not an error for it).
+- CPU seconds for each of the run's two process trees, watched from /proc (a forked helper counts toward
+  its program), with RLIMIT_CPU on each process as the backstop.
 - a wall-clock timeout, then SIGKILL to both process groups (and to every process of the slot's uid).
 """
 
@@ -48,6 +50,7 @@ from pathlib import Path
 from ttscale.graders.code.bwrap import (SCRIPTS_INSIDE, SITE_INSIDE, SYSTEM_FOLDERS, base_interpreter, bwrap_prefix,
                                         bwrap_problem, drop_privileges, exposed_packages, package_dirs)
 from ttscale.graders.code import seccomp as seccomp_filter
+from ttscale.graders.code import cputime
 from ttscale.graders.code.cgroups import Cgroups, on_cpu
 from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
 from ttscale.graders.code.verdict import TestVerdict, Verdict, decide, read_events, read_probes  # noqa: F401
@@ -68,7 +71,7 @@ class Limits:
     """Per program. timeout: wall-clock seconds for the program and all its tests."""
 
     timeout: float = 10.0
-    cpu_seconds: int = 10
+    cpu_seconds: int = 10  # for the program's process tree, and for the tests' (each; grows with the allowance)
     memory_mb: int = 1024  # per process (address space), and for the whole tree where a cgroup exists
     file_size_mb: int = 16
     processes: int = 32  # beyond those its user id already runs
@@ -77,8 +80,8 @@ class Limits:
     output_drain_mb: int = 64  # stdout / stderr read per process; past it the pipe is closed (a flood costs no more)
     tmp_mb: int = 64  # bubblewrap: size of each private tmpfs (/tmp, the working folder, /dev/shm)
     # the proxy's time is not the program's: each request of the tests to the program (about 100 us
-    # here, 50 with pin_cpus; 0.1 us in one process) adds this much to `timeout`, up to
-    # call_allowance_max seconds in all
+    # here, 50 with pin_cpus; 0.1 us in one process) adds this much to `timeout` and to `cpu_seconds`
+    # (the encoding on both sides is CPU time too), up to call_allowance_max seconds in all
     call_allowance_us: float = 150.0
     call_allowance_max: float = 40.0
 
@@ -244,6 +247,12 @@ class Sandbox:
         weakref.finalize(self, shutil.rmtree, self._scripts, True)
         # pin_cpus: slot k's two processes share CPU k (mod the CPUs allowed): a proxied call costs 2x less
         self._cpus = sorted(os.sched_getaffinity(0)) if pin_cpus and hasattr(os, "sched_getaffinity") else []
+        # CPU time is watched from /proc where the kernel lists children: the limit then covers a program's
+        # whole process tree and grows with the call allowance; otherwise RLIMIT_CPU per process, fixed
+        self._watch_cpu = cputime.available()
+        if not self._watch_cpu:
+            log.warning("code sandbox: /proc does not list children here; CPU time is limited per process "
+                        "(RLIMIT_CPU) without the call allowance")
         self._slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.parallel):
             self._slots.put(slot)
@@ -319,7 +328,9 @@ class Sandbox:
             if workdir:
                 os.chmod(workdir, 0o700)
             processes = limits.processes + (0 if self.drop_uid or self.isolation == "bwrap" else len(processes_of(uid)))
-            program_limits = {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": limits.cpu_seconds,
+            # watched, each process's own RLIMIT_CPU is only the backstop: the allowance's cap above the limit
+            cpu_rlimit = limits.cpu_seconds + (int(limits.call_allowance_max) + 1 if self._watch_cpu else 0)
+            program_limits = {"memory_bytes": limits.memory_mb << 20, "cpu_seconds": cpu_rlimit,
                               "file_size_bytes": limits.file_size_mb << 20, "processes": processes,
                               "open_files": limits.open_files, "site": self._site(),
                               "seccomp": "inherited" if self._bpf else "install"}
@@ -328,8 +339,9 @@ class Sandbox:
                    # the packages programs may import are importable by the tests too (`import numpy` in a
                    # task's test imports); the tests' process is ours, started with -I -S
                    "site": list(dict.fromkeys(os.path.dirname(source) for source, _ in self.package_mounts)),
-                   "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": limits.cpu_seconds}}
-            streams, timed_out, codes, oom = self._spawn(slot, uid, workdir, program, program_limits, job, limits)
+                   "limits": {"memory_bytes": (limits.memory_mb + 512) << 20, "cpu_seconds": cpu_rlimit}}
+            streams, timed_out, codes, oom, cpu_over = self._spawn(slot, uid, workdir, program, program_limits, job,
+                                                                   limits)
         finally:
             cleanup = remove_tree(workdir) if workdir else None
             if self.drop_uid:
@@ -344,7 +356,7 @@ class Sandbox:
             self.seccomp = loaded.get("seccomp")
         elif loaded is not None and self.seccomp is None:
             self.seccomp = True
-        verdict = decide(events, len(tests), timed_out, codes, oom, limits.memory_mb)
+        verdict = decide(events, len(tests), timed_out, codes, oom, limits.memory_mb, cpu_over=cpu_over)
         verdict.probes = read_probes(events, len(probes))
         verdict.probe_values = read_probes(events, len(probes), field="value")
         verdict.stdout = streams.text("program_out", limits.output_tail)
@@ -451,8 +463,9 @@ class Sandbox:
         for proc, data in ((program_proc, program.encode("utf-8", errors="replace")), (tests_proc, json.dumps(job).encode())):
             threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
         deadline = time.monotonic() + limits.timeout
-        allowed = 0.0  # seconds added to the deadline for the tests' requests so far
-        timed_out = False
+        allowed = 0.0  # seconds added to the deadline (and to the CPU limit) for the tests' requests so far
+        timed_out = cpu_over = False
+        cpu_checked = 0.0
         selector = selectors.DefaultSelector()
         try:
             for name, fd, stream in (("program_out", program_proc.stdout.fileno(), program_proc.stdout),
@@ -473,6 +486,11 @@ class Sandbox:
                     self._drain(selector, streams, min(left, 0.02))
                     extra = min(streams.requests(job["nonce"]) * limits.call_allowance_us * 1e-6, limits.call_allowance_max)
                     deadline, allowed = deadline + extra - allowed, extra
+                if self._watch_cpu and time.monotonic() - cpu_checked >= 0.05:
+                    cpu_checked = time.monotonic()
+                    if any((cputime.tree_cpu_seconds(proc.pid) or 0.0) > limits.cpu_seconds + allowed for proc in procs):
+                        cpu_over = True
+                        break
                 else:  # every pipe is closed: only a process exit is left to wait for
                     for proc in procs:
                         if proc.poll() is None:
@@ -496,7 +514,7 @@ class Sandbox:
         oom = Cgroups.oom_count(cgroup) + Cgroups.oom_count(tests_cgroup)
         if self._cgroups:
             self._cgroups.release(cgroup + tests_cgroup)
-        return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom
+        return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom, cpu_over
 
     @staticmethod
     def _feed(stream, data: bytes) -> None:

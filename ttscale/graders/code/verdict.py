@@ -61,12 +61,14 @@ def read_probes(events: list[dict], n: int, field: str = "key") -> list[str | No
     return values
 
 
-def decide(events: list[dict], n_tests: int, timed_out: bool, codes: tuple, oom: int, memory_mb: int) -> Verdict:
-    """The verdict from the tests' report, the processes' exit codes, the clock and the cgroup."""
+def decide(events: list[dict], n_tests: int, timed_out: bool, codes: tuple, oom: int, memory_mb: int,
+           cpu_over: bool = False) -> Verdict:
+    """The verdict from the tests' report, the processes' exit codes, the clock, the cgroup and the CPU
+    watch (`cpu_over`: a process tree passed its CPU seconds and was stopped)."""
     program_code = codes[0]
     if program_code is not None and program_code > 128 and program_code - 128 in signal.Signals._value2member_map_:
         program_code = -(program_code - 128)  # bwrap reports a signal as 128 + n
-    cpu_killed = program_code == -signal.SIGXCPU or codes[1] == -signal.SIGXCPU
+    cpu_killed = cpu_over or program_code == -signal.SIGXCPU or codes[1] == -signal.SIGXCPU
     tests = [TestVerdict("timeout" if timed_out or cpu_killed else "error") for _ in range(n_tests)]
     by_kind = {e.get("event"): e for e in events}
     for event in events:
@@ -87,6 +89,8 @@ def decide(events: list[dict], n_tests: int, timed_out: bool, codes: tuple, oom:
             return Verdict("fail", tests)
         if program_code == 0:
             return Verdict("pass", tests)
+        if cpu_over:
+            return Verdict("timeout", tests, reason="CPU time limit (the program's process, after the tests)")
         if timed_out:
             return Verdict("timeout", tests, reason="the program's process did not exit in time after the tests")
         return Verdict("error", tests, reason=f"the program's process did not exit cleanly ({_code(program_code)})")
