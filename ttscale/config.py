@@ -394,6 +394,7 @@ class Config:
     concurrency: int = 64
     progress: bool = True
     retry_errors: bool = True
+    trace: bool = False  # record each problem's search in trace.jsonl.gz (`ttscale trace RUN_DIR` shows it)
 
 
 def group_schemas() -> dict[str, type]:
@@ -404,7 +405,7 @@ def group_schemas() -> dict[str, type]:
 
 # keys that say how a run runs, not what it is: left out of a sweep job's folder name, so a rerun that
 # changes them resumes (a key or any key under it)
-RUNTIME_PREFIXES = ("progress", "concurrency", "retry_errors", "grader.workers", "grader.timeout", "logger", "hydra")
+RUNTIME_PREFIXES = ("progress", "concurrency", "retry_errors", "trace", "grader.workers", "grader.timeout", "logger", "hydra")
 
 
 def is_runtime_override(override: str) -> bool:

@@ -19,6 +19,7 @@ from ttscale.backends.base import AFFINITY, Backend, BackendUnavailable
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
 from ttscale.strategies.strategy import Strategy
+from ttscale.tracing.recorder import Trace, TraceWriter
 from ttscale.types import Problem, Result
 
 
@@ -178,6 +179,7 @@ async def arun(
     grader: MathGrader | Any | None = None,
     progress: bool = True,
     retry_errors: bool = True,
+    trace: str | Path | None = None,
 ) -> RunResult:
     """Solve every problem concurrently (at most `concurrency` at once) and grade the answers.
 
@@ -186,7 +188,8 @@ async def arun(
     its error (and left ungraded: an error is not a wrong answer) and the run goes on; the next run
     into the same file solves it again (`retry_errors=False`: only those that failed because no server
     could answer, BackendUnavailable). The run's wall time adds up over its parts: each part's is kept
-    in `<output>.parts.jsonl`.
+    in `<output>.parts.jsonl`. With `trace` (a path: the run's trace.jsonl.gz), each problem's search is
+    recorded there as it finishes (ttscale/tracing).
     """
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
@@ -209,13 +212,15 @@ async def arun(
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(out_path, "a", encoding="utf-8") if out_path else None
+    tracer = TraceWriter(trace) if trace is not None else None
     part = open_part(out_path, list(done.values())) if out_path else 0
     started = time.perf_counter()
 
     async def solve_one(problem: Problem) -> Result:
         async with limit:
             AFFINITY.set(problem.id)  # this task's backend calls prefer one server (backends/base.py)
-            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
+            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed,
+                          trace=Trace() if tracer else None)
             t0 = time.perf_counter()
             try:
                 result = await strategy.solve(problem, ctx)
@@ -245,6 +250,8 @@ async def arun(
             if handle:
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
+            if tracer:
+                tracer.write(ctx.trace.to_dict(result, strategy.name))
             if bar:
                 bar.update(1)
             return result
@@ -252,7 +259,8 @@ async def arun(
     async def extend_one(problem: Problem, first: Result, extra: int) -> Result:
         async with limit:
             AFFINITY.set(problem.id)  # this task's backend calls prefer one server (backends/base.py)
-            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed)
+            ctx = Context(problem=problem, backend=backend, grader=grader, run_seed=seed,
+                          trace=Trace() if tracer else None)
             t0 = time.perf_counter()
             try:
                 result = await strategy.extend(problem, ctx, first, extra)
@@ -268,6 +276,8 @@ async def arun(
             if handle:  # a later line for the same problem supersedes the first pass's (load_results)
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
+            if tracer:  # the second pass's search, as a later line (the first pass's line stays)
+                tracer.write(ctx.trace.to_dict(result, strategy.name) | {"second_pass": True})
             return result
 
     try:
@@ -285,6 +295,8 @@ async def arun(
     finally:
         if handle:
             handle.close()
+        if tracer:
+            tracer.close()
         if bar:
             bar.close()
         if own_grader:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ttscale.backends.base import Backend
 from ttscale.graders.math import MathGrader
+from ttscale.tracing.recorder import Trace
 from ttscale.types import Completion, Delta, Problem, Prompt, SamplingParams, TokenPrompt, Usage
 
 
@@ -33,6 +34,7 @@ class Context:
     _prompt_ids: TokenPrompt | None = field(default=None, repr=False)
     started: float = field(default_factory=time.perf_counter, repr=False)
     first_answer_seconds: float | None = None  # a streamed sample's end (stop or length): when it first came
+    trace: Trace | None = field(default=None, repr=False)  # with trace=true: what the search did (tracing/)
 
     @property
     def prompt(self) -> Prompt:
@@ -41,19 +43,41 @@ class Context:
             return self.problem.messages
         return self.problem.text if self.problem.text is not None else self.problem.question
 
-    async def generate(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> list[Completion]:
+    async def generate(self, prompt: Prompt, params: SamplingParams, key: str | None = None,
+                       role: str | None = "sample") -> list[Completion]:
         """One backend call, seeded from (run seed, problem id, call index), counted into usage.
 
-        Calls whose order depends on timing (concurrent chains) pass a stable `key` instead.
+        Calls whose order depends on timing (concurrent chains) pass a stable `key` instead. A trace
+        records the call, and its completions as samples of this `role` ("judge": a selection's judge call;
+        None: not as samples, as a step-wise search's expansion, which records its nodes instead).
         """
-        seed = derive_seed(self.run_seed, self.problem.id, self.calls if key is None else key)
+        name = str(self.calls if key is None else key)
+        seed = derive_seed(self.run_seed, self.problem.id, name)
         self.calls += 1
+        started = self.trace.now() if self.trace else 0.0
         out = await self.backend.generate(prompt, replace(params, seed=seed))
         self.usage.backend_calls += 1
         self.usage.prompt_tokens += out.prompt_tokens
         self.usage.cached_prompt_tokens += out.cached_prompt_tokens
-        self.usage.completion_tokens += sum(c.num_tokens for c in out.completions)
+        generated = sum(c.num_tokens for c in out.completions)
+        self.usage.completion_tokens += generated
+        if self.trace:
+            self.trace.call("generate", name, params.n, started, out.prompt_tokens, generated)
+            if role is not None:
+                for c in out.completions:
+                    self.trace.sample(name, c.text, c.num_tokens, c.finish_reason, c.stats, role)
         return out.completions
+
+    def decide(self, kind: str, **values) -> None:
+        """A decision the search names (resampled, pruned, aborted, selected, ...), with the values that
+        decided it: recorded in the trace when the run keeps one, nothing otherwise."""
+        if self.trace:
+            self.trace.decide(kind, **values)
+
+    def grew(self, node, parent, role: str = "step") -> None:
+        """A partial solution a step-wise search grew from `parent` (recorded in the trace, if any)."""
+        if self.trace:
+            self.trace.node(node, parent, role)
 
     def prompt_ids(self) -> TokenPrompt:
         """The problem's prompt as token ids (the chat template rendered once), to extend by ids."""
@@ -75,16 +99,23 @@ class Context:
         prompt_ids = list(prompt_ids.ids if isinstance(prompt_ids, TokenPrompt) else prompt_ids)
         self.usage.backend_calls += 1
         self.usage.prompt_tokens += len(prompt_ids) + len(completion_ids)
-        return await self.backend.score(prompt_ids, list(completion_ids))
+        started = self.trace.now() if self.trace else 0.0
+        scores = await self.backend.score(prompt_ids, list(completion_ids))
+        if self.trace:
+            self.trace.call("score", "score", 1, started, len(prompt_ids) + len(completion_ids), 0)
+        return scores
 
     async def stream(self, prompt: Prompt, params: SamplingParams, key: str | None = None) -> AsyncIterator[Delta]:
         """One sample as deltas, seeded like `generate`, its tokens counted into usage as they arrive
         (a sample stopped early costs what it generated). Read it inside
         `async with contextlib.aclosing(ctx.stream(...)) as deltas:` so leaving the block aborts it."""
-        seed = derive_seed(self.run_seed, self.problem.id, self.calls if key is None else key)
+        name = str(self.calls if key is None else key)
+        seed = derive_seed(self.run_seed, self.problem.id, name)
         self.calls += 1
         self.usage.backend_calls += 1
         stream = self.backend.stream(prompt, replace(params, n=1, seed=seed))
+        started = self.trace.now() if self.trace else 0.0
+        texts, tokens, prompt_tokens, finish = [], 0, 0, None
         try:
             async for delta in stream:
                 self.usage.prompt_tokens += delta.prompt_tokens
@@ -92,6 +123,14 @@ class Context:
                 self.usage.completion_tokens += len(delta.token_ids)
                 if self.first_answer_seconds is None and delta.finish_reason in ("stop", "length"):
                     self.first_answer_seconds = time.perf_counter() - self.started
+                if self.trace:
+                    texts.append(delta.text)
+                    tokens += len(delta.token_ids)
+                    prompt_tokens += delta.prompt_tokens
+                    finish = delta.finish_reason or finish
                 yield delta
         finally:
             await stream.aclose()
+            if self.trace:  # a sample the search closed before it finished was aborted by it
+                self.trace.call("stream", name, 1, started, prompt_tokens, tokens)
+                self.trace.sample(name, "".join(texts), tokens, finish or "aborted")

@@ -105,6 +105,7 @@ class BudgetForcing:
             left = self.max_thinking_tokens - len(thought)
             if left <= 0:
                 cut = True
+                ctx.decide("cut", sample=i, why="thinking budget spent", thinking_tokens=len(thought))
                 break
             cap = left if self.crossing == "cut" else self.max_thinking_tokens
             stops = tuple(dict.fromkeys((self.thinking_stop, *self.params.stop)))  # the run's stops too
@@ -116,6 +117,7 @@ class BudgetForcing:
                 thought += list(c.token_ids or ())
                 text += c.text
                 cut = True
+                ctx.decide("cut", sample=i, why=f"round ended by {c.finish_reason}", thinking_tokens=len(thought))
                 break
             stop = _stop_string(c)
             ids, split = before_stop(ctx.backend.decode, c.token_ids or (), c.text, stop)
@@ -123,16 +125,22 @@ class BudgetForcing:
             if len(thought) + len(ids) >= self.max_thinking_tokens:  # crossed in a round that stopped itself
                 thought += ids + encode(split)
                 text += kept
+                ctx.decide("stopped", sample=i, why="crossed the budget in a round that stopped itself",
+                           thinking_tokens=len(thought))
                 break
             if len(thought) + len(ids) < self.min_thinking_tokens or extensions < self.num_ignore:
                 thought += ids + encode(split + self.extension)
                 text += kept + self.extension
                 extensions += 1
+                ctx.decide("forced", sample=i, extension=self.extension, extensions=extensions,
+                           thinking_tokens=len(thought))
                 continue
             thought += ids + encode(split)
             text += kept
             break
         crossed = len(thought) > self.max_thinking_tokens
+        if not cut and not crossed:
+            ctx.decide("stopped", sample=i, why="end of thinking kept", thinking_tokens=len(thought))
         if crossed:  # the code cuts the reasoning to the budget, by ids
             thought = thought[: self.max_thinking_tokens]
             text = ctx.backend.decode(thought)

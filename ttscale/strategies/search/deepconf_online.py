@@ -84,6 +84,7 @@ class DeepConfOnline:
         if not warm:
             raise ValueError("every warm-up trace is empty (does the prompt fill the context?): no threshold")
         s = threshold([_confidence(c) for c in warm], self.eta)
+        ctx.decide("threshold", value=s, eta=self.eta, warmup=[_confidence(c) for c in warm])
         pool = [self._trajectory(c, problem, ctx) for c in warm]  # T: every trace not stopped
         stopped = 0
         consensus = await self._consensus(pool, problem, ctx)
@@ -105,9 +106,12 @@ class DeepConfOnline:
                     elif completion.num_tokens > 0:
                         pool.append(self._trajectory(completion, problem, ctx))
                 consensus = await self._consensus(pool, problem, ctx)
+                ctx.decide("consensus", value=consensus, tau=self.tau, traces=len(pool))
                 if self.tau is not None and consensus >= self.tau:
                     break
         finally:
+            if running:
+                ctx.decide("aborted", why="consensus", traces=len(running))
             for task in running:  # consensus reached: abort the traces still streaming
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -129,6 +133,8 @@ class DeepConfOnline:
                     if fold.finish_reason is None:
                         fold.abort()
                     stopped = True
+                    ctx.decide("aborted", why="confidence", trace=f"trace/{index}", confidence=low, threshold=s,
+                               tokens=fold.completion().num_tokens)
                     break
         return index, fold.completion(), stopped
 

@@ -124,7 +124,7 @@ class DEER:
             probe = replace(SamplingParams(), n=1, max_tokens=self.probe_tokens, stop=PROBE_STOPS, logprobs=1,
                             keep_token_logprobs=True)
             (trial,) = await ctx.generate(base.extend(thought + encode(self.probe_prefix)), probe,
-                                          key=f"deer/{i}/probe/{probes}")
+                                          key=f"deer/{i}/probe/{probes}", role="probe")
             generated += trial.num_tokens
             last = confidence(trial, self.policy)
             if last > self.threshold:

@@ -38,7 +38,7 @@ async def generate_tests(problem: Problem, ctx: Context, samples: int, per_sampl
     """`samples` completions of CodeT's test prompt, read into tests (one call: the backend batches)."""
     task = task_of(problem)
     params = SamplingParams(n=samples, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=list(STOP))
-    completions = await ctx.generate(prompt_for_tests(task, show_examples), params, key=key)
+    completions = await ctx.generate(prompt_for_tests(task, show_examples), params, key=key, role="tests")
     found = GeneratedTests()
     for c in completions:
         found.add(c.text, task.entry_point, per_sample)

@@ -128,6 +128,7 @@ class GenSelect:
             votes = Counter(groups[w] for w in winners)
             top = max(votes.values())
             chosen = next(w for w in winners if votes[groups[w]] == top)
+            ctx.decide("selected", candidate=chosen, votes={str(g): v for g, v in votes.items()})
             info["winners"] = dict(Counter(str(trajectories[w].answer) for w in winners).most_common())
             return Selection(chosen, info)
         alive, round_ = self._shuffled(ctx, pool, "genselect/knockout"), 0
@@ -148,6 +149,7 @@ class GenSelect:
             found = await asyncio.gather(*(winner(i * self.window, g) for i, g in enumerate(groups_)))
             alive, round_ = [w for w in found if w is not None], round_ + 1
         info = {"rounds": round_, **counts}
+        ctx.decide("selected", candidate=alive[0] if alive else None, rounds=round_)
         if not alive:
             return Selection(None, {**info, "reason": "no judgment could be parsed"})
         return Selection(alive[0], info)
@@ -165,14 +167,16 @@ class GenSelect:
         prompt = PROMPT.format(num_solutions=len(order), problem=problem.question, solutions=solutions,
                                max_idx=len(order) - 1)
         params = SamplingParams(temperature=self.judge_temperature, top_p=self.judge_top_p, max_tokens=self.judge_tokens)
-        (c,) = await ctx.generate([{"role": "user", "content": prompt}], params, key=key)
+        (c,) = await ctx.generate([{"role": "user", "content": prompt}], params, key=key, role="judge")
         counts["judge_calls"] += 1
         index = verdict(c.text, len(order))
         if index is None:
             counts["unparsed"] += 1
             if self.unparsed == "undecided":
+                ctx.decide("judged", call=key, shown=order, winner=None, parsed=False)
                 return None
             index = random.Random(derive_seed(ctx.run_seed, ctx.problem.id, key + "/random")).randrange(len(order))
+        ctx.decide("judged", call=key, shown=order, winner=order[index], parsed=index == verdict(c.text, len(order)))
         return order[index]
 
 

@@ -242,7 +242,8 @@ class _Selection:
                                       b=self.shown(programs[b]), count=config.distinguishing_tests, entry=entry)
         params = SamplingParams(n=1, temperature=config.test_temperature, top_p=config.test_top_p,
                                 max_tokens=config.test_tokens)
-        (completion,) = await self.ctx.generate([{"role": "user", "content": prompt}], params, key=f"s_star/inputs/{a}-{b}")
+        (completion,) = await self.ctx.generate([{"role": "user", "content": prompt}], params, key=f"s_star/inputs/{a}-{b}",
+                                                     role="inputs")
         found = GeneratedTests()
         text = completion.text.split("# tests", 1)[-1]
         text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("```"))
@@ -282,7 +283,7 @@ class _Selection:
                                      ran=", and both were run on the same inputs" if ran else "",
                                      against=" and its outputs" if ran else "")
         params = SamplingParams(n=1, temperature=self.config.judge_temperature, max_tokens=self.config.judge_tokens)
-        (completion,) = await self.ctx.generate([{"role": "user", "content": prompt}], params, key=key)
+        (completion,) = await self.ctx.generate([{"role": "user", "content": prompt}], params, key=key, role="judge")
         self.info["judgments"] += 1
         verdict = judgment(completion.text)
         if verdict is None:

@@ -100,12 +100,20 @@ class BeamSearch:
             active = [b for b in beams if not b.finished]
             if self.filter_duplicates:  # as the code: among the unfinished beams, after the finished are set aside
                 active = unique(active)
-            active = sorted(active, key=lambda b: -b.value(self.aggregation))[:keep]
+            ranked = sorted(active, key=lambda b: -b.value(self.aggregation))
+            active = ranked[:keep]
+            ctx.decide("kept", round=rounds, nodes=[b.id for b in active],
+                       values=[b.value(self.aggregation) for b in active])
+            ctx.decide("pruned", round=rounds, nodes=[b.id for b in ranked[keep:]],
+                       values=[b.value(self.aggregation) for b in ranked[keep:]],
+                       duplicates=[b.id for b in beams if not b.finished and b not in ranked])
             children = await self.generator.expand_all(ctx, self.expansions(active), f"beam/{rounds}")
             beams = [c for group in children for c in group]
             rounds += 1
         if self.sort_completed:
             finished.sort(key=lambda b: -b.value(self.aggregation))
+        ctx.decide("selected", nodes=[b.id for b in finished[: self.n]],
+                   values=[b.value(self.aggregation) for b in finished[: self.n]])
         ctx.info.update(beams=self.n, beam_width=self.beam_width, rounds=rounds)
         return finished_trajectories(finished[: self.n], self.aggregation)
 

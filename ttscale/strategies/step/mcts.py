@@ -123,13 +123,22 @@ class MCTS:
         """One problem's search (the instance is shared by every problem in flight: state lives in `run`)."""
         run = _Run(problem, ctx, random.Random(f"{ctx.run_seed}/{problem.id}/mcts"))
         root = TreeNode(Node("0"), visited=True)
-        for _ in range(self.n):
+        for iteration in range(self.n):
             path = self.select(root)
+            ctx.decide("selected", iteration=iteration, nodes=[t.node.id for t in path[1:]],
+                       values=[self.q(t) if t.visits else None for t in path[1:]])
             if not path[-1].terminal:
                 await self.expand(run, path[-1])
+                chosen = len(path)
                 await self.simulate(run, path)
+                ctx.decide("simulated", iteration=iteration, nodes=[t.node.id for t in path[chosen:]],
+                           rewards=[t.reward for t in path[chosen:]])
             self.backup(path)
+            ctx.decide("backed_up", iteration=iteration, nodes=[t.node.id for t in path],
+                       returns=[t.returns[-1] for t in path])
         best = self.best_paths(run, root)
+        ctx.decide("output", rule=self.output, paths=[[t.node.id for t in p[1:]] for p in best],
+                   returns=[self.path_return(p) for p in best])
         ctx.info.update(iterations=self.n, expansions=run.expansions, k=self.k, found=bool(best),
                         tree_nodes=_count(root))
         return [self.trajectory(path) for path in best]
@@ -154,6 +163,8 @@ class MCTS:
         children = await self.generator.expand(run.ctx, node.node, self.k, "mcts")
         await score_nodes(self.verifier, run.problem, children, run.ctx.usage)
         node.children = [TreeNode(c, node, reward=c.step_scores[-1]) for c in children]
+        run.ctx.decide("expanded", node=node.node.id, children=[c.id for c in children],
+                       rewards=[c.reward for c in node.children])
         if self.selection == "puct":
             for child, p in zip(node.children, _priors(children)):
                 child.prior = p

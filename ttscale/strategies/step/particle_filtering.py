@@ -86,9 +86,16 @@ class ParticleFiltering:
                                              whole=self.aggregation == "model")
             rounds += 1
             weights = self.weights(particles)
-            if self.ess_threshold is None or effective_sample_size(weights) < self.ess_threshold * self.n:
+            ess = effective_sample_size(weights)
+            before = [p.id for p in particles]
+            rewards = [p.value(self.aggregation) for p in particles]
+            if self.ess_threshold is None or ess < self.ess_threshold * self.n:
                 particles = resample_particles(particles, weights, self.resampling, self.resample_finished, rng)
                 resamplings += 1
+                ctx.decide("resampled", round=rounds, nodes=before, rewards=rewards, weights=weights, ess=ess,
+                           drawn=[p.id for p in particles])
+            else:
+                ctx.decide("kept", round=rounds, nodes=before, rewards=rewards, weights=weights, ess=ess)
         ctx.info.update(particles=self.n, rounds=rounds, resamplings=resamplings)
         return [p.trajectory(p.value(self.aggregation)) for p in particles]
 

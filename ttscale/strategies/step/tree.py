@@ -183,8 +183,11 @@ class StepGenerator:
         prompt, cont = self.prompt(ctx.prompt, node, base_ids)
         last = node.depth + 1 >= self.max_steps and self.last_step == "complete"
         params = replace(self._params(node, k, last), continue_final_message=cont)
-        completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
-        return [self.child(node, i, c) for i, c in enumerate(completions)]
+        completions = await ctx.generate(prompt, params, key=f"{key}/{node.id}", role=None)
+        children = [self.child(node, i, c) for i, c in enumerate(completions)]
+        for child in children:
+            ctx.grew(child, node, "lookahead" if key.endswith("/lookahead") else "step")
+        return children
 
     async def complete(self, ctx: Context, node: Node, key: str, temperature: float | None = None
                        ) -> tuple[Node, Completion | None]:
@@ -197,8 +200,10 @@ class StepGenerator:
         params = replace(self._params(node, 1, True), continue_final_message=cont)
         if temperature is not None:
             params = replace(params, temperature=temperature)
-        (c,) = await ctx.generate(prompt, params, key=f"{key}/{node.id}")
-        return self.child(node, 0, c), c
+        (c,) = await ctx.generate(prompt, params, key=f"{key}/{node.id}", role=None)
+        child = self.child(node, 0, c)
+        ctx.grew(child, node, "rollout")
+        return child, c
 
     async def expand_all(self, ctx: Context, requests: Sequence[tuple[Node, int]], key: str) -> list[list[Node]]:
         """Many expansions at once: the backend batches them with every other problem's."""

@@ -1,0 +1,175 @@
+"""One problem's trace: what a search generated, what its verifier said, what it decided.
+
+Recorded through the Context (strategies/context.py), never by a method itself, except the decisions
+a method names (`ctx.decide("resampled", ...)`):
+- samples: each completion of a `generate` call, each streamed sample (aborted when the search
+  closed it before it finished), with its key, tokens, finish reason and token statistics;
+- nodes: each partial solution a step-wise search grew (StepGenerator.expand registers them), with
+  its parent, the step it added, and its step scores as they stand when the problem ends (the
+  verifier's scores are written onto the node);
+- calls: each backend call (kind, key, n, tokens, start and end in seconds from the problem's start);
+- decisions: what the search named, in order, with the values that decided;
+- and, when the problem ends, its candidates (answer, score, the node or sample they came from), the
+  vote groups over their answers, its usage and its grade.
+
+A run's traces are one compressed JSON Lines file, a problem per line (`trace.jsonl.gz` beside
+results.jsonl): what the viewer (page.py) and replay (replay.py) read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TRACE_FILE = "trace.jsonl.gz"
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready: numpy numbers and arrays as Python ones, nan and inf as None, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy array or scalar
+        return plain(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+class Trace:
+    """The record of one problem's search. Cheap when off: the Context holds None instead."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.samples: list[dict] = []
+        self.calls: list[dict] = []
+        self.decisions: list[dict] = []
+        self._nodes: list[tuple[Any, Any, str]] = []  # (Node, parent Node, role): serialised at the end
+
+    def now(self) -> float:
+        return round(time.perf_counter() - self.started, 4)
+
+    def call(self, kind: str, key: str, n: int, started: float, prompt_tokens: int, completion_tokens: int) -> None:
+        self.calls.append({"kind": kind, "key": key, "n": n, "start": started, "end": self.now(),
+                           "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
+
+    def sample(self, key: str, text: str, tokens: int, finish_reason: str | None, stats: dict | None = None,
+               role: str = "sample") -> str:
+        """A whole sample (not a step): a child of the problem's root. role: sample (a solution, or
+        part of one), or what else a call asked for: judge, tests, inputs, probe. Returns its id."""
+        sample_id = f"s{len(self.samples)}"
+        self.samples.append({"id": sample_id, "key": key, "role": role, "text": text, "tokens": tokens,
+                             "finish_reason": finish_reason, "stats": plain(stats or {})})
+        return sample_id
+
+    def node(self, node: Any, parent: Any, role: str = "step") -> None:
+        """A partial solution a step-wise search grew from `parent` (role: step; lookahead or rollout for
+        one scored or played out, not kept in the tree)."""
+        self._nodes.append((node, parent, role))
+
+    def decide(self, kind: str, **values: Any) -> None:
+        """A decision the search names: resampled, kept, pruned, aborted, expanded, selected, forced, ..."""
+        self.decisions.append({"kind": kind, "t": self.now(), **plain(values)})
+
+    def nodes(self) -> list[dict]:
+        """The grown nodes as they stand now, with unique ids (a lookahead's id can repeat a child's)."""
+        out, seen, named = [], set(), {}
+        for node, parent, role in self._nodes:
+            node_id = node.id if role == "step" else f"{node.id}~{role}"
+            while node_id in seen:
+                node_id += "'"
+            seen.add(node_id)
+            named[id(node)] = node_id
+            out.append({"id": node_id, "parent": named.get(id(parent), parent.id), "role": role, "depth": node.depth,
+                        "step": node.steps[-1] if node.steps else "",
+                        "step_tokens": node.step_tokens[-1] if node.step_tokens else 0, "tokens": node.num_tokens,
+                        "scores": plain(list(node.step_scores)), "finished": node.finished,
+                        "finish_reason": node.finish_reason})
+        return out
+
+    def to_dict(self, result: Any, method: str) -> dict:
+        """The problem's line: everything recorded, and its result (answer, candidates, votes, grade)."""
+        nodes = self.nodes()
+        texts: dict[str, str] = {}  # a candidate's text -> the node or sample it came from
+        full = {"0": ""}
+        for node in nodes:
+            full[node["id"]] = full.get(node["parent"], "") + node["step"]
+            if node["role"] == "step":
+                texts.setdefault(full[node["id"]], node["id"])
+        for sample in self.samples:
+            if sample["role"] == "sample":
+                texts.setdefault(sample["text"], sample["id"])
+        candidates, groups = [], {}
+        for index, candidate in enumerate(result.candidates):
+            candidates.append({"answer": candidate.answer, "score": plain(candidate.score),
+                               "from": texts.get(candidate.text), "tokens": candidate.num_tokens,
+                               "finish_reason": candidate.finish_reason, "group": candidate.group,
+                               "correct": candidate.correct})
+            label = f"group {candidate.group}" if candidate.group is not None else f"answer {candidate.answer!r}"
+            groups.setdefault(label, {"answer": candidate.answer, "members": [], "chosen": False})
+            groups[label]["members"].append(index)
+            groups[label]["chosen"] |= result.answer is not None and candidate.answer == result.answer
+        votes = sorted(groups.values(), key=lambda g: -len(g["members"]))
+        return {"problem": result.problem_id, "method": method, "answer": result.answer,
+                "reference": result.reference, "correct": result.correct, "error": result.error,
+                "usage": plain(result.usage.to_dict()), "seconds": self.now(),
+                "samples": self.samples, "nodes": nodes, "calls": self.calls, "decisions": self.decisions,
+                "candidates": candidates, "votes": votes, "info": plain(_small(result.info))}
+
+
+def _small(info: dict) -> dict:
+    """The result's info without the prompt and other bulk the trace does not need again."""
+    return {k: v for k, v in info.items() if k not in ("prompt", "earlier_attempts")}
+
+
+class TraceWriter:
+    """Appends problems' traces to a run's trace file as they finish (flushed per problem, so a killed
+    run keeps every finished problem's; a resumed run appends a new gzip member)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = gzip.open(self.path, "at", encoding="utf-8")
+
+    def write(self, line: dict) -> None:
+        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_traces(path: str | Path) -> Iterator[dict]:
+    """Each problem's trace in the file (a run folder: its trace.jsonl.gz). A later line for the same
+    problem (a resumed run solved it again) comes after the earlier; a cut-off end (a killed run) is
+    skipped."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRACE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no trace at {path}: run with trace=true to record one")
+    pending = b""
+    decompressor = zlib.decompressobj(wbits=31)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            while chunk:
+                try:
+                    pending += decompressor.decompress(chunk)
+                except zlib.error:
+                    return  # a damaged or cut member: what came before it stands
+                chunk = decompressor.unused_data
+                if decompressor.eof:  # the next gzip member (a resumed run's) starts here
+                    decompressor = zlib.decompressobj(wbits=31)
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
