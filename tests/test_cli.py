@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from jobs import job_dir
+from ttscale.tracing import read_traces
 
 
 def ttscale(*args, timeout=600):
@@ -222,7 +223,7 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
     proc = ttscale("-m", "strategy=" + ",".join(STEP_SWEPT), "dataset.limit=1", "strategy.n=2",
                    "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2", "strategy.max_step_tokens=24",
                    "strategy.block_tokens=24", "strategy.max_tokens=64", "strategy.sweeps=1", "progress=false",
-                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
+                   "trace=true", "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("ttscale: starting the vllm engine") == 1
     for job, name in enumerate(STEP_SWEPT):
@@ -246,6 +247,15 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
             assert len(result["candidates"]) == 2 and result["info"]["weight"] == "score"
         if name == "particle_filtering":
             assert usage["cached_prompt_tokens"] > 0  # continuations re-send the prompt: the cache serves it
+        # trace=true: the search as recorded on the real engine; its candidates come from its nodes
+        (trace,) = read_traces(job_dir(sweep_dir, job))
+        assert trace["method"] == name and trace["usage"]["completion_tokens"] == usage["completion_tokens"]
+        ids = {n["id"] for n in trace["nodes"]} | {s["id"] for s in trace["samples"]}
+        assert ids and all(n["parent"] in ids | {"0"} for n in trace["nodes"]), name
+        assert all(c["from"] in ids for c in trace["candidates"]), name
+        assert sum(c["completion_tokens"] for c in trace["calls"]) == usage["completion_tokens"], name
+        if name == "particle_filtering":
+            assert [d["kind"] for d in trace["decisions"]][:1] == ["resampled"]
 
 
 @pytest.mark.integration

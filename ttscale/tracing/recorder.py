@@ -81,19 +81,43 @@ class Trace:
         self.decisions.append({"kind": kind, "t": self.now(), **plain(values)})
 
     def nodes(self) -> list[dict]:
-        """The grown nodes as they stand now, with unique ids (a lookahead's id can repeat a child's)."""
+        """The grown nodes as they stand now, with unique ids (a lookahead's id can repeat a child's).
+        Every empty solution is the root "0" (particle Gibbs names each sweep's root: kept as `tree`); a
+        parent the search made without growing it (particle Gibbs' reference cut to a step) is shown as
+        its own chain of steps from the root, role "reference"."""
         out, seen, named = [], set(), {}
-        for node, parent, role in self._nodes:
-            node_id = node.id if role == "step" else f"{node.id}~{role}"
+
+        def unique(node_id: str) -> str:
             while node_id in seen:
                 node_id += "'"
             seen.add(node_id)
+            return node_id
+
+        def entry(node, depth: int, node_id: str, parent_id: str, role: str, tree=None) -> dict:
+            last = depth == node.depth
+            return {"id": node_id, "parent": parent_id, "tree": tree, "role": role, "depth": depth,
+                    "step": node.steps[depth - 1] if depth else "",
+                    "step_tokens": node.step_tokens[depth - 1] if depth else 0, "tokens": sum(node.step_tokens[:depth]),
+                    "scores": plain(list(node.step_scores[:depth])), "finished": node.finished and last,
+                    "finish_reason": node.finish_reason if last else None}
+
+        def parent_of(parent) -> str:
+            if parent.depth == 0:
+                return "0"
+            if id(parent) not in named:
+                chain = "0"
+                for depth in range(1, parent.depth + 1):
+                    link = unique(parent.id if depth == parent.depth else f"{parent.id}:{depth}")
+                    out.append(entry(parent, depth, link, chain, "reference"))
+                    chain = link
+                named[id(parent)] = chain
+            return named[id(parent)]
+
+        for node, parent, role in self._nodes:
+            parent_id = parent_of(parent)
+            node_id = unique(node.id if role == "step" else f"{node.id}~{role}")
             named[id(node)] = node_id
-            out.append({"id": node_id, "parent": named.get(id(parent), parent.id), "role": role, "depth": node.depth,
-                        "step": node.steps[-1] if node.steps else "",
-                        "step_tokens": node.step_tokens[-1] if node.step_tokens else 0, "tokens": node.num_tokens,
-                        "scores": plain(list(node.step_scores)), "finished": node.finished,
-                        "finish_reason": node.finish_reason})
+            out.append(entry(node, node.depth, node_id, parent_id, role, parent.id if parent.depth == 0 else None))
         return out
 
     def to_dict(self, result: Any, method: str) -> dict:

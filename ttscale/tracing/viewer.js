@@ -127,8 +127,9 @@ function renderTree(trace, g) {
   const leaves = layout(root);
   const depth = Math.max(...g.nodes.map((n) => n.depth));
   const scores = g.nodes.map((n) => n.score).filter((s) => s !== null && s !== undefined);
-  const inUnit = scores.every((s) => s >= 0 && s <= 1);
-  const lo = inUnit ? 0 : Math.min(...scores), hi = inUnit ? 1 : Math.max(...scores);
+  // colour spans this problem's scores (a verifier's range is often narrow: 0.4-0.6 for mean token probability)
+  const lo = scores.length ? Math.min(...scores) : 0, hi = scores.length ? Math.max(...scores) : 1;
+  g.range = scores.length ? `${fmt(lo)} (red) to ${fmt(hi)} (green)` : "no scores";
   const svg = el("svg", { width: (depth + 1) * DX + 60, height: Math.max(1, leaves) * DY + 40, id: "tree" });
   for (const n of g.nodes) {
     if (n.parent === null) continue;
@@ -182,12 +183,13 @@ async function openProblem(i) {
   view.replaceChildren(
     el("h2", {}, `${trace.problem} · ${trace.method} · ${trace.correct === true ? "correct" : trace.correct === false ? "wrong" : "ungraded"}`),
     trace.error ? el("p", { class: "error" }, trace.error) : "",
-    el("p", { class: "legend" }, "colour: score (red low, green high) · edge width: particle weight · ",
+    el("p", { class: "legend" }, "colour: score, ", el("span", { id: "score-range" }), " · edge width: particle weight · ",
       el("span", { class: "chosen-key" }, "blue: the chosen path"), " · dashed: pruned · red dashed: aborted · dotted: lookahead / rollout / judge · click a node"),
     el("div", { id: "panes" }, el("div", { id: "tree-pane" }, renderTree(trace, g)), el("div", { id: "node" }, "Click a node.")),
     el("h3", {}, "Vote groups"), renderVotes(trace),
     el("h3", {}, "Cost"), renderCost(trace),
     el("h3", {}, "Decisions"), renderDecisions(trace));
+  document.getElementById("score-range").textContent = g.range;
   document.body.dataset.opened = String(i);
 }
 
