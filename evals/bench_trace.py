@@ -100,8 +100,38 @@ def synthetic_page(args) -> dict:
         start = time.perf_counter()
         page = write_page(folder)
         seconds = time.perf_counter() - start
-        return {"problems": args.page_problems, "particles": args.page_particles, "steps": args.page_steps,
-                "trace_mb": trace_bytes / 2**20, "page_mb": page.stat().st_size / 2**20, "seconds": seconds}
+        out = {"problems": args.page_problems, "particles": args.page_particles, "steps": args.page_steps,
+               "trace_mb": trace_bytes / 2**20, "page_mb": page.stat().st_size / 2**20, "seconds": seconds}
+        out.update(open_in_browser(page, args.page_problems))
+        return out
+
+
+def open_in_browser(page: Path, problems: int) -> dict:
+    """Seconds until the page shows its index and first tree, then to open the last problem (a click on
+    its row) in headless Chromium (tests/browser.py), when Chromium is installed."""
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from browser import CHROMIUM, Browser
+
+    if CHROMIUM is None:
+        return {}
+
+    async def look() -> dict:
+        async with Browser() as browser:
+            start = time.perf_counter()
+            await browser.open(page)
+            await browser.wait_for("document.querySelectorAll('#tree circle.node').length", timeout=120)
+            loaded = time.perf_counter() - start
+            start = time.perf_counter()
+            await browser.click(f'tr.problem[data-index="{problems - 1}"]')
+            await browser.wait_for(f"document.body.dataset.opened === '{problems - 1}'", timeout=120)
+            nodes = await browser.evaluate("document.querySelectorAll('#tree circle.node').length")
+            return {"load_seconds": loaded, "open_seconds": time.perf_counter() - start, "nodes_drawn": nodes,
+                    "console_errors": len(browser.errors)}
+
+    return asyncio.run(look())
 
 
 def main() -> None:
@@ -137,6 +167,10 @@ def main() -> None:
     page = out["page"]
     print(f"page of {page['problems']} problems x {page['particles']} particles x {page['steps']} steps: "
           f"trace {page['trace_mb']:.1f} MB, page {page['page_mb']:.1f} MB, written in {page['seconds']:.1f} s")
+    if "load_seconds" in page:
+        print(f"headless Chromium: index and first tree shown {page['load_seconds']:.1f} s after opening; the last "
+              f"problem drawn ({page['nodes_drawn']} nodes) {page['open_seconds']:.2f} s after a click on its row; "
+              f"console errors: {page['console_errors']}")
     print(json.dumps(out))
 
 

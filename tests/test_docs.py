@@ -12,7 +12,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", API.read_text(), re.S)
 
 
 def test_one_example_per_kind_of_user():
-    assert len(BLOCKS) == 3  # research code, experiment sweeps, leaderboard scripts
+    assert len(BLOCKS) == 4  # research code, experiment sweeps, leaderboard scripts, traces
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
