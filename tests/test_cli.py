@@ -22,7 +22,8 @@ def ttscale(*args, timeout=600):
         (["strategy.nn=3"], "ttscale: unknown config key 'strategy.nn'; strategy has keys: logprobs, max_tokens, n, name, "
                             "options, search, select, stats_window, stop, temperature, tie_break, top_k, top_p, verifier"),
         (["strategy=particle_filtering", "strategy.resmpling=x"], "ttscale: unknown config key 'strategy.resmpling'; "
-         "strategy has keys: aggregation, answer_marker, continuation, ess_threshold, last_step, logprobs, max_step_tokens, "
+         "strategy has keys: aggregation, anneal_early_phase, anneal_ess_threshold, anneal_value_max, annealing, "
+         "answer_marker, continuation, ess_threshold, last_step, logprobs, max_step_tokens, "
          "max_steps, max_tokens, n, name, options, resample_finished, resampling, reward_clip,"),
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
                             "block_search, budget_forcing, codet, deepconf, deepconf_online, deer, dvts, eager, fractured_sampling, "
@@ -31,6 +32,8 @@ def ttscale(*args, timeout=600):
                             "self_debug, sequential, set_cover_pruning, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
          "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
+        (["strategy=particle_filtering", "strategy.annealing=nope"],
+         "ttscale: strategy.annealing='nope'; choose one of: none, ess, entropy, base"),
         (["strategy=particle_filtering", "strategy.resampling=nope"],
          "ttscale: strategy.resampling='nope' is not a known choice; choose one of: multinomial, stratified, systematic"),
         (["strategy.temperature=0"], "ttscale: strategy.temperature=0 is greedy: all 8 samples would be the same"),
@@ -90,8 +93,15 @@ def test_every_readme_command_line_is_a_valid_config():
     from ttscale.config import expand_recipe
 
     lines = [ln.split(" ", 1)[1] if ln.startswith("PYTHONPATH=tests/plugins ") else ln for ln in lines]
-    commands = [expand_recipe(shlex.split(ln)[1:]) for ln in lines if ln.startswith("ttscale ")]
+    commands = [expand_recipe(shlex.split(ln)[1:]) for ln in lines
+                if ln.startswith("ttscale ") and not ln.startswith("ttscale trace ")]
     assert len(commands) >= 8
+    from ttscale.tracing.cli import parser as trace_parser
+
+    traces = [shlex.split(ln)[2:] for ln in lines if ln.startswith("ttscale trace ")]
+    assert len(traces) >= 3
+    for args in traces:  # `ttscale trace` lines: their own arguments, parsed as the command does
+        trace_parser().parse_args(args)
     sys.path.insert(0, str(Path(__file__).parent / "plugins"))  # the README's own-method example
     try:
         for args in commands:

@@ -451,3 +451,36 @@ def test_cancel_early_adaptive_sc_on_the_real_engine(vllm_backend, grader):
         assert info["samples_drawn"] + info["samples_aborted"] == 6 and info["samples_drawn"] >= 2, info
         assert len(result.candidates) == info["samples_drawn"]
         assert result.usage.completion_tokens >= sum(c.num_tokens for c in result.candidates)
+
+
+def test_entropic_particle_filtering_on_the_real_engine(vllm_backend, grader, tmp_path):
+    """ePF over SmolLM2's steps judged by SmolLM2 itself: the run has no error, every round is recorded
+    in the trace with its annealing temperature, and a round was annealed exactly when its untempered
+    weights had collapsed (ESS / N < 0.5) in the first half of the steps, by the reference's rule."""
+    import numpy as np
+
+    from ttscale.strategies import BestScore, ParticleFiltering, StepGenerator, Strategy
+    from ttscale.strategies.step.resampling import softmax_logit_weights
+    from ttscale.tracing import read_traces
+    from ttscale.verifiers import SelfEvaluation
+
+    generator = StepGenerator(SamplingParams(temperature=0.8, top_p=0.95), max_step_tokens=32, max_steps=4,
+                              max_tokens=128, last_step="step")
+    search = ParticleFiltering(SelfEvaluation(vllm_backend), n=4, generator=generator, annealing="ess")
+    outcome = run(Strategy(search, BestScore(), name="epf"), fixture_problems(2), vllm_backend, grader=grader,
+                  progress=False, trace=tmp_path / "trace.jsonl.gz")
+    assert outcome.summary["errors"] == 0
+    traces = {t["problem"]: t for t in read_traces(tmp_path)}
+    for result in outcome.results:
+        trace = traces[result.problem_id]
+        rounds = [d for d in trace["decisions"] if d["kind"] in ("resampled", "kept")]
+        assert len(rounds) == result.info["rounds"] and result.info["annealed_rounds"] <= len(rounds)
+        for d in rounds:
+            plain = softmax_logit_weights(d["rewards"])
+            ratio = 1 / np.sum(np.clip(plain, 1e-7, 1 - 1e-7) ** 2) / 4
+            early = d["round"] / generator.max_steps < 0.5
+            if ratio < 0.5 and early:
+                assert d["anneal"] == pytest.approx(max(1.0, (1 - d["round"] / 4) / ratio))
+            else:
+                assert d["anneal"] == 1.0
+        assert sum(d["anneal"] > 1 for d in rounds) == result.info["annealed_rounds"]

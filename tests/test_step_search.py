@@ -15,6 +15,7 @@ from ttscale.strategies.select.weighted import WeightedVote
 from ttscale.strategies.step import (DVTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
                                      Rebase, StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.step.a_star import priority
+from ttscale.strategies.step.tree import score_nodes
 from ttscale.strategies.step.resampling import (effective_sample_size, resample, softmax_logit_weights,
                                                 softmax_weights, split_budget)
 from ttscale.types import Completion, Problem, SamplingParams
@@ -502,3 +503,44 @@ def test_usage_counts_every_generated_token_and_verifier_pass():
     assert ctx.usage.backend_calls == len(backend.calls)
     assert ctx.usage.completion_tokens == sum(c.num_tokens for call in backend.calls for c in call.completions)
     assert ctx.usage.verifier_calls == len(verifier.seen) == sum(len(call.completions) for call in backend.calls)
+
+
+# ---- entropic particle filtering (ePF: its_hub's EntropicParticleFiltering) ----------------------------
+
+def test_entropic_annealing_temperature_by_hand():
+    from ttscale.strategies.step.resampling import annealing_temperature
+
+    collapsed = [0.97, 0.01, 0.01, 0.01]  # ESS = 1 / 0.9412 = 1.0625: ESS / N = 0.2656 < 0.5
+    ratio = 1 / (0.97 ** 2 + 3 * 0.01 ** 2) / 4
+    # step 1 of 10 (progress 0.1 < early phase 0.5): ess rule N / ESS * (1 - progress)
+    assert annealing_temperature(collapsed, 1, 10, "ess") == pytest.approx(0.9 / ratio)
+    entropy = -(0.97 * np.log(0.97) + 3 * 0.01 * np.log(0.01)) / np.log(4)  # normalised: 0.121
+    assert annealing_temperature(collapsed, 1, 10, "entropy") == pytest.approx(1 / (entropy + (1 - entropy) * 0.1))
+    assert annealing_temperature(collapsed, 1, 10, "base") == pytest.approx(2 - 0.1)
+    assert annealing_temperature(collapsed, 6, 10, "ess") == 1.0  # past the early phase: no annealing
+    assert annealing_temperature([0.25] * 4, 1, 10, "ess") == 1.0  # diverse weights: none needed
+    assert annealing_temperature([0.6, 0.4], 1, 10, "ess") == 1.0  # ESS / N = 0.96
+    assert annealing_temperature(collapsed, 1, 10, "none") == 1.0
+    assert annealing_temperature([1.0], 1, 10, "ess") == 1.0  # one particle
+    assert annealing_temperature([0.45, 0.45, 0.1], 4, 10, "ess") == 1.0  # ESS / N = 0.79
+    with pytest.raises(ValueError, match="choose one of: none, ess, entropy, base"):
+        annealing_temperature(collapsed, 1, 10, "nope")
+
+
+def test_entropic_particle_filtering_flattens_a_collapsed_first_round(grader):
+    backend = ScriptedBackend(tree_script(final_depth=2, answer=lambda path, i: path))
+    verifier = label_scores({"2": 0.99}, default=0.01)
+    pf = ParticleFiltering(verifier, n=4, generator=gen(), resampling="systematic", annealing="ess")
+    ctx = Context(problem=PROBLEM, backend=backend, grader=grader)
+    particles = asyncio.run(pf.generator.expand(ctx, Node("0"), 4, "k"))
+    asyncio.run(score_nodes(verifier, PROBLEM, particles, ctx, whole=True))
+    plain = pf.weights(particles)  # PF: <2> holds 0.9997 of the weight
+    weights, anneal = pf.annealed_weights(particles, 1)
+    ess = 1 / np.sum(np.clip(plain, 1e-7, 1 - 1e-7) ** 2)
+    assert anneal == pytest.approx(4 / ess * (1 - 1 / 6))  # step 1 of max_steps 6: 3.33
+    logit = np.log(0.99 / 0.01)
+    good = np.exp(2 * logit / anneal)  # logit(.99) - logit(.01), tempered by the annealing temperature
+    assert weights[2] == pytest.approx(good / (good + 3)) and 0.8 < weights[2] < 0.9
+    trajectories, ctx = run_search(pf, ScriptedBackend(tree_script(final_depth=2, answer=lambda path, i: path)))
+    assert ctx.info["annealed_rounds"] == 1 and len(trajectories) == 4  # round 2: even weights, none
+    assert ParticleFiltering(verifier, n=4, generator=gen()).annealing == "none"  # the paper's PF by default

@@ -63,14 +63,19 @@ def test_particle_filtering_trace(tmp_path, grader):
     assert sorted(nodes) == ["0.0", "0.1", "0.2", "0.2.0", "0.2.1", "0.2.2", "0.2.3", "0.3"]
     assert nodes["0.2"]["step"] == "<2> step\n\n" and nodes["0.2"]["scores"] == [0.99] and nodes["0.2"]["parent"] == "0"
     assert nodes["0.2.3"]["parent"] == "0.2" and nodes["0.2.3"]["finished"] and nodes["0.2.3"]["finish_reason"] == "stop"
-    assert [(c["key"], c["n"]) for c in trace["calls"]] == [("pf/0/0", 4), ("pf/1/0.2", 4)]
+    assert [(c["key"], c["n"]) for c in trace["calls"] if c["kind"] == "generate"] == [("pf/0/0", 4), ("pf/1/0.2", 4)]
+    verify = [c for c in trace["calls"] if c["kind"] == "verify"]  # the verifier's calls, through the Context
+    assert [(c["key"], c["n"], c["scores"]) for c in verify] == [
+        ("ScriptedVerifier", 4, [0.01, 0.01, 0.99, 0.01]), ("ScriptedVerifier", 4, [0.99] * 4)]
+    (setup,) = by_kind(trace, "setup")
+    assert setup["resampling"] == "systematic" and setup["annealing"] == "none" and trace["run_seed"] == 0
     first, second = by_kind(trace, "resampled")
     assert first["round"] == 1 and first["nodes"] == ["0.0", "0.1", "0.2", "0.3"]
     assert first["rewards"] == [0.01, 0.01, 0.99, 0.01] and first["drawn"] == ["0.2"] * 4
     assert first["weights"][2] == pytest.approx(0.99969, abs=1e-4) and first["ess"] == pytest.approx(1.0006, abs=1e-3)
     assert second["weights"] == [0.25] * 4 and second["drawn"] == ["0.2.0", "0.2.1", "0.2.2", "0.2.3"]
     assert [c["from"] for c in trace["candidates"]] == ["0.2.0", "0.2.1", "0.2.2", "0.2.3"]
-    assert trace["votes"] == [{"answer": "2", "members": [0, 1, 2, 3], "chosen": True}]
+    assert trace["votes"] == [{"answer": "2", "members": [0, 1, 2, 3], "chosen": True, "score_sum": pytest.approx(3.96)}]
     assert trace["correct"] is True and trace["usage"]["backend_calls"] == 2 and trace["samples"] == []
 
 
@@ -134,7 +139,11 @@ def test_budget_forcing_trace_names_each_forced_extension(tmp_path, grader):
     assert [d["kind"] for d in trace["decisions"]] == ["forced", "forced", "stopped"]
     assert [d["extensions"] for d in by_kind(trace, "forced")] == [1, 2]
     assert by_kind(trace, "stopped")[0]["why"] == "end of thinking kept"
-    assert [s["key"] for s in trace["samples"]] == ["think/0/0", "think/0/1", "think/0/2", "answer/0"]
+    samples = trace["samples"]
+    assert [s["key"] for s in samples] == ["think/0/0", "think/0/1", "think/0/2", "answer/0"]
+    # each round continues the one before: a chain below the root, the answer at its end
+    assert [s["parent"] for s in samples] == [None, samples[0]["id"], samples[1]["id"], samples[2]["id"]]
+    assert trace["candidates"][0]["from"] == samples[3]["id"]  # the candidate ends with the answer's text
 
 
 def test_genselect_trace_keeps_the_judges_apart_from_the_samples(tmp_path, grader):
@@ -155,10 +164,15 @@ def test_genselect_trace_keeps_the_judges_apart_from_the_samples(tmp_path, grade
 
 def test_resampling_replays_until_the_draw_differs(tmp_path, grader):
     trace = pf_trace(tmp_path, grader)
+    own = replay_resampling(trace)  # the run's rule and random stream: every draw as recorded, exactly
+    assert own["diverged_at"] is None and [r["drawn"] == r["recorded"] for r in own["rounds"]] == [True, True]
+    assert own["scheme"] == "systematic" and own["rounds"][0]["weights"] == pytest.approx(by_kind(trace, "resampled")[0]["weights"])
     same = replay_resampling(trace, "multinomial")  # weight 0.9997 on <2>: the same draw; round 2 all finished
     assert same["diverged_at"] is None and [r["same"] for r in same["rounds"]] == [True, True]
     flat = replay_resampling(trace, "multinomial", temperature=1e6)  # even weights: other particles drawn
     assert flat["diverged_at"] == 1 and flat["rounds"][0]["drawn"] != ["0.2"] * 4
+    annealed = replay_resampling(trace, annealing="ess")  # ePF's rule: round 1's collapse is tempered (T 3.33)
+    assert annealed["rounds"][0]["anneal"] == pytest.approx(4 / 1.0006 * (1 - 1 / 6), rel=1e-3)
     assert "resampling" in replayable(trace)
     with pytest.raises(ValueError, match="choose one of"):
         replay_resampling(trace, "nope")
@@ -170,14 +184,19 @@ def test_the_trace_file_survives_a_kill_and_a_resume(tmp_path, grader):
     strategy = Strategy(ParticleFiltering(verifier, n=2, generator=gen()), BestScore(), name="particle_filtering")
     problems = [Problem(id=f"p{i}", question="What is 1+1?", answer="2") for i in range(3)]
     out = tmp_path / "run"
-    run(strategy, problems[:2], backend, output=out / "results.jsonl", trace=out / "trace.jsonl.gz", grader=grader,
-        progress=False)
-    run(strategy, problems, backend, output=out / "results.jsonl", trace=out / "trace.jsonl.gz", grader=grader,
-        progress=False)  # a resumed run appends a gzip member: only p2 is solved again
-    assert [t["problem"] for t in read_traces(out)] == ["p0", "p1", "p2"]
-    data = (out / "trace.jsonl.gz").read_bytes()
-    (out / "trace.jsonl.gz").write_bytes(data[: len(data) - 20])  # a killed write: the last member cut
-    assert [t["problem"] for t in read_traces(out)] == ["p0", "p1"]
+    trace = out / "trace.jsonl.gz"
+    run(strategy, problems[:2], backend, output=out / "results.jsonl", trace=trace, grader=grader, progress=False)
+    first, second = [t["problem"] for t in read_traces(out)]
+    data = trace.read_bytes()
+    trace.write_bytes(data[: len(data) - 20])  # killed while writing its second problem's line
+    run(strategy, problems, backend, output=out / "results.jsonl", trace=trace, grader=grader,
+        progress=False)  # the resumed run solves p2 only (p0, p1 are in results.jsonl) and appends its line
+    assert [t["problem"] for t in read_traces(out)] == [first, "p2"]  # the cut line skipped, the rest read
+    data = trace.read_bytes()
+    trace.write_bytes(data[: len(data) - 20])  # and killed again while writing p2's
+    assert [t["problem"] for t in read_traces(out)] == [first]
+    trace.write_bytes(b"not a gzip file at all")
+    assert list(read_traces(out)) == []
     with pytest.raises(FileNotFoundError, match="trace=true"):
         list(read_traces(tmp_path / "nowhere"))
 

@@ -286,6 +286,11 @@ class StrategyConfig:
     resample_finished: bool = True  # particle_filtering: finished particles take part in resampling
     weight_temperature: float = 1.0  # particle methods: softmax(logit(r) / T); rebase: softmax(r / T)
     reward_clip: float = 2.220446049250313e-16  # particle methods: r clipped to [c, 1 - c] (the authors' machine epsilon)
+    # particle_filtering: ePF's entropic annealing (its_hub): none (PF) | ess (ePF's default) | entropy | base
+    annealing: str = "none"
+    anneal_ess_threshold: float = 0.5  # particle_filtering: anneal while ESS / N < this ...
+    anneal_early_phase: float = 0.5  # ... and step / max_steps < this
+    anneal_value_max: float = 2.0  # particle_filtering, annealing=base: T = max(1, value_max - step / max_steps)
     sweeps: int = 2  # particle_gibbs: n is the total over all sweeps (n / sweeps particles each)
     references: int = 1  # particle_gibbs: reference particles kept between sweeps
     k: int = 4  # a_star, mcts: next steps sampled per expansion (a_star: n = expansions; mcts: n = iterations); rsa: K

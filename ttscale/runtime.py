@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import time
 import traceback
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ from ttscale.strategies.context import Context
 from ttscale.strategies.strategy import Strategy
 from ttscale.tracing.recorder import Trace, TraceWriter
 from ttscale.types import Problem, Result
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -251,7 +255,7 @@ async def arun(
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
             if tracer:
-                tracer.write(ctx.trace.to_dict(result, strategy.name))
+                _write_trace(tracer, ctx, result, strategy.name)
             if bar:
                 bar.update(1)
             return result
@@ -277,7 +281,7 @@ async def arun(
                 handle.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
                 handle.flush()
             if tracer:  # the second pass's search, as a later line (the first pass's line stays)
-                tracer.write(ctx.trace.to_dict(result, strategy.name) | {"second_pass": True})
+                _write_trace(tracer, ctx, result, strategy.name, second_pass=True)
             return result
 
     try:
@@ -313,6 +317,15 @@ async def arun(
     summary["retried"] = sum(1 for p in todo if p.id in done)
     summary["grader"] = grader.stats()  # undecided checks, worker timeouts, sandbox mode: part of the contract
     return RunResult(results=results, summary=summary)
+
+
+def _write_trace(tracer: TraceWriter, ctx: Context, result: Result, method: str, **extra: Any) -> None:
+    """The problem's trace line; a failure to write it is a warning, never the run's end (the results
+    are already kept)."""
+    try:
+        tracer.write({**ctx.trace.to_dict(result, method, run_seed=ctx.run_seed), **extra})
+    except Exception as exc:  # e.g. a full disk
+        log.warning("trace of %s not written: %s: %s", result.problem_id, type(exc).__name__, exc)
 
 
 def parts_path(results_path: Path) -> Path:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ttscale.backends.base import Backend
+from ttscale.backends.base import Backend, StreamFold
 from ttscale.graders.math import MathGrader
 from ttscale.tracing.recorder import Trace
 from ttscale.types import Completion, Delta, Problem, Prompt, SamplingParams, TokenPrompt, Usage
@@ -44,18 +44,24 @@ class Context:
         return self.problem.text if self.problem.text is not None else self.problem.question
 
     async def generate(self, prompt: Prompt, params: SamplingParams, key: str | None = None,
-                       role: str | None = "sample") -> list[Completion]:
+                       role: str | None = "sample", after: str | None = None) -> list[Completion]:
         """One backend call, seeded from (run seed, problem id, call index), counted into usage.
 
         Calls whose order depends on timing (concurrent chains) pass a stable `key` instead. A trace
         records the call, and its completions as samples of this `role` ("judge": a selection's judge call;
-        None: not as samples, as a step-wise search's expansion, which records its nodes instead).
+        None: not as samples, as a step-wise search's expansion, which records its nodes instead), each
+        a child of the latest sample of key `after` when it continues one (tracing/recorder.py).
         """
         name = str(self.calls if key is None else key)
         seed = derive_seed(self.run_seed, self.problem.id, name)
         self.calls += 1
         started = self.trace.now() if self.trace else 0.0
-        out = await self.backend.generate(prompt, replace(params, seed=seed))
+        try:
+            out = await self.backend.generate(prompt, replace(params, seed=seed))
+        except BaseException as exc:
+            if self.trace:
+                self.trace.call("generate", name, params.n, started, 0, 0, error=f"{type(exc).__name__}: {exc}")
+            raise
         self.usage.backend_calls += 1
         self.usage.prompt_tokens += out.prompt_tokens
         self.usage.cached_prompt_tokens += out.cached_prompt_tokens
@@ -65,8 +71,28 @@ class Context:
             self.trace.call("generate", name, params.n, started, out.prompt_tokens, generated)
             if role is not None:
                 for c in out.completions:
-                    self.trace.sample(name, c.text, c.num_tokens, c.finish_reason, c.stats, role)
+                    self.trace.sample(name, c.text, c.num_tokens, c.finish_reason, c.stats, role, after)
         return out.completions
+
+    async def verify(self, verifier, problem: Problem, trajectories: list, last_step: bool = False) -> list:
+        """The verifier's scores of `trajectories` (its `score`, or `score_last_step` with last_step=True),
+        counted into usage by the verifier; a trace records the call (its tokens, time and scores)."""
+        started = self.trace.now() if self.trace else 0.0
+        before = (self.usage.verifier_calls, self.usage.verifier_tokens)
+        score = verifier.score_last_step if last_step else verifier.score
+        try:
+            scores = await score(problem, trajectories, self.usage)
+        except BaseException as exc:
+            if self.trace:
+                self.trace.call("verify", type(verifier).__name__, len(trajectories), started, 0, 0,
+                                error=f"{type(exc).__name__}: {exc}")
+            raise
+        if self.trace:
+            values = [s if isinstance(s, (int, float)) else s.value for s in scores]
+            self.trace.call("verify", type(verifier).__name__, len(trajectories), started,
+                            self.usage.verifier_tokens - before[1], 0, scores=values,
+                            verifier_calls=self.usage.verifier_calls - before[0])
+        return scores
 
     def decide(self, kind: str, **values) -> None:
         """A decision the search names (resampled, pruned, aborted, selected, ...), with the values that
@@ -115,7 +141,8 @@ class Context:
         self.usage.backend_calls += 1
         stream = self.backend.stream(prompt, replace(params, n=1, seed=seed))
         started = self.trace.now() if self.trace else 0.0
-        texts, tokens, prompt_tokens, finish = [], 0, 0, None
+        fold = StreamFold(params.stats) if self.trace else None  # the sample as a trace keeps it
+        error = None
         try:
             async for delta in stream:
                 self.usage.prompt_tokens += delta.prompt_tokens
@@ -123,14 +150,16 @@ class Context:
                 self.usage.completion_tokens += len(delta.token_ids)
                 if self.first_answer_seconds is None and delta.finish_reason in ("stop", "length"):
                     self.first_answer_seconds = time.perf_counter() - self.started
-                if self.trace:
-                    texts.append(delta.text)
-                    tokens += len(delta.token_ids)
-                    prompt_tokens += delta.prompt_tokens
-                    finish = delta.finish_reason or finish
+                if fold is not None:
+                    fold.add(delta)
                 yield delta
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             await stream.aclose()
-            if self.trace:  # a sample the search closed before it finished was aborted by it
-                self.trace.call("stream", name, 1, started, prompt_tokens, tokens)
-                self.trace.sample(name, "".join(texts), tokens, finish or "aborted")
+            if fold is not None:  # a sample the search closed before it finished was aborted by it
+                done = fold.completion()
+                self.trace.call("stream", name, 1, started, fold.prompt_tokens, len(fold.token_ids),
+                                error=None if error and error.startswith("GeneratorExit") else error)
+                self.trace.sample(name, done.text, done.num_tokens, fold.finish_reason or "aborted", done.stats)

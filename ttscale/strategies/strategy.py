@@ -67,7 +67,7 @@ class Strategy:
             for t, answer in zip(todo, answers):
                 t.answer = answer
         if self.verifier is not None and trajectories[scored:]:
-            scores = await self.verifier.score(problem, trajectories[scored:], ctx.usage)
+            scores = await ctx.verify(self.verifier, problem, trajectories[scored:])
             for t, s in zip(trajectories[scored:], scores):
                 t.score, t.step_scores = s.value, s.steps
         groups = await ctx.grader.agroup([t.answer for t in trajectories], problem)

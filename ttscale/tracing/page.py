@@ -19,8 +19,9 @@ PAGE_FILE = "trace.html"
 
 
 def _inline_json(value) -> str:
-    """JSON that is safe inside a <script> element (no "</script>", no HTML comment opener)."""
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON that is safe inside a <script> element: every "<" (in strings only: JSON has none elsewhere)
+    escaped, so no "</script>" or "<!--" in model text can end or change the element."""
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def latest(traces) -> list[dict]:

@@ -58,17 +58,22 @@ class Trace:
     def now(self) -> float:
         return round(time.perf_counter() - self.started, 4)
 
-    def call(self, kind: str, key: str, n: int, started: float, prompt_tokens: int, completion_tokens: int) -> None:
+    def call(self, kind: str, key: str, n: int, started: float, prompt_tokens: int, completion_tokens: int,
+             error: str | None = None, **more: Any) -> None:
+        """A backend (or verifier) call: its tokens, start and end; `error` when it raised."""
         self.calls.append({"kind": kind, "key": key, "n": n, "start": started, "end": self.now(),
-                           "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens})
+                           "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                           **({"error": error} if error else {}), **plain(more)})
 
     def sample(self, key: str, text: str, tokens: int, finish_reason: str | None, stats: dict | None = None,
-               role: str = "sample") -> str:
-        """A whole sample (not a step): a child of the problem's root. role: sample (a solution, or
-        part of one), or what else a call asked for: judge, tests, inputs, probe. Returns its id."""
+               role: str = "sample", after: str | None = None) -> str:
+        """A whole sample (not a step): a child of the problem's root, or of the latest sample of key
+        `after` (a call that continues another: budget forcing's next thinking round). role: sample (a
+        solution, or part of one), or what else a call asked for: judge, tests, inputs, probe."""
         sample_id = f"s{len(self.samples)}"
-        self.samples.append({"id": sample_id, "key": key, "role": role, "text": text, "tokens": tokens,
-                             "finish_reason": finish_reason, "stats": plain(stats or {})})
+        parent = next((s["id"] for s in reversed(self.samples) if s["key"] == after), None) if after else None
+        self.samples.append({"id": sample_id, "key": key, "role": role, "parent": parent, "text": text,
+                             "tokens": tokens, "finish_reason": finish_reason, "stats": plain(stats or {})})
         return sample_id
 
     def node(self, node: Any, parent: Any, role: str = "step") -> None:
@@ -99,7 +104,10 @@ class Trace:
                     "step": node.steps[depth - 1] if depth else "",
                     "step_tokens": node.step_tokens[depth - 1] if depth else 0, "tokens": sum(node.step_tokens[:depth]),
                     "scores": plain(list(node.step_scores[:depth])), "finished": node.finished and last,
-                    "finish_reason": node.finish_reason if last else None}
+                    "finish_reason": node.finish_reason if last else None,
+                    "step_logprob": plain(node.step_logprobs[depth - 1]) if depth and len(node.step_logprobs) >= depth else None,
+                    # the whole solution's token statistics, where it ended (a candidate's are these)
+                    "stats": plain(node.stats) if last and node.finished else {}}
 
         def parent_of(parent) -> str:
             if parent.depth == 0:
@@ -120,7 +128,7 @@ class Trace:
             out.append(entry(node, node.depth, node_id, parent_id, role, parent.id if parent.depth == 0 else None))
         return out
 
-    def to_dict(self, result: Any, method: str) -> dict:
+    def to_dict(self, result: Any, method: str, run_seed: int | None = None) -> dict:
         """The problem's line: everything recorded, and its result (answer, candidates, votes, grade)."""
         nodes = self.nodes()
         texts: dict[str, str] = {}  # a candidate's text -> the node or sample it came from
@@ -129,25 +137,51 @@ class Trace:
             full[node["id"]] = full.get(node["parent"], "") + node["step"]
             if node["role"] == "step":
                 texts.setdefault(full[node["id"]], node["id"])
-        for sample in self.samples:
-            if sample["role"] == "sample":
-                texts.setdefault(sample["text"], sample["id"])
-        candidates, groups = [], {}
+        solutions = [s for s in self.samples if s["role"] == "sample"]
+        for sample in solutions:
+            texts.setdefault(sample["text"], sample["id"])
+        candidates, groups, used = [], {}, set()
         for index, candidate in enumerate(result.candidates):
             candidates.append({"answer": candidate.answer, "score": plain(candidate.score),
-                               "from": texts.get(candidate.text), "tokens": candidate.num_tokens,
-                               "finish_reason": candidate.finish_reason, "group": candidate.group,
-                               "correct": candidate.correct})
+                               "from": texts.get(candidate.text) or _ending(candidate, solutions, used),
+                               "tokens": candidate.num_tokens, "finish_reason": candidate.finish_reason,
+                               "group": candidate.group, "correct": candidate.correct,
+                               "step_scores": plain(list(candidate.step_scores)), "stats": plain(dict(candidate.stats))})
             label = f"group {candidate.group}" if candidate.group is not None else f"answer {candidate.answer!r}"
-            groups.setdefault(label, {"answer": candidate.answer, "members": [], "chosen": False})
-            groups[label]["members"].append(index)
-            groups[label]["chosen"] |= result.answer is not None and candidate.answer == result.answer
+            groups.setdefault(label, {"answer": candidate.answer, "members": [], "chosen": False, "score_sum": None})
+            group = groups[label]
+            group["members"].append(index)
+            group["chosen"] |= result.answer is not None and candidate.answer == result.answer
+            if candidate.score is not None and math.isfinite(candidate.score):  # what a weighted vote sums
+                group["score_sum"] = (group["score_sum"] or 0.0) + float(candidate.score)
         votes = sorted(groups.values(), key=lambda g: -len(g["members"]))
-        return {"problem": result.problem_id, "method": method, "answer": result.answer,
+        return {"problem": result.problem_id, "method": method, "run_seed": run_seed, "answer": result.answer,
                 "reference": result.reference, "correct": result.correct, "error": result.error,
                 "usage": plain(result.usage.to_dict()), "seconds": self.now(),
                 "samples": self.samples, "nodes": nodes, "calls": self.calls, "decisions": self.decisions,
                 "candidates": candidates, "votes": votes, "info": plain(_small(result.info))}
+
+
+def _ending(candidate: Any, samples: list[dict], used: set) -> str | None:
+    """The sample a candidate's text ends with, when no sample is the whole of it: the last call of a
+    chain (budget forcing's thinking rounds, then its answer) whose calls' tokens add up to the
+    candidate's, or a lone sample of 8 characters or more. Each sample is given to one candidate."""
+    by_id = {s["id"]: s for s in samples}
+
+    def chain_tokens(sample: dict) -> int:
+        total = 0
+        while sample is not None:
+            total += sample["tokens"]
+            sample = by_id.get(sample.get("parent"))
+        return total
+
+    for sample in reversed(samples):
+        if sample["id"] in used or not candidate.text.endswith(sample["text"]):
+            continue
+        if (sample.get("parent") and chain_tokens(sample) == candidate.num_tokens) or len(sample["text"]) >= 8:
+            used.add(sample["id"])
+            return sample["id"]
+    return None
 
 
 def _small(info: dict) -> dict:
@@ -156,44 +190,58 @@ def _small(info: dict) -> dict:
 
 
 class TraceWriter:
-    """Appends problems' traces to a run's trace file as they finish (flushed per problem, so a killed
-    run keeps every finished problem's; a resumed run appends a new gzip member)."""
+    """Appends problems' traces to a run's trace file as they finish: each problem is one complete gzip
+    member, written and flushed at once, so a killed run keeps every finished problem's and a resumed
+    run appends after them."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = gzip.open(self.path, "at", encoding="utf-8")
+        self._handle = open(self.path, "ab")
 
     def write(self, line: dict) -> None:
-        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._handle.write(gzip.compress((json.dumps(line, ensure_ascii=False) + "\n").encode(), 6))
         self._handle.flush()
 
     def close(self) -> None:
         self._handle.close()
 
 
+GZIP_MAGIC = b"\x1f\x8b\x08"
+
+
 def read_traces(path: str | Path) -> Iterator[dict]:
-    """Each problem's trace in the file (a run folder: its trace.jsonl.gz). A later line for the same
-    problem (a resumed run solved it again) comes after the earlier; a cut-off end (a killed run) is
-    skipped."""
+    """Each problem's trace in the file (a run folder: its trace.jsonl.gz), in the order written. A
+    later line for the same problem (a resumed run solved it again) comes after the earlier. A member
+    cut short (a run killed while writing) or damaged is skipped: reading goes on at the next member."""
     path = Path(path)
     if path.is_dir():
         path = path / TRACE_FILE
     if not path.exists():
         raise FileNotFoundError(f"no trace at {path}: run with trace=true to record one")
-    pending = b""
-    decompressor = zlib.decompressobj(wbits=31)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            while chunk:
+    data = path.read_bytes()
+    view, at = memoryview(data), 0
+    while at < len(data):
+        decompressor, pos, parts = zlib.decompressobj(wbits=31), at, []
+        try:  # fed in pieces, so what follows the member is never copied whole
+            while not decompressor.eof and pos < len(data):
+                piece = view[pos: pos + (1 << 16)]
+                pos += len(piece)
+                parts.append(decompressor.decompress(piece))
+            complete = decompressor.eof
+        except zlib.error:
+            complete = False
+        if not complete:  # cut or damaged: resume at the next member's header
+            following = data.find(GZIP_MAGIC, at + 1)
+            if following < 0:
+                return
+            at = following
+            continue
+        at = pos - len(decompressor.unused_data)
+        text = b"".join(parts)
+        for line in text.split(b"\n"):
+            if line.strip():
                 try:
-                    pending += decompressor.decompress(chunk)
-                except zlib.error:
-                    return  # a damaged or cut member: what came before it stands
-                chunk = decompressor.unused_data
-                if decompressor.eof:  # the next gzip member (a resumed run's) starts here
-                    decompressor = zlib.decompressobj(wbits=31)
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # not a whole line (an older writer's member cut mid-line)

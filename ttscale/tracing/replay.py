@@ -2,12 +2,13 @@
 
 - A selection (majority, best_score, weighted_vote) over the recorded candidates: their answers,
   answer groups, scores and grades are in the trace, so the choice and its grade are exact.
-- A particle filter's resampling under another rule (scheme, weight temperature): the recorded rewards
-  of each round give the new weights and draws. Exact for the first resampling round; from then on the
-  particles a different draw keeps were never extended, so the replay stops at the first round whose
-  draw of unfinished particles differs from the recorded one (as a multiset: copies count) and says
-  so: the rounds after it need the model. (Finished particles are not extended again: their draws
-  may differ freely.)
+- A particle filter's resampling under another rule (scheme, weight temperature, annealing): the
+  recorded rewards of each round give the new weights, and the run's own random stream (its seed and
+  the problem's) the draws, so the run's own rule draws every round again exactly as it did. Under
+  another rule the particles a different draw keeps were never extended, so the replay stops at the
+  first round whose draw of unfinished particles differs from the recorded one (as a multiset: copies
+  count) and says so: the rounds after it need the model. (Finished particles are not extended again:
+  their draws may differ freely.)
 - Anything else a search decided (beam pruning, MCTS's tree policy, DeepConf's aborts, budget
   forcing, a judge's verdicts) produced text that a different decision would not have: not replayable
   without the model (`replayable` says which parts of a trace are).
@@ -21,7 +22,8 @@ import numpy as np
 
 from ttscale.strategies.context import derive_seed
 from ttscale.strategies.select import BestScore, MajorityVote, WeightedVote
-from ttscale.strategies.step.resampling import SCHEMES, resample, softmax_logit_weights
+from ttscale.strategies.step.resampling import (SCHEMES, annealing_temperature, effective_sample_size, resample,
+                                                softmax_logit_weights)
 from ttscale.types import Trajectory
 
 SELECTIONS = {"majority": MajorityVote, "best_score": BestScore, "weighted_vote": lambda: WeightedVote("score")}
@@ -33,9 +35,9 @@ def replayable(trace: dict) -> dict[str, str]:
     out = {}
     out["selection"] = ("yes: over the recorded candidates" if trace.get("candidates")
                         else "no: the problem has no candidates")
-    if kinds.get("resampled") or (kinds.get("kept") and any("weights" in d for d in trace["decisions"])):
+    if kinds.get("setup") and (kinds.get("resampled") or kinds.get("kept")):
         out["resampling"] = "up to the first round whose draw differs: later rounds' particles were never generated"
-    for kind in sorted(k for k in kinds if k not in ("resampled", "kept", "selected", "output")):
+    for kind in sorted(k for k in kinds if k not in ("setup", "resampled", "kept", "selected", "output")):
         out[kind] = "no: a different decision would have generated text the trace does not hold"
     return out
 
@@ -56,31 +58,52 @@ def reselect(trace: dict, rule: str) -> dict:
             "recorded_correct": trace.get("correct")}
 
 
-def replay_resampling(trace: dict, scheme: str, temperature: float = 1.0, seed: int = 0) -> dict:
-    """Each recorded resampling round redrawn under `scheme` and `temperature` from the recorded rewards,
-    until a draw differs from the recorded one: {"rounds": [...], "diverged_at": round or None}."""
+def replay_resampling(trace: dict, scheme: str | None = None, temperature: float | None = None,
+                      annealing: str | None = None) -> dict:
+    """A particle filter's resampling rounds redrawn from the recorded rewards under another rule
+    (`scheme`, weight `temperature`, `annealing`; each None: the run's own, as its "setup" decision
+    recorded it), with the run's own random stream (run seed, problem id), until a round's draw of
+    unfinished particles differs from the recorded one. With the run's own rule every round is drawn
+    again exactly as it was: {"rounds": [...], "diverged_at": None}."""
+    setup = next((d for d in trace.get("decisions", []) if d["kind"] == "setup" and "rng_key" in d), None)
+    if setup is None or trace.get("run_seed") is None:
+        raise ValueError(f"{trace.get('problem')}: no particle filtering setup or run seed in the trace: "
+                         "not a particle filtering trace (or one recorded before they were kept)")
+    scheme = setup["resampling"] if scheme is None else scheme
     if scheme not in SCHEMES:
         raise ValueError(f"scheme={scheme!r}; choose one of: {', '.join(SCHEMES)}")
-    rng = np.random.default_rng(derive_seed(seed, trace["problem"], "replay"))
-    finished = {n["id"] for n in trace.get("nodes", []) if n.get("finished")}
+    temperature = setup["weight_temperature"] if temperature is None else temperature
+    annealing = setup["annealing"] if annealing is None else annealing
+    rng = np.random.default_rng(derive_seed(trace["run_seed"], trace["problem"], setup["rng_key"]))
     rounds, diverged = [], None
-    for decision in trace.get("decisions", []):
-        if decision["kind"] not in ("resampled", "kept") or "rewards" not in decision:
+    for decision in trace["decisions"]:
+        if decision["kind"] not in ("resampled", "kept"):
             continue
-        nodes, rewards = decision["nodes"], decision["rewards"]
-        if any(r is None for r in rewards):
-            rounds.append({"round": decision.get("round"), "replayed": False, "why": "a reward is missing"})
-            diverged = decision.get("round")
-            break
-        weights = softmax_logit_weights(rewards, temperature)
-        drawn = [nodes[i] for i in resample(weights, len(nodes), scheme, rng)]
+        nodes, rewards, finished = decision["nodes"], decision["rewards"], decision["finished"]
+        weights = softmax_logit_weights(rewards, temperature, setup["reward_clip"])
+        anneal = annealing_temperature(weights, decision["round"], setup["max_steps"], annealing,
+                                       setup["anneal_ess_threshold"], setup["anneal_early_phase"],
+                                       setup["anneal_value_max"])
+        if anneal != 1.0:
+            weights = softmax_logit_weights(rewards, temperature * anneal, setup["reward_clip"])
+        threshold = setup["ess_threshold"]
+        if threshold is not None and not effective_sample_size(weights) < threshold * len(nodes):
+            drawn = list(nodes)  # ESS high enough: no draw (as the run)
+        else:
+            pool = [i for i, done in enumerate(finished) if setup["resample_finished"] or not done]
+            drawn = list(nodes)
+            if pool:
+                w = weights[pool]
+                picks, members = iter(pool[j] for j in resample(w / w.sum(), len(pool), scheme, rng)), set(pool)
+                drawn = [nodes[next(picks)] if i in members else nodes[i] for i in range(len(nodes))]
         recorded = decision.get("drawn", nodes)
-        # a finished particle is not extended again: only the unfinished ones drawn must match
-        same = Counter(d for d in drawn if d not in finished) == Counter(r for r in recorded if r not in finished)
-        rounds.append({"round": decision.get("round"), "replayed": True, "weights": weights.tolist(),
-                       "drawn": drawn, "recorded": recorded, "same": same})
+        done = {node for node, end in zip(nodes, finished) if end}
+        # a finished particle is not extended again: only the unfinished ones drawn must match (copies count)
+        same = Counter(d for d in drawn if d not in done) == Counter(r for r in recorded if r not in done)
+        rounds.append({"round": decision["round"], "weights": weights.tolist(), "anneal": anneal, "drawn": drawn,
+                       "recorded": recorded, "same": same})
         if not same:
-            diverged = decision.get("round")
+            diverged = decision["round"]
             break
-    return {"problem": trace["problem"], "scheme": scheme, "temperature": temperature, "rounds": rounds,
-            "diverged_at": diverged}
+    return {"problem": trace["problem"], "scheme": scheme, "temperature": temperature, "annealing": annealing,
+            "rounds": rounds, "diverged_at": diverged}

@@ -53,10 +53,14 @@ function graph(trace) {
   for (const n of trace.nodes) nodes.push({ ...n });
   const fromCandidate = {};
   trace.candidates.forEach((c, i) => { if (c.from) fromCandidate[c.from] = i; });
+  const depthOf = {};
   for (const s of trace.samples) {
     const c = trace.candidates[fromCandidate[s.id]];
-    nodes.push({ id: s.id, parent: "0", role: s.role, depth: 1, step: s.text, tokens: s.tokens, key: s.key,
-      scores: c && c.score !== null ? [c.score] : [], finished: true, finish_reason: s.finish_reason });
+    const parent = s.parent || "0";  // a call that continues another (budget forcing's rounds) hangs below it
+    depthOf[s.id] = (depthOf[parent] || 0) + 1;
+    nodes.push({ id: s.id, parent, role: s.role, depth: depthOf[s.id], step: s.text, tokens: s.tokens, key: s.key,
+      scores: c && c.score !== null ? [c.score] : [], finished: true, finish_reason: s.finish_reason,
+      stats: s.stats });
   }
   const byId = Object.fromEntries(nodes.map((n) => [n.id, n]));
   for (const n of nodes) { n.children = []; }
@@ -65,7 +69,11 @@ function graph(trace) {
   const weight = {}, pruned = new Set(), aborted = new Set();
   for (const d of trace.decisions) {
     if ((d.kind === "resampled" || d.kind === "kept") && d.weights) {
-      d.nodes.forEach((id, j) => { weight[id] = (weight[id] || 0) + d.weights[j]; });
+      // a node's weight: from the round it was grown in (a finished particle stays listed in later rounds),
+      // its copies in that round added up
+      const round = {};
+      d.nodes.forEach((id, j) => { round[id] = (round[id] || 0) + d.weights[j]; });
+      for (const [id, w] of Object.entries(round)) if (!(id in weight)) weight[id] = w;
     }
     if (d.kind === "pruned") for (const id of d.nodes || []) pruned.add(id);
     if (d.kind === "aborted" && d.trace) aborted.add(d.trace);
@@ -114,7 +122,9 @@ function showNode(n, g, trace) {
     el("h3", {}, `${n.role} ${n.id}`),
     el("table", {}, ...[["depth", n.depth], ["tokens (this step)", n.step_tokens ?? n.tokens], ["tokens (so far)", n.tokens],
       ["finish", n.finish_reason], ["score", fmt(n.score)], ["step scores", (n.scores || []).map((s) => fmt(s)).join(", ")],
-      ["weight", fmt(n.weight)], ["pruned", n.pruned ? "yes" : "no"], ["aborted", n.aborted ? "yes" : "no"],
+      ["step logprob", fmt(n.step_logprob)], ["weight", fmt(n.weight)], ["pruned", n.pruned ? "yes" : "no"],
+      ["aborted", n.aborted ? "yes" : "no"],
+      ...Object.entries(n.stats || {}).map(([k, v]) => [k, fmt(v)]),
       ["on the chosen path", n.chosen ? "yes" : "no"]].map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, fmt(v))))),
     el("h4", {}, "This step"), el("pre", { id: "node-step" }, n.step || "(the prompt)"),
     el("h4", {}, "The solution so far"), el("pre", {}, pathText(n, g.byId)),
@@ -151,10 +161,12 @@ function renderTree(trace, g) {
 
 function renderVotes(trace) {
   if (!trace.votes.length) return el("p", {}, "No candidates.");
-  return el("table", { id: "votes" }, el("tr", {}, el("th", {}, "answer"), el("th", {}, "votes"), el("th", {}, "chosen"),
+  return el("table", { id: "votes" }, el("tr", {}, el("th", {}, "answer"), el("th", {}, "votes"), el("th", {}, "score sum"),
+    el("th", {}, "chosen"),
     el("th", {}, "correct"), el("th", {}, "candidates (score)")),
     ...trace.votes.map((v) => el("tr", { class: v.chosen ? "chosen" : "" }, el("td", {}, fmt(v.answer)),
-      el("td", { class: "num" }, v.members.length), el("td", {}, v.chosen ? "yes" : ""),
+      el("td", { class: "num" }, v.members.length), el("td", { class: "num" }, fmt(v.score_sum)),
+      el("td", {}, v.chosen ? "yes" : ""),
       el("td", {}, fmt(trace.candidates[v.members[0]].correct)),
       el("td", {}, v.members.map((i) => `#${i} (${fmt(trace.candidates[i].score)})`).join(" ")))));
 }
@@ -164,6 +176,11 @@ function renderCost(trace) {
   const rows = [["completion tokens", u.completion_tokens], ["prompt tokens", u.prompt_tokens],
     ["of them cached", u.cached_prompt_tokens], ["backend calls", u.backend_calls], ["verifier calls", u.verifier_calls],
     ["verifier tokens", u.verifier_tokens], ["seconds", fmt(trace.seconds, 2)]];
+  const kinds = {};
+  for (const c of trace.calls) kinds[c.kind] = (kinds[c.kind] || 0) + 1;
+  rows.push(["calls recorded", Object.entries(kinds).map(([k, v]) => `${k} ${v}`).join(", ") || "none"]);
+  const failed = trace.calls.filter((c) => c.error);
+  if (failed.length) rows.push(["calls that raised", failed.map((c) => `${c.key}: ${c.error}`).join("; ")]);
   return el("table", { id: "cost" }, ...rows.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "num" }, fmt(v)))));
 }
 
@@ -175,9 +192,13 @@ function renderDecisions(trace) {
     el("pre", {}, text.join("\n")));
 }
 
+let opening = 0;  // the latest row clicked: a slower decode of an earlier click must not overwrite it
+
 async function openProblem(i) {
+  const ticket = ++opening;
   for (const row of document.querySelectorAll("tr.problem")) row.classList.toggle("open", row.dataset.index === String(i));
   const trace = await decode(BLOBS[i]);
+  if (ticket !== opening) return;
   const g = graph(trace);
   const view = document.getElementById("view");
   view.replaceChildren(

@@ -110,7 +110,8 @@ class BudgetForcing:
             cap = left if self.crossing == "cut" else self.max_thinking_tokens
             stops = tuple(dict.fromkeys((self.thinking_stop, *self.params.stop)))  # the run's stops too
             params = replace(self.params, n=1, max_tokens=cap, stop=stops, include_stop=True)
-            (c,) = await ctx.generate(base.extend(thought), params, key=f"think/{i}/{rounds}")
+            (c,) = await ctx.generate(base.extend(thought), params, key=f"think/{i}/{rounds}",
+                                      after=f"think/{i}/{rounds - 1}" if rounds else None)
             rounds += 1
             generated += c.num_tokens
             if c.finish_reason != "stop":  # the round's cap ran out (or the engine aborted it)
@@ -148,7 +149,8 @@ class BudgetForcing:
         if cut:
             ending = ("" if text.endswith("\n") or not self.budget_suffix else "\n") + ending + self.budget_suffix
         answer_params = replace(self.params, n=1, max_tokens=self.answer_tokens)
-        (a,) = await ctx.generate(base.extend(thought + encode(ending)), answer_params, key=f"answer/{i}")
+        (a,) = await ctx.generate(base.extend(thought + encode(ending)), answer_params, key=f"answer/{i}",
+                                  after=f"think/{i}/{rounds - 1}" if rounds else None)
         return Trajectory(text=self.thinking_start + text + ending + a.text, num_tokens=generated + a.num_tokens,
                           finish_reason=a.finish_reason, answer_text=ending + a.text,
                           stats={"thinking_tokens": float(len(thought)), "extensions": float(extensions),

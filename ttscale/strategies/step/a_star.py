@@ -62,7 +62,7 @@ class AStarDecoding:
             groups = await self.generator.expand_all(ctx, [(node, self.k) for node in popped], f"astar/{expansions}")
             expansions += len(popped)
             children = [c for group in groups for c in group]
-            await score_nodes(self.verifier, problem, children, ctx.usage)
+            await score_nodes(self.verifier, problem, children, ctx)
             for child in children:
                 heapq.heappush(frontier, (priority(child, self.g_weight), next(order), child))
         # the complete state on top of the frontier; budget spent: the best complete one, else none

@@ -37,13 +37,13 @@ async def score_with_lookahead(gen: StepGenerator, verifier, problem: Problem, c
     """Score each node's newest step; with lookahead, by the score of its greedy continuation
     (scoring="lookahead"), or generate the continuation and score the node itself ("current")."""
     if lookahead <= 0:
-        await score_nodes(verifier, problem, nodes, ctx.usage)
+        await score_nodes(verifier, problem, nodes, ctx)
         return
     ahead = list(await asyncio.gather(*(gen.lookahead(ctx, n, lookahead, key) for n in nodes)))
     if scoring == "current":
-        await score_nodes(verifier, problem, nodes, ctx.usage)
+        await score_nodes(verifier, problem, nodes, ctx)
         return
-    await score_nodes(verifier, problem, ahead, ctx.usage)
+    await score_nodes(verifier, problem, ahead, ctx)
     for node, seen in zip(nodes, ahead):
         if seen is not node:  # a finished node has no lookahead: it was scored itself
             node.step_scores = [*node.step_scores, seen.step_scores[-1]]

@@ -50,7 +50,7 @@ class ValueGuidedBlockSearch:
                 ctx, [(node, copies[node_id] * self.beam_width) for node_id, node in distinct.items()],
                 f"block/{rounds}")
             children = [c for group in groups for c in group]
-            await score_nodes(self.verifier, problem, children, ctx.usage)
+            await score_nodes(self.verifier, problem, children, ctx)
             best = sorted(children, key=lambda c: -c.value("last"))[: len(active)]  # stable: first of equals
             for slot, child in zip(active, best):
                 beams[slot] = child

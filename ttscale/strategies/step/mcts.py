@@ -161,7 +161,7 @@ class MCTS:
             return
         run.expansions += 1
         children = await self.generator.expand(run.ctx, node.node, self.k, "mcts")
-        await score_nodes(self.verifier, run.problem, children, run.ctx.usage)
+        await score_nodes(self.verifier, run.problem, children, run.ctx)
         node.children = [TreeNode(c, node, reward=c.step_scores[-1]) for c in children]
         run.ctx.decide("expanded", node=node.node.id, children=[c.id for c in children],
                        rewards=[c.reward for c in node.children])

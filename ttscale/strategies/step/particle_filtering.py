@@ -8,6 +8,8 @@ of LLMs using Particle-Based Monte Carlo Methods").
                aggregation="model" (default, the paper's and its_hub's): the whole partial solution
                judged as one step; last | min | prod | mean: its per-step scores aggregated
         w   <- softmax(logit(clip(r)) / T)
+               annealing (ePF's entropic annealing, off by default = PF): when ESS(w) / N < 0.5 in the
+               first half of max_steps, w <- softmax(logit(clip(r)) / (T * T_anneal)), T_anneal >= 1
         if ESS(w) < ess_threshold * N (always, when no threshold):
             particles <- N draws by w (multinomial | systematic | stratified);
             with resample_finished=False only unfinished particles are redrawn, among themselves
@@ -25,7 +27,8 @@ from typing import ClassVar
 import numpy as np
 
 from ttscale.strategies.context import Context, derive_seed
-from ttscale.strategies.step.resampling import MACHINE_EPSILON, effective_sample_size, resample, softmax_logit_weights
+from ttscale.strategies.step.resampling import (ANNEALING, MACHINE_EPSILON, annealing_temperature,
+                                                effective_sample_size, resample, softmax_logit_weights)
 from ttscale.strategies.step.tree import Node, StepGenerator, score_nodes
 from ttscale.types import Problem, Trajectory
 
@@ -38,7 +41,7 @@ async def step_particles(gen: StepGenerator, verifier, problem: Problem, ctx: Co
     children = await gen.expand_all(ctx, [(by_id[i], k) for i, k in copies.items()], key)
     fresh = {i: iter(kids) for i, kids in zip(copies, children)}
     stepped = [p if p.finished else next(fresh[p.id]) for p in particles]
-    await score_nodes(verifier, problem, [p for p in stepped if p.id not in by_id], ctx.usage, whole)
+    await score_nodes(verifier, problem, [p for p in stepped if p.id not in by_id], ctx, whole)
     return stepped
 
 
@@ -51,6 +54,9 @@ def resample_particles(particles: list[Node], weights: np.ndarray, scheme: str, 
     w = weights[pool]
     drawn = iter(pool[j] for j in resample(w / w.sum(), len(pool), scheme, rng))
     return [particles[next(drawn)] if (finished_too or not p.finished) else p for p in particles]
+
+
+RNG_KEY = "particle_filtering"  # the resampling draws' seed: (run seed, problem id, this key)
 
 
 @dataclass
@@ -69,34 +75,65 @@ class ParticleFiltering:
     ess_threshold: float | None = None  # resample only when ESS < threshold * N
     resample_finished: bool = True
     aggregation: str = "model"  # the reward: "model" = whole partial solution as one step (reference)
+    # entropic particle filtering (ePF, its_hub's EntropicParticleFiltering): none (PF, the paper's) |
+    # ess (ePF's default rule) | entropy | base; its trigger and shape as the reference's defaults.
+    # (ePF's look-ahead modulation is not here: its reference code raises NotImplementedError.)
+    annealing: str = "none"
+    anneal_ess_threshold: float = 0.5  # anneal only while ESS / N is below this
+    anneal_early_phase: float = 0.5  # ... and step / max_steps is below this
+    anneal_value_max: float = 2.0  # annealing=base: T = max(1, value_max - progress)
 
     def __post_init__(self) -> None:
         if not 0 < self.reward_clip < 0.5:
             raise ValueError(f"reward_clip={self.reward_clip!r} must be in (0, 0.5)")
+        if self.annealing not in ANNEALING:
+            raise ValueError(f"annealing={self.annealing!r}; choose one of: {', '.join(ANNEALING)}")
 
     def weights(self, particles: list[Node]) -> np.ndarray:
         return softmax_logit_weights([p.value(self.aggregation) for p in particles], self.temperature, self.reward_clip)
 
+    def annealed_weights(self, particles: list[Node], step: int) -> tuple[np.ndarray, float]:
+        """The weights after round `step` (1 after the first step) and the annealing temperature
+        applied on top of T (1: none; the reference tempers softmax(logit(r)) once more when the
+        weights have collapsed early)."""
+        weights = self.weights(particles)
+        anneal = annealing_temperature(weights, step, self.generator.max_steps, self.annealing,
+                                       self.anneal_ess_threshold, self.anneal_early_phase, self.anneal_value_max)
+        if anneal == 1.0:
+            return weights, anneal
+        rewards = [p.value(self.aggregation) for p in particles]
+        return softmax_logit_weights(rewards, self.temperature * anneal, self.reward_clip), anneal
+
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
-        rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, "particle_filtering"))
+        rng = np.random.default_rng(derive_seed(ctx.run_seed, problem.id, RNG_KEY))
+        ctx.decide("setup", n=self.n, resampling=self.resampling, weight_temperature=self.temperature,
+                   reward_clip=self.reward_clip, ess_threshold=self.ess_threshold,
+                   resample_finished=self.resample_finished, annealing=self.annealing,
+                   anneal_ess_threshold=self.anneal_ess_threshold, anneal_early_phase=self.anneal_early_phase,
+                   anneal_value_max=self.anneal_value_max, max_steps=self.generator.max_steps, rng_key=RNG_KEY)
         particles = [Node("0")] * self.n
-        rounds = resamplings = 0
+        rounds = resamplings = annealed = 0
         while not all(p.finished for p in particles):
             particles = await step_particles(self.generator, self.verifier, problem, ctx, particles, f"pf/{rounds}",
                                              whole=self.aggregation == "model")
             rounds += 1
-            weights = self.weights(particles)
+            weights, anneal = self.annealed_weights(particles, rounds)
+            annealed += anneal > 1.0
             ess = effective_sample_size(weights)
             before = [p.id for p in particles]
             rewards = [p.value(self.aggregation) for p in particles]
+            finished = [p.finished for p in particles]
             if self.ess_threshold is None or ess < self.ess_threshold * self.n:
                 particles = resample_particles(particles, weights, self.resampling, self.resample_finished, rng)
                 resamplings += 1
-                ctx.decide("resampled", round=rounds, nodes=before, rewards=rewards, weights=weights, ess=ess,
-                           drawn=[p.id for p in particles])
+                ctx.decide("resampled", round=rounds, nodes=before, rewards=rewards, finished=finished,
+                           weights=weights, ess=ess, anneal=anneal, drawn=[p.id for p in particles])
             else:
-                ctx.decide("kept", round=rounds, nodes=before, rewards=rewards, weights=weights, ess=ess)
+                ctx.decide("kept", round=rounds, nodes=before, rewards=rewards, finished=finished, weights=weights,
+                           ess=ess, anneal=anneal)
         ctx.info.update(particles=self.n, rounds=rounds, resamplings=resamplings)
+        if self.annealing != "none":
+            ctx.info["annealed_rounds"] = annealed
         return [p.trajectory(p.value(self.aggregation)) for p in particles]
 
 

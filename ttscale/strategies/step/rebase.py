@@ -53,7 +53,7 @@ class Rebase:
             shares = ceil_shares(budget, weights) if self.rounding == "ceil" else split_budget(budget, weights)
             groups = await self.generator.expand_all(ctx, list(zip(frontier, shares)), f"rebase/{depth}")
             children = [c for group in groups for c in group]
-            await score_nodes(self.verifier, problem, children, ctx.usage)
+            await score_nodes(self.verifier, problem, children, ctx)
             finished += [c for c in children if c.finished]
             frontier = [c for c in children if not c.finished]
             depth += 1

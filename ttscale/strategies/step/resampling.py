@@ -51,6 +51,38 @@ def effective_sample_size(weights: Sequence[float]) -> float:
     return float(1.0 / np.sum(w * w))
 
 
+ANNEALING = ("none", "ess", "entropy", "base")
+
+
+def annealing_temperature(weights: Sequence[float], step: int, max_steps: int, method: str,
+                          ess_threshold: float = 0.5, early_phase: float = 0.5, value_max: float = 2.0) -> float:
+    """Entropic annealing (ePF, Giannone et al. 2025; its_hub's EntropicParticleFiltering): the
+    temperature that flattens the resampling weights when they collapse early. 1 unless ESS / N <
+    ess_threshold and progress = step / max_steps < early_phase; then, at least 1:
+    ess: N / ESS * (1 - progress) (the reference's default); entropy: 1 / (H + (1 - H) * progress), H
+    the weights' entropy over log N; base: value_max - progress. As the reference, the weights are
+    clipped to [1e-7, 1 - 1e-7] for ESS and entropy, and H is not normalised for N <= 2."""
+    if method not in ANNEALING:
+        raise ValueError(f"annealing={method!r}; choose one of: {', '.join(ANNEALING)}")
+    n = len(weights)
+    if method == "none" or n <= 1:
+        return 1.0
+    p = np.clip(np.asarray(weights, dtype=float), 1e-7, 1 - 1e-7)
+    progress = step / max_steps
+    ess_ratio = float(1.0 / np.sum(p * p)) / n
+    if not (ess_ratio < ess_threshold and progress < early_phase):
+        return 1.0
+    if method == "ess":
+        value = (1.0 / ess_ratio) * (1 - progress) if ess_ratio > 0 else 1.0
+    elif method == "entropy":
+        entropy = float(-np.sum(p * np.log(p)))
+        h = entropy / math.log(n) if n > 2 else entropy
+        value = 1.0 / (h + (1 - h) * progress)
+    else:
+        value = value_max - progress
+    return max(1.0, value)
+
+
 def resample(weights: Sequence[float], n: int, scheme: str, rng: np.random.Generator) -> list[int]:
     """n indices drawn according to the weights."""
     if scheme not in SCHEMES:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 from ttscale.confidence import StatsSpec, concat_series, series_stats
 from ttscale.strategies.context import Context
-from ttscale.types import Completion, Problem, Prompt, SamplingParams, TokenPrompt, Trajectory, Usage
+from ttscale.types import Completion, Problem, Prompt, SamplingParams, TokenPrompt, Trajectory
 from ttscale.verifiers.base import aggregate, traits_of
 
 
@@ -229,8 +229,9 @@ def _cut_steps(steps: list[str], at: int) -> list[str]:
     return out
 
 
-async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: Usage, whole: bool = False) -> None:
-    """Give each node the score of its newest step.
+async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], ctx: Context, whole: bool = False) -> None:
+    """Give each node the score of its newest step (the verifier called through `ctx.verify`, which
+    counts it into usage and records it in a trace).
 
     whole=True (particle filtering's reference reward, its_hub's "model" aggregation): the whole
     partial solution is judged as ONE step and that value is stored as the node's newest score.
@@ -242,17 +243,17 @@ async def score_nodes(verifier, problem: Problem, nodes: Sequence[Node], usage: 
         return
     if whole:
         trajectories = [replace(n.trajectory(with_stats=False), steps=[n.text]) for n in nodes]
-        scores = await verifier.score(problem, trajectories, usage)
+        scores = await ctx.verify(verifier, problem, trajectories)
         for node, s in zip(nodes, scores):
             node.step_scores = [*node.step_scores, float(s.value)]
         return
     trajectories = [n.trajectory(with_stats=False) for n in nodes]
     if traits_of(verifier).judges_last_step:
-        values = await verifier.score_last_step(problem, trajectories, usage)
+        values = await ctx.verify(verifier, problem, trajectories, last_step=True)
         for node, v in zip(nodes, values):
             node.step_scores = [*node.step_scores, float(v)]
         return
-    scores = await verifier.score(problem, trajectories, usage)
+    scores = await ctx.verify(verifier, problem, trajectories)
     for node, s in zip(nodes, scores):
         steps = list(s.steps)
         node.step_scores = steps[-node.depth:] if len(steps) >= node.depth else [*node.step_scores[: node.depth - 1], s.value]
