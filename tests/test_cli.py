@@ -265,7 +265,8 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
         assert all(c["from"] in ids for c in trace["candidates"]), name
         assert sum(c["completion_tokens"] for c in trace["calls"]) == usage["completion_tokens"], name
         if name == "particle_filtering":
-            assert [d["kind"] for d in trace["decisions"]][:1] == ["resampled"]
+            assert [d["kind"] for d in trace["decisions"]][:2] == ["setup", "resampled"]
+            assert any(c["kind"] == "verify" and c["scores"] for c in trace["calls"])  # self-evaluation's calls
 
 
 @pytest.mark.integration
