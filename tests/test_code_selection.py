@@ -8,7 +8,6 @@ import math
 
 import pytest
 import yaml
-from jobs import job_dir
 
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.data.loaders import DatasetSpec, load_problems
@@ -155,27 +154,17 @@ def test_code_selections_need_a_code_dataset():
 
 
 @pytest.mark.integration
-def test_codet_and_mbr_exec_on_the_cpu_engine(tmp_path):
+def test_codet_and_mbr_exec_on_the_cpu_engine(vllm_backend, tmp_path):
     """The real engine writes programs and tests for a HumanEval problem; both selections run to a
-    choice with no error, the test samples are counted as policy tokens, and sandbox runs are counted."""
-    import json
-    import os
-    import subprocess
-    import sys
+    choice with no error, the test samples are counted as policy tokens, and sandbox runs are counted
+    (the session's shared engine, each job built as the CLI builds it)."""
+    from engine_jobs import run_job
 
-    sweep = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "-m", "dataset=humaneval", "dataset.limit=1",
-                           "strategy=codet,mbr_exec", "strategy.n=2", "strategy.max_tokens=160", "strategy.test_samples=2",
-                           "strategy.test_tokens=64", "strategy.exec_inputs=both", "progress=false",
-                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for num, name in enumerate(("codet", "mbr_exec")):  # the sweep's jobs in the order of strategy=codet,mbr_exec
-        job = job_dir(sweep, num)
-        assert yaml.safe_load((job / "config.yaml").read_text())["strategy"]["select"] == name
-        summary = json.loads((job / "summary.json").read_text())
+    for name, keys in (("codet", ["strategy.test_samples=2", "strategy.test_tokens=64"]),
+                       ("mbr_exec", ["strategy.exec_inputs=both", "strategy.test_samples=2", "strategy.test_tokens=64"])):
+        summary, (row,) = run_job(vllm_backend, ["dataset=humaneval", "dataset.limit=1", f"strategy={name}",
+                                                 "strategy.n=2", "strategy.max_tokens=160", *keys], tmp_path / name)
         assert summary["errors"] == 0 and summary["graded"] == 1, summary
-        (row,) = [json.loads(line) for line in (job / "results.jsonl").read_text().splitlines()]
         info = row["info"]
         assert any(c["answer"] for c in row["candidates"]), "no program extracted: nothing was selected"
         sampled = sum(c["num_tokens"] for c in row["candidates"])

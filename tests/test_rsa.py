@@ -5,11 +5,7 @@ run on the CPU engine."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -96,17 +92,14 @@ def test_the_prompt_and_bad_settings():
 
 
 @pytest.mark.integration
-def test_rsa_on_the_cpu_engine(tmp_path):
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "strategy=rsa", "strategy.n=2", "strategy.k=2",
-                           "strategy.loops=2", "strategy.max_tokens=96", "dataset.limit=2", "progress=false",
-                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+def test_rsa_on_the_cpu_engine(vllm_backend, tmp_path):
+    """RSA on the real engine (the test session's shared engine, the job built as the CLI builds it)."""
+    from engine_jobs import run_job
+
+    summary, rows = run_job(vllm_backend, ["strategy=rsa", "strategy.n=2", "strategy.k=2", "strategy.loops=2",
+                                           "strategy.max_tokens=96", "dataset.limit=2"], tmp_path)
     assert summary["errors"] == 0 and summary["problems"] == 2, summary
-    for line in (out / "results.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in rows:
         assert len(row["candidates"]) == 2 and row["info"]["loops"] == 2
         assert row["usage"]["backend_calls"] == 1 + 2  # the first population, then one call per member
         # the first population's tokens are counted too, beyond the final population's

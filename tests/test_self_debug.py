@@ -4,10 +4,6 @@ one run on the CPU engine."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 from test_code_selection import ALWAYS, HEAD, LOOP, NEVER, RIGHT  # HumanEval/0's programs, shared
@@ -160,25 +156,18 @@ def test_self_debug_needs_a_code_dataset():
 
 
 @pytest.mark.integration
-def test_self_debug_and_s_star_on_the_cpu_engine(tmp_path):
+def test_self_debug_and_s_star_on_the_cpu_engine(vllm_backend, tmp_path):
     """The real engine writes and repairs programs for two HumanEval problems: every chain's programs
     ran on the docstring's examples, repairs are counted as policy calls, and the run has no error;
-    then S* (the same search, its selection) runs to a choice on one problem."""
-    from jobs import job_dir
+    then S* (the same search, its selection) runs to a choice (the session's shared engine, each job
+    built as the CLI builds it)."""
+    from engine_jobs import run_job
 
-    sweep = tmp_path / "sweep"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "-m", "dataset=humaneval", "dataset.limit=2",
-                           "strategy=self_debug,s_star", "strategy.n=2", "strategy.max_tokens=160",
-                           "strategy.test_tokens=96", "strategy.judge_tokens=64", "progress=false",
-                           "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep}"],
-                          capture_output=True, text=True, timeout=1200, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for num, name in enumerate(("self_debug", "s_star")):
-        out = job_dir(sweep, num)
-        summary = json.loads((out / "summary.json").read_text())
+    for name, keys in (("self_debug", []), ("s_star", ["strategy.test_tokens=96", "strategy.judge_tokens=64"])):
+        summary, rows = run_job(vllm_backend, ["dataset=humaneval", "dataset.limit=2", f"strategy={name}",
+                                               "strategy.n=2", "strategy.max_tokens=160", *keys], tmp_path / name)
         assert summary["errors"] == 0 and summary["graded"] == 2, summary
-        for line in (out / "results.jsonl").read_text().splitlines():
-            row = json.loads(line)
+        for row in rows:
             info = row["info"]
             assert info["chains"] == 2 and len(info["programs_per_chain"]) == 2
             assert all(1 <= k <= 3 for k in info["programs_per_chain"])

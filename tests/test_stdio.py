@@ -8,8 +8,6 @@ import base64
 import json
 import os
 import pickle
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -115,18 +113,15 @@ def test_self_debugging_feedback_shows_what_the_program_printed(problems, grader
 
 
 @pytest.mark.integration
-def test_stdio_problems_on_the_cpu_engine(tmp_path):
+def test_stdio_problems_on_the_cpu_engine(vllm_backend, tmp_path):
     """The real engine writes whole programs for the five fixture problems; each is extracted, run on
-    every input in the sandbox and graded with no error."""
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "ttscale.cli", "dataset=stdio_fixture", "strategy.n=2",
-                           "strategy.max_tokens=200", "progress=false", "backend.env.VLLM_CPU_KVCACHE_SPACE=1",
-                           f"hydra.run.dir={out}"],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
+    every input in the sandbox and graded with no error (the session's shared engine, the job built as
+    the CLI builds it)."""
+    from engine_jobs import run_job
+
+    summary, rows = run_job(vllm_backend, ["dataset=stdio_fixture", "strategy.n=2", "strategy.max_tokens=200"],
+                            tmp_path)
     assert summary["errors"] == 0 and summary["graded"] == 5, summary
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     verdicts = [c["verdict"] for row in rows for c in row["candidates"] if c["answer"]]
     assert verdicts and all(v["status"] in ("pass", "fail", "error", "timeout") for v in verdicts)
     assert any(v["status"] == "pass" or v.get("tests") for v in verdicts)  # the programs ran on the tests
