@@ -249,3 +249,15 @@ def test_the_page_in_a_real_browser(tmp_path, grader):
     assert chosen == 4 and pruned == 4  # root -> 0.x -> 0.x.y -> leaf; two beams pruned in each of two rounds
     assert text == "<3.0> step\n\n"
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_a_trace_cancelled_at_consensus_is_aborted_not_an_error(tmp_path, grader):
+    online = [conf_trace("x \\boxed{7}", [9, 9]), conf_trace(" ".join(["y"] * 4000), [9] * 4000)]
+    strategy = Strategy(deepconf(tau=0.65, parallel=2), WeightedVote("lowest_group_confidence"), name="deepconf_online")
+    problem = Problem(id="p", question="q", answer="7", messages=[{"role": "user", "content": "q"}])
+    trace = traced(strategy, deepconf_backend(WARM, online, token_delay=0.002), problem, tmp_path, grader)
+    (aborted,) = by_kind(trace, "aborted")
+    assert aborted["why"] == "consensus" and aborted["traces"] == 1
+    long = next(s for s in trace["samples"] if s["key"] == "trace/5")
+    assert long["finish_reason"] == "aborted" and 0 < long["tokens"] < 4000
+    assert not any("error" in c for c in trace["calls"])  # cancelled by the search: an abort, not a failure

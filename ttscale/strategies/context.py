@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -153,6 +154,8 @@ class Context:
                 if fold is not None:
                     fold.add(delta)
                 yield delta
+        except (GeneratorExit, asyncio.CancelledError):  # closed or cancelled by the search: an abort, no error
+            raise
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}"
             raise
@@ -160,6 +163,5 @@ class Context:
             await stream.aclose()
             if fold is not None:  # a sample the search closed before it finished was aborted by it
                 done = fold.completion()
-                self.trace.call("stream", name, 1, started, fold.prompt_tokens, len(fold.token_ids),
-                                error=None if error and error.startswith("GeneratorExit") else error)
+                self.trace.call("stream", name, 1, started, fold.prompt_tokens, len(fold.token_ids), error=error)
                 self.trace.sample(name, done.text, done.num_tokens, fold.finish_reason or "aborted", done.stats)
