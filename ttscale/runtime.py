@@ -20,7 +20,8 @@ from ttscale.backends.base import AFFINITY, Backend, BackendUnavailable
 from ttscale.graders.math import MathGrader
 from ttscale.strategies.context import Context
 from ttscale.strategies.strategy import Strategy
-from ttscale.tracing.recorder import Trace, TraceWriter
+from ttscale.strategies.trace import Trace
+from ttscale.tracing.recorder import TraceWriter
 from ttscale.types import Problem, Result
 
 
@@ -193,7 +194,7 @@ async def arun(
     into the same file solves it again (`retry_errors=False`: only those that failed because no server
     could answer, BackendUnavailable). The run's wall time adds up over its parts: each part's is kept
     in `<output>.parts.jsonl`. With `trace` (a path: the run's trace.jsonl.gz), each problem's search is
-    recorded there as it finishes (ttscale/tracing).
+    recorded there as it finishes (ttscale/strategies/trace.py, ttscale/tracing).
     """
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):

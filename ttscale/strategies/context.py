@@ -11,7 +11,7 @@ from typing import Any
 
 from ttscale.backends.base import Backend, StreamFold
 from ttscale.graders.math import MathGrader
-from ttscale.tracing.recorder import Trace
+from ttscale.strategies.trace import Trace
 from ttscale.types import Completion, Delta, Problem, Prompt, SamplingParams, TokenPrompt, Usage
 
 
@@ -51,7 +51,7 @@ class Context:
         Calls whose order depends on timing (concurrent chains) pass a stable `key` instead. A trace
         records the call, and its completions as samples of this `role` ("judge": a selection's judge call;
         None: not as samples, as a step-wise search's expansion, which records its nodes instead), each
-        a child of the latest sample of key `after` when it continues one (tracing/recorder.py).
+        a child of the latest sample of key `after` when it continues one (strategies/trace.py).
         """
         name = str(self.calls if key is None else key)
         seed = derive_seed(self.run_seed, self.problem.id, name)

@@ -170,13 +170,14 @@ class GenSelect:
         (c,) = await ctx.generate([{"role": "user", "content": prompt}], params, key=key, role="judge")
         counts["judge_calls"] += 1
         index = verdict(c.text, len(order))
-        if index is None:
+        parsed = index is not None
+        if not parsed:
             counts["unparsed"] += 1
             if self.unparsed == "undecided":
                 ctx.decide("judged", call=key, shown=order, winner=None, parsed=False)
                 return None
             index = random.Random(derive_seed(ctx.run_seed, ctx.problem.id, key + "/random")).randrange(len(order))
-        ctx.decide("judged", call=key, shown=order, winner=order[index], parsed=index == verdict(c.text, len(order)))
+        ctx.decide("judged", call=key, shown=order, winner=order[index], parsed=parsed)
         return order[index]
 
 
