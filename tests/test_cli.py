@@ -28,8 +28,9 @@ def ttscale(*args, timeout=600):
         (["strategy=nope"], "ttscale: strategy=nope is not a known choice; choose one of: a_star, adaptive_sc, beam_search, best_of_n, "
                             "block_search, budget_forcing, codet, deepconf, deepconf_online, deer, dvts, eager, fractured_sampling, "
                             "genselect, greedy, inverse_entropy, mbr_exec, mcts, "
-                            "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, rsa, s_star, self_consistency, "
-                            "self_debug, sequential, set_cover_pruning, verifier_vote, weighted_vote"),
+                            "particle_filtering, particle_gibbs, phi_decoding, power_sampling, rebase, rpc, rsa, s_star, self_certainty, "
+                            "self_consistency, "
+                            "self_debug, sequential, set_cover_pruning, tail_entropy, verifier_vote, weighted_vote"),
         (["strategy=particle_filtering", "strategy.verifier=null"],
          "ttscale: strategy.search='particle_filtering' needs scores; choose a verifier: verifier=mean_logprob,"),
         (["strategy=particle_filtering", "strategy.annealing=nope"],
@@ -39,7 +40,7 @@ def ttscale(*args, timeout=600):
         (["strategy.temperature=0"], "ttscale: strategy.temperature=0 is greedy: all 8 samples would be the same"),
         (["strategy=beam_search", "strategy.n=6"], "ttscale: strategy.n=6 must be a multiple of beam_width=4"),
         (["strategy.n=abc"], "ttscale: bad value for 'strategy.n': Value 'abc' of type 'str' could not be converted to Integer"),
-        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, codet, deepconf, genselect, inverse_entropy, majority, mbr_exec, rpc, s_star, weighted_vote"),
+        (["strategy.select=nope"], "ttscale: strategy.select='nope' is not a known choice; choose one of: best_score, codet, deepconf, genselect, inverse_entropy, majority, mbr_exec, rpc, s_star, self_certainty, tail_entropy, weighted_vote"),
         (["strategy.n=0"], "ttscale: strategy.n=0 must be > 0"),
         (["-m", "strategy.n=1,x"], "ttscale: bad value for 'strategy.n'"),
         (["dataset=nope"], "ttscale: dataset=nope is not a known choice; choose one of: aime24, aime25, gsm8k, gsm8k_fixture, humaneval, math500, mbpp"),

@@ -13,6 +13,7 @@ import pytest
 from ttscale.cli import check_overrides
 
 NEEDS_TOKEN_STATISTICS = ["deepconf", "deepconf_online", "eager", "inverse_entropy", "power_sampling", "sequential",
+                          "self_certainty", "tail_entropy",
                           "weighted_vote"]
 
 

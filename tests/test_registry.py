@@ -25,7 +25,7 @@ def test_every_built_in_method_is_found_in_its_own_file():
                                                "particle_gibbs", "beam_search", "dvts", "a_star", "block_search",
                                                "rebase", "budget_forcing", "mcts", "self_debug", "rsa", "deer"}
     assert set(registry.methods("select")) == {"majority", "best_score", "weighted_vote", "inverse_entropy",
-                                               "deepconf", "rpc", "genselect", "codet", "mbr_exec", "s_star"}
+                                               "deepconf", "rpc", "genselect", "codet", "mbr_exec", "s_star", "self_certainty", "tail_entropy"}
     for name in registry.methods("search"):  # each name lives in the file of that name
         cls, _ = registry.resolve("search", name)
         assert cls.__module__.rsplit(".", 1)[-1] == name

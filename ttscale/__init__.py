@@ -16,7 +16,7 @@ from ttscale.strategies import (DVTS, MCTS, AdaptiveSampling, AStarDecoding, Bea
                                 MajorityVote, MBRExec, MissingStatistic, ParallelSampling, ParticleFiltering, ParticleGibbs,
                                 PhiDecoding, PowerSampling, Rebase,
                                 RPCVote, SequentialRefinement, SetCoverPruning, StepGenerator, Strategy, DEER, RSA, SStar,
-                                SelfDebug,
+                                SelfCertainty, SelfDebug, TailEntropy,
                                 ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
 from ttscale.types import Completion, Delta, Problem, Result, SamplingParams, TokenPrompt, Trajectory, Usage
 from ttscale.verifiers import (FunctionVerifier, GroundTruth, MeanLogprob, MeanTokenProbability, Scores,
@@ -37,7 +37,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeGrader", "CodeT", "Completion", "Context", "DEER",
-    "DVTS", "RSA", "SStar", "SelfDebug",
+    "DVTS", "RSA", "SStar", "SelfCertainty", "SelfDebug", "TailEntropy",
     "DatasetSpec", "DeepConfOnline", "DemoBackend", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",
     "FunctionVerifier", "GenSelect", "GroundTruth", "MBRExec", "MCTS", "MajorityVote", "MathGrader", "MeanLogprob", "MeanTokenProbability",
     "MissingStatistic", "OpenAIBackend", "ParallelSampling", "ParticleFiltering", "ParticleGibbs", "PhiDecoding",

@@ -177,6 +177,7 @@ def build_strategy(cfg: Mapping[str, Any], verifier_cfg: Mapping[str, Any] | Non
     params = SamplingParams(
         temperature=cfg["temperature"], top_p=cfg["top_p"], top_k=cfg["top_k"], max_tokens=cfg["max_tokens"],
         stop=tuple(cfg.get("stop") or ()) + tuple(extra_stop), logprobs=logprobs, stats=StatsSpec(window=window, tail=window),
+        keep_series=getattr(selector, "needs_series", False),  # per-token series on the final samples (tail entropy)
     )
     try:
         if step_wise:  # the search scores partial solutions as it goes: the final candidates arrive scored

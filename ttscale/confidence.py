@@ -8,6 +8,11 @@ Definitions (per generated token t, over its top-k logprobs log p_t1..log p_tk):
   when the text is shorter); `lowest_group_confidence`, `bottom_group_confidence` (mean of the lowest
   `bottom_frac` of groups; DeepConf's bottom-10%), `tail_confidence` (mean C_t of the last `tail` tokens).
 - `sum_logprob` of the sampled tokens, `mean_logprob`, and `perplexity` = exp(-mean_logprob).
+- token self-certainty KL(U || p) = -(1/k) sum_j log(k p_tj) = C_t - log k, with U uniform over the k
+  tokens returned (Kang et al. 2025 take the whole vocabulary's logits, which an engine does not
+  return); `self_certainty` is its mean over tokens, >= 0 (Jensen), larger = surer.
+- the top-k entropy in nats as returned, not renormalised: -sum_j p_tj ln(p_tj + 1e-10) (its_hub's
+  ConfidenceSelection); a per-token series only (`topk_entropy`), for selections over a tail window.
 
 The logprobs are whatever the backend returns: vLLM's are raw (the model's distribution before
 temperature and top-p), which is what DeepConf's and the Sequential Edge's vLLM runs used.
@@ -43,6 +48,19 @@ def token_confidence(top_logprobs: Sequence[float]) -> float:
     return -sum(top_logprobs) / len(top_logprobs)
 
 
+def token_self_certainty(top_logprobs: Sequence[float]) -> float:
+    """KL(U || p) over the k tokens returned: DeepConf's token confidence minus log k."""
+    return token_confidence(top_logprobs) - math.log(len(top_logprobs))
+
+
+def token_topk_entropy(top_logprobs: Sequence[float]) -> float:
+    """Entropy (nats) of the top-k probabilities as returned (not renormalised), its_hub's form."""
+    return -sum(math.exp(lp) * math.log(math.exp(lp) + 1e-10) for lp in top_logprobs)
+
+
+SERIES_KEYS = ("sampled", "confidence", "entropy", "certainty", "topk_entropy")
+
+
 def _total(values: Sequence[float]) -> float:
     """A plain left-to-right sum (Python 3.12's sum() of floats is compensated; the running
     statistics add one value at a time, and the two must agree exactly)."""
@@ -53,15 +71,18 @@ def _total(values: Sequence[float]) -> float:
 
 
 def token_series(sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> dict[str, list[float]]:
-    """Per-token values the statistics are made of: the sampled logprob, the token confidence and the
-    entropy. Series of consecutive pieces (the steps of a partial solution) concatenate into the
-    series of the whole, so statistics over several steps are exact."""
+    """Per-token values the statistics are made of: the sampled logprob, the token confidence, the
+    entropy, the self-certainty and the top-k entropy in nats (SERIES_KEYS). Series of consecutive
+    pieces (the steps of a partial solution) concatenate into the series of the whole, so statistics
+    over several steps are exact."""
     return {"sampled": [float(x) for x in sampled], "confidence": [token_confidence(top) for top in tops],
-            "entropy": [token_entropy_bits(top) for top in tops]}
+            "entropy": [token_entropy_bits(top) for top in tops],
+            "certainty": [token_self_certainty(top) for top in tops],
+            "topk_entropy": [token_topk_entropy(top) for top in tops]}
 
 
 def concat_series(parts: Sequence[dict[str, list[float]]]) -> dict[str, list[float]]:
-    return {key: [x for part in parts for x in part[key]] for key in ("sampled", "confidence", "entropy")}
+    return {key: [x for part in parts for x in part[key]] for key in SERIES_KEYS}
 
 
 def sequence_stats(sampled: Sequence[float], tops: Sequence[Sequence[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:
@@ -91,6 +112,7 @@ def series_stats(series: dict[str, list[float]], spec: StatsSpec = StatsSpec()) 
         "tokens": n,
         "mean_entropy": _total(entropies) / n,
         "mean_confidence": _total(confidences) / n,
+        "self_certainty": _total(series["certainty"]) / n,
         "lowest_group_confidence": groups[0],
         "bottom_group_confidence": _total(bottom) / len(bottom),
         "tail_confidence": _total(tail) / len(tail),
@@ -116,6 +138,7 @@ class RunningStats:
         self.sum_sampled = 0.0
         self.sum_confidence = 0.0
         self.sum_entropy = 0.0
+        self.sum_certainty = 0.0
         self.last_entropy: float | None = None
         self._window: deque[float] = deque()
         self._running = 0.0  # the sum of the window's confidences
@@ -125,16 +148,19 @@ class RunningStats:
         self._sampled: list[float] = []
         self._confidence: list[float] = []
         self._entropy: list[float] = []
+        self._certainty: list[float] = []
+        self._topk_entropy: list[float] = []
 
     def update(self, sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> None:
         """Add tokens: their sampled logprobs and their top-k logprobs (k >= 1)."""
         window = max(1, self.spec.window)
         for lp, top in zip(sampled, tops, strict=True):
-            c, h = token_confidence(top), token_entropy_bits(top)
+            c, h, sc = token_confidence(top), token_entropy_bits(top), token_self_certainty(top)
             self.tokens += 1
             self.sum_sampled += float(lp)
             self.sum_confidence += c
             self.sum_entropy += h
+            self.sum_certainty += sc
             self.last_entropy = h
             self._tail.append(c)
             if len(self._window) == window:
@@ -151,6 +177,8 @@ class RunningStats:
                 self._sampled.append(float(lp))
                 self._confidence.append(c)
                 self._entropy.append(h)
+                self._certainty.append(sc)
+                self._topk_entropy.append(token_topk_entropy(top))
 
     @property
     def group_confidence(self) -> float | None:
@@ -170,6 +198,13 @@ class RunningStats:
         """Every token's entropy (bits) so far (keep_series; the kept list itself, not a copy)."""
         return self._kept(self._entropy)
 
+    def position(self, t: int) -> dict[str, float]:
+        """Token t's values that belong to its position, not to the token drawn there (all but the
+        sampled logprob; keep_series)."""
+        self._kept(self._confidence)
+        return {"confidence": self._confidence[t], "entropy": self._entropy[t], "certainty": self._certainty[t],
+                "topk_entropy": self._topk_entropy[t]}
+
     def _kept(self, values: list[float]) -> list[float]:
         if not self.keep_series:
             raise ValueError("RunningStats(keep_series=True) keeps the per-token series")
@@ -178,7 +213,8 @@ class RunningStats:
     def series(self) -> dict[str, list[float]]:
         if not self.keep_series:
             raise ValueError("RunningStats(keep_series=True) keeps the per-token series")
-        return {"sampled": list(self._sampled), "confidence": list(self._confidence), "entropy": list(self._entropy)}
+        return {"sampled": list(self._sampled), "confidence": list(self._confidence), "entropy": list(self._entropy),
+                "certainty": list(self._certainty), "topk_entropy": list(self._topk_entropy)}
 
     def stats(self) -> dict[str, float]:
         n = self.tokens
@@ -191,6 +227,7 @@ class RunningStats:
             "tokens": n,
             "mean_entropy": self.sum_entropy / n,
             "mean_confidence": self.sum_confidence / n,
+            "self_certainty": self.sum_certainty / n,
             "lowest_group_confidence": groups[0],
             "bottom_group_confidence": _total(bottom) / len(bottom),
             "tail_confidence": _total(tail) / len(tail),

@@ -258,6 +258,13 @@ class StrategyConfig:
     refine_prompt: Optional[str] = None  # sequential: the user turn after a previous attempt
     context: str = "accumulate"  # sequential: accumulate (every earlier attempt, the paper's) | previous
     vote: str = "all_rounds"  # sequential: all_rounds (every attempt votes) | final (each chain's last)
+    certainty_vote: str = "borda"  # self_certainty: borda (rank r votes (N - r + 1)^p, the authors') | best
+    borda_power: float = 0.5  # self_certainty: Borda's p (the authors' voting script; 0: majority)
+    tail_min: int = 64  # tail_entropy: the adaptive tail window's floor (its_hub's)
+    tail_max: int = 2048  # tail_entropy: and its cap (its_hub's)
+    tail_agg: str = "median"  # tail_entropy: median | mean of the tail's entropies (its_hub's: median)
+    length_trim: float = 0.05  # tail_entropy: length outliers trimmed from each end when n >= 16 (its_hub's)
+    tail_require_answer: bool = False  # tail_entropy: pass over samples without an answer (its_hub: any may win)
     # step-wise search (particle_filtering, particle_gibbs, beam_search, dvts, a_star, block_search, rebase, mcts);
     # max_tokens caps a whole solution
     step_delimiter: Optional[str] = None  # None: the model config's step_delimiter

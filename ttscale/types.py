@@ -170,6 +170,9 @@ class Trajectory:
     # The text the answer is read from when it is not all of `text` (fractured sampling: the answer
     # after its cue); "" reads no answer (one cut before it closed).
     answer_text: str | None = None
+    # the per-token series (ttscale.confidence), kept only for a selection that reads them (tail entropy);
+    # never written to results
+    series: dict[str, list[float]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_completion(cls, completion: Completion) -> Trajectory:
@@ -179,6 +182,7 @@ class Trajectory:
             finish_reason=completion.finish_reason,
             cumulative_logprob=completion.cumulative_logprob,
             stats=dict(completion.stats),
+            series=completion.series,
         )
 
 

@@ -10,7 +10,7 @@ from ttscale.strategies.search import (DEER, RSA, AdaptiveSampling, BudgetForcin
                                       FracturedSampling, ParallelSampling, PowerSampling, SelfDebug, SequentialRefinement,
                                       SetCoverPruning)
 from ttscale.strategies.select import (BestScore, CodeT, DeepConfVote, GenSelect, MajorityVote, MBRExec, MissingStatistic, RPCVote,
-                                       Selection, Selector, SStar, WeightedVote)
+                                       Selection, Selector, SelfCertainty, SStar, TailEntropy, WeightedVote)
 from ttscale.strategies.step import (DVTS, MCTS, AStarDecoding, BeamSearch, Node, ParticleFiltering, ParticleGibbs,
                                      PhiDecoding, Rebase, StepGenerator, ValueGuidedBlockSearch)
 from ttscale.strategies.strategy import Strategy, best_of_n, self_consistency
@@ -19,7 +19,7 @@ __all__ = [
     "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeT", "Context", "DEER", "DVTS",
     "DeepConfOnline", "DeepConfVote", "RSA", "SStar", "SelfDebug",
     "EntropyBranching", "FracturedSampling", "GenSelect", "MBRExec", "MCTS", "MajorityVote", "MissingStatistic", "Node", "ParallelSampling",
-    "ParticleFiltering", "ParticleGibbs", "PhiDecoding", "PowerSampling", "RPCVote", "Rebase", "Selection", "Selector",
+    "ParticleFiltering", "ParticleGibbs", "PhiDecoding", "PowerSampling", "RPCVote", "Rebase", "Selection", "Selector", "SelfCertainty", "TailEntropy",
     "SequentialRefinement", "SetCoverPruning", "StepGenerator", "Strategy", "ValueGuidedBlockSearch", "WeightedVote",
     "best_of_n", "derive_seed", "self_consistency",
 ]

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ttscale.backends.base import StreamFold
-from ttscale.confidence import LN2, concat_series, series_stats
+from ttscale.confidence import LN2, SERIES_KEYS, concat_series, series_stats
 from ttscale.strategies.context import Context
 from ttscale.types import Delta, Problem, Result, SamplingParams, Trajectory
 
@@ -58,8 +58,7 @@ REALLOCATE = ("none", "adapt", "labels")
 class Sequence:
     key: str  # its path: "0", then "0@17" for the branch of "0" at token 17 (a stable seed key)
     prefix_ids: tuple[int, ...] = ()  # generated ids it starts from (inherited, and a forced token)
-    prefix_series: dict[str, list[float]] = field(default_factory=lambda: {"sampled": [], "confidence": [],
-                                                                           "entropy": []})
+    prefix_series: dict[str, list[float]] = field(default_factory=lambda: {key: [] for key in SERIES_KEYS})
     fold: StreamFold | None = None
     replaced: bool = False  # stopped: two sequences restarted from its prefix
     prefix_text: str = ""
@@ -227,7 +226,7 @@ class _Run:
         if len(top_ids) < 2:
             return False
         forced = {top_ids[0]: 0, top_ids[1]: 1}
-        position = {"confidence": stats.confidences[own], "entropy": stats.entropies[own]}
+        position = stats.position(own)  # the position's statistics: the same whichever token is forced
 
         def with_token(k: int) -> tuple[tuple[int, ...], dict[str, list[float]]]:
             extra = {"sampled": [top[k]], **{name: [v] for name, v in position.items()}}

@@ -9,7 +9,9 @@ from ttscale.strategies.select.majority import MajorityVote
 from ttscale.strategies.select.mbr_exec import MBRExec
 from ttscale.strategies.select.rpc import RPCVote
 from ttscale.strategies.select.s_star import SStar
+from ttscale.strategies.select.self_certainty import SelfCertainty
+from ttscale.strategies.select.tail_entropy import TailEntropy
 from ttscale.strategies.select.weighted import WeightedVote
 
-__all__ = ["BestScore", "CodeT", "DeepConfVote", "GenSelect", "MBRExec", "MajorityVote", "MissingStatistic", "RPCVote", "SStar", "Selection", "Selector",
+__all__ = ["BestScore", "CodeT", "DeepConfVote", "GenSelect", "MBRExec", "MajorityVote", "MissingStatistic", "RPCVote", "SStar", "Selection", "Selector", "SelfCertainty", "TailEntropy",
            "WeightedVote"]

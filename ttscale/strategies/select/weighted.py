@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from ttscale.strategies.select.base import MissingStatistic, Selection
 from ttscale.types import Trajectory
 
-STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_confidence", "tail_confidence")
+STAT_WEIGHTS = ("mean_confidence", "lowest_group_confidence", "bottom_group_confidence", "tail_confidence",
+                "self_certainty")
 SEARCH_WEIGHT = "search_weight"  # a weight the search gives each trajectory (fractured sampling: its depth's)
 WEIGHTS = ("score", "inverse_entropy", SEARCH_WEIGHT) + STAT_WEIGHTS
 
