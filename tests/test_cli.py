@@ -141,8 +141,10 @@ def test_cli_end_to_end_and_resume(tmp_path):
     assert proc.returncode != 0 and "different config" in proc.stderr  # dataset changed: refused
     proc = ttscale(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # every problem is done: the summary again, and no engine started for nothing
+    assert "nothing to generate, no vllm backend started" in proc.stderr and "starting the" not in proc.stderr
     resumed = json.loads((run_dir / "summary.json").read_text())
-    assert resumed["resumed"] == 2
+    assert resumed["resumed"] == 2 and resumed["accuracy"] == summary["accuracy"]
     assert resumed["wall_seconds"] >= summary["wall_seconds"]  # the parts add up: the resume adds its moment
 
 

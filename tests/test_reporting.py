@@ -145,6 +145,9 @@ def test_a_sweep_extends_and_a_dataset_is_the_same_however_it_is_spelled(tmp_pat
     jobs = {p.name: summary_of(p) for p in sweep.iterdir() if (p / "summary.json").exists()}
     assert sorted(jobs) == [f"backend=demo,dataset.limit=4,strategy.n={n}" for n in (1, 2, 4)]
     assert [jobs[f"backend=demo,dataset.limit=4,strategy.n={n}"]["resumed"] for n in (1, 2, 4)] == [4, 4, 0]
+    # the finished jobs start no backend; the new one does (the demo stand-in is built once, for it)
+    assert more.stderr.count("nothing to generate, no scripted backend started") == 2
+    assert more.stderr.count("ttscale: a scripted stand-in model") == 1, more.stderr[-2000:]
     # one file spelled relative and absolute (and a copy): the same data, resumed, not refused
     data = tmp_path / "data"
     data.mkdir()

@@ -359,12 +359,8 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
-        from ttscale.analysis.compute import Prices, compute_summary
-        from ttscale.loggers import log_run
         from ttscale.build import build_grader, build_problems, build_strategy, model_stop
-        from ttscale.provenance import identity, provenance
-        from ttscale.runtime import format_summary, run
-        from ttscale.strategies.budget import budget_knob
+        from ttscale.runtime import run
         from ttscale.tracing.recorder import TRACE_FILE
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -385,6 +381,13 @@ class App:
             raise SystemExit(2) from None
         from ttscale.backends.base import BackendUnavailable
 
+        if _finished(problems, out_dir, resolved):  # a finished run read again: its summary, no engine
+            print(f"ttscale: every problem is in {out_dir / 'results.jsonl'} already: nothing to generate, "
+                  f"no {cfg.backend.kind} backend started", file=sys.stderr)
+            with build_grader(resolved["dataset"], resolved["grader"], resolved["model"]) as grader:
+                outcome = run(None, problems, None, seed=cfg.seed, output=out_dir / "results.jsonl", grader=grader,
+                              progress=False, retry_errors=cfg.retry_errors)
+            return self._finish(cfg, resolved, problems, out_dir, outcome)
         try:
             backend = self.backend(cfg, out_dir)
         except ConfigError as exc:  # a backend setting that cannot work: one line
@@ -414,6 +417,19 @@ class App:
             outcome = run(strategy, problems, backend, seed=cfg.seed, concurrency=cfg.concurrency,
                           output=out_dir / "results.jsonl", grader=grader, progress=cfg.progress,
                           retry_errors=cfg.retry_errors, trace=out_dir / TRACE_FILE if cfg.trace else None)
+        return self._finish(cfg, resolved, problems, out_dir, outcome)
+
+    def _finish(self, cfg, resolved: dict[str, Any], problems, out_dir: Path, outcome) -> dict[str, Any]:
+        """The run's summary.json, its logger, the table on the console; a run whose every problem
+        errored is a failed job."""
+        from hydra.core.hydra_config import HydraConfig
+
+        from ttscale.analysis.compute import Prices, compute_summary
+        from ttscale.loggers import log_run
+        from ttscale.provenance import identity, provenance
+        from ttscale.runtime import format_summary
+        from ttscale.strategies.budget import budget_knob
+
         who = identity(resolved)
         summary = {"model": who["model_label"], "backend": who["backend"], "stand_in": who["stand_in"],
                    "strategy": cfg.strategy.name, "n": cfg.strategy.n,
@@ -442,6 +458,18 @@ class App:
         for backend in self._backends.values():
             backend.close()
         self._backends.clear()
+
+
+def _finished(problems, out_dir: Path, resolved: dict[str, Any]) -> bool:
+    """Whether a rerun into `out_dir` has nothing to generate: every problem is in its results (none to
+    retry), and the search has no second pass over the whole run (EAGer's reallocation) left to make."""
+    from ttscale.runtime import pending
+    from ttscale.strategies import registry
+
+    search_cls, _ = registry.resolve("search", resolved["strategy"]["search"])
+    if hasattr(search_cls, "allocate"):
+        return False
+    return not pending(problems, out_dir / "results.jsonl", resolved["retry_errors"])
 
 
 def _check_resume(out_dir: Path, resolved: dict[str, Any]) -> None:

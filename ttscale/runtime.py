@@ -61,6 +61,17 @@ def load_results(path: Path) -> dict[str, Result]:
     return done
 
 
+def pending(problems: Sequence[Problem], output: str | Path | None, retry_errors: bool = True) -> list[Problem]:
+    """The problems a run into `output` would solve: those not in it yet, those that failed because no
+    server answered, and (retry_errors) those that errored."""
+    return _todo(problems, load_results(Path(output)) if output is not None else {}, retry_errors)
+
+
+def _todo(problems: Sequence[Problem], done: dict[str, Result], retry_errors: bool) -> list[Problem]:
+    return [p for p in problems if p.id not in done or _unavailable(done[p.id])
+            or (retry_errors and done[p.id].error is not None)]
+
+
 def _unavailable(result: Result) -> bool:
     """Whether a recorded problem failed only because no server answered (to be solved again). Lines
     written before results carried `error_type` are recognised by their error text."""
@@ -202,8 +213,10 @@ async def arun(
         raise ValueError(f"problem ids must be unique; repeated: {dupes}")
     out_path = Path(output) if output is not None else None
     done = load_results(out_path) if out_path else {}
-    todo = [p for p in problems if p.id not in done or _unavailable(done[p.id])
-            or (retry_errors and done[p.id].error is not None)]
+    todo = _todo(problems, done, retry_errors)
+    if todo and strategy is None:
+        raise ValueError("strategy=None: only a run whose every problem is already in its output (a finished run "
+                         "read again) needs no strategy")
     own_grader = grader is None
     grader = grader or MathGrader()
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -213,7 +226,8 @@ async def arun(
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=strategy.name, unit="problem")
+        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=getattr(strategy, "name", "done"),
+                   unit="problem")
     if out_path:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(out_path, "a", encoding="utf-8") if out_path else None
@@ -287,7 +301,7 @@ async def arun(
 
     try:
         fresh = await asyncio.gather(*(solve_one(p) for p in todo))
-        allocate = getattr(strategy.search, "allocate", None)
+        allocate = getattr(getattr(strategy, "search", None), "allocate", None)
         if callable(allocate):  # a search that shares the budget across problems: its second pass
             by_id = {**done, **{r.problem_id: r for r in fresh}}
             extra = allocate([by_id[p.id] for p in problems])
