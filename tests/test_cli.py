@@ -149,24 +149,23 @@ def test_cli_end_to_end_and_resume(tmp_path):
 
 
 SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vote", "adaptive_sc", "sequential",
-         "deepconf_online", "set_cover_pruning", "eager"]
+         "deepconf_online", "set_cover_pruning", "eager", "self_certainty", "tail_entropy"]
 
 
 @pytest.mark.integration
-def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    proc = ttscale("-m", "strategy=" + ",".join(SWEPT), "dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24",
-                   "strategy.batch=1", "strategy.min_samples=1", "strategy.chains=1", "strategy.warmup=1",
-                   "strategy.stats_window=4", "strategy.prune_step=4", "strategy.tau=null", "strategy.entropy_threshold=0.5",
-                   "progress=false",
-                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("ttscale: starting the vllm engine") == 1
-    for job, name in enumerate(SWEPT):
-        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
-        assert summary["strategy"] == name and summary["errors"] == 0, summary
-        (result,) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
-        if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential", "deepconf_online"):
+def test_every_sampling_method_on_the_engine(vllm_backend, tmp_path):
+    """Each job as the CLI composes it (the sweep's shared overrides, cut to what the method reads), on
+    the session's engine: real top-k logprobs, streams and aborts."""
+    from engine_jobs import own_overrides, run_job
+
+    shared = ["dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24", "strategy.batch=1", "strategy.min_samples=1",
+              "strategy.chains=1", "strategy.warmup=1", "strategy.stats_window=4", "strategy.prune_step=4",
+              "strategy.tau=null", "strategy.entropy_threshold=0.5"]
+    for name in SWEPT:
+        summary, (result,) = run_job(vllm_backend, own_overrides(name, shared), tmp_path / name)
+        assert result["info"]["strategy"] == name and summary["errors"] == 0, result.get("error")
+        if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential", "deepconf_online",
+                    "self_certainty", "tail_entropy"):
             # top-k logprobs were really requested from vLLM and summarised per candidate
             assert all(c["stats"]["tokens"] == c["num_tokens"] and c["stats"]["mean_entropy"] >= 0
                        for c in result["candidates"]), result["candidates"]
@@ -189,20 +188,32 @@ def test_cli_sweep_runs_every_method_on_one_engine(tmp_path):
             assert result["usage"]["backend_calls"] == 2 and len(result["candidates"]) == 2
 
 
-SAMPLING_LEVEL = ["fractured_sampling", "power_sampling", "phi_decoding"]
+@pytest.mark.integration
+def test_fractured_sampling_on_the_engine(vllm_backend, tmp_path):
+    from engine_jobs import run_job
+
+    summary, (frac,) = run_job(vllm_backend, ["strategy=fractured_sampling", "dataset.limit=1", "strategy.max_tokens=48",
+                                              "strategy.n=2", "strategy.depths=2", "strategy.answers_per_depth=2"],
+                               tmp_path)
+    assert summary["errors"] == 0, frac.get("error")
+    assert len(frac["candidates"]) == 2 * 2 * 2 and frac["info"]["answers"] == 8
+    assert {c["stats"]["depth"] for c in frac["candidates"]} == {1, 2}
+    assert frac["usage"]["completion_tokens"] >= frac["info"]["trajectory_tokens"]
+
+
+SAMPLING_LEVEL = ["power_sampling", "phi_decoding"]
 
 
 @pytest.mark.integration
-def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
+def test_cli_runs_the_methods_that_need_processed_logprobs_on_an_engine_of_their_own(tmp_path):
     sweep_dir = tmp_path / "sampling"
     proc = ttscale("-v", "-m", "strategy=" + ",".join(SAMPLING_LEVEL), "dataset.limit=1", "strategy.max_tokens=48",
-                   "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2", "strategy.depths=2",
-                   "strategy.answers_per_depth=2", "strategy.rollouts=2", "strategy.foresight_steps=2",
-                   "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
+                   "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2", "strategy.rollouts=2",
+                   "strategy.foresight_steps=2", "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
                    "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # power sampling and phi-decoding need the engine's processed logprobs: a second engine
-    assert proc.stderr.count("ttscale: starting the vllm engine") == 2
+    # power sampling and phi-decoding need the engine's processed logprobs: one engine, for both
+    assert proc.stderr.count("ttscale: starting the vllm engine") == 1
     assert "WARNING" in proc.stdout + proc.stderr and not (job_dir(sweep_dir, 0) / "engine.log").exists()  # -v: on the console
     results = {}
     for job, name in enumerate(SAMPLING_LEVEL):
@@ -217,10 +228,6 @@ def test_cli_runs_the_sampling_level_methods_on_token_ids(tmp_path):
     assert info["tokens"] > 0 and info["log_q"] > info["log_p"], info
     # each generate (2 blocks at most + proposals, per chain) is followed by one scoring call
     assert power["usage"]["backend_calls"] % 2 == 0
-    frac = results["fractured_sampling"]
-    assert len(frac["candidates"]) == 2 * 2 * 2 and frac["info"]["answers"] == 8
-    assert {c["stats"]["depth"] for c in frac["candidates"]} == {1, 2}
-    assert frac["usage"]["completion_tokens"] >= frac["info"]["trajectory_tokens"]
     phi = results["phi_decoding"]
     assert len(phi["candidates"]) == 1 and 1 <= phi["info"]["foresight_steps"] <= 2
     assert phi["usage"]["backend_calls"] >= 2 + 2  # a step's expansions and rollouts, the completions
@@ -231,18 +238,16 @@ STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_
 
 
 @pytest.mark.integration
-def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(tmp_path):
-    sweep_dir = tmp_path / "steps"
-    proc = ttscale("-m", "strategy=" + ",".join(STEP_SWEPT), "dataset.limit=1", "strategy.n=2",
-                   "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2", "strategy.max_step_tokens=24",
-                   "strategy.block_tokens=24", "strategy.max_tokens=64", "strategy.sweeps=1", "progress=false",
-                   "trace=true", "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("ttscale: starting the vllm engine") == 1
-    for job, name in enumerate(STEP_SWEPT):
-        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
-        assert summary["strategy"] == name and summary["verifier"] == "self_eval" and summary["errors"] == 0, summary
-        (result,) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
+def test_every_step_search_and_the_verifier_vote_with_self_evaluation_on_the_engine(vllm_backend, tmp_path):
+    """Each job as the CLI composes it, on the session's engine, with its trace recorded (trace=true)."""
+    from engine_jobs import own_overrides, run_job
+
+    shared = ["dataset.limit=1", "strategy.n=2", "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2",
+              "strategy.max_step_tokens=24", "strategy.block_tokens=24", "strategy.max_tokens=64", "strategy.sweeps=1"]
+    for name in STEP_SWEPT:
+        out = tmp_path / name
+        summary, (result,) = run_job(vllm_backend, own_overrides(name, shared), out, trace=True)
+        assert result["info"]["strategy"] == name and summary["errors"] == 0, result.get("error")
         usage = result["usage"]
         assert usage["verifier_calls"] > 0 and usage["verifier_tokens"] > 0 and usage["completion_tokens"] > 0
         if name == "mcts":  # 2 iterations, depth 2, 64 tokens: a path cut by the budget is no solution (the reference's)
@@ -260,8 +265,8 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
             assert len(result["candidates"]) == 2 and result["info"]["weight"] == "score"
         if name == "particle_filtering":
             assert usage["cached_prompt_tokens"] > 0  # continuations re-send the prompt: the cache serves it
-        # trace=true: the search as recorded on the real engine; its candidates come from its nodes
-        (trace,) = read_traces(job_dir(sweep_dir, job))
+        # the search as recorded on the real engine; its candidates come from its nodes
+        (trace,) = read_traces(out)
         assert trace["method"] == name and trace["usage"]["completion_tokens"] == usage["completion_tokens"]
         ids = {n["id"] for n in trace["nodes"]} | {s["id"] for s in trace["samples"]}
         assert ids and all(n["parent"] in ids | {"0"} for n in trace["nodes"]), name
@@ -273,21 +278,17 @@ def test_cli_runs_every_step_search_and_the_verifier_vote_with_self_evaluation(t
 
 
 @pytest.mark.integration
-def test_cli_humaneval_end_to_end_in_the_sandbox(tmp_path):
-    """HumanEval on the real engine: code extracted, run against every test in the sandbox, pass@k
-    printed; best-of-n selecting with the visible tests, and execution-based voting. SmolLM2 solves
-    next to nothing, so this checks the pipeline, not accuracy."""
-    sweep_dir = tmp_path / "humaneval"
-    proc = ttscale("-m", "dataset=humaneval", "dataset.limit=2", "strategy=best_of_n", "verifier=none,unit_tests",
-                   "grader.code_grouping=outputs", "strategy.n=2", "strategy.max_tokens=160", "progress=false",
-                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "pass_at_k" in proc.stdout
-    for job, verifier in enumerate(["mean_logprob", "unit_tests"]):
-        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
-        assert summary["dataset"] == "humaneval" and summary["errors"] == 0 and summary["problems"] == 2
-        assert summary["verifier"] == verifier and set(summary["pass_at_k"]) == {"1", "2"}
-        results = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
+def test_humaneval_end_to_end_in_the_sandbox_on_the_engine(vllm_backend, tmp_path):
+    """HumanEval on the real engine: code extracted, run against every test in the sandbox, pass@k;
+    best-of-n selecting with the visible tests, and execution-based voting. SmolLM2 solves next to
+    nothing, so this checks the pipeline, not accuracy."""
+    from engine_jobs import run_job
+
+    for verifier in ("none", "unit_tests"):
+        summary, results = run_job(vllm_backend, ["dataset=humaneval", "dataset.limit=2", "strategy=best_of_n",
+                                                  f"verifier={verifier}", "grader.code_grouping=outputs", "strategy.n=2",
+                                                  "strategy.max_tokens=160"], tmp_path / verifier)
+        assert summary["errors"] == 0 and summary["problems"] == 2 and set(summary["pass_at_k"]) == {1, 2}
         # results.jsonl is written as problems finish, in any order
         assert sorted(r["problem_id"] for r in results) == ["HumanEval/0", "HumanEval/1"]
         for r in results:

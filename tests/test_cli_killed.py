@@ -195,6 +195,7 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     proc = ttscale_popen(*args)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
+    assert err.count("ttscale: starting the vllm engine") == 1  # the sweep's two jobs share one engine
     results = sorted(sweep.glob("*/results.jsonl"))
     assert len(results) == 2
     for path in results:
