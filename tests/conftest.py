@@ -33,3 +33,20 @@ def vllm_backend(smollm2_path):
     )
     yield backend
     backend.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_processed_backend(smollm2_path):
+    """The engine in processed-logprobs mode (what power sampling and phi-decoding need; the CLI starts
+    such an engine for them), shared by the tests that need it."""
+    from ttscale.backends.vllm import VLLMBackend
+
+    backend = VLLMBackend(
+        smollm2_path,
+        seed=0,
+        engine_args={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
+                     "logprobs_mode": "processed_logprobs"},
+        env={"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_CPU_OMP_THREADS_BIND": "all"},
+    )
+    yield backend
+    backend.close()

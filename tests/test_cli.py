@@ -201,25 +201,18 @@ def test_fractured_sampling_on_the_engine(vllm_backend, tmp_path):
     assert frac["usage"]["completion_tokens"] >= frac["info"]["trajectory_tokens"]
 
 
-SAMPLING_LEVEL = ["power_sampling", "phi_decoding"]
-
-
 @pytest.mark.integration
-def test_cli_runs_the_methods_that_need_processed_logprobs_on_an_engine_of_their_own(tmp_path):
-    sweep_dir = tmp_path / "sampling"
-    proc = ttscale("-v", "-m", "strategy=" + ",".join(SAMPLING_LEVEL), "dataset.limit=1", "strategy.max_tokens=48",
-                   "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2", "strategy.rollouts=2",
-                   "strategy.foresight_steps=2", "strategy.min_steps=1", "strategy.max_step_tokens=16", "progress=false",
-                   "backend.env.VLLM_CPU_KVCACHE_SPACE=1", f"hydra.sweep.dir={sweep_dir}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    # power sampling and phi-decoding need the engine's processed logprobs: one engine, for both
-    assert proc.stderr.count("ttscale: starting the vllm engine") == 1
-    assert "WARNING" in proc.stdout + proc.stderr and not (job_dir(sweep_dir, 0) / "engine.log").exists()  # -v: on the console
+def test_the_methods_that_need_processed_logprobs_on_such_an_engine(vllm_processed_backend, tmp_path):
+    """Power sampling and phi-decoding as the CLI composes them, on an engine in processed-logprobs mode
+    (the CLI starts one for them: test_a_sweep_switches_the_backend_to_the_mode_a_method_needs)."""
+    from engine_jobs import own_overrides, run_job
+
+    shared = ["dataset.limit=1", "strategy.max_tokens=48", "strategy.n=2", "strategy.blocks=2", "strategy.mcmc_steps=2",
+              "strategy.rollouts=2", "strategy.foresight_steps=2", "strategy.min_steps=1", "strategy.max_step_tokens=16"]
     results = {}
-    for job, name in enumerate(SAMPLING_LEVEL):
-        summary = json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())
-        assert summary["strategy"] == name and summary["errors"] == 0, summary
-        (results[name],) = [json.loads(line) for line in (job_dir(sweep_dir, job) / "results.jsonl").read_text().splitlines()]
+    for name in ("power_sampling", "phi_decoding"):
+        summary, (results[name],) = run_job(vllm_processed_backend, own_overrides(name, shared), tmp_path / name)
+        assert summary["errors"] == 0, results[name].get("error")
     power = results["power_sampling"]
     info = power["info"]
     assert len(power["candidates"]) == 2 and 1 <= info["mcmc_proposals"] <= 2 * 2 * 2
@@ -231,6 +224,19 @@ def test_cli_runs_the_methods_that_need_processed_logprobs_on_an_engine_of_their
     phi = results["phi_decoding"]
     assert len(phi["candidates"]) == 1 and 1 <= phi["info"]["foresight_steps"] <= 2
     assert phi["usage"]["backend_calls"] >= 2 + 2  # a step's expansions and rollouts, the completions
+
+
+def test_a_sweep_switches_the_backend_to_the_mode_a_method_needs(tmp_path):
+    """Power sampling reads processed logprobs, and refuses a backend in raw mode: after a
+    self-consistency job it runs (a backend was built anew, in its mode)."""
+    sweep_dir = tmp_path / "modes"
+    proc = ttscale("-m", "backend=scripted", "backend.synthetic_logprobs=5", "strategy=self_consistency,power_sampling",
+                   "dataset.limit=1", "strategy.max_tokens=16", "strategy.n=2", "strategy.blocks=2",
+                   "strategy.mcmc_steps=1", "progress=false", f"hydra.sweep.dir={sweep_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in range(2):
+        assert json.loads((job_dir(sweep_dir, job) / "summary.json").read_text())["errors"] == 0
+    assert proc.stderr.count("ttscale: a scripted stand-in model") == 2  # one backend per mode
 
 
 STEP_SWEPT = ["particle_filtering", "particle_gibbs", "beam_search", "dvts", "a_star", "block_search", "rebase",

@@ -376,42 +376,36 @@ def test_token_id_continuation_survives_a_template_that_rewrites_assistant_conte
     assert out.prompt_tokens == len(by_ids)
 
 
-def test_processed_logprobs_are_the_tempered_distribution_and_power_sampling_runs(smollm2_path, grader):
+def test_processed_logprobs_are_the_tempered_distribution_and_power_sampling_runs(vllm_processed_backend, grader):
     """An engine in processed-logprobs mode (power sampling's): at temperature 1 a sampled token's
     logprob equals its raw score; at 1/4 it is log p^4 / Z with Z <= 1, so never below 4 log p."""
-    from ttscale.backends.vllm import VLLMBackend
     from ttscale.strategies import Context, MajorityVote, Strategy
     from ttscale.strategies.search.power_sampling import PowerSampling
 
-    backend = VLLMBackend(smollm2_path, seed=0, engine_args={"dtype": "float32", "enforce_eager": True,
-                                                             "max_model_len": 1024, "logprobs_mode": "processed_logprobs"},
-                          env={"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_CPU_OMP_THREADS_BIND": "all"})
-    try:
-        assert backend.logprobs_mode == "processed_logprobs"
-        msgs = [{"role": "user", "content": "Name three colours."}]
-        ids = backend.encode(msgs)
+    backend = vllm_processed_backend
+    assert backend.logprobs_mode == "processed_logprobs"
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    ids = backend.encode(msgs)
 
-        async def sample(temperature):
-            params = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=24, logprobs=0,
-                                    keep_token_logprobs=True)
-            (c,) = (await backend.generate(msgs, params)).completions
-            return [t.logprob for t in c.token_logprobs], await backend.score(ids, list(c.token_ids))
+    async def sample(temperature):
+        params = SamplingParams(temperature=temperature, top_p=1.0, max_tokens=24, logprobs=0,
+                                keep_token_logprobs=True)
+        (c,) = (await backend.generate(msgs, params)).completions
+        return [t.logprob for t in c.token_logprobs], await backend.score(ids, list(c.token_ids))
 
-        lq, lp = asyncio.run(sample(1.0))
-        assert len(lq) == len(lp) > 0 and lq == pytest.approx(lp, abs=2e-3)
-        lq, lp = asyncio.run(sample(0.25))
-        assert all(q <= 1e-6 and q >= 4 * p - 2e-3 for q, p in zip(lq, lp)), list(zip(lq, lp))
-        assert sum(lq) > sum(lp)
+    lq, lp = asyncio.run(sample(1.0))
+    assert len(lq) == len(lp) > 0 and lq == pytest.approx(lp, abs=2e-3)
+    lq, lp = asyncio.run(sample(0.25))
+    assert all(q <= 1e-6 and q >= 4 * p - 2e-3 for q, p in zip(lq, lp)), list(zip(lq, lp))
+    assert sum(lq) > sum(lp)
 
-        problem = fixture_problems(1)[0]
-        search = PowerSampling(params=SamplingParams(temperature=0.25, top_p=1.0, max_tokens=32), blocks=2,
-                               mcmc_steps=2)
-        ctx = Context(problem=problem, backend=backend, grader=grader)
-        result = asyncio.run(Strategy(search, MajorityVote()).solve(problem, ctx))
-        assert result.info["mcmc_proposals"] >= 1 and result.candidates[0].num_tokens > 0
-        assert result.usage.backend_calls == 2 * ctx.calls  # every sample (block or proposal) scored once
-    finally:
-        backend.close()
+    problem = fixture_problems(1)[0]
+    search = PowerSampling(params=SamplingParams(temperature=0.25, top_p=1.0, max_tokens=32), blocks=2,
+                           mcmc_steps=2)
+    ctx = Context(problem=problem, backend=backend, grader=grader)
+    result = asyncio.run(Strategy(search, MajorityVote()).solve(problem, ctx))
+    assert result.info["mcmc_proposals"] >= 1 and result.candidates[0].num_tokens > 0
+    assert result.usage.backend_calls == 2 * ctx.calls  # every sample (block or proposal) scored once
 
 
 def test_deer_exits_early_by_trial_answers_on_the_real_engine(vllm_backend, grader):
