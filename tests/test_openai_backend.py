@@ -230,7 +230,8 @@ def test_an_endpoint_killed_mid_run_fails_over_and_nothing_is_lost_or_counted_tw
     servers = [FakeOpenAIServer(token_delay=0.0).start() for _ in range(2)]
     proxies = [FaultProxy(s.url).start() for s in servers]
     try:
-        with backend_for(*(p.url for p in proxies), model="m") as backend:
+        # a cooldown longer than the run: the killed endpoint is still out when the stats are read
+        with backend_for(*(p.url for p in proxies), model="m", retry={**FAST, "cooldown": 60.0}) as backend:
             problems = _problems(16)
 
             async def kill_later():

@@ -30,7 +30,8 @@ PROBLEM = Problem(id="p", question="q", answer="2")
 
 
 def series(confidence: float, tokens: int = 4) -> dict:
-    return {"sampled": [-0.1] * tokens, "confidence": [confidence] * tokens, "entropy": [1.0 / confidence] * tokens}
+    return {"sampled": [-0.1] * tokens, "confidence": [confidence] * tokens, "entropy": [1.0 / confidence] * tokens,
+            "certainty": [confidence - 1.0] * tokens, "topk_entropy": [1.0 / confidence] * tokens}
 
 
 # 1. token statistics survive step-wise search --------------------------------------------------------
