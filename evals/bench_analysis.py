@@ -14,7 +14,7 @@ import platform
 import random
 import time
 
-from ttscale.runtime import summarize
+from ttscale.results import summarize
 from ttscale.types import Candidate, Result, Usage
 
 

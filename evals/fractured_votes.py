@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ttscale.analysis import proportion_ci
-from ttscale.runtime import load_results
+from ttscale.results import load_results
 from ttscale.strategies.search.fractured_sampling import depth_weight
 from ttscale.strategies.select import WeightedVote
 from ttscale.strategies.select.weighted import SEARCH_WEIGHT

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from ttscale.runtime import load_results, summarize
+from ttscale.results import load_results, summarize
 from ttscale.strategies.select import BestScore, GenSelect, MajorityVote, WeightedVote
 from ttscale.strategies.context import Context
 from ttscale.types import Problem, Result, Trajectory, Usage

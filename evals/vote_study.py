@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ttscale.analysis import proportion_ci
-from ttscale.runtime import load_results
+from ttscale.results import load_results
 from ttscale.strategies.select import DeepConfVote, MajorityVote, MissingStatistic, RPCVote, WeightedVote
 from ttscale.types import Trajectory
 

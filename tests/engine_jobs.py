@@ -29,8 +29,8 @@ def run_job(backend, overrides: list[str], out_dir: Path, trace: bool = False) -
     from omegaconf import OmegaConf
 
     from ttscale.build import build_grader, build_problems, build_strategy, model_stop
-    from ttscale.cli import CONFIG_NAME, check_overrides
-    from ttscale.config import conf_dir, register_schemas
+    from ttscale.cli import check_overrides
+    from ttscale.config import CONFIG_NAME, conf_dir, register_schemas
     from ttscale.runtime import run
     from ttscale.tracing.recorder import TRACE_FILE
 

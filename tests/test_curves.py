@@ -4,7 +4,7 @@ import math
 import pytest
 
 from ttscale.analysis.__main__ import main as analyze
-from ttscale.analysis.curves import ks_for, pass_at_k, scaling_curve
+from ttscale.results.curves import ks_for, pass_at_k, scaling_curve
 from ttscale.types import Candidate, Result
 
 

@@ -166,7 +166,7 @@ def test_the_demo_stand_in_lets_scaling_curves_rise(tmp_path):
     """backend=demo: majority voting rises with n, and a verifier that reads confidence (best-of-n by
     mean logprob, DeepConf) rises faster; curves from one n=16 run rise from k=1 to k=16."""
     import ttscale as tts
-    from ttscale.analysis.curves import scaling_curve
+    from ttscale.results.curves import scaling_curve
     from ttscale.backends.demo import DemoBackend
 
     problems = tts.load_problems(tts.DatasetSpec(source="fixture:gsm8k_test_30", answer_format="gsm8k"))

@@ -87,7 +87,7 @@ def test_results_as_a_dataframe():
     strategy = ttscale.self_consistency(n=3)
     problems = [PROBLEM, ttscale.Problem(id="q", question="What is 3 + 3?", answer="6")]
     outcome = ttscale.run(strategy, problems, scripted(["\\boxed{4}", "\\boxed{4}", "\\boxed{5}"]), progress=False)
-    frame = outcome.to_dataframe(params=135e6)
+    frame = ttscale.results_frame(outcome, params=135e6)
     assert list(frame["problem_id"]) == ["p", "q"] and list(frame["correct"]) == [True, False]
     assert list(frame["answer"]) == ["4", "4"] and list(frame["reference"]) == ["4", "6"]
     assert (frame["completion_tokens"] == 3).all() and (frame["flops"] > 0).all()

@@ -17,7 +17,8 @@ from ttscale.backends.base import AFFINITY, BackendUnavailable
 from ttscale.backends.openai import BackendRequestError, OpenAIBackend
 from ttscale.build import ConfigError, build_strategy
 from ttscale.config import group_config
-from ttscale.runtime import arun, load_results, run
+from ttscale.runtime import arun, run
+from ttscale.results import load_results
 from ttscale.types import Problem, SamplingParams
 
 FAST = {"backoff": 0.05, "backoff_max": 0.2, "cooldown": 0.5, "deadline": 30.0}

@@ -3,7 +3,7 @@ result, and `recipe=NAME` expands on the command line."""
 
 import pytest
 
-from ttscale.cli import _variants, check_overrides
+from ttscale.cli_checks import _variants, check_overrides
 from ttscale.config import expand_recipe, load_recipe, recipes_dir
 
 RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.analysis.curves import field_metrics, g_pass_at_k, mg_pass_at_k, sample_accuracy
+from ttscale.results.curves import field_metrics, g_pass_at_k, mg_pass_at_k, sample_accuracy
 from ttscale.types import Candidate, Result
 
 REPO = Path(__file__).resolve().parents[1]

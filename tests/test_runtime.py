@@ -5,7 +5,8 @@ import pytest
 
 from ttscale import run, self_consistency
 from ttscale.backends.scripted import ScriptedBackend
-from ttscale.runtime import arun, load_results
+from ttscale.runtime import arun
+from ttscale.results import load_results
 from ttscale.types import Problem
 
 
@@ -81,15 +82,15 @@ def test_arun_and_duplicate_ids(grader):
 
 
 def test_only_backend_unavailable_problems_are_solved_again_on_resume():
-    from ttscale.runtime import _unavailable
+    from ttscale.results import unavailable
     from ttscale.types import Result
 
     down = Result("a", None, error="ttscale.backends.base.BackendUnavailable: no endpoint answered",
                   error_type="BackendUnavailable")
     mentions = Result("b", None, error="ValueError: a message quoting 'BackendUnavailable: x'", error_type="ValueError")
     older = Result("c", None, error="ttscale.backends.base.BackendUnavailable: no endpoint answered")  # no error_type
-    assert _unavailable(down) and not _unavailable(mentions) and _unavailable(older)
-    assert not _unavailable(Result("d", "1"))
+    assert unavailable(down) and not unavailable(mentions) and unavailable(older)
+    assert not unavailable(Result("d", "1"))
     assert Result.from_dict(json.loads(json.dumps(down.to_dict()))).error_type == "BackendUnavailable"
 
 
@@ -119,7 +120,7 @@ def test_a_rerun_solves_errored_problems_again_and_keeps_what_the_failed_try_cos
 
 
 def test_wall_time_adds_up_over_the_parts_of_a_run(tmp_path, grader):
-    from ttscale.runtime import run_wall_seconds
+    from ttscale.results import run_wall_seconds
 
     out = tmp_path / "r.jsonl"
     first = run(self_consistency(n=1), problems(3), ScriptedBackend(answer_script, delay=0.3), output=out,
@@ -137,7 +138,7 @@ def test_wall_time_adds_up_over_the_parts_of_a_run(tmp_path, grader):
 def test_a_killed_part_of_a_run_keeps_its_wall_time(tmp_path, grader):
     """A part that never closed (SIGKILL) lasted until its last result was written; a run from before
     parts were kept takes its first part from summary.json."""
-    from ttscale.runtime import open_part, parts_path, run_wall_seconds
+    from ttscale.results import open_part, parts_path, run_wall_seconds
 
     out = tmp_path / "r.jsonl"
     run(self_consistency(n=1), problems(2), ScriptedBackend(answer_script, delay=0.2), output=out, grader=grader,
@@ -155,7 +156,7 @@ def test_a_killed_part_of_a_run_keeps_its_wall_time(tmp_path, grader):
     legacy.parent.mkdir()
     legacy.write_text(out.read_text().splitlines()[0] + "\n")
     (legacy.parent / "summary.json").write_text(json.dumps({"wall_seconds": 42.0}))
-    from ttscale.runtime import load_results
+    from ttscale.results import load_results
 
     open_part(legacy, list(load_results(legacy).values()))
     assert run_wall_seconds(legacy) == pytest.approx(42.0)

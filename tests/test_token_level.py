@@ -325,7 +325,7 @@ def test_eager_adapt_gives_the_budget_left_to_the_problems_at_the_cap(grader, tm
     # n = 2. Problem "A" branches once (2 sequences: at the cap); "B" and "C" do not (1 each): 6 - 4 = 2
     # sequences are left, and all go to A (the only one at the cap) in a second pass of fresh EAGer runs.
     from ttscale import run
-    from ttscale.runtime import load_results
+    from ttscale.results import load_results
 
     half = {" b": math.log(0.5), " x": math.log(0.5)}
     branching = traced("a b \\boxed{1}", [{"a": -0.01}, half, {" \\boxed{1}": -0.01}])

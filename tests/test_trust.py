@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ttscale.analysis.curves import scaling_curve
+from ttscale.results.curves import scaling_curve
 from ttscale.backends.scripted import ScriptedBackend
 from ttscale.build import ConfigError, build_strategy, build_verifier
 from ttscale.config import group_config
 from ttscale.confidence import concat_series, series_stats
-from ttscale.runtime import run, summarize
+from ttscale.runtime import run
+from ttscale.results import summarize
 from ttscale.strategies import Context, Strategy
 from ttscale.strategies.select.deepconf import DeepConfVote
 from ttscale.strategies.select.weighted import MissingStatistic, WeightedVote

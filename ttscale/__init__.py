@@ -10,7 +10,8 @@ from ttscale.backends import ScriptedBackend
 from ttscale.backends.demo import DemoBackend
 from ttscale.data import DatasetSpec, PromptTemplate, load_problems
 from ttscale.graders import CodeGrader, MathGrader, extract_answer, grade_batch, is_equivalent
-from ttscale.runtime import RunResult, arun, run
+from ttscale.runtime import arun, run
+from ttscale.results import RunResult
 from ttscale.strategies import (DVTS, MCTS, AdaptiveSampling, AStarDecoding, BeamSearch, BestScore, BudgetForcing,
                                 CodeT, Context, DeepConfOnline, DeepConfVote, EntropyBranching, FracturedSampling, GenSelect,
                                 MajorityVote, MBRExec, MissingStatistic, ParallelSampling, ParticleFiltering, ParticleGibbs,
@@ -18,11 +19,11 @@ from ttscale.strategies import (DVTS, MCTS, AdaptiveSampling, AStarDecoding, Bea
                                 RPCVote, SequentialRefinement, SetCoverPruning, StepGenerator, Strategy, DEER, RSA, SStar,
                                 SelfCertainty, SelfDebug, TailEntropy,
                                 ValueGuidedBlockSearch, WeightedVote, best_of_n, self_consistency)
+from ttscale.version import __version__
 from ttscale.types import Completion, Delta, Problem, Result, SamplingParams, TokenPrompt, Trajectory, Usage
 from ttscale.verifiers import (FunctionVerifier, GroundTruth, MeanLogprob, MeanTokenProbability, Scores,
                                SelfEvaluation, Traits, TransformersPRM, UnitTests, VLLMPoolingPRM)
 
-__version__ = "0.1.0"
 
 _LAZY = {"VLLMBackend": "ttscale.backends.vllm", "OpenAIBackend": "ttscale.backends.openai"}
 
@@ -36,6 +37,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "__version__",
     "AStarDecoding", "AdaptiveSampling", "BeamSearch", "BestScore", "BudgetForcing", "CodeGrader", "CodeT", "Completion", "Context", "DEER",
     "DVTS", "RSA", "SStar", "SelfCertainty", "SelfDebug", "TailEntropy",
     "DatasetSpec", "DeepConfOnline", "DemoBackend", "DeepConfVote", "Delta", "EntropyBranching", "FracturedSampling",

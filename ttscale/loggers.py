@@ -37,7 +37,7 @@ def log_run(logger_cfg: Mapping[str, Any], config: Mapping[str, Any], summary: M
         return None
     import wandb
 
-    from ttscale.analysis.curves import scaling_curve
+    from ttscale.results.curves import scaling_curve
     from ttscale.analysis.report import plot_curve
 
     run = wandb.init(project=logger_cfg.get("project") or "ttscale", entity=logger_cfg.get("entity"),

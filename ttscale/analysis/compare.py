@@ -42,7 +42,7 @@ def paired_bootstrap(diffs: Sequence[float], level: float = 0.95, resamples: int
                      seed: int = 0) -> tuple[float, float]:
     """The percentile bootstrap interval of the mean per-problem difference (problems resampled with
     both runs' outcomes kept together): scipy.stats.bootstrap on the differences."""
-    from ttscale.analysis.metrics import bootstrap_ci
+    from ttscale.results.metrics import bootstrap_ci
 
     return bootstrap_ci(diffs, level, resamples, seed)
 
@@ -119,7 +119,7 @@ def compare_results(a: Mapping[str, Result], b: Mapping[str, Result], params: tu
 def compare_runs(run_a: str | Path, run_b: str | Path, seed: int = 0) -> dict[str, Any]:
     """compare_results on two run folders (their config.yaml gives the model sizes for FLOPs)."""
     from ttscale.analysis.report import _config
-    from ttscale.runtime import load_results
+    from ttscale.results import load_results
 
     runs = [Path(run_a), Path(run_b)]
     for run in runs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ttscale.analysis.metrics import proportion_ci
+from ttscale.results.metrics import proportion_ci
 from ttscale.types import Result
 
 
