@@ -24,3 +24,10 @@ def test_readme_block_runs(index, tmp_path):
     script.write_text(BLOCKS[index])
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_the_readmes_test_command_is_what_ci_runs():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = "bash scripts/install-cpu.sh --test && bash scripts/test.sh"
+    assert command in README.read_text()
+    assert "bash scripts/install-cpu.sh --test\n" in ci and ci.rstrip().endswith("bash scripts/test.sh")
