@@ -4,8 +4,10 @@
                                  [--data-path ../shared/data/gsm8k_test.jsonl] [--skip-replicas]
 
 Same model, same problems (GSM8K test rows offset..offset+problems), same configs:
-1. in-process: the vLLM engine in this process (conf/backend/vllm.yaml, every core);
-2. http: one local vLLM server (every core) behind backend=openai with token-id prompts;
+1. in-process: the vLLM engine in this process (conf/backend/vllm.yaml, every core; the allocator
+   preloaded as `ttscale` does);
+2. http: one local vLLM server (every core) behind backend=openai with token-id prompts, tuned the same
+   way (launch.server_command: cpu_engine_args, the preload, ttscale's top-p filter);
 3. replicas: one server pinned to core 0, then two servers pinned to cores 0 and 1 (the same machine
    split in two): backend=openai over one endpoint against two, affinity routing by problem.
 For each strategy (self-consistency n, particle filtering n particles with the free mean_token_prob
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -56,6 +59,11 @@ def main() -> None:
     parser.add_argument("--skip-replicas", action="store_true")
     parser.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
+    from ttscale.preload import preload_env
+
+    env = preload_env()
+    if env is not None:  # tuned as `ttscale` is: the in-process engine with the allocator preload too
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
     from ttscale.backends.launch import vllm_server
     from ttscale.backends.openai import OpenAIBackend
@@ -78,7 +86,8 @@ def main() -> None:
             print(json.dumps(row), flush=True)
 
     def remote(urls) -> OpenAIBackend:
-        return OpenAIBackend(urls, "m", tokenizer=path, send_seed=False)
+        # the servers run ttscale's top-p filter (launch.vllm_server's default), as the in-process CPU engine
+        return OpenAIBackend(urls, "m", tokenizer=path, send_seed=False, fast_top_p=True)
 
     with MathGrader(workers=1) as grader:
         backend = build_backend(group_config("backend", "vllm"), path, seed=0)

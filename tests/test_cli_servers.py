@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from ttscale.backends.launch import ServerSpec, plan_layout, server_command
+from ttscale.config import group_config
+from ttscale.preload import preload_env
 from ttscale.servers import overrides_line
 
 
@@ -51,6 +53,11 @@ def test_server_commands_bind_each_server_to_its_devices():
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == "1" and env["VLLM_CPU_KVCACHE_SPACE"] == "3"
     assert "--enforce-eager" in command and command[-2:] == ["--max-num-seqs", "64"]
     assert "ttscale.backends.top_p:TopP" in command and "--tensor-parallel-size" not in command
+    # tuned as the in-process CPU engine: its cpu_engine_args (conf/backend/vllm.yaml) and preload
+    cpu = group_config("backend", "vllm")["cpu_engine_args"]
+    assert command[command.index("--block-size") + 1] == str(cpu["block_size"]) == "32"
+    assert command[command.index("--dtype") + 1] == "float32" and command[command.index("--max-model-len") + 1] == "2048"
+    assert env.get("LD_PRELOAD") == (preload_env(dict(os.environ)) or os.environ).get("LD_PRELOAD")
 
 
 def test_the_printed_line_is_ttscale_overrides():

@@ -86,15 +86,18 @@ def _port_free(port: int) -> bool:
 def server_command(model: str, spec: ServerSpec, *, name: str | None = None, api_key: str | None = None,
                    kv_cache_gib: int = 2, max_model_len: int | None = None, fast_top_p: bool = False,
                    extra_args: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of one server. CPU: float32, eager, its cores bound (the
-    in-process backend's block_size 32 and ttscale's tcmalloc preload are not applied to servers);
-    GPU: its GPUs visible and a tensor-parallel group of them."""
+    """The command line and environment of one server. CPU: tuned as the in-process engine is
+    (cpu_server_flags: conf/backend/vllm.yaml's cpu_engine_args; the tcmalloc / OpenMP preload of
+    ttscale.preload), its cores bound; GPU: its GPUs visible and a tensor-parallel group of them."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--host", "127.0.0.1",
                "--port", str(spec.port), "--enable-prompt-tokens-details", "--seed", "0"]
     env = {**os.environ, "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING")}
     if spec.device == "cpu":
-        command += ["--dtype", "float32", "--enforce-eager", "--max-model-len", str(max_model_len or 2048)]
+        from ttscale.preload import preload_env
+
+        command += cpu_server_flags(max_model_len)
         env.update(VLLM_CPU_KVCACHE_SPACE=str(kv_cache_gib), VLLM_CPU_OMP_THREADS_BIND=",".join(map(str, spec.devices)))
+        env = preload_env(env) or env
     else:
         command += ["--tensor-parallel-size", str(len(spec.devices))]
         if max_model_len:
@@ -107,6 +110,24 @@ def server_command(model: str, spec: ServerSpec, *, name: str | None = None, api
     if fast_top_p:  # ttscale's top-p filter (backends/top_p.py), for clients with backend.fast_top_p=true
         command += ["--logits-processors", "ttscale.backends.top_p:TopP"]
     return [*command, *extra_args], env
+
+
+def cpu_server_flags(max_model_len: int | None = None) -> list[str]:
+    """conf/backend/vllm.yaml's cpu_engine_args (the in-process CPU engine's: float32, eager, 32-token KV
+    blocks, its context) as a vLLM server's flags: one place says how a CPU engine is tuned."""
+    from ttscale.config import group_config
+
+    args = dict(group_config("backend", "vllm")["cpu_engine_args"])
+    if max_model_len:
+        args["max_model_len"] = max_model_len
+    flags = []
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def _start(command: list[str], env: dict[str, str], log_path: Path, cores: Sequence[int] | None) -> subprocess.Popen:
@@ -149,41 +170,46 @@ def vllm_servers(model: str, layout: Sequence[ServerSpec], *, logs: str | Path, 
 
     guard()  # the servers end with this process, however it ends (before the environment is copied)
     Path(logs).mkdir(parents=True, exist_ok=True)
-    processes, paths = [], []
-    try:
-        for i, spec in enumerate(layout):
-            command, env = server_command(model, spec, **options)
-            paths.append(Path(logs) / f"server-{i}-port-{spec.port}.log")
-            processes.append(_start(command, env, paths[-1], spec.devices if spec.device == "cpu" else None))
-        deadline = time.monotonic() + start_timeout
-        for spec, process, path in zip(layout, processes, paths):
-            _wait(spec.url.removesuffix("/v1"), process, path, max(1.0, deadline - time.monotonic()))
-        yield Fleet([spec.url for spec in layout], processes)
-    finally:
-        _stop(processes)
+    paths = [Path(logs) / f"server-{i}-port-{spec.port}.log" for i, spec in enumerate(layout)]
+    with _started(model, layout, paths, [spec.device == "cpu" for spec in layout], start_timeout, options) as fleet:
+        yield fleet
 
 
 @contextlib.contextmanager
 def vllm_server(model: str, *, name: str | None = None, port: int | None = None, cpus: Sequence[int] | None = None,
                 kv_cache_gib: int = 2, api_key: str | None = None, log: str | Path | None = None,
-                extra_args: Sequence[str] = (), start_timeout: float = 600.0, fast_top_p: bool = False) -> Iterator[str]:
+                extra_args: Sequence[str] = (), start_timeout: float = 600.0, fast_top_p: bool = True) -> Iterator[str]:
     """A CPU-build server of `model` on 127.0.0.1 for the duration of the block; yields its base URL (…/v1).
 
     cpus: the cores it may use (pinned with sched_setaffinity; the CPU engine binds its threads to
-    them); None: every core this process may use. Fails with the log's tail if it does not start."""
+    them); None: every core this process may use. fast_top_p: with ttscale's top-p filter (clients
+    use it with backend.fast_top_p=true). Fails with the log's tail if it does not start."""
     from ttscale.reaper import guard
 
     guard()  # the server ends with this process, however it ends (before `env` copies the token)
     spec = ServerSpec(port or free_port(), tuple(sorted(cpus if cpus is not None else os.sched_getaffinity(0))))
-    command, env = server_command(model, spec, name=name, api_key=api_key, kv_cache_gib=kv_cache_gib,
-                                  fast_top_p=fast_top_p, extra_args=extra_args)
-    log_path = Path(log) if log else Path(os.devnull)
-    process = _start(command, env, log_path, spec.devices if cpus is not None else None)
+    options = dict(name=name, api_key=api_key, kv_cache_gib=kv_cache_gib, fast_top_p=fast_top_p, extra_args=extra_args)
+    with _started(model, [spec], [Path(log) if log else Path(os.devnull)], [cpus is not None], start_timeout,
+                  options) as fleet:
+        yield fleet.urls[0]
+
+
+@contextlib.contextmanager
+def _started(model: str, layout: Sequence[ServerSpec], logs: Sequence[Path], pin: Sequence[bool],
+             start_timeout: float, options: dict) -> Iterator[Fleet]:
+    """The servers of `layout` started at once (each pinned to its cores where `pin`), once each
+    answers /health, until the block ends; one that fails to start stops them all, with its log's tail."""
+    processes = []
     try:
-        _wait(spec.url.removesuffix("/v1"), process, log_path, start_timeout)
-        yield spec.url
+        for spec, path, pinned in zip(layout, logs, pin):
+            command, env = server_command(model, spec, **options)
+            processes.append(_start(command, env, path, spec.devices if pinned else None))
+        deadline = time.monotonic() + start_timeout
+        for spec, process, path in zip(layout, processes, logs):
+            _wait(spec.url.removesuffix("/v1"), process, path, max(1.0, deadline - time.monotonic()))
+        yield Fleet([spec.url for spec in layout], processes)
     finally:
-        _stop([process])
+        _stop(processes)
 
 
 def _wait(url: str, process: subprocess.Popen, log_path: Path, timeout: float) -> None:
