@@ -81,14 +81,16 @@ def test_every_shipped_config_composes():
 
 
 def test_every_readme_command_line_is_a_valid_config():
-    """The `ttscale ...` lines of the README's bash blocks compose and build (no model is started)."""
+    """The `ttscale ...` lines of the README's and the docs' bash blocks compose and build (no model is
+    started)."""
     import re
     import shlex
     from pathlib import Path
 
     from ttscale.cli import check_overrides
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    root = Path(__file__).resolve().parents[1]
+    readme = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
     lines = [ln.split("#")[0].strip() for block in re.findall(r"```bash\n(.*?)```", readme, re.S)
              for ln in block.splitlines()]
     from ttscale.config import expand_recipe

@@ -306,8 +306,8 @@ def test_a_client_that_hangs_up_stops_its_strategy(stream):
 
 
 def test_the_readmes_lm_eval_command_runs_offline_against_serve(tmp_path):
-    """The README's `lm_eval ... --include_path evals/lm_eval_tasks --tasks gsm8k_ttscale` command, as
-    written (its port changed, 3 problems), against `ttscale serve` on the scripted stand-in: no hub."""
+    """docs/BACKENDS.md's `lm_eval ... --include_path evals/lm_eval_tasks --tasks gsm8k_ttscale` command,
+    as written (its port changed, 3 problems), against `ttscale serve` on the scripted stand-in: no hub."""
     import re
     import shlex
     import subprocess
@@ -315,7 +315,7 @@ def test_the_readmes_lm_eval_command_runs_offline_against_serve(tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    readme = (repo / "README.md").read_text()
+    readme = (repo / "docs" / "BACKENDS.md").read_text()
     block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if b.startswith("lm_eval "))
     running = Running(Server(["backend=scripted"]))
     try:
