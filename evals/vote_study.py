@@ -5,7 +5,9 @@
 RUN_DIR is a ttscale run folder whose samples carry token statistics (run it with
 strategy.logprobs=20, e.g. `ttscale strategy=self_consistency strategy.logprobs=20 ...`). Answer
 groups and correctness come from the run's results.jsonl (graded by ttscale's math grader), so each
-method sees exactly the same samples. Prints accuracy with a 95% bootstrap interval per method.
+method sees exactly the same samples. Prints accuracy with a 95% bootstrap interval per method. A
+method whose statistic the samples lack (a run from before it was recorded) is skipped, and said so;
+a run with no token statistics at all is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 
 from ttscale.analysis import proportion_ci
 from ttscale.results import load_results
-from ttscale.strategies.select import DeepConfVote, MajorityVote, MissingStatistic, RPCVote, WeightedVote
+from ttscale.strategies.select import (DeepConfVote, MajorityVote, MissingStatistic, RPCVote, SelfCertainty,
+                                       WeightedVote)
 from ttscale.types import Trajectory
 
 METHODS = {
@@ -27,6 +30,8 @@ METHODS = {
     "rpc_no_pruning": RPCVote(prune=False),
     "deepconf_eta10": DeepConfVote(eta=10),
     "deepconf_eta90": DeepConfVote(eta=90),
+    "self_certainty_borda": SelfCertainty(),
+    "self_certainty_best": SelfCertainty(vote="best"),
 }
 
 
@@ -42,12 +47,9 @@ def graded(run_dir: Path) -> list:
     results = [r for r in load_results(run_dir / "results.jsonl").values() if not r.error and r.correct is not None]
     if not results:
         raise Refused(f"vote_study: {run_dir}: no graded problem (every one errored or was undecided)")
-    for name, select in METHODS.items():
-        try:
-            select(trajectories(results[0]), [c.group for c in results[0].candidates])
-        except MissingStatistic as exc:
-            raise Refused(f"vote_study: {run_dir}: its samples carry no token statistics, which {name} reads "
-                          f"({exc}); run it with strategy.logprobs=20 on a backend that returns top-k logprobs") from None
+    if not any(c.stats.get("tokens") for r in results for c in r.candidates):
+        raise Refused(f"vote_study: {run_dir}: its samples carry no token statistics, which every method but "
+                      "majority reads; run it with strategy.logprobs=20 on a backend that returns top-k logprobs")
     return results
 
 
@@ -56,14 +58,20 @@ def trajectories(result) -> list[Trajectory]:
             for c in result.candidates]
 
 
-def study(run_dir: Path) -> list[dict]:
+def study(run_dir: Path, skipped: dict[str, str] | None = None) -> list[dict]:
+    """A row per method; a method whose statistic a sample lacks goes to `skipped` (method: why)."""
     results = graded(run_dir)
     rows = []
     for name, select in METHODS.items():
         outcomes = []
-        for result in results:
-            chosen = select(trajectories(result), [c.group for c in result.candidates]).index
-            outcomes.append(float(chosen is not None and bool(result.candidates[chosen].correct)))
+        try:
+            for result in results:
+                chosen = select(trajectories(result), [c.group for c in result.candidates]).index
+                outcomes.append(float(chosen is not None and bool(result.candidates[chosen].correct)))
+        except MissingStatistic as exc:
+            if skipped is not None:
+                skipped[name] = str(exc)
+            continue
         rows.append({"method": name, "problems": len(outcomes), "accuracy": sum(outcomes) / len(outcomes),
                      "ci95": proportion_ci(outcomes)})
     covered = [float(any(c.correct for c in r.candidates)) for r in results]
@@ -76,7 +84,10 @@ def main() -> None:
     if len(sys.argv) < 2:
         raise SystemExit(__doc__)
     for folder in map(Path, sys.argv[1:]):
-        rows = study(folder)
+        skipped: dict[str, str] = {}
+        rows = study(folder, skipped)
+        for name, why in skipped.items():
+            print(f"vote_study: {folder}: {name} skipped: {why}", file=sys.stderr)
         print(f"# {folder}")
         print("| method | problems | accuracy | 95% CI |\n|---|---|---|---|")
         for row in rows:

@@ -56,6 +56,9 @@ def ttscale(*args, timeout=600):
         (["dataset=humaneval", "grader.code_grouping=nope"],
          "ttscale: grader.code_grouping='nope' is not a known choice; choose one of: outputs, program"),
         (["verifier=unit_tests"], "ttscale: verifier=unit_tests needs a code dataset (dataset=humaneval or dataset=mbpp)"),
+        (["recipe=cpu_scaling", "hydra.run.dir=/tmp/x"],
+         "ttscale: hydra.run.dir is not read by a sweep (-m, or a recipe that sweeps): its folder is hydra.sweep.dir=..."),
+        (["hydra.sweep.dir=/tmp/x"], "ttscale: hydra.sweep.dir is not read by a single run: its folder is hydra.run.dir=..."),
         (["dataset.format=nope"], "ttscale: dataset.format='nope' is not a known choice; choose one of: humaneval, mbpp, qa"),
         (["verifier=self_eval", "verifier.aggregation=max"], "ttscale: verifier.aggregation='max'; choose one of: last, min, prod, mean, model"),
     ],
@@ -65,6 +68,14 @@ def test_config_errors_are_one_clear_line(args, message):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(message), proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_every_choice_of_each_group_and_no_schema():
+    proc = ttscale("--help")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "strategy: a_star, adaptive_sc, beam_search" in proc.stdout and "self_certainty" in proc.stdout
+    assert "verifier: mean_logprob, mean_token_prob, none" in proc.stdout and "dataset/prompt: " in proc.stdout
+    assert "_schema" not in proc.stdout and "--hydra-help" in proc.stdout
 
 
 def test_every_shipped_config_composes():

@@ -116,6 +116,13 @@ def test_vote_study_refuses_a_run_without_token_statistics_in_one_line(tmp_path)
     assert "strategy.logprobs=20" in plain.stderr and "Traceback" not in plain.stderr
     assert runs["stats"].returncode == 0, runs["stats"].stderr[-2000:]
     assert "| majority | 2 |" in runs["stats"].stdout and "| inverse_entropy | 2 |" in runs["stats"].stdout
+    # a run from before self-certainty was recorded: that method is skipped and said so, the others run
+    rows = (tmp_path / "stats" / "results.jsonl").read_text().replace('"self_certainty": ', '"old_key": ')
+    (tmp_path / "stats" / "results.jsonl").write_text(rows)
+    older = subprocess.run([sys.executable, str(study), str(tmp_path / "stats")], capture_output=True, text=True,
+                           timeout=120)
+    assert older.returncode == 0 and "| inverse_entropy | 2 |" in older.stdout and "self_certainty" not in older.stdout
+    assert "self_certainty_borda skipped: " in older.stderr and "self_certainty_best skipped: " in older.stderr
     missing = subprocess.run([sys.executable, str(study), str(tmp_path / "nothing")], capture_output=True, text=True,
                              timeout=120)
     assert missing.returncode != 0 and "no results.jsonl" in missing.stderr and "Traceback" not in missing.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +53,17 @@ def test_unknown_names_and_option_keys_are_one_line_errors():
                             "options": {"kep": 2}})
         finally:
             sys.path.remove(str(PLUGINS))
+    sys.path.insert(0, str(PLUGINS))
+    try:  # an option's value is checked against its field's type
+        for bad, says in (("abc", "options.keep='abc': FirstOfN.keep is int"), (True, "FirstOfN.keep is int"),
+                          (2.5, "FirstOfN.keep is int")):
+            with pytest.raises(ConfigError, match=re.escape(says)):
+                build_strategy({**group_config("strategy", "self_consistency"), "search": "my_methods:FirstOfN",
+                                "options": {"keep": bad}})
+        build_strategy({**group_config("strategy", "self_consistency"), "search": "my_methods:FirstOfN",
+                        "options": {"keep": 2}})
+    finally:
+        sys.path.remove(str(PLUGINS))
 
 
 def test_a_users_own_search_and_verifier_run_from_the_cli(tmp_path):

@@ -276,6 +276,18 @@ def quiet_exit(app: App, why: str) -> None:
     raise SystemExit(130)
 
 
+def command_help() -> str:
+    """`ttscale --help`: the command's usage and every choice of each config group (conf/), the
+    schemas the configs are checked against left out; Hydra's own options: --hydra-help."""
+    lines = [(__doc__ or "").strip(), "", "Config groups (GROUP=CHOICE; KEY=VALUE sets one key, e.g. strategy.n=16):"]
+    for group in sorted(p for p in conf_dir().rglob("*") if p.is_dir() and not p.name.startswith((".", "hydra"))):
+        choices = sorted(f.stem for f in group.glob("*.yaml") if not f.stem.endswith("_schema"))
+        if choices:
+            lines.append(f"  {group.relative_to(conf_dir()).as_posix()}: {', '.join(choices)}")
+    lines += ["", "Recipes (recipe=NAME, a sweep): see recipes/README.md. Hydra's own options: ttscale --hydra-help"]
+    return "\n".join(lines)
+
+
 def main() -> None:
     from ttscale.preload import restart_preloaded
 
@@ -305,6 +317,9 @@ def main() -> None:
     except ValueError as exc:
         print(f"ttscale: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if any(a in ("-h", "--help") for a in args):  # the config groups a user may choose from (no schemas)
+        print(command_help())
+        return
     verbose = any(a in ("-v", "--verbose") for a in args)
     args = [a for a in args if a not in ("-v", "--verbose")]
     sys.argv = [sys.argv[0], *args]  # Hydra reads the expanded command line

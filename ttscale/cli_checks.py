@@ -199,6 +199,10 @@ def check_hydra(overrides: list[str], multirun: bool) -> str | None:
 
     from ttscale.config import register_schemas
 
+    ignored, used = ("hydra.run.dir", "hydra.sweep.dir") if multirun else ("hydra.sweep.dir", "hydra.run.dir")
+    if any(o.lstrip("+").startswith(ignored + "=") for o in overrides):  # Hydra would ignore it silently
+        what = "a sweep (-m, or a recipe that sweeps)" if multirun else "a single run"
+        return f"{ignored} is not read by {what}: its folder is {used}=..."
     register_schemas()
     parsed = OverridesParser.create().parse_overrides(overrides)
     first = (_variants(overrides) or [[]])[0] + [o.input_line for o in parsed if o.is_hydra_override()]

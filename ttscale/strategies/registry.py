@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
@@ -82,9 +84,28 @@ def build(cls: type, cfg: Mapping[str, Any], injected: Mapping[str, Any], fixed:
         elif fixed and f.name in fixed:
             kwargs[f.name] = fixed[f.name]
         elif f.name in options:
+            _check_type(cls, f.name, options[f.name])
             kwargs[f.name] = options[f.name]
         elif key in cfg:
             kwargs[f.name] = cfg[key]
         elif f.default is MISSING and f.default_factory is MISSING:
             raise ValueError(f"{cls.__name__} needs strategy.options.{f.name} (no default)")
     return cls(**kwargs)
+
+
+def _check_type(cls: type, name: str, value: Any) -> None:
+    """An option's value against its field's annotation, where that is a plain type (int, float, str,
+    bool, or one of them or None): `options.keep=abc` for an int is refused, never passed on."""
+    try:
+        hint = typing.get_type_hints(cls).get(name)
+    except Exception:  # an annotation that cannot be resolved: not checked
+        return
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    plain = (int, float, str, bool, type(None))
+    if not args or not all(a in plain for a in args):
+        return
+    ok = any(isinstance(value, a) and not (a in (int, float) and isinstance(value, bool)) for a in args)
+    ok = ok or (float in args and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        wanted = " or ".join("null" if a is type(None) else a.__name__ for a in args)
+        raise ValueError(f"options.{name}={value!r}: {cls.__name__}.{name} is {wanted}")
