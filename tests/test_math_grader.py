@@ -221,7 +221,7 @@ def test_extraction_of_hostile_outputs_is_fast(text):
 
 
 def test_close_while_a_check_is_in_flight_kills_its_worker():
-    pool = WorkerPool(size=1, timeout=60, initializer="ttscale.graders.math:_init_worker")
+    pool = WorkerPool(size=1, timeout=60, initializer="ttscale.graders.math_symbolic:_init_worker")
     pool.call(time.sleep, 0)
     (worker,) = pool._live
     outcome = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttscale.graders import math as math_module
+from ttscale.graders import math_symbolic as math_module
 from ttscale.graders.math import MathGrader, MathSettings, reference_answer, symbolic_check, too_costly
 from ttscale.graders.math_answers import clean_text, extract_answer, quick_extract
 

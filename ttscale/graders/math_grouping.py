@@ -92,7 +92,7 @@ def _value(expr) -> tuple | None:
 def fingerprint_many(answers: Sequence[str], settings, budget: float, until: float) -> list[tuple[str, object]]:
     """("num", fingerprint) | ("any", None) | ("unread", why) for each answer, each within `budget`
     seconds and all by the wall-clock time `until` (time.time())."""
-    from ttscale.graders.math import _parse_cached, _percent_free
+    from ttscale.graders.math_symbolic import _parse_cached, _percent_free
 
     out: list[tuple[str, object]] = []
     for answer in answers:
@@ -118,7 +118,7 @@ def fingerprint_many(answers: Sequence[str], settings, budget: float, until: flo
 def verify_many(pairs: Sequence[tuple[str, str]], settings, budget: float, until: float) -> list[bool | None]:
     """math-verify on each pair, either direction, each within `budget` seconds and all by `until`
     (None: it did not finish)."""
-    from ttscale.graders.math import symbolic_check
+    from ttscale.graders.math_symbolic import symbolic_check
 
     out: list[bool | None] = []
     for a, b in pairs:
