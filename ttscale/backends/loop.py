@@ -58,3 +58,16 @@ class LoopThread:
         if self.loop.is_running():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(timeout=timeout)
+
+
+async def gather_or_cancel(coros):
+    """The results of coroutines run at once; when one fails, the others are cancelled (their requests
+    closed, so the server stops them) before the failure is raised."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -41,11 +41,11 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from ttscale.backends.base import AFFINITY, TOP_P_KEY, BackendUnavailable, render_ids, top_p_filtered
-from ttscale.backends.loop import LoopThread, Put
+from ttscale.backends.loop import LoopThread, Put, gather_or_cancel
 from ttscale.backends.router import Endpoint, Router
-from ttscale.backends.openai_wire import BackendRequestError, _cached, _check, _ids, _logprobs, _Retry
-from ttscale.confidence import series_stats, token_series
-from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenLogprob, TokenPrompt
+from ttscale.backends.openai_wire import (BackendRequestError, _cached, _check, _Retry, completion_of, fill_delta,
+                                           one_sample)
+from ttscale.types import Completion, Delta, GenerateOutput, Prompt, SamplingParams, TokenPrompt
 
 class OpenAIBackend:
     """One or many OpenAI-compatible endpoints (see the module doc)."""
@@ -195,10 +195,10 @@ class OpenAIBackend:
 
     async def generate(self, prompt: Prompt, params: SamplingParams) -> GenerateOutput:
         key = AFFINITY.get()
-        singles = [params if params.n == 1 else _one(params, i) for i in range(params.n)]
+        singles = [params if params.n == 1 else one_sample(params, i) for i in range(params.n)]
         requests = [self._request(prompt, p, stream=False) for p in singles]
 
-        outs = await self._worker.call(_all(self._one_sample(r, params, key) for r in requests))
+        outs = await self._worker.call(gather_or_cancel(self._one_sample(r, params, key) for r in requests))
         return GenerateOutput([c for out in outs for c in out.completions],
                               prompt_tokens=sum(o.prompt_tokens for o in outs),
                               cached_prompt_tokens=sum(o.cached_prompt_tokens for o in outs))
@@ -213,38 +213,9 @@ class OpenAIBackend:
             usage = data.get("usage") or {}
         except (KeyError, IndexError, TypeError):
             raise BackendRequestError(f"POST {path}: the server's answer has no choices: {str(data)[:200]}") from None
-        completion = self._completion(choice, params, path == "/chat/completions", usage)
+        completion = completion_of(choice, params, path == "/chat/completions", usage, self._tokenizer)
         prompt_tokens = usage.get("prompt_tokens", len(ids) if ids is not None else 0)
         return GenerateOutput([completion], prompt_tokens=prompt_tokens, cached_prompt_tokens=_cached(usage))
-
-    def _completion(self, choice: dict, params: SamplingParams, chat: bool, usage: Mapping[str, Any]) -> Completion:
-        text = ((choice.get("message") or {}).get("content") or "") if chat else (choice.get("text") or "")
-        sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat)
-        ids = _ids(choice, tokens)
-        num = len(ids) if ids is not None else int(usage.get("completion_tokens") or 0)
-        series = token_series(sampled, tops) if tops is not None and sampled else None
-        keep = None
-        if params.keep_token_logprobs and sampled is not None:
-            rows = top_tokens or [[] for _ in sampled]
-            keep = [TokenLogprob(token=self._piece(tok), logprob=lp,
-                                 top={self._piece(t): v for t, v in zip(row_tokens, row)})
-                    for tok, lp, row_tokens, row in zip(tokens, sampled, rows, tops or [[] for _ in sampled])]
-        return Completion(
-            text=text, num_tokens=num, finish_reason=choice.get("finish_reason"),
-            stop_reason=choice.get("stop_reason") if choice.get("finish_reason") == "stop" else None,
-            cumulative_logprob=sum(sampled) if sampled is not None else None,
-            token_logprobs=keep,
-            stats=series_stats(series, params.stats) if series is not None else {},
-            series=series if params.keep_series else None,
-            token_ids=tuple(ids) if ids is not None else None,
-        )
-
-    def _piece(self, token: tuple[int | None, str]) -> str:
-        """A token's text: decoded here from its id when there is a tokenizer, else the server's string."""
-        tid, text = token
-        if tid is not None and self._tokenizer is not None:
-            return self._tokenizer.decode([tid])
-        return text
 
     async def stream(self, prompt: Prompt, params: SamplingParams) -> AsyncIterator[Delta]:
         """One sample as deltas over server-sent events; closing the iterator closes the HTTP stream,
@@ -320,7 +291,7 @@ class OpenAIBackend:
                     if usage and _cached(usage) > cached:
                         delta.cached_prompt_tokens, cached = _cached(usage) - cached, _cached(usage)
                     for choice in chunk.get("choices") or []:
-                        self._fill(delta, choice, params)
+                        fill_delta(delta, choice, params)
                     if pending is not None:
                         pending.prompt_tokens += delta.prompt_tokens
                         pending.cached_prompt_tokens += delta.cached_prompt_tokens
@@ -341,19 +312,6 @@ class OpenAIBackend:
             raise _Retry(f"the stream ended after {len(sent['ids'])} tokens without a finish reason")
         sent["ids"].extend(pending.token_ids)
         put(pending)
-
-    def _fill(self, delta: Delta, choice: dict, params: SamplingParams) -> None:
-        sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat=False)
-        delta.token_ids = list(_ids(choice, tokens) or [])
-        delta.text = choice.get("text") or ""
-        if params.logprobs is not None:
-            delta.logprobs = sampled or []
-            if params.logprobs > 0:
-                delta.top_logprobs = tops or []
-                delta.top_token_ids = [[t[0] for t in row] for row in top_tokens or []]
-        if choice.get("finish_reason"):
-            delta.finish_reason = choice["finish_reason"]
-            delta.stop_reason = choice.get("stop_reason") if delta.finish_reason == "stop" else None
 
     async def score(self, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> list[float]:
         """The model's raw logprob of each completion token after the prompt (vLLM's prompt_logprobs)."""
@@ -438,22 +396,3 @@ class OpenAIBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-async def _all(coros):
-    """The results of coroutines run at once; when one fails, the others are cancelled (their requests
-    closed, so the server stops them) before the failure is raised."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _one(params: SamplingParams, index: int) -> SamplingParams:
-    from dataclasses import replace
-
-    return replace(params, n=1, seed=None if params.seed is None else params.seed + index)

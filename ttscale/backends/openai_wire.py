@@ -1,10 +1,15 @@
 """The OpenAI-compatible wire format as vLLM's server writes it, read for backends/openai.py: status
-codes to retry or not, usage, generated ids, and logprobs (`token_id:N` tokens, top-k rows by rank)."""
+codes to retry or not, usage, generated ids, logprobs (`token_id:N` tokens, top-k rows by rank), and a
+response's sample as a Completion or a streamed chunk as a Delta."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+
+from ttscale.confidence import series_stats, token_series
+from ttscale.types import Completion, Delta, SamplingParams, TokenLogprob
 
 
 class BackendRequestError(RuntimeError):
@@ -95,3 +100,55 @@ def _logprobs(block: Any, top_k: int | None, chat: bool):
     tops = [[lp for _, lp in row] or [s] for row, s in zip(ranked, sampled)]
     top_tokens = [[tok for tok, _ in row] or [t] for row, t in zip(ranked, tokens)]
     return sampled, tops, top_tokens, tokens
+
+
+def completion_of(choice: dict, params: SamplingParams, chat: bool, usage: Mapping[str, Any], tokenizer) -> Completion:
+    """One sample of a response (chat or completions) as a Completion; `tokenizer` decodes token ids, if any."""
+    text = ((choice.get("message") or {}).get("content") or "") if chat else (choice.get("text") or "")
+    sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat)
+    ids = _ids(choice, tokens)
+    num = len(ids) if ids is not None else int(usage.get("completion_tokens") or 0)
+    series = token_series(sampled, tops) if tops is not None and sampled else None
+    keep = None
+    if params.keep_token_logprobs and sampled is not None:
+        rows = top_tokens or [[] for _ in sampled]
+        keep = [TokenLogprob(token=piece(tok, tokenizer), logprob=lp,
+                             top={piece(t, tokenizer): v for t, v in zip(row_tokens, row)})
+                for tok, lp, row_tokens, row in zip(tokens, sampled, rows, tops or [[] for _ in sampled])]
+    return Completion(
+        text=text, num_tokens=num, finish_reason=choice.get("finish_reason"),
+        stop_reason=choice.get("stop_reason") if choice.get("finish_reason") == "stop" else None,
+        cumulative_logprob=sum(sampled) if sampled is not None else None,
+        token_logprobs=keep,
+        stats=series_stats(series, params.stats) if series is not None else {},
+        series=series if params.keep_series else None,
+        token_ids=tuple(ids) if ids is not None else None,
+    )
+
+
+def piece(token: tuple[int | None, str], tokenizer) -> str:
+    """A token's text: decoded here from its id when there is a tokenizer, else the server's string."""
+    tid, text = token
+    if tid is not None and tokenizer is not None:
+        return tokenizer.decode([tid])
+    return text
+
+
+def fill_delta(delta: Delta, choice: dict, params: SamplingParams) -> None:
+    """A streamed chunk's choice into the Delta of its sample."""
+    sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat=False)
+    delta.token_ids = list(_ids(choice, tokens) or [])
+    delta.text = choice.get("text") or ""
+    if params.logprobs is not None:
+        delta.logprobs = sampled or []
+        if params.logprobs > 0:
+            delta.top_logprobs = tops or []
+            delta.top_token_ids = [[t[0] for t in row] for row in top_tokens or []]
+    if choice.get("finish_reason"):
+        delta.finish_reason = choice["finish_reason"]
+        delta.stop_reason = choice.get("stop_reason") if delta.finish_reason == "stop" else None
+
+
+def one_sample(params: SamplingParams, index: int) -> SamplingParams:
+    """Sample `index` of an n-sample request as a request of its own (seed + index)."""
+    return replace(params, n=1, seed=None if params.seed is None else params.seed + index)
