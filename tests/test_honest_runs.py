@@ -131,7 +131,8 @@ def test_proportions_have_honest_intervals_at_zero_and_one():
 
 
 def test_an_all_errored_run_has_no_accuracy_on_the_leaderboard(tmp_path):
-    from ttscale.analysis.report import leaderboard, plot_compute
+    from ttscale.analysis.plots import plot_compute
+    from ttscale.analysis.report import leaderboard
 
     proc = ttscale("backend=scripted", "backend.script=fail", "dataset.limit=2", "progress=false",
                    f"hydra.run.dir={tmp_path / 'bad'}")

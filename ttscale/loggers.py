@@ -38,7 +38,7 @@ def log_run(logger_cfg: Mapping[str, Any], config: Mapping[str, Any], summary: M
     import wandb
 
     from ttscale.results.curves import scaling_curve
-    from ttscale.analysis.report import plot_curve
+    from ttscale.analysis.plots import plot_curve
 
     run = wandb.init(project=logger_cfg.get("project") or "ttscale", entity=logger_cfg.get("entity"),
                      mode=logger_cfg.get("mode"), group=logger_cfg.get("group") or group,

@@ -19,7 +19,8 @@ import csv
 from pathlib import Path
 
 from ttscale.results.curves import scaling_curve
-from ttscale.analysis.report import COMPUTE_AXES, leaderboard, plot_compute, plot_curve, run_dirs, write_leaderboard
+from ttscale.analysis.plots import plot_compute, plot_curve
+from ttscale.analysis.report import COMPUTE_AXES, leaderboard, run_dirs, write_leaderboard
 from ttscale.results import load_results
 
 
