@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ttscale"
 # lowest first; the units of one layer do not import each other
 LAYERS = [
     {"version", "confidence"},
-    {"types"},
+    {"types", "schemas"},  # plain dataclasses: the problems and results; the config schemas
     {"reaper", "preload", "config"},  # process utilities; the config schemas
     {"backends", "graders", "models"},
     {"verifiers", "data"},
