@@ -241,7 +241,8 @@ def main() -> None:
     problems = build_problems(dataset, model_cfg)
     rows: list[dict] = []
     with MathGrader(workers=1) as grader, \
-            vllm_server(path, name="m", extra_args=["--generation-config", "vllm"], log="/tmp/bench_peers_server.log") as url, \
+            vllm_server(path, name="m", extra_args=["--generation-config", "vllm"], log="/tmp/bench_peers_server.log",
+                        fast_top_p=False) as url, \
             OpenAIBackend([url], "m", tokenizer=path, send_seed=False) as backend:
         prompts = [backend.encode(p.messages) for p in problems]
         for round_, method in ((r, m) for r in range(args.rounds) for m in args.methods.split(",")):

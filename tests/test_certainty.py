@@ -154,3 +154,20 @@ def test_both_selections_on_the_cpu_engine(vllm_backend, tmp_path):
             ranks = row["info"]["rank"]
             assert sorted(ranks) == [1, 2, 3, 4]
             assert ranks.index(1) == max(range(4), key=lambda i: (stats[i]["self_certainty"], -i))
+
+
+def test_a_trim_that_would_leave_nothing_keeps_every_sample():
+    # 16 lengths 1..16: the 49th and 51st percentiles are 8.35 and 8.65, no length between them
+    ts = [traj(str(k), entropies=[1.0 / k] * k) for k in range(1, 17)]
+    chosen = TailEntropy(trim_pct=0.49)(ts, list(range(16)))
+    assert chosen.info["left_out"] == [] and chosen.index == 15  # the longest sample has the lowest entropy
+
+
+def test_tail_entropy_needs_a_search_that_keeps_the_series():
+    from ttscale.build import ConfigError, build_strategy
+    from ttscale.config import group_config
+
+    with pytest.raises(ConfigError, match="strategy.search='beam_search' does not keep them"):
+        build_strategy({**group_config("strategy", "beam_search"), "select": "tail_entropy"}, {"name": "self_eval"})
+    for search in ("parallel", "adaptive", "deepconf_online"):  # these carry the series when the params ask
+        assert build_strategy({**group_config("strategy", "tail_entropy"), "search": search, "n": 16, "warmup": 4}) is not None

@@ -165,17 +165,30 @@ SWEPT = ["self_consistency", "inverse_entropy", "deepconf", "rpc", "weighted_vot
          "deepconf_online", "set_cover_pruning", "eager", "self_certainty", "tail_entropy"]
 
 
+SWEEP_SHARED = ["dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24", "strategy.batch=1", "strategy.min_samples=1",
+                "strategy.chains=1", "strategy.warmup=1", "strategy.stats_window=4", "strategy.prune_step=4",
+                "strategy.tau=null", "strategy.entropy_threshold=0.5"]
+STEP_SHARED = ["dataset.limit=1", "strategy.n=2", "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2",
+               "strategy.max_step_tokens=24", "strategy.block_tokens=24", "strategy.max_tokens=64", "strategy.sweeps=1"]
+
+
+def test_the_engine_tests_overrides_are_what_the_cli_accepts_for_their_sweeps():
+    """The engine tests below run each method with the sweep's overrides cut to its own keys; the CLI takes
+    the whole sweep with the shared list (a key some method of the sweep reads is fine)."""
+    from ttscale.cli_checks import check_overrides
+
+    assert check_overrides(["strategy=" + ",".join(SWEPT), *SWEEP_SHARED]) is None
+    assert check_overrides(["strategy=" + ",".join(STEP_SWEPT), *STEP_SHARED]) is None
+
+
 @pytest.mark.integration
 def test_every_sampling_method_on_the_engine(vllm_backend, tmp_path):
     """Each job as the CLI composes it (the sweep's shared overrides, cut to what the method reads), on
     the session's engine: real top-k logprobs, streams and aborts."""
     from engine_jobs import own_overrides, run_job
 
-    shared = ["dataset.limit=1", "strategy.n=2", "strategy.max_tokens=24", "strategy.batch=1", "strategy.min_samples=1",
-              "strategy.chains=1", "strategy.warmup=1", "strategy.stats_window=4", "strategy.prune_step=4",
-              "strategy.tau=null", "strategy.entropy_threshold=0.5"]
     for name in SWEPT:
-        summary, (result,) = run_job(vllm_backend, own_overrides(name, shared), tmp_path / name)
+        summary, (result,) = run_job(vllm_backend, own_overrides(name, SWEEP_SHARED), tmp_path / name)
         assert result["info"]["strategy"] == name and summary["errors"] == 0, result.get("error")
         if name in ("inverse_entropy", "deepconf", "rpc", "weighted_vote", "sequential", "deepconf_online",
                     "self_certainty", "tail_entropy"):
@@ -261,11 +274,9 @@ def test_every_step_search_and_the_verifier_vote_with_self_evaluation_on_the_eng
     """Each job as the CLI composes it, on the session's engine, with its trace recorded (trace=true)."""
     from engine_jobs import own_overrides, run_job
 
-    shared = ["dataset.limit=1", "strategy.n=2", "strategy.beam_width=2", "strategy.k=2", "strategy.max_steps=2",
-              "strategy.max_step_tokens=24", "strategy.block_tokens=24", "strategy.max_tokens=64", "strategy.sweeps=1"]
     for name in STEP_SWEPT:
         out = tmp_path / name
-        summary, (result,) = run_job(vllm_backend, own_overrides(name, shared), out, trace=True)
+        summary, (result,) = run_job(vllm_backend, own_overrides(name, STEP_SHARED), out, trace=True)
         assert result["info"]["strategy"] == name and summary["errors"] == 0, result.get("error")
         usage = result["usage"]
         assert usage["verifier_calls"] > 0 and usage["verifier_tokens"] > 0 and usage["completion_tokens"] > 0

@@ -191,11 +191,13 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     proc.kill()
     proc.wait()
     assert wait_gone(engine, 20) == []
-    # 3. the rerun into the same folder finishes: every problem once, no errors
-    proc = ttscale_popen(*args)
+    # 3. the rerun into the same folder finishes: every problem once, no errors (-v: the engine's own log
+    # on the console, not in engine.log)
+    proc = ttscale_popen("-v", *args)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
     assert err.count("ttscale: starting the vllm engine") == 1  # the sweep's two jobs share one engine
+    assert "engine.log" not in err and "WARNING" in out + err
     results = sorted(sweep.glob("*/results.jsonl"))
     assert len(results) == 2
     for path in results:

@@ -71,7 +71,7 @@ def test_a_run_whose_every_problem_errored_exits_non_zero(tmp_path):
     (["dataset=gsm8k", "dataset.source=/no/such/file.jsonl"], "ttscale: dataset file '/no/such/file.jsonl' does not exist"),
     (["hydra/launcher=rq"], "ttscale: hydra/launcher=rq is not a known choice; choose one of: basic, joblib, "
                             "local_parallel, ray, ray_aws, slurm_gpu, submitit_local, submitit_slurm (a launcher's "
-                            "plugin adds its choice once installed, e.g. pip install hydra-rq-launcher; README)"),
+                            "plugin adds its choice once installed, e.g. pip install hydra-rq-launcher; docs/EXPERIMENTS.md)"),
 ])
 def test_bad_runs_stop_in_one_line(args, message, tmp_path):
     proc = ttscale("backend=scripted", "progress=false", *args, f"hydra.run.dir={tmp_path}")

@@ -148,6 +148,9 @@ def test_a_sweep_extends_and_a_dataset_is_the_same_however_it_is_spelled(tmp_pat
     # the finished jobs start no backend; the new one does (the demo stand-in is built once, for it)
     assert more.stderr.count("nothing to generate, no scripted backend started") == 2
     assert more.stderr.count("ttscale: a scripted stand-in model") == 1, more.stderr[-2000:]
+    # nothing generated in that part: no rate, never 0 tokens/s; the accuracy is the run's, unchanged
+    done = jobs["backend=demo,dataset.limit=4,strategy.n=1"]
+    assert done["completion_tokens_per_second"] is None and done["accuracy"] is not None
     # one file spelled relative and absolute (and a copy): the same data, resumed, not refused
     data = tmp_path / "data"
     data.mkdir()

@@ -167,7 +167,12 @@ class App:
         if finished(problems, out_dir, resolved):  # a finished run read again: its summary, no engine
             print(f"ttscale: every problem is in {out_dir / 'results.jsonl'} already: nothing to generate, "
                   f"no {cfg.backend.kind} backend started", file=sys.stderr)
-            with build_grader(resolved["dataset"], resolved["grader"], resolved["model"]) as grader:
+            try:
+                grader_cm = build_grader(resolved["dataset"], resolved["grader"], resolved["model"])
+            except ConfigError as exc:
+                print(f"ttscale: {exc}", file=sys.stderr)
+                raise SystemExit(2) from None
+            with grader_cm as grader:
                 outcome = run(None, problems, None, seed=cfg.seed, output=out_dir / "results.jsonl", grader=grader,
                               progress=False, retry_errors=cfg.retry_errors)
             return self._finish(cfg, resolved, problems, out_dir, outcome)
@@ -326,7 +331,7 @@ def main() -> None:
     passthrough = any(a.startswith("-") and a not in ("-m", "--multirun") for a in args)
     overrides = [a for a in args if not a.startswith("-")]
     if not passthrough:
-        multirun = any(a in ("-m", "--multirun") for a in args)
+        multirun = any(a in ("-m", "--multirun") or a.lstrip("+") == "hydra.mode=MULTIRUN" for a in args)
         problem = (check_overrides(overrides) or check_hydra(overrides, multirun)
                    or (check_job_folders(overrides) if multirun else None))
         if problem:

@@ -216,7 +216,7 @@ def check_hydra(overrides: list[str], multirun: bool) -> str | None:
                     if o.value() not in options:
                         return (f"{o.key_or_group}={o.value()} is not a known choice; choose one of: {', '.join(options)}"
                                 + (" (a launcher's plugin adds its choice once installed, e.g. pip install "
-                                   f"hydra-{o.value()}-launcher; README)" if o.key_or_group == "hydra/launcher" else ""))
+                                   f"hydra-{o.value()}-launcher; docs/EXPERIMENTS.md)" if o.key_or_group == "hydra/launcher" else ""))
             return str(exc).splitlines()[0]
         folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
     existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))

@@ -253,6 +253,10 @@ def check_statistics(cfg: Mapping[str, Any], backend) -> None:
 def _check_statistics(cfg: Mapping[str, Any], search_cls, selector, backend) -> None:
     """Refuse before the first problem a method that reads token statistics the backend does not
     return (a backend declares `top_logprobs` and `sampled_logprobs`): every problem would fail."""
+    if getattr(selector, "needs_series", False) and not getattr(search_cls, "keeps_series", False):
+        raise ConfigError(f"strategy={cfg['name']}: strategy.select={cfg['select']!r} reads every sample's per-token "
+                          f"statistics, and strategy.search={cfg['search']!r} does not keep them: every problem would "
+                          "fail; use search=parallel, adaptive or deepconf_online")
     if backend is None:
         return
     needs = []

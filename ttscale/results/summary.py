@@ -75,8 +75,9 @@ def summarize(results: Sequence[Result], wall_seconds: float, fresh: Sequence[Re
         # each problem's own time from start to verdict (problems run concurrently)
         "latency_p50_seconds": latency[0] if latency else None,
         "latency_p95_seconds": latency[1] if latency else None,
+        # of the results generated in this part (none generated, a finished run read again: no rate)
         "completion_tokens_per_second": (sum(r.usage.completion_tokens for r in (results if fresh is None else fresh))
-                                         / part if part > 0 else None),
+                                         / part if part > 0 and (fresh is None or fresh) else None),
     }
     sandboxed = [r for r in results if "sandbox_runs" in r.info]
     if sandboxed:  # selections that run programs (CodeT, MBR-exec): their sandbox runs and seconds

@@ -49,6 +49,7 @@ def leader_settled(counts: Counter, rule: str, threshold: float) -> bool:
 class AdaptiveSampling:
     n: int = 16  # the most samples drawn
     params: SamplingParams = SamplingParams()
+    keeps_series = True  # its samples carry the per-token series when the params ask (a tail-window selection)
     batch: int = 4
     rule: str = field(default="beta", metadata={"config": "stop_rule"})
     threshold: float = 0.95
@@ -111,7 +112,7 @@ class AdaptiveSampling:
         return [t for _, t in finished]
 
     async def _streamed(self, ctx: Context, index: int) -> tuple[int, Completion]:
-        fold = StreamFold(self.params.stats)
+        fold = StreamFold(self.params.stats, keep_series=self.params.keep_series)
         async with contextlib.aclosing(ctx.stream(ctx.prompt, self.params, key=f"sample/{index}")) as deltas:
             async for delta in deltas:
                 fold.add(delta)

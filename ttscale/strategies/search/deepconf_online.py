@@ -52,6 +52,7 @@ def threshold(lowest: list[float], eta: float) -> float:
 class DeepConfOnline:
     needs_token_ids = True  # token ids from the backend (a server backend needs a tokenizer)
     needs_top_logprobs = True  # group confidences from each token's top-k (checked at build)
+    keeps_series = True  # its samples carry the per-token series when the params ask (a tail-window selection)
     n: int = 64  # the budget B: the most traces, warm-up included
     params: SamplingParams = SamplingParams(logprobs=20)
     warmup: int = 16  # N_init (paper and code)
@@ -123,7 +124,7 @@ class DeepConfOnline:
 
     async def _trace(self, ctx: Context, index: int, s: float) -> tuple[int, Completion, bool]:
         """One streamed trace, stopped the moment a full window's group confidence falls below s."""
-        fold = StreamFold(self.params.stats)
+        fold = StreamFold(self.params.stats, keep_series=self.params.keep_series)
         stopped = False
         async with contextlib.aclosing(ctx.stream(ctx.prompt, self.params, key=f"trace/{index}")) as deltas:
             async for delta in deltas:

@@ -12,6 +12,7 @@ from ttscale.types import Problem, SamplingParams, Trajectory
 class ParallelSampling:
     n: int = 8
     params: SamplingParams = SamplingParams()
+    keeps_series = True  # its samples carry the per-token series when the params ask (a tail-window selection)
 
     async def __call__(self, problem: Problem, ctx: Context) -> list[Trajectory]:
         completions = await ctx.generate(ctx.prompt, replace(self.params, n=self.n))

@@ -8,7 +8,8 @@ samples: clamp(sqrt(mean length) / mean entropy, tail_min, tail_max) tokens, the
 over each sample's last 2048 tokens. Each sample's score is the median (agg="mean": the mean) entropy
 of its last `tail` tokens; the lowest wins (ties: the earlier sample). A sample that generated no
 token is left out. its_hub picks whatever sample wins; require_answer=true passes over samples
-without an answer (ttscale's best-of-N default), unless none has one.
+without an answer (ttscale's best-of-N default), unless no answered sample is left after trimming. A
+trim that would leave no sample at all (its_hub then fails) keeps them all.
 """
 
 from __future__ import annotations
@@ -78,11 +79,11 @@ class TailEntropy:
 
 def _trim_lengths(indices: list[int], lengths: list[int], trim_pct: float) -> list[int]:
     """The samples whose length lies within the [trim_pct, 1 - trim_pct] percentiles (numpy's linear
-    interpolation); all of them when there are fewer than 16."""
+    interpolation); all of them when there are fewer than 16, or when none would be left."""
     if len(lengths) < TRIM_FROM:
         return list(indices)
     lo, hi = float(np.percentile(lengths, trim_pct * 100)), float(np.percentile(lengths, (1 - trim_pct) * 100))
-    return [i for i, n in zip(indices, lengths) if lo <= n <= hi]
+    return [i for i, n in zip(indices, lengths) if lo <= n <= hi] or list(indices)
 
 
 METHODS = {"tail_entropy": TailEntropy}  # strategy.select=tail_entropy
