@@ -44,8 +44,10 @@ def vllm_processed_backend(smollm2_path):
     backend = VLLMBackend(
         smollm2_path,
         seed=0,
+        # no stat loggers: its Prometheus collectors would take the process registry's place, and a test
+        # reads the session engine's counts there
         engine_args={"dtype": "float32", "enforce_eager": True, "max_model_len": 2048,
-                     "logprobs_mode": "processed_logprobs"},
+                     "logprobs_mode": "processed_logprobs", "disable_log_stats": True},
         env={"VLLM_CPU_KVCACHE_SPACE": 1, "VLLM_CPU_OMP_THREADS_BIND": "all"},
     )
     yield backend

@@ -196,8 +196,11 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
     proc = ttscale_popen("-v", *args)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err[-3000:]
-    assert err.count("ttscale: starting the vllm engine") == 1  # the sweep's two jobs share one engine
-    assert "engine.log" not in err and "WARNING" in out + err
+    # the sweep's jobs share one engine (none when the killed run had finished every problem before the kill)
+    started = err.count("ttscale: starting the vllm engine")
+    assert started <= 1 and (started or "nothing to generate, no vllm backend started" in err), err[-3000:]
+    if started:
+        assert "engine.log" not in err and "WARNING" in out + err
     results = sorted(sweep.glob("*/results.jsonl"))
     assert len(results) == 2
     for path in results:
