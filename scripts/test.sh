@@ -9,5 +9,7 @@ cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
 status=0
 "$py" -m pytest -q -m "not integration" -n "${TTSCALE_TEST_WORKERS:-2}" "$@" || status=$?
-"$py" -m pytest -q -m integration "$@" || { [ "$status" -ne 0 ] || status=$?; }
+"$py" -m pytest -q -m integration "$@"
+second=$?
+[ "$status" -ne 0 ] || status=$second
 exit "$status"
