@@ -142,7 +142,7 @@ class App:
         from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
-        from ttscale.build import build_grader, build_problems, build_strategy, model_stop
+        from ttscale.build import build_problems, build_strategy, model_stop
         from ttscale.runtime import run
         from ttscale.tracing.recorder import TRACE_FILE
 
@@ -167,12 +167,7 @@ class App:
         if finished(problems, out_dir, resolved):  # a finished run read again: its summary, no engine
             print(f"ttscale: every problem is in {out_dir / 'results.jsonl'} already: nothing to generate, "
                   f"no {cfg.backend.kind} backend started", file=sys.stderr)
-            try:
-                grader_cm = build_grader(resolved["dataset"], resolved["grader"], resolved["model"])
-            except ConfigError as exc:
-                print(f"ttscale: {exc}", file=sys.stderr)
-                raise SystemExit(2) from None
-            with grader_cm as grader:
+            with _grader(resolved) as grader:
                 outcome = run(None, problems, None, seed=cfg.seed, output=out_dir / "results.jsonl", grader=grader,
                               progress=False, retry_errors=cfg.retry_errors)
             return self._finish(cfg, resolved, problems, out_dir, outcome)
@@ -189,12 +184,7 @@ class App:
 
         if isinstance(backend, DemoBackend):  # the stand-in that knows the answers (backend=demo)
             backend.learn(problems)
-        try:
-            grader_cm = build_grader(resolved["dataset"], resolved["grader"], resolved["model"])
-        except ConfigError as exc:  # e.g. no bubblewrap as root: programs would run as root
-            print(f"ttscale: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        with grader_cm as grader:
+        with _grader(resolved) as grader:
             try:  # checks that need the backend itself (what it returns): one line, before the first problem
                 strategy = build_strategy(resolved["strategy"], resolved["verifier"], backend, grader,
                                           extra_stop=model_stop(resolved["model"]),
@@ -279,6 +269,18 @@ def quiet_exit(app: App, why: str) -> None:
         print(f"ttscale: stopped ({why}); {done} problems finished are kept in {where}; the same command with "
               f"{app.resume_with} resumes", file=sys.stderr)
     raise SystemExit(130)
+
+
+def _grader(resolved: dict[str, Any]):
+    """The run's grader (a context manager); a config that cannot work (e.g. no bubblewrap as root:
+    programs would run as root) stops the job in one line."""
+    from ttscale.build import ConfigError, build_grader
+
+    try:
+        return build_grader(resolved["dataset"], resolved["grader"], resolved["model"])
+    except ConfigError as exc:
+        print(f"ttscale: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def command_help() -> str:

@@ -12,7 +12,8 @@ Definitions (per generated token t, over its top-k logprobs log p_t1..log p_tk):
   tokens returned (Kang et al. 2025 take the whole vocabulary's logits, which an engine does not
   return); `self_certainty` is its mean over tokens, >= 0 (Jensen), larger = surer.
 - the top-k entropy in nats as returned, not renormalised: -sum_j p_tj ln(p_tj + 1e-10) (its_hub's
-  ConfidenceSelection); a per-token series only (`topk_entropy`), for selections over a tail window.
+  ConfidenceSelection); a per-token series only (`topk_entropy`), for selections over a tail window,
+  computed only where the series is kept (a third of token_series' time otherwise).
 
 The logprobs are whatever the backend returns: vLLM's are raw (the model's distribution before
 temperature and top-p), which is what DeepConf's and the Sequential Edge's vLLM runs used.
@@ -70,15 +71,18 @@ def _total(values: Sequence[float]) -> float:
     return total
 
 
-def token_series(sampled: Sequence[float], tops: Sequence[Sequence[float]]) -> dict[str, list[float]]:
+def token_series(sampled: Sequence[float], tops: Sequence[Sequence[float]],
+                 kept: bool = True) -> dict[str, list[float]]:
     """Per-token values the statistics are made of: the sampled logprob, the token confidence, the
-    entropy, the self-certainty and the top-k entropy in nats (SERIES_KEYS). Series of consecutive
-    pieces (the steps of a partial solution) concatenate into the series of the whole, so statistics
-    over several steps are exact."""
-    return {"sampled": [float(x) for x in sampled], "confidence": [token_confidence(top) for top in tops],
-            "entropy": [token_entropy_bits(top) for top in tops],
-            "certainty": [token_self_certainty(top) for top in tops],
-            "topk_entropy": [token_topk_entropy(top) for top in tops]}
+    entropy, the self-certainty, and (kept: a series kept beyond its summary) the top-k entropy in nats
+    (SERIES_KEYS). Series of consecutive pieces (the steps of a partial solution) concatenate into the
+    series of the whole, so statistics over several steps are exact."""
+    series = {"sampled": [float(x) for x in sampled], "confidence": [token_confidence(top) for top in tops],
+              "entropy": [token_entropy_bits(top) for top in tops],
+              "certainty": [token_self_certainty(top) for top in tops]}
+    if kept:
+        series["topk_entropy"] = [token_topk_entropy(top) for top in tops]
+    return series
 
 
 def concat_series(parts: Sequence[dict[str, list[float]]]) -> dict[str, list[float]]:
@@ -88,7 +92,7 @@ def concat_series(parts: Sequence[dict[str, list[float]]]) -> dict[str, list[flo
 def sequence_stats(sampled: Sequence[float], tops: Sequence[Sequence[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:
     """The summary statistics of one completion. `sampled[t]` is the sampled token's logprob and
     `tops[t]` the top-k logprobs at step t (k >= 1)."""
-    return series_stats(token_series(sampled, tops), spec)
+    return series_stats(token_series(sampled, tops, kept=False), spec)
 
 
 def series_stats(series: dict[str, list[float]], spec: StatsSpec = StatsSpec()) -> dict[str, float]:

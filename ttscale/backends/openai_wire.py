@@ -108,7 +108,7 @@ def completion_of(choice: dict, params: SamplingParams, chat: bool, usage: Mappi
     sampled, tops, top_tokens, tokens = _logprobs(choice.get("logprobs"), params.logprobs, chat)
     ids = _ids(choice, tokens)
     num = len(ids) if ids is not None else int(usage.get("completion_tokens") or 0)
-    series = token_series(sampled, tops) if tops is not None and sampled else None
+    series = token_series(sampled, tops, params.keep_series) if tops is not None and sampled else None
     keep = None
     if params.keep_token_logprobs and sampled is not None:
         rows = top_tokens or [[] for _ in sampled]

@@ -234,7 +234,7 @@ class ScriptedBackend:
             out.token_ids = tuple(self.tokenizer.encode(out.text))
         if out.token_logprobs and params.logprobs and not out.stats:
             tops = [list(t.top.values())[: params.logprobs] for t in out.token_logprobs]
-            series = token_series([t.logprob for t in out.token_logprobs], tops)
+            series = token_series([t.logprob for t in out.token_logprobs], tops, kept=params.keep_series)
             out.stats = series_stats(series, params.stats)
             out.series = series if params.keep_series else None
         return out

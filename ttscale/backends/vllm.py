@@ -183,7 +183,7 @@ class VLLMBackend:
         top_k = vparams.logprobs or 0
         completions = []
         for o in final.outputs:
-            series = _series(o, top_k) if top_k > 0 else None
+            series = _series(o, top_k, keep_series) if top_k > 0 else None
             completions.append(Completion(
                 text=o.text,
                 num_tokens=len(o.token_ids),
@@ -336,7 +336,7 @@ def _ranked(position, top_k: int, token_id: int) -> list[tuple[int, int, float]]
     return ranked or [(1, token_id, position[token_id].logprob)]
 
 
-def _series(output, top_k: int) -> dict[str, list[float]]:
+def _series(output, top_k: int, kept: bool) -> dict[str, list[float]]:
     """Per-token statistic series from vLLM's per-token logprob dicts (top-k by rank, plus the sampled token)."""
     sampled, tops, _ = _delta_logprobs(output, top_k)
-    return token_series(sampled, tops)
+    return token_series(sampled, tops, kept)

@@ -51,11 +51,11 @@ class SelfCertainty:
             return Selection(best, info)
         n = len(trajectories)
         ranked = sorted(range(n), key=lambda i: -certainty[i])  # stable: equal certainty, the earlier first
-        votes = [0.0] * n
-        for rank, i in enumerate(ranked, start=1):
-            votes[i] = float(n - rank + 1) ** self.power
-        selection = weighted_winner(trajectories, groups, votes)
-        selection.info.update(info, power=self.power, rank=[ranked.index(i) + 1 for i in range(n)])
+        rank = [0] * n
+        for r, i in enumerate(ranked, start=1):
+            rank[i] = r
+        selection = weighted_winner(trajectories, groups, [float(n - r + 1) ** self.power for r in rank])
+        selection.info.update(info, power=self.power, rank=rank)
         return selection
 
 
