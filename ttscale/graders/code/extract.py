@@ -77,3 +77,26 @@ def normalized(program: str) -> str:
         return ast.dump(ast.parse(program))
     except (SyntaxError, ValueError):
         return program.strip()
+
+
+def declared_modules(program: str) -> dict[str, str]:
+    """alias -> module of the program's top-level imports, read by a static parse (never by running
+    it): the tests' process imports from these only the standard-library modules of its allow-list,
+    so a program's own globals never choose what the tests' process (on the host) imports."""
+    try:
+        tree = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return {}
+    modules: dict[str, str] = {}
+    for node in tree.body[:10_000]:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    modules[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".", 1)[0]
+                    modules[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:  # `from os import path`: a module only if the allow-list names it
+                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return modules

@@ -23,6 +23,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wire  # noqa: E402  (mounted beside this file)
+import wire_channel  # noqa: E402  (likewise)
 
 
 def _limit(name, value):
@@ -140,7 +141,7 @@ class Server:
                 try:
                     value = next(obj)
                 except StopIteration:
-                    return wire.dumps({"stop": True})
+                    return wire_channel.dumps({"stop": True})
             elif op == "len":
                 value = len(obj)
             elif op == "getitem":
@@ -168,10 +169,10 @@ class Server:
         except BaseException as exc:  # SystemExit and KeyboardInterrupt are answers too
             reply = self.error(exc)
         try:
-            return wire.dumps(reply)
+            return wire_channel.dumps(reply)
         except (wire.WireError, ValueError, RecursionError, TypeError) as exc:
-            return wire.dumps({"raise": "ValueError", "base": "ValueError",
-                               "message": f"the value could not be sent: {_describe(exc)}"})
+            return wire_channel.dumps({"raise": "ValueError", "base": "ValueError",
+                                       "message": f"the value could not be sent: {_describe(exc)}"})
 
     def error(self, exc):
         reply = {"raise": type(exc).__name__[:100], "base": _builtin_base(type(exc)), "message": _message(exc)}
@@ -221,7 +222,7 @@ def main():
     _limit("RLIMIT_NPROC", limits.get("processes"))
     _limit("RLIMIT_NOFILE", limits.get("open_files"))
     wire.configure(limits.get("memory_bytes"))
-    channel = wire.Channel(request_fd, response_fd)
+    channel = wire_channel.Channel(request_fd, response_fd)
     filtered = None
     if limits.get("seccomp") == "inherited":  # bubblewrap installed it: check that it is there
         filtered = True if _filter_mode() else "bubblewrap did not install the filter"

@@ -28,13 +28,11 @@ Layers around the program's process, outermost first:
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import json
 import logging
 import os
 import queue
 import secrets
-import selectors
 import shutil
 import signal
 import subprocess
@@ -44,15 +42,17 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ttscale.graders.code.bwrap import (SCRIPTS_INSIDE, SITE_INSIDE, SYSTEM_FOLDERS, base_interpreter, bwrap_prefix,
                                         bwrap_problem, drop_privileges, exposed_packages, package_dirs)
 from ttscale.graders.code import seccomp as seccomp_filter
-from ttscale.graders.code import cputime
+from ttscale.graders.code import cputime, watch
 from ttscale.graders.code.cgroups import Cgroups, on_cpu
 from ttscale.graders.code.cleanup import clear_keyrings, processes_of, remove_tree  # noqa: F401  (remove_tree: re-exported)
+from ttscale.graders.code.extract import declared_modules
+from ttscale.graders.code.uids import UidBlock, world_executable
 from ttscale.graders.code.verdict import TestVerdict, Verdict, decide, read_events, read_probes  # noqa: F401
 from ttscale.reaper import MARK
 
@@ -60,10 +60,9 @@ log = logging.getLogger(__name__)
 
 ISOLATIONS = ("auto", "bwrap", "none")
 HERE = Path(__file__).parent
-SCRIPTS = ("program_server.py", "test_runner.py", "wire.py", "seccomp.py")
-UID_RANGE = (200_000, 2_000_000_000)  # throw-away uids are drawn from here (root only)
+SCRIPTS = ("program_server.py", "test_runner.py", "proxies.py", "wire.py", "wire_channel.py", "wire_tables.py",
+           "seccomp.py")
 DEFAULT_PACKAGES = ("numpy",)  # what generated programs commonly import beyond the standard library
-UID_BLOCK = 1 << 16  # uids one Sandbox uses, one per run, round robin
 
 
 @dataclass(frozen=True)
@@ -86,79 +85,8 @@ class Limits:
     call_allowance_max: float = 40.0
 
 
-def declared_modules(program: str) -> dict[str, str]:
-    """alias -> module of the program's top-level imports, read by a static parse (never by running
-    it): the tests' process imports from these only the standard-library modules of its allow-list,
-    so a program's own globals never choose what the tests' process (on the host) imports."""
-    import ast
-
-    try:
-        tree = ast.parse(program)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return {}
-    modules: dict[str, str] = {}
-    for node in tree.body[:10_000]:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    modules[alias.asname] = alias.name
-                else:
-                    top = alias.name.split(".", 1)[0]
-                    modules[top] = top
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            for alias in node.names:  # `from os import path`: a module only if the allow-list names it
-                modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-    return modules
-
-
 class SandboxError(RuntimeError):
     """The sandbox itself cannot run (e.g. bubblewrap asked for but not usable): never a verdict."""
-
-
-def _world_executable(path: str) -> bool:
-    """Whether any user may run this interpreter (every folder above it searchable by others)."""
-    real = os.path.realpath(path)
-    parts = Path(real).parents
-    return all(os.stat(p).st_mode & 0o001 for p in parts) and bool(os.stat(real).st_mode & 0o005)
-
-
-@dataclass
-class _Streams:
-    """Output of both processes, drained as it comes: a capped tail each, the report in full (capped)."""
-
-    tail_bytes: int
-    drain_bytes: int = 64 << 20
-    buffers: dict[str, bytearray] = field(default_factory=dict)
-    drained: dict[str, int] = field(default_factory=dict)
-    report: bytearray = field(default_factory=bytearray)
-    scanned: int = 0  # bytes of the report read for "calls" events
-    calls: int = 0
-
-    def add(self, name: str, data: bytes) -> bool:
-        """Keep `data`; False once a stream has given more than drain_bytes (then it is read no more)."""
-        if name == "report":
-            if len(self.report) < (16 << 20):
-                self.report += data
-            return True
-        self.drained[name] = self.drained.get(name, 0) + len(data)
-        buf = self.buffers.setdefault(name, bytearray())
-        buf += data
-        if len(buf) > 2 * self.tail_bytes:
-            del buf[: len(buf) - self.tail_bytes]
-        return self.drained[name] <= self.drain_bytes
-
-    def requests(self, nonce: str) -> int:
-        """The tests' requests to the program so far, as their latest "calls" report says."""
-        end = self.report.rfind(b"\n") + 1
-        if end > self.scanned:
-            for event in read_events(bytes(self.report[self.scanned:end]), nonce):
-                if event.get("event") == "calls" and type(event.get("n")) is int:
-                    self.calls = event["n"]
-            self.scanned = end
-        return self.calls
-
-    def text(self, name: str, chars: int) -> str:
-        return bytes(self.buffers.get(name, b"")[-self.tail_bytes:]).decode(errors="replace")[-chars:]
 
 
 class Sandbox:
@@ -204,7 +132,7 @@ class Sandbox:
         # as root, each slot runs under its own throw-away uid: with bwrap through setpriv inside the
         # namespace; without it only when other users can run the interpreter (one under /root cannot)
         self.setpriv = shutil.which("setpriv")
-        self.drop_uid = self.as_root and (bool(self.setpriv) if isolation == "bwrap" else _world_executable(self.program_python))
+        self.drop_uid = self.as_root and (bool(self.setpriv) if isolation == "bwrap" else world_executable(self.program_python))
         self.runs_as_root = self.as_root and not self.drop_uid
         if self.runs_as_root and not allow_root:
             raise SandboxError(
@@ -214,15 +142,9 @@ class Sandbox:
                 "allow_root=True (grader.code_allow_root=true) to accept the risk")
         if self.runs_as_root:
             log.warning("code sandbox: programs run AS ROOT (allow_root=True): a program can change this machine")
-        # throw-away uids: a block of UID_BLOCK claimed for this Sandbox (a lock file, so no other
-        # Sandbox, in this process or another, uses it); each run takes the next uid of the block, so a
-        # run never shares a uid (nor its process count) with the still-exiting processes of the last
-        self.uid_block = None
-        if self.drop_uid:
-            low, high, lock = self._claim_uid_block()
-            self.uid_block = (low, high)
-            weakref.finalize(self, lock.unlink, True)
-        self._runs = itertools.count()
+        # throw-away uids (uids.py): each run takes the next uid of a block claimed for this Sandbox
+        self._uids = UidBlock(SandboxError) if self.drop_uid else None
+        self.uid_block = (self._uids.low, self._uids.high) if self._uids else None  # [low, high)
         self._cgroups = Cgroups(self.limits.memory_mb, self.limits.processes) if (cgroups and self.as_root) else None
         self.seccomp: bool | str | None = None  # the program's filter, as the latest run reported it
         # under bubblewrap the filter is bwrap's to install (--seccomp): the program's process then
@@ -257,38 +179,9 @@ class Sandbox:
         for slot in range(self.parallel):
             self._slots.put(slot)
 
-    @staticmethod
-    def _claim_uid_block() -> tuple[int, int, Path]:
-        """A free block of uids, held by a lock file naming this process until it exits."""
-        folder = Path(tempfile.gettempdir()) / "ttscale-uid-blocks"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        blocks = (UID_RANGE[1] - UID_RANGE[0]) // UID_BLOCK
-        for _ in range(100):
-            index = secrets.randbelow(blocks)
-            lock = folder / str(index)
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            except FileExistsError:
-                try:
-                    holder = int(lock.read_text() or 0)
-                    os.kill(holder, 0)  # still alive: the block is taken
-                    continue
-                except (ValueError, ProcessLookupError, FileNotFoundError):
-                    lock.unlink(missing_ok=True)  # a dead holder's block: try it again next round
-                    continue
-                except PermissionError:
-                    continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            return UID_RANGE[0] + index * UID_BLOCK, UID_RANGE[0] + (index + 1) * UID_BLOCK, lock
-        raise SandboxError("could not claim a block of throw-away uids")
-
     def run_uid(self) -> int:
         """The uid of the next run (as root), or this process's uid."""
-        if not self.drop_uid:
-            return os.getuid()
-        low, high = self.uid_block
-        return low + next(self._runs) % (high - low)
+        return self._uids.next() if self._uids else os.getuid()
 
     def describe(self) -> dict:
         """What protects a run, for summaries: isolation, user, cgroups."""
@@ -403,7 +296,7 @@ class Sandbox:
         report_r, report_w = os.pipe()  # tests -> us
         opened = [request_r, request_w, response_r, response_w, report_r, report_w]
         procs: list[subprocess.Popen] = []
-        streams = _Streams(tail_bytes=4 * limits.output_tail, drain_bytes=limits.output_drain_mb << 20)
+        streams = watch.Streams(tail_bytes=4 * limits.output_tail, drain_bytes=limits.output_drain_mb << 20)
         run = f"{slot}-{secrets.token_hex(3)}"
         # each run's cgroups sized from its own limits (a run may ask for less memory than the sandbox's)
         cgroup = self._cgroups.create(run, memory_mb=limits.memory_mb, processes=limits.processes) if self._cgroups else []
@@ -461,50 +354,17 @@ class Sandbox:
                 os.close(seccomp_fd)
             opened = [report_r]
         for proc, data in ((program_proc, program.encode("utf-8", errors="replace")), (tests_proc, json.dumps(job).encode())):
-            threading.Thread(target=self._feed, args=(proc.stdin, data), daemon=True).start()
-        deadline = time.monotonic() + limits.timeout
-        allowed = 0.0  # seconds added to the deadline (and to the CPU limit) for the tests' requests so far
-        timed_out = cpu_over = False
-        cpu_checked = 0.0
-        selector = selectors.DefaultSelector()
+            threading.Thread(target=watch.feed, args=(proc.stdin, data), daemon=True).start()
+        selector = None
         try:
-            for name, fd, stream in (("program_out", program_proc.stdout.fileno(), program_proc.stdout),
-                                     ("program_err", program_proc.stderr.fileno(), program_proc.stderr),
-                                     ("tests_out", tests_proc.stdout.fileno(), tests_proc.stdout),
-                                     ("tests_err", tests_proc.stderr.fileno(), tests_proc.stderr),
-                                     ("report", report_r, None)):
-                os.set_blocking(fd, False)
-                selector.register(fd, selectors.EVENT_READ, (name, stream))
-            while True:
-                if tests_proc.poll() is not None and program_proc.poll() is not None:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    timed_out = True
-                    break
-                if selector.get_map():
-                    self._drain(selector, streams, min(left, 0.02))
-                    extra = min(streams.requests(job["nonce"]) * limits.call_allowance_us * 1e-6, limits.call_allowance_max)
-                    deadline, allowed = deadline + extra - allowed, extra
-                if self._watch_cpu and time.monotonic() - cpu_checked >= 0.05:
-                    cpu_checked = time.monotonic()
-                    if any((cputime.tree_cpu_seconds(proc.pid) or 0.0) > limits.cpu_seconds + allowed for proc in procs):
-                        cpu_over = True
-                        break
-                else:  # every pipe is closed: only a process exit is left to wait for
-                    for proc in procs:
-                        if proc.poll() is None:
-                            try:
-                                proc.wait(timeout=min(left, 0.02))
-                            except subprocess.TimeoutExpired:
-                                pass
-                            break
-            self._drain(selector, streams, 0)
+            selector = watch.selector_for(program_proc, tests_proc, report_r)
+            timed_out, cpu_over = watch.watch(selector, streams, procs, limits, job["nonce"], self._watch_cpu)
         finally:
             for proc, group in zip(reversed(procs), (tests_cgroup, cgroup)):  # the tests first: they must not
                 self._kill(proc, uid, group)  # report the program's death as theirs
-            self._drain(selector, streams, 0)
-            selector.close()
+            if selector is not None:
+                watch.drain(selector, streams, 0)
+                selector.close()
             for fd in opened:
                 os.close(fd)
             for proc in procs:
@@ -515,30 +375,6 @@ class Sandbox:
         if self._cgroups:
             self._cgroups.release(cgroup + tests_cgroup)
         return streams, timed_out, (program_proc.returncode, tests_proc.returncode), oom, cpu_over
-
-    @staticmethod
-    def _feed(stream, data: bytes) -> None:
-        try:
-            stream.write(data)
-            stream.close()
-        except (BrokenPipeError, OSError, ValueError):
-            pass
-
-    @staticmethod
-    def _drain(selector, streams: _Streams, wait: float) -> None:
-        for key, _ in selector.select(wait):
-            try:
-                data = os.read(key.fd, 1 << 16)
-            except BlockingIOError:
-                continue
-            except OSError:
-                data = b""
-            name, stream = key.data
-            if not data:
-                selector.unregister(key.fd)
-            elif not streams.add(name, data):  # a flood: this process's output is read no more; its
-                selector.unregister(key.fd)  # next write fails (EPIPE) instead of costing the grader a core
-                stream.close()
 
     def _kill(self, proc: subprocess.Popen, uid: int, cgroup: list[str]) -> None:
         try:

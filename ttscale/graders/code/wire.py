@@ -12,12 +12,12 @@ Anything else becomes a *handle* (`register` decides what it refers to). `decode
 plain types back — never an object of the sender's making — so whatever the program does to its own
 interpreter, the tests' process compares plain values with its own, unpatched operators.
 
-Bounds: a message line is at most MAX_MESSAGE bytes, a table at most MAX_NODES nodes.
+Bounds: a message line is at most MAX_MESSAGE bytes (wire_channel.py sends and reads the lines), a table
+at most MAX_NODES nodes. wire_tables.py holds what the tests' process does with a table besides decoding it.
 """
 
 import builtins
 import collections
-import json
 
 MAX_MESSAGE = 16 << 20  # bytes in one message line (configure() ties it to the run's memory)
 MAX_NODES = 1 << 20  # nodes in one encoded value (likewise)
@@ -35,10 +35,9 @@ _SMALL_INT = 1 << 62
 _FACTORIES = {"int": int, "float": float, "str": str, "list": list, "dict": dict, "set": set, "tuple": tuple,
               "bool": bool, "frozenset": frozenset, "bytes": bytes}
 MUTABLE_TAGS = ("l", "d", "s", "ba", "ctr", "od", "dd", "ddv", "dq")  # containers decoded empty, then filled
-_MAPPINGS = ("d", "ctr", "od", "dd", "ddv")
+MAPPINGS = ("d", "ctr", "od", "dd", "ddv")
 _DATETIMES = ("date", "datetime", "time")
 MAX_FIELDS = 256  # fields of a namedtuple sent over the wire
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # stateless: made once
 
 
 class WireError(Exception):
@@ -170,7 +169,7 @@ def _node(item, index, register, keep):
 _NO_DEFAULT = object()
 
 
-def _children(node):
+def kids_of(node):
     tag = node[0]
     if tag in ("t", "l", "s", "fs", "d", "ctr", "od", "=", "ddv"):
         return node[1:]
@@ -185,7 +184,7 @@ def _children(node):
 
 def _entries(node):
     """A mapping node's key and value nodes (a `ddv` node's first child is its default value)."""
-    children = _children(node)
+    children = kids_of(node)
     return children[1:] if node[0] == "ddv" else children
 
 
@@ -328,7 +327,7 @@ def _decode(table, resolve):
                 raise WireError("a node without a tag")
             if node[0] not in ("t", "fs", "=", "nt", "np"):
                 objs[i] = _made(node, resolve)
-            for child in _children(node):
+            for child in kids_of(node):
                 if type(child) is not int or not 0 <= child < n:
                     raise WireError("a node refers to no node")
         elif node is None or type(node) in (bool, int, float, str):
@@ -336,9 +335,9 @@ def _decode(table, resolve):
         else:
             raise WireError(f"unexpected {type(node).__name__} on the wire")
     # immutable containers (and aliases) need their children first: children before parents, no recursion
-    for at in _postorder(table, lambda i: objs[i] is missing, cyclic="error"):
+    for at in postorder(table, lambda i: objs[i] is missing, cyclic="error"):
         node = table[at]
-        parts = [objs[c] for c in _children(node)]
+        parts = [objs[c] for c in kids_of(node)]
         if node[0] == "nt":
             objs[at] = _namedtuple(str(node[1]), str(node[2]), len(parts))(*parts)
         elif node[0] == "np":  # (its nested list is filled below, after this pass: read it from the table now)
@@ -352,7 +351,7 @@ def _decode(table, resolve):
         if node[0] == "ddv":
             default = objs[node[1]]
             target.default_factory = lambda default=default: __import__("copy").deepcopy(default)
-        if node[0] in _MAPPINGS:
+        if node[0] in MAPPINGS:
             if len(children) % 2:
                 raise WireError("a mapping with a key and no value")
             for k in range(0, len(children), 2):
@@ -364,83 +363,7 @@ def _decode(table, resolve):
     return objs[0]
 
 
-def update_in_place(original, new) -> None:
-    """Make the mutable containers of `original` hold what `new` holds (an argument the program
-    mutated): lists, dicts, sets, bytearrays and deques keep their identity, nested ones too."""
-    seen = set()
-    stack = [(original, new)]
-    while stack:
-        old, fresh = stack.pop()
-        if id(old) in seen or type(old) is not type(fresh):
-            continue
-        seen.add(id(old))
-        if isinstance(old, list):
-            merged = []
-            for k, item in enumerate(fresh):
-                if k < len(old) and _mutable(old[k]) and type(old[k]) is type(item):
-                    stack.append((old[k], item))
-                    merged.append(old[k])
-                else:
-                    merged.append(item)
-            old[:] = merged
-        elif isinstance(old, dict):
-            merged = {}
-            for key, item in fresh.items():
-                if key in old and _mutable(old[key]) and type(old[key]) is type(item):
-                    stack.append((old[key], item))
-                    merged[key] = old[key]
-                else:
-                    merged[key] = item
-            old.clear()
-            old.update(merged)
-        elif isinstance(old, (set, collections.deque)):
-            old.clear()
-            (old.update if isinstance(old, set) else old.extend)(fresh)
-        elif isinstance(old, bytearray):
-            old[:] = fresh
-
-
-def _mutable(value) -> bool:
-    return isinstance(value, (list, dict, set, bytearray, collections.deque))
-
-
-def digest(table) -> str:
-    """A hash of a value's canonical form (from its table): equal plain values of the same types hash
-    alike (sets and dicts whatever their order, an OrderedDict in its order); every digit of a large
-    number counts."""
-    import hashlib  # only probes need it (about 4 ms of the tests' process start-up)
-
-    out = [None] * len(table)
-    for at in _postorder(table, lambda i: True, cyclic="skip"):
-        node = table[at]
-        if type(node) is not list:
-            text = f"{type(node).__name__}:{node!r}"
-        else:
-            tag, kids = node[0], _children(node)
-            parts = [out[c] if out[c] is not None else "cycle" for c in kids]
-            if tag == "=":
-                out[at] = parts[0]
-                continue
-            if tag == "ddv":  # the default value is not part of the value (a defaultdict equals a dict)
-                tag, parts = "dd", parts[1:]
-            if tag in ("s", "fs"):
-                parts.sort()
-            elif tag in _MAPPINGS and tag != "od":  # an OrderedDict's order counts, as in its `==`
-                pairs = sorted(zip(parts[0::2], parts[1::2]))
-                parts = [p for pair in pairs for p in pair]
-            head = [tag] + [str(x) for x in node[1:len(node) - len(kids)]]
-            if tag == "nt":  # a namedtuple equals the tuple of its values
-                head = ["t"]
-            elif node[0] == "ddv":
-                head = ["dd", "None"]
-            if tag == "h":
-                head = ["h", str(node[2])]  # opaque: its type only
-            text = "|".join(head) + "(" + ",".join(parts) + ")"
-        out[at] = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    return out[0]
-
-
-def _postorder(table, wanted, cyclic):
+def postorder(table, wanted, cyclic):
     """Indices of the wanted nodes, each after its wanted children (iterative depth-first search).
     A child on the current path (a cycle): cyclic="error" raises, "skip" leaves it to its ancestor."""
     state = {}  # 1: on the path, 2: done
@@ -452,7 +375,7 @@ def _postorder(table, wanted, cyclic):
         while stack:
             at, pos = stack[-1]
             node = table[at]
-            kids = _children(node) if type(node) is list else ()
+            kids = kids_of(node) if type(node) is list else ()
             while pos < len(kids):
                 child = kids[pos]
                 pos += 1
@@ -471,48 +394,3 @@ def _postorder(table, wanted, cyclic):
             stack[-1] = (at, pos)
             state[child] = 1
             stack.append((child, 0))
-
-
-def dumps(message) -> bytes:
-    # one encoder made per call costs more than the rest of a small message's encoding
-    data = _ENCODER.encode(message).encode("utf-8", "surrogatepass") + b"\n"
-    if len(data) > MAX_MESSAGE:
-        raise WireError(f"a message of {len(data)} bytes is over the {MAX_MESSAGE}-byte limit")
-    return data
-
-
-def loads(line: bytes):
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        raise WireError(f"not a wire message: {type(exc).__name__}") from None
-
-
-class Channel:
-    """One JSON message per line over a pair of file descriptors."""
-
-    def __init__(self, read_fd: int, write_fd: int):
-        import os
-
-        self._read = os.fdopen(read_fd, "rb", buffering=1 << 16)
-        self._write_fd = write_fd
-        self._os_write = os.write
-
-    def send(self, message) -> None:
-        self.write(dumps(message))
-
-    def write(self, data: bytes) -> None:
-        """Send a message already made by dumps()."""
-        view = memoryview(data)
-        while view:
-            written = self._os_write(self._write_fd, view)
-            view = view[written:]
-
-    def receive(self):
-        """The next message; EOFError when the other side is gone."""
-        line = self._read.readline(MAX_MESSAGE + 1)
-        if not line:
-            raise EOFError("the other process closed the channel")
-        if not line.endswith(b"\n"):
-            raise WireError("a message over the size limit, or cut off")
-        return loads(line)
