@@ -7,7 +7,8 @@ import pytest
 
 from ttscale.graders import math_symbolic as math_module
 from ttscale.graders.math import MathGrader, MathSettings, reference_answer, symbolic_check, too_costly
-from ttscale.graders.math_answers import clean_text, extract_answer, quick_extract
+from ttscale.graders.math_answers import extract_answer
+from ttscale.graders.math_text import clean_text, quick_extract
 
 
 @pytest.fixture(scope="module")

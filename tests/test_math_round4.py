@@ -201,7 +201,7 @@ def test_grouping_joins_symbolic_equals_and_keeps_apart_what_differs():
 
 
 def test_the_regex_only_extraction_follows_the_same_rules():
-    from ttscale.graders.math_answers import quick_extract
+    from ttscale.graders.math_text import quick_extract
 
     assert quick_extract("#### Step 1\nWe add 3 and 4.\nThe answer is 7") == "7"
     assert quick_extract("Total:\n#### 1,250") == "1250"
@@ -236,7 +236,7 @@ def test_a_cut_off_or_empty_box_is_undecided(grader):
 
 
 def test_the_regex_only_extraction_keeps_every_marker():
-    from ttscale.graders.math_answers import quick_extract
+    from ttscale.graders.math_text import quick_extract
 
     assert quick_extract("We need 2 and 3.\nFinal answer: \\frac{1}{4}") == "\\frac{1}{4}"
     assert quick_extract("<think>\\boxed{6}</think><|im_end|>") == "6"

@@ -20,7 +20,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from ttscale.graders.math_answers import FALLBACKS, clean_text, extract_answer, last_boxed, quick_extract, strip_thousands
+from ttscale.graders.math_answers import FALLBACKS, extract_answer
+from ttscale.graders.math_text import clean_text, last_boxed, quick_extract, strip_thousands
 from ttscale.graders.math_grouping import fingerprint_many, group_distinct, verify_many
 from ttscale.graders.math_rules import (PERCENT_POLICIES, MathSettings, as_rational, long_equivalent, normalize_answer,
                                         quick_equivalent)

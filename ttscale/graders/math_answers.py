@@ -4,25 +4,21 @@
 answers first, several boxes forming one set; "final answer is", "answer:"; then inline or display math
 and plain numbers or expressions with anchors, never a digit from inside a formula), with two rules it
 lacks: GSM8K's `#### N` and multiple-choice letters (`choices`). It parses candidates with sympy, so
-MathGrader runs it in worker processes with a hard timeout; `quick_extract` is the linear-time
-regex-only extraction used when that cannot run (and for the last-resort reading of a reference).
-
-`clean_text` first normalises what models and datasets write that is not mathematics: zero-width and
-no-break spaces, NUL bytes, Unicode minus signs and vulgar fractions (½), a trailing backslash.
+MathGrader runs it in worker processes with a hard timeout; `quick_extract` (math_text.py) is the
+linear-time regex-only extraction used when that cannot run (and for the last-resort reading of a
+reference). Both first normalise what is not mathematics (`clean_text`, math_text.py).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from ttscale.graders.math_text import (BOX, NUMBER, SENTENCE_END, THINKING_END, after_thinking, box_spans,
+                                       clean_text, last_boxed, quick_extract, strip_thousands)
 
 FALLBACKS = ("last_number", "none")  # last_number: answers without an anchor too (finished outputs only)
-_INVISIBLE = {ord(c): None for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad\x00"}
-_SPACES = {ord(c): " " for c in "\u00a0\u2007\u202f\u2009\u2002\u2003\u2004\u2005\u2006\u2008\u200a\u3000"}
-_SIGNS = {ord("\u2212"): "-", ord("\u2013"): "-", ord("\u2044"): "/", ord("\uff0c"): ","}
 MAX_TAIL = 50_000  # characters from the end of an output that extraction reads (answers come last)
 MAX_BOXES = 200  # more boxes than this: the regex-only extraction, linear time
-THINKING_END = ("</think>",)
 MAX_BARE = 120  # characters: a longer output is not read whole as one bare answer
 _NUM = r"-?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:/\d+)?"
 _GSM8K = re.compile(rf"####[ \t]*\\?\$?[ \t]*({_NUM})[ \t]*(?:[a-zA-Z%]+\.?[ \t]*)?[.!]?[ \t]*$", re.MULTILINE)
@@ -33,7 +29,6 @@ _CORRECTION = re.compile(r"\b(?:wait|actually|correct(?:ion|ed|ing)|mistake|oops
                          r"not quite|no[,:!]|that'?s not right)", re.IGNORECASE)
 # a Minerva-style final answer after the last box (`Final Answer: The final answer is $10,455$`) competes with it
 _MINERVA = re.compile(r"final answer(?:\s+is|\s*:)\s*(?:the final answer is\s*)?\$?\s*[-\d\\(\[{.]", re.IGNORECASE)
-_SPECIAL_TOKENS = re.compile(r"<[|｜][^<>\n]{0,60}[|｜]>|</s>|<eos>|<end_of_turn>")
 _CUE = re.compile(r"(?:final answer(?:\s+is)?|the answer is|^[ \t*#]*answer)\s*[:：]?", re.IGNORECASE | re.MULTILINE)
 _FOREIGN_CUE = re.compile(r"(?:r[ée]ponse(?:\s+finale)?|endg[üu]ltige\s+antwort|antwort|respuesta(?:\s+final)?|risposta(?:\s+finale)?"
                           r"|resposta(?:\s+final)?|odpowied[źz]|jawaban|cevap|最终答案|最終答案|答案|回答|解答|答|正解|ответ|정답|답"
@@ -58,44 +53,16 @@ MATH_WORDS = frozenset({"pi", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", 
                         "max", "min", "gcd", "lcm", "deg", "arcsin", "arccos", "arctan", "det"})
 
 _TIME = re.compile(r"(?<![\d:])(\d{1,2}:\d{2}(?::\d{2})?(?:\s*(?:am|pm|a\.m\.|p\.m\.))?)(?![\d:])", re.IGNORECASE)
-_FRAMED = re.compile(r"\\(?:fbox|framebox)(?![a-zA-Z])")
 _IN_LIST_BEFORE = re.compile(r"(?:[\d)\]]\s*,|\(|\[|\d\s*:)\s*$")  # `(7, 6`, `2, 3`, `12:30`
 _IN_LIST_AFTER = re.compile(r"^\s*(?:,\s*-?\(?\d|:\s*\d)")
 # a number that is one part of a larger expression (`10\sqrt3 + 5`, `x^2+3x+2`, a matrix entry, the
 # value after `\approx`): the anchorless fallback takes a whole expression or nothing
 _IN_EXPRESSION_BEFORE = re.compile(r"(?:[+/^&_]|(?<!\*)\*|\\(?:approx|sim|simeq|pm|mp)|[\w)}]\s*-|\\[a-zA-Z]+\{?|≈)\s*$")
 _IN_EXPRESSION_AFTER = re.compile(r"^(?:[ \t]+\d+\s*/\s*\d|\s*(?:[+/^&_]|\*(?!\*)|\\\\|\\(?!text|quad|qquad|mathrm|mbox|[,;!:\s])[a-zA-Z])|[(\\{])")
-_CURRENCY = re.compile(r"\\\$(?=\s?\d)")
-_ROOT = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z]|\([^()]{0,200}\)|\{[^{}]{0,200}\})")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff01-\uff0f\u3001-\u3011]")
-_CJK_AFTER = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011\uff0c\uff1a])(?=[0-9A-Za-z$\\(\-])")
-_CJK_BEFORE = re.compile(r"([0-9A-Za-z$})])(?=[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\u3001-\u3011])")
 
 
 def _is_prose(s: str) -> bool:
     return bool(_NOT_ASCII_MATH.search(s)) or any(w.lower() not in MATH_WORDS for w in _WORD.findall(s))
-
-
-def clean_text(text: str) -> str:
-    """What is not mathematics, normalised (see the module doc); linear time."""
-    text = text.translate(_INVISIBLE).translate(_SPACES).translate(_SIGNS)
-    if any(0x00BC <= ord(c) <= 0x00BE or 0x2150 <= ord(c) <= 0x215E for c in text):
-        out = []
-        for c in text:
-            parts = unicodedata.decomposition(c).split()
-            if parts[:1] == ["<fraction>"]:
-                digits = [chr(int(x, 16)) for x in parts[1:]]
-                out.append("".join("/" if d == "\u2044" else d for d in digits))
-            else:
-                out.append(c)
-        text = "".join(out)
-    if "\\$" in text:  # `costs \$25`: a currency sign, which Math-Verify's number patterns do not pass
-        text = _CURRENCY.sub("", text)
-    if "\u221a" in text:  # `2√2`, `√(x+1)`: LaTeX's \sqrt, so that the root is read with its coefficient
-        text = _ROOT.sub(lambda m: "\\sqrt{" + m.group(1).strip("(){}") + "}", text)
-    if _CJK.search(text):  # `为13/28`: a number glued to CJK text is still a number
-        text = _CJK_BEFORE.sub(r"\1 ", _CJK_AFTER.sub(r"\1 ", text))
-    return _FRAMED.sub(r"\\boxed", text).rstrip().rstrip("\\").rstrip()
 
 
 def extract_answer(text: str | None, fallback: str = "last_number", finished: bool = True,
@@ -121,18 +88,8 @@ def extract_answer(text: str | None, fallback: str = "last_number", finished: bo
     """
     if not text:
         return None
-    text = _after_thinking(clean_text(text), thinking_end)
+    text = after_thinking(clean_text(text), thinking_end)
     return _extract_final(text, fallback, finished, choices, timeout, all_boxes)
-
-
-def _after_thinking(text: str, thinking_end: tuple[str, ...]) -> str:
-    """The text after the last end-of-thinking marker; the thinking itself when nothing follows it (an
-    end-of-turn token such as `<|im_end|>` is nothing); the whole text without a marker."""
-    end = max(((text.rfind(marker), marker) for marker in thinking_end if marker), default=(-1, ""))
-    if end[0] < 0:
-        return text
-    after = text[end[0] + len(end[1]):]
-    return after if _SPECIAL_TOKENS.sub("", after).strip() else text[: end[0]]
 
 
 def _extract_final(text: str, fallback: str, finished: bool, choices: str | None, timeout: int | None,
@@ -144,9 +101,9 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
         return (_extract(text[-MAX_TAIL:], _letter_configs(choices, anchorless), timeout, letters=True)
                 or _chosen_letter(text[-MAX_TAIL:], choices, anchorless))
     marked = _gsm8k_last(text)
-    if marked is not None and not (_BOX.search(text, marked[1]) or _CUE.search(text, marked[1])):
+    if marked is not None and not (BOX.search(text, marked[1]) or _CUE.search(text, marked[1])):
         return marked[0]  # (a later box or answer cue is the answer: the marker was a numbered heading)
-    spans = _box_spans(text)
+    spans = box_spans(text)
     if len(spans) > MAX_BOXES:  # pathological (Math-Verify's box pattern is quadratic there)
         return quick_extract(text, fallback, finished)
     last_box = _last_box_start(text)
@@ -158,7 +115,7 @@ def _extract_final(text: str, fallback: str, finished: bool, choices: str | None
         answer = _extract(text[start:stop], _math_configs(False), timeout, unread_box=True)
         if answer is None or answer.startswith("\\boxed{"):  # Math-Verify missed or could not read it
             content = text[spans[-1][1]: spans[-1][2]].strip().rstrip("\\").strip()  # (`\\boxed 7`, `\\boxed{5\\}`)
-            if _NUMBER.fullmatch(content):
+            if NUMBER.fullmatch(content):
                 return content
             if answer is None:  # (an empty box too: undecided, never a silent "no answer")
                 answer = f"\\boxed{{{content}}}"
@@ -189,7 +146,7 @@ def _gsm8k_last(text: str) -> tuple[str, int] | None:
 
 def _last_box_start(text: str) -> int:
     last = -1
-    for m in _BOX.finditer(text):
+    for m in BOX.finditer(text):
         last = m.start()
     return last
 
@@ -238,7 +195,7 @@ def _cue_phrase(tail: str) -> str:
         if tail.startswith(left):
             end = re.compile(r"(?<!\\)" + re.escape(right)).search(tail, len(left))
             return tail[len(left): end.start()].strip() if end and end.start() > len(left) else ""
-    end = _SENTENCE_END.search(tail)
+    end = SENTENCE_END.search(tail)
     return tail[: end.start()] if end else tail
 
 
@@ -372,143 +329,4 @@ def _extract(text: str, configs, timeout: int | None, letters: bool = False, unr
 
     return bounded(timeout_seconds=int(timeout))(run)()
 
-_BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![a-zA-Z])")
-_BRACE = re.compile(r"[{}]")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_MARKERS = (re.compile(r"####(?=[ \t]*\\?\$?[ \t]*-?\.?\d)[ \t]*"),  # GSM8K's marker takes a number only
-            re.compile(r"final answer\s*(?:is\b)?\s*[:：]?\s*", re.IGNORECASE),
-            re.compile(r"the answer is\s*[:：]?\s*", re.IGNORECASE),
-            re.compile(r"^[ \t*]*answer\s*[:：]\s*", re.IGNORECASE | re.MULTILINE))
-_THOUSANDS = re.compile(r"-?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
-_SENTENCE_END = re.compile(r"[.;](?:\s|$)")
-_LATEX_BEFORE = re.compile(r"(?:\\[a-zA-Z]+|[{}^_\\])\s*$")
-_LATEX_AFTER = re.compile(r"^\s*(?:\\[a-zA-Z]|[{^_])")
-_LIST_BEFORE = re.compile(r"\d\s*,\s*$")
-_LIST_AFTER = re.compile(r"^\s*,\s*-?\d")
 
-
-def _closing_braces(text: str) -> dict[int, int]:
-    """Index of each `{` -> index of its `}` (one linear pass; unbalanced ones are absent)."""
-    stack: list[int] = []
-    pairs: dict[int, int] = {}
-    for m in _BRACE.finditer(text):
-        if m.group() == "{":
-            stack.append(m.start())
-        elif stack:
-            pairs[stack.pop()] = m.start()
-    return pairs
-
-
-def _box_spans(text: str) -> list[tuple[int, int, int]]:
-    """(position, content start, content end) of every balanced \\boxed{...} / \\fbox{...} /
-    \\framebox{...} and `\\boxed 5`; of boxes nested in one another, the innermost (`\\boxed{\\boxed{7}}`
-    is 7). Linear time."""
-    starts = [m for m in _BOX.finditer(text)]
-    if not starts:
-        return []
-    pairs = _closing_braces(text)
-    spans: list[tuple[int, int, int]] = []
-    for m in starts:
-        i = m.end()
-        j = i
-        while j < len(text) and text[j] == " ":
-            j += 1
-        if j < len(text) and text[j] == "{":
-            end = pairs.get(j)
-            if end is not None:
-                while spans and spans[-1][1] <= m.start() and end <= spans[-1][2]:
-                    spans.pop()  # the enclosing box: this inner one stands for it
-                spans.append((m.start(), j + 1, end))
-        elif j > i:  # `\boxed 5`: up to the next space or `$`
-            word = re.match(r"[^\s$]+", text[j: j + 200])
-            if word:
-                spans.append((m.start(), j, j + len(word.group(0))))
-    return spans
-
-
-def _boxes(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every box (see `_box_spans`)."""
-    return [(pos, text[a:b].strip()) for pos, a, b in _box_spans(text)]
-
-
-def closed_boxes(text: str) -> list[int]:
-    """End offsets (one past the closing brace) of the balanced \\boxed{...} / \\fbox{...} /
-    \\framebox{...} in text, in order; an unclosed box is not among them."""
-    pairs = _closing_braces(text)
-    ends = []
-    for m in _BOX.finditer(text):
-        j = m.end()
-        while j < len(text) and text[j] == " ":
-            j += 1
-        if j < len(text) and text[j] == "{" and j in pairs:
-            ends.append(pairs[j] + 1)
-    return sorted(ends)
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last balanced \\boxed{...} / \\fbox{...} / \\framebox{...} (or `\\boxed 5`)."""
-    boxes = _boxes(text)
-    return boxes[-1][1] if boxes else None
-
-
-def _clean_phrase(tail: str) -> str:
-    """The answer at the start of the text after a marker: a `$...$` span, else up to the sentence end."""
-    tail = tail.split("\n", 1)[0].strip()
-    boxed = last_boxed(tail)
-    if boxed is not None:
-        return boxed
-    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if tail.startswith(left):
-            end = tail.find(right, len(left))
-            if end > len(left):
-                return tail[len(left): end].strip()
-    end = _SENTENCE_END.search(tail)
-    if end:
-        tail = tail[: end.start()]
-    return strip_thousands(tail.strip().strip("$").strip().rstrip(".;").strip())
-
-
-def _last_number(text: str) -> str | None:
-    """The last number, when it is unambiguous: not part of a LaTeX construct (`\\frac12`, `2\\frac{1}{2}`)
-    and not one of a list or tuple (`(7, 6)`, `2, 3`)."""
-    last = None
-    for last in _NUMBER.finditer(text):
-        pass
-    if last is None:
-        return None
-    number = last.group().rstrip(",")
-    before, after = text[max(0, last.start() - 40): last.start()], text[last.end(): last.end() + 40]
-    if _LATEX_BEFORE.search(before) or _LATEX_AFTER.search(after):
-        return None
-    if _LIST_BEFORE.search(before) or _LIST_AFTER.search(after) or ("," in number and not _THOUSANDS.fullmatch(number)):
-        return None
-    return strip_thousands(number)
-
-
-def quick_extract(text: str | None, fallback: str = "last_number", finished: bool = True,
-                  thinking_end: tuple[str, ...] = THINKING_END) -> str | None:
-    """The final answer in a completion by regular expressions alone, in linear time, or None.
-
-    The last answer marker in the text wins — a \\boxed{} / \\fbox{}, GSM8K's `#### N`, "Final Answer:"
-    / "The final answer is" (Minerva's format), "The answer is", a line starting "Answer:" — so an intermediate box does not beat a
-    later final-answer line. Without a marker, `fallback="last_number"` takes the last number, but only
-    from a finished output (`finished=False`: truncated, it never answered) and only when unambiguous.
-    """
-    if not text:
-        return None
-    text = _after_thinking(clean_text(text), thinking_end)
-    found: list[tuple[int, str]] = list(_boxes(text))
-    for pattern in _MARKERS:
-        for m in pattern.finditer(text):
-            answer = _clean_phrase(text[m.end(): m.end() + 2000])
-            if answer:
-                found.append((m.start(), answer))
-    if found:
-        return max(found, key=lambda item: item[0])[1] or None
-    if fallback == "last_number" and finished:
-        return _last_number(text)
-    return None
-
-
-def strip_thousands(s: str) -> str:
-    return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
-from ttscale.graders.math_answers import (_MIXED, _SCALED, FALLBACKS, MATH_WORDS, THINKING_END, clean_text, mixed_number,
-                                          scaled_number, strip_thousands)
+from ttscale.graders.math_answers import _MIXED, _SCALED, FALLBACKS, MATH_WORDS, mixed_number, scaled_number
+from ttscale.graders.math_text import THINKING_END, clean_text, strip_thousands
 
 
 PERCENT_POLICIES = ("strip", "ratio", "either")

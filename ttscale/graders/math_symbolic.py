@@ -9,7 +9,8 @@ import functools
 import re
 from collections.abc import Sequence
 
-from ttscale.graders.math_answers import extract_answer, quick_extract
+from ttscale.graders.math_answers import extract_answer
+from ttscale.graders.math_text import quick_extract
 from ttscale.graders.math_grouping import Budget, bounded
 from ttscale.graders.math_rules import MathSettings, normalize_answer, quick_equivalent
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 
-from ttscale.graders.math_answers import closed_boxes
+from ttscale.graders.math_text import closed_boxes
 from ttscale.strategies.context import Context
 from ttscale.strategies.select.weighted import SEARCH_WEIGHT
 from ttscale.types import Completion, Problem, SamplingParams, Trajectory
