@@ -120,7 +120,8 @@ def test_every_readme_command_line_is_a_valid_config():
     try:
         for args in commands:
             overrides = [a for a in args if not a.startswith("-") and "$" not in a]
-            assert check_overrides(overrides) is None, args
+            multirun = any(a in ("-m", "--multirun") or a.lstrip("+") == "hydra.mode=MULTIRUN" for a in args)
+            assert check_overrides(overrides, multirun) is None, args
     finally:
         sys.path.pop(0)
 

@@ -79,7 +79,6 @@ def test_bad_runs_stop_in_one_line(args, message, tmp_path):
 
 
 def test_a_malformed_dataset_names_its_row_and_the_fix_and_an_unwritable_folder_is_refused(tmp_path):
-    from ttscale.cli import check_hydra
 
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"question": "a", "answer": "#### 3"}\n{"question": "b", "answer": "4"}\n')
@@ -87,9 +86,9 @@ def test_a_malformed_dataset_names_its_row_and_the_fix_and_an_unwritable_folder_
     assert proc.returncode == 2 and proc.stderr.strip() == (
         f"ttscale: {rows}:2: field 'answer': no '#### N' marker (a GSM8K answer ends with one; for answers given "
         "as they are, set dataset.answer_format=raw)")
-    assert check_hydra([f"hydra.run.dir={rows}/run"], multirun=False) == (
+    assert check_overrides([f"hydra.run.dir={rows}/run"], multirun=False) == (
         f"hydra.run.dir={rows}/run: cannot write there ({rows}: not a folder); choose another output folder")
-    assert check_hydra([f"hydra.sweep.dir={tmp_path}/sweep"], multirun=True) is None
+    assert check_overrides([f"hydra.sweep.dir={tmp_path}/sweep"], multirun=True) is None
 
 
 @pytest.mark.parametrize("override", ["strategy.eta=90", "+strategy.foo=1"])

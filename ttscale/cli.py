@@ -25,7 +25,7 @@ from typing import Any
 
 from hydra.errors import CompactHydraException
 
-from ttscale.cli_checks import check_hydra, check_job_folders, check_overrides
+from ttscale.cli_checks import check_job_folders, check_overrides
 from ttscale.config import CONFIG_NAME, conf_dir
 from ttscale.rerun import check_resume, finished
 
@@ -334,8 +334,7 @@ def main() -> None:
     overrides = [a for a in args if not a.startswith("-")]
     if not passthrough:
         multirun = any(a in ("-m", "--multirun") or a.lstrip("+") == "hydra.mode=MULTIRUN" for a in args)
-        problem = (check_overrides(overrides) or check_hydra(overrides, multirun)
-                   or (check_job_folders(overrides) if multirun else None))
+        problem = check_overrides(overrides, multirun) or (check_job_folders(overrides) if multirun else None)
         if problem:
             print(f"ttscale: {problem}", file=sys.stderr)
             raise SystemExit(2)

@@ -130,22 +130,41 @@ def check_logger(name: str) -> None:
         raise ConfigError("logger=wandb needs the wandb package: pip install wandb (or the [launchers] extra)")
 
 
-def check_overrides(overrides: list[str]) -> str | None:
+def check_overrides(overrides: list[str], multirun: bool = False) -> str | None:
     """Compose the config with the overrides (first value of each sweep) and build what can be built
-    without a model. Returns one line describing the first problem, or None when all is well."""
+    without a model; check what Hydra itself would fail on after the first job is set up (a launcher,
+    or other hydra/ group choice, that is not installed; an output folder that cannot be written; a
+    folder key the run does not read). Each variant is composed once. Returns one line describing the
+    first problem, or None when all is well."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import MissingConfigException
     from omegaconf import OmegaConf
 
     from ttscale.build import (ConfigError, build_strategy, check_grader, check_model, check_statistics,
                                check_strategy_overrides, declared_backend)
     from ttscale.config import register_schemas
 
+    ignored, used = ("hydra.run.dir", "hydra.sweep.dir") if multirun else ("hydra.sweep.dir", "hydra.run.dir")
+    if any(o.lstrip("+").startswith(ignored + "=") for o in overrides):  # Hydra would ignore it silently
+        what = "a sweep (-m, or a recipe that sweeps)" if multirun else "a single run"
+        return f"{ignored} is not read by {what}: its folder is {used}=..."
     register_schemas()
+    hydra_overrides = [o for o in OverridesParser.create().parse_overrides(overrides) if o.is_hydra_override()]
     strategies = []
+    folder = None
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-        for variant in _variants(overrides):
+        for index, variant in enumerate(_variants(overrides)):
             try:
-                cfg = compose(config_name=CONFIG_NAME, overrides=variant)
+                if index == 0:  # the first job's config with Hydra's own (its output folder, launcher)
+                    try:
+                        cfg = compose(config_name=CONFIG_NAME, return_hydra_config=True,
+                                      overrides=variant + [o.input_line for o in hydra_overrides])
+                    except MissingConfigException as exc:
+                        return _hydra_choice(hydra_overrides) or _explain(exc, variant)
+                    folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
+                else:
+                    cfg = compose(config_name=CONFIG_NAME, overrides=variant)
                 strategy_cfg = OmegaConf.to_container(cfg.strategy, resolve=True)
                 build_strategy(strategy_cfg, OmegaConf.to_container(cfg.verifier, resolve=True))
                 check_statistics(strategy_cfg, declared_backend(OmegaConf.to_container(cfg.backend, resolve=True)))
@@ -165,6 +184,34 @@ def check_overrides(overrides: list[str]) -> str | None:
         check_strategy_overrides(strategies, overrides)
     except ConfigError as exc:
         return str(exc)
+    return _check_folder(folder, "hydra.sweep.dir" if multirun else "hydra.run.dir") if folder else None
+
+
+def _hydra_choice(hydra_overrides) -> str | None:
+    """A hydra/ group choice that is not installed (a launcher's plugin), in one line."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    for o in hydra_overrides:
+        if "/" in o.key_or_group and "=" in o.input_line:
+            options = GlobalHydra.instance().config_loader().get_group_options(o.key_or_group)
+            if o.value() not in options:
+                return (f"{o.key_or_group}={o.value()} is not a known choice; choose one of: {', '.join(options)}"
+                        + (" (a launcher's plugin adds its choice once installed, e.g. pip install "
+                           f"hydra-{o.value()}-launcher; docs/EXPERIMENTS.md)" if o.key_or_group == "hydra/launcher" else ""))
+    return None
+
+
+def _check_folder(folder: Path, key: str) -> str | None:
+    """The run's output folder, or the nearest folder above it that exists, must take a new folder."""
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    why = None if existing.is_dir() else "not a folder"
+    if why is None:
+        try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
+            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".ttscale-probe-"))
+        except OSError as exc:
+            why = exc.strerror.lower() if exc.strerror else "not writable"
+    if why:
+        return f"{key}={folder}: cannot write there ({existing}: {why}); choose another output folder"
     return None
 
 
@@ -186,47 +233,4 @@ def check_job_folders(overrides: list[str]) -> str | None:
                    "separate sweeps" if differ else "a value is repeated in the sweep")
             return f"two jobs of this sweep would share the folder {name!r} ({why})"
         seen[name] = variant
-    return None
-
-
-def check_hydra(overrides: list[str], multirun: bool) -> str | None:
-    """What Hydra itself would fail on after the first job is set up, in one line: a launcher (or
-    other hydra/ group) choice that is not installed, an output folder that cannot be written."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import MissingConfigException
-
-    from ttscale.config import register_schemas
-
-    ignored, used = ("hydra.run.dir", "hydra.sweep.dir") if multirun else ("hydra.sweep.dir", "hydra.run.dir")
-    if any(o.lstrip("+").startswith(ignored + "=") for o in overrides):  # Hydra would ignore it silently
-        what = "a sweep (-m, or a recipe that sweeps)" if multirun else "a single run"
-        return f"{ignored} is not read by {what}: its folder is {used}=..."
-    register_schemas()
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    first = (_variants(overrides) or [[]])[0] + [o.input_line for o in parsed if o.is_hydra_override()]
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
-        try:
-            cfg = compose(config_name=CONFIG_NAME, overrides=first, return_hydra_config=True)
-        except MissingConfigException as exc:
-            for o in parsed:
-                if o.is_hydra_override() and "/" in o.key_or_group and "=" in o.input_line:
-                    options = GlobalHydra.instance().config_loader().get_group_options(o.key_or_group)
-                    if o.value() not in options:
-                        return (f"{o.key_or_group}={o.value()} is not a known choice; choose one of: {', '.join(options)}"
-                                + (" (a launcher's plugin adds its choice once installed, e.g. pip install "
-                                   f"hydra-{o.value()}-launcher; docs/EXPERIMENTS.md)" if o.key_or_group == "hydra/launcher" else ""))
-            return str(exc).splitlines()[0]
-        folder = Path(str(cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir))
-    existing = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
-    why = None if existing.is_dir() else "not a folder"
-    if why is None:
-        try:  # a real probe: permissions alone do not tell (root, read-only mounts, /proc)
-            os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".ttscale-probe-"))
-        except OSError as exc:
-            why = exc.strerror.lower() if exc.strerror else "not writable"
-    if why:
-        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        return f"{key}={folder}: cannot write there ({existing}: {why}); choose another output folder"
     return None
