@@ -47,6 +47,7 @@ class BackendConfig:
     engine_args: Dict[str, Any] = field(default_factory=dict)
     cpu_engine_args: Dict[str, Any] = field(default_factory=dict)  # merged in on vLLM's CPU build
     env: Dict[str, Any] = field(default_factory=dict)
+    shutdown_grace: Optional[float] = 1.0  # kind=vllm: seconds the engine process may take to exit, then killed (null: vLLM's 5)
     fast_top_p: Any = "auto"  # kind=vllm: top-p without sorting the vocabulary (backends/top_p.py): auto (CPU) | true | false
     script: Optional[str] = None  # kind=scripted: a stand-in model: guess (pipeline tests), fail, demo (backend=demo)
     demo_accuracy: float = 0.35  # kind=scripted, script=demo: how often the stand-in gives the reference

@@ -164,7 +164,8 @@ def build_backend(backend_cfg: Mapping[str, Any], model_path: str | None, seed: 
     if logprobs_mode:
         engine_args["logprobs_mode"] = logprobs_mode
     return VLLMBackend(model_path, seed=seed, seed_mode=backend_cfg["seed_mode"], engine_args=engine_args,
-                       fast_top_p=backend_cfg.get("fast_top_p", "auto"), env=backend_cfg.get("env") or {})
+                       fast_top_p=backend_cfg.get("fast_top_p", "auto"), env=backend_cfg.get("env") or {},
+                       shutdown_grace=backend_cfg.get("shutdown_grace", 1.0))
 
 
 def _openai_backend(cfg: Mapping[str, Any], model_path: str | None, logprobs_mode: str | None):
