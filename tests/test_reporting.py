@@ -47,6 +47,13 @@ def test_intervals_are_exact_at_zero_and_one():
                 low, high = wilson_ci(k, n, method=method)
                 assert 0.0 <= low <= k / n <= high <= 1.0
     assert wilson_ci(3, 4, method="exact") == pytest.approx((0.194, 0.994), abs=1e-3)  # Clopper-Pearson
+    from scipy.stats import binomtest  # the closed form is scipy's own Wilson interval
+
+    for n in (1, 2, 7, 30, 120, 1000):
+        for k in range(n + 1):
+            for level in (0.9, 0.95, 0.99):
+                ci = binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+                assert wilson_ci(k, n, level) == pytest.approx((ci.low, ci.high), abs=1e-12), (k, n, level)
     assert mcnemar_exact(1, 7) == pytest.approx(2 * (comb(8, 0) + comb(8, 1)) / 2 ** 8)
 
 

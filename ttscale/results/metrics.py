@@ -1,13 +1,16 @@
-"""Metrics over per-problem outcomes, with confidence intervals, by scipy's tested implementations:
-a proportion's interval from `scipy.stats.binomtest(...).proportion_ci` (Wilson's score interval by
-default, honest at 0/n and n/n where a bootstrap collapses to a point; Clopper-Pearson on request),
-and the percentile bootstrap (`scipy.stats.bootstrap`) for other means. Bounds are exact at 0 and 1:
-0/n has a lower bound of exactly 0.0 and n/n an upper bound of exactly 1.0 (the formulas' float noise,
-2.8e-17 or 0.9999999999999999, would make an error bar's length negative)."""
+"""Metrics over per-problem outcomes, with confidence intervals: a proportion's interval is Wilson's
+score interval (default; honest at 0/n and n/n, where a bootstrap collapses to a point), the closed form
+that `scipy.stats.binomtest(...).proportion_ci(method="wilson")` computes (equal to it to 1e-12, tested;
+written out because importing scipy.stats costs every run's summary a second), or Clopper-Pearson's
+(`method="exact"`, by scipy); other means get the percentile bootstrap (`scipy.stats.bootstrap`).
+Bounds are exact at 0 and 1: 0/n has a lower bound of exactly 0.0 and n/n an upper bound of exactly
+1.0 (the formulas' float noise, 2.8e-17 or 0.9999999999999999, would make an error bar's length negative)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 
@@ -17,17 +20,24 @@ METHODS = ("wilson", "exact")  # exact: Clopper-Pearson
 def wilson_ci(successes: int, n: int, level: float = 0.95, method: str = "wilson") -> tuple[float, float] | None:
     """The interval of a proportion of `successes` in `n` trials (None for n = 0): Wilson's score
     interval (`method="exact"`: Clopper-Pearson's). 0/30 gives (0.0, 0.114), not the bootstrap's (0, 0)."""
-    from scipy.stats import binomtest
-
     if n <= 0:
         return None
     if not 0 <= successes <= n:
         raise ValueError(f"{successes} successes in {n} trials")
     if method not in METHODS:
         raise ValueError(f"method={method!r}: choose one of {', '.join(METHODS)}")
-    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method=method)
-    low = 0.0 if successes == 0 else min(max(float(ci.low), 0.0), successes / n)
-    high = 1.0 if successes == n else max(min(float(ci.high), 1.0), successes / n)
+    if method == "exact":
+        from scipy.stats import binomtest
+
+        ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="exact")
+        low, high = float(ci.low), float(ci.high)
+    else:  # Wilson (1927): the p whose score test at this level just accepts successes / n
+        z = NormalDist().inv_cdf(0.5 + level / 2)
+        p, z2 = successes / n, z * z
+        center, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+        low, high = center - half, center + half
+    low = 0.0 if successes == 0 else min(max(low, 0.0), successes / n)
+    high = 1.0 if successes == n else max(min(high, 1.0), successes / n)
     return low, high
 
 
