@@ -9,10 +9,12 @@ summary.json, so `python -m ttscale.analysis compare` pairs it with other runs. 
 and a score-weighted vote from ONE generation scored by a verifier (`strategy=verifier_vote`), so
 the comparison of the two selections has no sampling noise between them.
 
-`--select codet|mbr_exec` (code runs) runs the recorded programs in the sandbox (the dataset and the
-grader from the run's config.yaml) and, for CodeT's tests or MBR-exec's generated inputs, writes tests
-with the run's model; `--set strategy.test_samples=8` and the other keys of conf/strategy/codet.yaml
-or mbr_exec.yaml set them. Test-writing tokens are added to usage; sandbox runs to each result's info.
+`--select codet|mbr_exec|s_star` (code runs) runs the recorded programs in the sandbox (the dataset and
+the grader from the run's config.yaml) and, for CodeT's tests, MBR-exec's generated inputs or S*'s
+tests, distinguishing inputs and judgments, calls the run's model; `--set strategy.test_samples=8` and
+the other keys of conf/strategy/codet.yaml, mbr_exec.yaml or s_star.yaml set them (S* on a
+`strategy=self_debug` run's chains is S* whole: its search, then its selection). The model's tokens are
+added to usage; sandbox runs to each result's info.
 
 `--select genselect` judges the recorded candidates with the run's own model (its backend is started
 from the run's config.yaml; `--set strategy.judgments=4` and the other judge_* keys change its
@@ -40,7 +42,7 @@ SELECTIONS = {"best_score": BestScore, "majority": MajorityVote, "weighted_vote"
 # code selections that run the recorded programs (and write tests with the run's model): their problems
 # and grader come from the run's config.yaml (the dataset reloaded), their settings from strategy.* there
 # and --set
-CODE_SELECTIONS = ("codet", "mbr_exec", "visible_tests")
+CODE_SELECTIONS = ("codet", "mbr_exec", "s_star", "visible_tests")
 
 
 class VisibleTests:
@@ -131,7 +133,7 @@ def code_results(results: list[Result], name: str, config: dict) -> list[Result]
     missing = [r.problem_id for r in results if r.problem_id not in problems]
     if missing:
         raise SystemExit(f"reselect.py: {len(missing)} recorded problems are not in the run's dataset (first: {missing[0]})")
-    writes_tests = name == "codet" or getattr(select, "inputs", "visible") != "visible"
+    writes_tests = name in ("codet", "s_star") or getattr(select, "inputs", "visible") != "visible"
     seed = config.get("seed", 0)
     with contextlib.ExitStack() as stack:
         grader = stack.enter_context(build_grader(config["dataset"], config["grader"], config.get("model")))

@@ -36,7 +36,8 @@ def problem():
 
 @pytest.fixture(scope="module")
 def grader():
-    return CodeGrader(Sandbox("auto", Limits(timeout=5, cpu_seconds=5), parallel=2))
+    # a looping program burns its whole CPU allowance: one second is plenty for the others
+    return CodeGrader(Sandbox("auto", Limits(timeout=3, cpu_seconds=1), parallel=2))
 
 
 def scripted(programs, tests):
@@ -176,7 +177,7 @@ def test_codet_and_mbr_exec_on_the_cpu_engine(vllm_backend, tmp_path):
 
 
 def test_reselect_runs_code_selections_on_a_finished_runs_programs(problem, grader, tmp_path):
-    """evals/reselect.py on a code run: MBR-exec and best-of-n scored again by the first hidden test
+    """evals/reselect.py on a code run: MBR-exec, S* and best-of-n scored again by the first hidden test
     (`--set dataset.visible_tests=1`) choose among the recorded programs; nothing is sampled again."""
     import json
     import subprocess
@@ -201,7 +202,9 @@ def test_reselect_runs_code_selections_on_a_finished_runs_programs(problem, grad
                                              "code_grouping": "program"},
               "strategy": group_config("strategy", "best_of_n"), "seed": 0}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
-    for select, extra, chosen in (("mbr_exec", [], 0), ("visible_tests", ["--set", "dataset.visible_tests=1"], 1)):
+    # S*: RIGHT alone passes the docstring's examples, so it is chosen with no call of the model
+    for select, extra, chosen in (("mbr_exec", [], 0), ("visible_tests", ["--set", "dataset.visible_tests=1"], 1),
+                                  ("s_star", [], 1)):
         out = tmp_path / select
         proc = subprocess.run([sys.executable, str(repo / "evals" / "reselect.py"), str(run_dir), "--select", select,
                                *extra, "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=repo)
