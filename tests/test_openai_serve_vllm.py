@@ -30,6 +30,7 @@ KEY = "sk-ttscale-test-3f9a1c"  # the server's key: must appear in no file a run
 
 LAUNCHER = """
 import sys, time
+from ttscale.backends.launch import vllm_server
 with vllm_server(sys.argv[1], name="smollm2", api_key=sys.argv[2], kv_cache_gib=1, log=sys.argv[3], fast_top_p=True) as url:
     print(url, flush=True)
     time.sleep(3600)
